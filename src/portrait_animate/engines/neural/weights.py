@@ -1,0 +1,209 @@
+"""Finding, reading and checking the published LivePortrait checkpoint files.
+
+Layout (SPEC 1.1), relative to a folder that contains ``liveportrait/`` or to
+``liveportrait/`` itself; each ``.pth`` may instead be a ``.safetensors`` of the same stem::
+
+    liveportrait/base_models/{appearance_feature_extractor,motion_extractor,
+                              warping_module,spade_generator}.pth
+    liveportrait/retargeting_models/stitching_retargeting_module.pth
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ...errors import WeightsError
+from .config import CHECKPOINTS, Checkpoint
+
+__all__ = [
+    "ENV_VAR",
+    "cache_root",
+    "default_weights_dir",
+    "search_locations",
+    "resolve_weights_dir",
+    "find_checkpoint_file",
+    "read_state_dict",
+    "read_network_state_dict",
+    "load_network",
+    "FileReport",
+    "check_weights_dir",
+]
+
+ENV_VAR = "PORTRAIT_ANIMATE_WEIGHTS"
+CACHE_ENV_VAR = "PORTRAIT_ANIMATE_CACHE"
+HOW_TO_GET = ("get them with `portrait-animate weights download`, or pass --weights_dir / set "
+              f"{ENV_VAR} to a folder holding the published `liveportrait/` files")
+
+
+def cache_root() -> Path:
+    """``$PORTRAIT_ANIMATE_CACHE`` or ``~/.cache/portrait-animate``."""
+    return Path(os.environ.get(CACHE_ENV_VAR) or "~/.cache/portrait-animate").expanduser()
+
+
+def default_weights_dir() -> Path:
+    return cache_root() / "weights"
+
+
+def search_locations(weights_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """The places searched for weights, in order, each with where it came from."""
+    places = []
+    if weights_dir:
+        places.append(("--weights_dir", Path(weights_dir).expanduser()))
+    if os.environ.get(ENV_VAR):
+        places.append((f"${ENV_VAR}", Path(os.environ[ENV_VAR]).expanduser()))
+    places.append(("default cache", default_weights_dir()))
+    return places
+
+
+def _liveportrait_dir(folder: Path) -> Path:
+    return folder / "liveportrait" if (folder / "liveportrait").is_dir() else folder
+
+
+def _relative_file(checkpoint_file: str) -> str:
+    return checkpoint_file.removeprefix("liveportrait/")
+
+
+def find_checkpoint_file(folder: Path, checkpoint_file: str) -> Path | None:
+    """The ``.pth`` (or same-stem ``.safetensors``) of ``checkpoint_file`` under ``folder``."""
+    path = _liveportrait_dir(folder) / _relative_file(checkpoint_file)
+    for candidate in (path, path.with_suffix(".safetensors")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _checkpoint_files() -> list[str]:
+    return list(dict.fromkeys(c.file for c in CHECKPOINTS))
+
+
+def resolve_weights_dir(weights_dir: str | os.PathLike | None = None) -> Path:
+    """The first searched folder that holds every checkpoint file.
+
+    Raises:
+        WeightsError: naming the first missing file and every place searched.
+    """
+    places = search_locations(weights_dir)
+    first_missing = None
+    for _, folder in places:
+        missing = [f for f in _checkpoint_files() if find_checkpoint_file(folder, f) is None]
+        if not missing:
+            return _liveportrait_dir(folder)
+        first_missing = first_missing or missing[0]
+    searched = "; ".join(f"{path} ({origin})" for origin, path in places)
+    raise WeightsError(f"LivePortrait weights not found: missing {first_missing}; searched "
+                       f"{searched}; {HOW_TO_GET}")
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
+    """Read a checkpoint without unpickling code: ``weights_only`` for ``.pth``."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"cannot read weights file {path}: {reason}; the file is corrupt or "
+                           f"not a checkpoint, {HOW_TO_GET}") from exc
+    if not isinstance(state, dict):
+        raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state "
+                           f"dict; {HOW_TO_GET}")
+    return state
+
+
+def _subdict(state: dict, checkpoint: Checkpoint, path: Path) -> dict[str, torch.Tensor]:
+    """The network's sub-state-dict, also from a flat safetensors file (``sub.key``)."""
+    if checkpoint.subdict in state and isinstance(state[checkpoint.subdict], dict):
+        sub = state[checkpoint.subdict]
+    else:
+        prefix = f"{checkpoint.subdict}."
+        sub = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    if not sub:
+        raise WeightsError(f"weights file {path} has no '{checkpoint.subdict}' entry; expected "
+                           f"the published stitching/retargeting checkpoint, {HOW_TO_GET}")
+    # DDP leftovers: the reference removes "module." anywhere in the key (SPEC 1.1).
+    return {k.replace("module.", ""): v for k, v in sub.items()}
+
+
+def read_network_state_dict(folder: Path, checkpoint: Checkpoint,
+                            cache: dict[Path, dict] | None = None) -> tuple[dict, Path]:
+    """The state dict of one network and the file it came from."""
+    path = find_checkpoint_file(folder, checkpoint.file)
+    if path is None:
+        raise WeightsError(f"LivePortrait weights file missing: {checkpoint.file} under "
+                           f"{folder}; {HOW_TO_GET}")
+    if cache is not None and path in cache:
+        state = cache[path]
+    else:
+        state = read_state_dict(path)
+        if cache is not None:
+            cache[path] = state
+    if checkpoint.subdict is not None:
+        return _subdict(state, checkpoint, path), path
+    return state, path
+
+
+def _mismatches(module: nn.Module, state: dict) -> tuple[list[str], list[str], list[str]]:
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and hasattr(state[k], "shape") and state[k].shape != v.shape]
+    return missing, unexpected, wrong
+
+
+def load_network(module: nn.Module, state: dict, source: Path, name: str) -> nn.Module:
+    """Load ``state`` strictly into ``module``; a mismatch names the file and every key."""
+    missing, unexpected, wrong = _mismatches(module, state)
+    if missing or unexpected or wrong:
+        parts = [f"missing keys {missing}" if missing else "",
+                 f"unexpected keys {unexpected}" if unexpected else "",
+                 f"wrong shapes {wrong}" if wrong else ""]
+        raise WeightsError(f"weights file {source} does not match network {name}: "
+                           + "; ".join(p for p in parts if p)
+                           + "; it is not the published LivePortrait human-mode checkpoint")
+    module.load_state_dict(state, strict=True)
+    return module.eval()
+
+
+@dataclass
+class FileReport:
+    """What ``weights check`` found for one network."""
+
+    name: str
+    file: str
+    path: Path | None
+    ok: bool
+    detail: str
+
+
+def check_weights_dir(folder: Path) -> list[FileReport]:
+    """Check every network's checkpoint under ``folder`` against the published layout."""
+    from .config import build_network
+
+    reports, cache = [], {}
+    for checkpoint in CHECKPOINTS:
+        path = find_checkpoint_file(folder, checkpoint.file)
+        if path is None:
+            reports.append(FileReport(checkpoint.name, checkpoint.file, None, False, "missing"))
+            continue
+        try:
+            with torch.device("meta"):
+                module = build_network(checkpoint)
+            state, _ = read_network_state_dict(folder, checkpoint, cache)
+            missing, unexpected, wrong = _mismatches(module, state)
+        except WeightsError as exc:
+            reports.append(FileReport(checkpoint.name, checkpoint.file, path, False, str(exc)))
+            continue
+        problems = len(missing) + len(unexpected) + len(wrong)
+        detail = (f"{len(state)} tensors match" if not problems else
+                  f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrong-shape")
+        reports.append(FileReport(checkpoint.name, checkpoint.file, path, not problems, detail))
+    return reports

@@ -1,0 +1,63 @@
+"""Reading and writing still images, and the built-in sample portrait."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+from .files import atomic_path
+
+__all__ = ["IMAGE_EXTENSIONS", "SAMPLE_PREFIX", "read_image_rgb", "write_image_rgb",
+           "resize_area"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tiff", ".webp")
+SAMPLE_PREFIX = "sample:"
+_SAMPLES = ("astronaut",)
+
+
+def _sample(name: str) -> np.ndarray:
+    if name not in _SAMPLES:
+        raise InputError(f"unknown sample {SAMPLE_PREFIX}{name}; available: "
+                         + ", ".join(SAMPLE_PREFIX + s for s in _SAMPLES))
+    from skimage import data
+
+    return np.ascontiguousarray(getattr(data, name)()[..., :3])
+
+
+def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a file, or from ``sample:astronaut`` (shipped by scikit-image).
+
+    Raises:
+        InputError: the file is missing, has an unsupported extension or cannot be decoded.
+    """
+    spec = str(path)
+    if spec.startswith(SAMPLE_PREFIX):
+        return _sample(spec.removeprefix(SAMPLE_PREFIX))
+    p = Path(spec)
+    if not p.is_file():
+        raise InputError(f"image not found: {p}; check the path")
+    if p.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise InputError(f"unsupported image extension {p.suffix!r} for {p}; use one of "
+                         + " ".join(IMAGE_EXTENSIONS))
+    bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"cannot decode image {p}: the file is corrupt or not an image; "
+                         "re-export it as JPEG or PNG")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def write_image_rgb(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an (H, W, 3) uint8 RGB image atomically: a temporary name, renamed when done."""
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise InputError(f"cannot write image {path}; use a .jpg or .png name")
+    return Path(path)
+
+
+def resize_area(image: np.ndarray, size: int) -> np.ndarray:
+    """Square ``size`` x ``size`` resize with area interpolation."""
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,138 @@
+"""Finding and loading checkpoint files: layouts, search order, formats and errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from portrait_animate.engines.neural import LivePortraitNetworks
+from portrait_animate.engines.neural.config import CHECKPOINTS, STITCHING_FILE
+from portrait_animate.engines.neural.weights import (
+    ENV_VAR,
+    check_weights_dir,
+    read_network_state_dict,
+    resolve_weights_dir,
+)
+from portrait_animate.errors import WeightsError
+
+FILES = list(dict.fromkeys(c.file for c in CHECKPOINTS))
+
+
+def link_weights(src_liveportrait: Path, root: Path, skip: str | None = None) -> Path:
+    """Mirror the synthetic files under ``root/liveportrait`` with symlinks."""
+    for rel in FILES:
+        if rel == skip:
+            continue
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(src_liveportrait.parent / rel)
+    return root / "liveportrait"
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PORTRAIT_ANIMATE_CACHE", str(cache))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    return cache
+
+
+def test_accepts_parent_folder_and_liveportrait_folder(synthetic_weights, tmp_path,
+                                                       isolated_cache):
+    lp = link_weights(synthetic_weights, tmp_path / "pretrained_weights")
+    assert resolve_weights_dir(tmp_path / "pretrained_weights") == lp
+    assert resolve_weights_dir(lp) == lp
+
+
+def test_search_order_flag_then_env_then_cache(synthetic_weights, tmp_path, isolated_cache,
+                                               monkeypatch):
+    cache_lp = link_weights(synthetic_weights, isolated_cache / "weights")
+    assert resolve_weights_dir(None) == cache_lp
+    env_lp = link_weights(synthetic_weights, tmp_path / "env")
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
+    assert resolve_weights_dir(None) == env_lp
+    flag_lp = link_weights(synthetic_weights, tmp_path / "flag")
+    assert resolve_weights_dir(tmp_path / "flag") == flag_lp
+
+
+def test_missing_weights_error_names_file_places_and_remedy(synthetic_weights, tmp_path,
+                                                            isolated_cache, monkeypatch):
+    link_weights(synthetic_weights, tmp_path / "partial", skip=FILES[2])
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env-empty"))
+    with pytest.raises(WeightsError) as info:
+        resolve_weights_dir(tmp_path / "partial")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert FILES[2] in msg
+    for place in (tmp_path / "partial", tmp_path / "env-empty", isolated_cache / "weights"):
+        assert str(place) in msg
+    assert "portrait-animate weights download" in msg
+
+
+def test_module_prefix_is_removed_anywhere_in_stitching_keys(synthetic_weights, tmp_path):
+    state = torch.load(synthetic_weights.parent / STITCHING_FILE, weights_only=True)
+    ddp = {sub: {f"module.{k}".replace("mlp.", "mlp.module."): v for k, v in sd.items()}
+           for sub, sd in state.items()}
+    ddp["extra_entry"] = {"ignored": torch.zeros(1)}
+    (tmp_path / "liveportrait/retargeting_models").mkdir(parents=True)
+    torch.save(ddp, tmp_path / STITCHING_FILE)
+    for checkpoint in CHECKPOINTS:
+        if checkpoint.subdict:
+            loaded, _ = read_network_state_dict(tmp_path, checkpoint)
+            assert list(loaded) == list(state[checkpoint.subdict])
+
+
+def test_safetensors_files_load_like_pth(synthetic_weights, tmp_path, networks):
+    from safetensors.torch import save_file
+
+    for rel in FILES:
+        state = torch.load(synthetic_weights.parent / rel, weights_only=True)
+        if rel == STITCHING_FILE:
+            state = {f"{sub}.{k}": v for sub, sd in state.items() for k, v in sd.items()}
+        target = (tmp_path / rel).with_suffix(".safetensors")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in state.items()}, str(target))
+    nets = LivePortraitNetworks.from_pretrained(tmp_path, force_cpu=True)
+    x = torch.rand(1, 21, 3)
+    torch.testing.assert_close(nets.stitch(x, x), networks.stitch(x, x), rtol=0, atol=0)
+    image = torch.rand(1, 3, 256, 256)
+    torch.testing.assert_close(nets.extract_motion(image).kp, networks.extract_motion(image).kp,
+                               rtol=0, atol=0)
+
+
+def test_strict_mismatch_lists_keys_and_names_file(synthetic_weights, tmp_path):
+    link_weights(synthetic_weights, tmp_path, skip=FILES[0])
+    state = torch.load(synthetic_weights.parent / FILES[0], weights_only=True)
+    state["surplus.weight"] = state.pop("second.weight")
+    torch.save(state, tmp_path / FILES[0])
+    with pytest.raises(WeightsError) as info:
+        LivePortraitNetworks.from_pretrained(tmp_path, force_cpu=True)
+    msg = str(info.value)
+    assert "appearance_feature_extractor.pth" in msg
+    assert "second.weight" in msg and "surplus.weight" in msg
+    report = {r.name: r for r in check_weights_dir(tmp_path)}
+    assert not report["F"].ok and report["M"].ok
+
+
+def test_pickled_code_is_never_run(synthetic_weights, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    link_weights(synthetic_weights, tmp_path, skip=FILES[1])
+    torch.save({"detector.norm.weight": Evil()}, tmp_path / FILES[1])
+    with pytest.raises(WeightsError, match="cannot read weights file"):
+        LivePortraitNetworks.from_pretrained(tmp_path, force_cpu=True)
+    assert not marker.exists()
+
+
+def test_corrupt_file_is_a_clear_error(synthetic_weights, tmp_path):
+    link_weights(synthetic_weights, tmp_path, skip=FILES[3])
+    (tmp_path / FILES[3]).write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="spade_generator.pth"):
+        LivePortraitNetworks.from_pretrained(tmp_path, force_cpu=True)
