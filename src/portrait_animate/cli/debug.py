@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--synthetic_weights", action="store_true",
                         help="use the cached synthetic weights (generated on first use)")
     add_device_options(parser)
-    parser.set_defaults(run=_run, flag_use_half_precision=False)
+    parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:

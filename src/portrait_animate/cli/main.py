@@ -7,11 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import PortraitAnimateError
-from . import debug, weights
+from . import animate, debug, weights
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (weights, debug)
+COMMANDS = (animate, weights, debug)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,8 +3,35 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["add_device_options", "add_weights_option"]
+__all__ = ["FlagAction", "add_flag", "add_device_options", "add_weights_option", "one_line_help"]
+
+
+class FlagAction(argparse.Action):
+    """A boolean ``--flag_x`` / ``--no_flag_x`` pair, the reference's spelling."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        name = option_strings[0].removeprefix("--")
+        super().__init__([f"--{name}", f"--no_{name}"], dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, not option_string.startswith("--no_"))
+
+    def format_usage(self) -> str:
+        return " | ".join(self.option_strings)
+
+
+def add_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
+    parser.add_argument(f"--{name}", action=FlagAction, default=default,
+                        help=f"{help} (default: {default})")
+
+
+def one_line_help(prog: str) -> argparse.HelpFormatter:
+    """Every option's help on one line."""
+    return argparse.HelpFormatter(prog, max_help_position=80, width=300)
 
 
 def add_weights_option(parser: argparse.ArgumentParser) -> None:
@@ -14,8 +41,5 @@ def add_weights_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_device_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--flag_force_cpu", action=argparse.BooleanOptionalAction,
-                        default=False, help="run on the CPU even if CUDA or MPS is present")
-    parser.add_argument("--flag_use_half_precision", action=argparse.BooleanOptionalAction,
-                        default=True, help="float16 autocast for F, M, W, G (CUDA only)")
+    add_flag(parser, "flag_force_cpu", False, "run on the CPU even if CUDA or MPS is present")
     parser.add_argument("--device_id", type=int, default=0, help="CUDA device index")

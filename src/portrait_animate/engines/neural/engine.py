@@ -111,6 +111,11 @@ class LivePortraitNetworks:
             networks[checkpoint.name] = network.to(device)
         return cls(networks, device, select_dtype(device, use_half_precision))
 
+    def compile(self) -> None:
+        """Wrap W and G in ``torch.compile``; the first frame then takes a while longer."""
+        for name in ("W", "G"):
+            self.networks[name] = torch.compile(self.networks[name])
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float16:
             return torch.autocast(device_type=self.device.type, dtype=torch.float16)

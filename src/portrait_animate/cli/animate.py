@@ -1,0 +1,99 @@
+"""``portrait-animate animate``: the reference inference command, argument for argument."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+
+from ..motion.model import REGIONS
+from ..pipeline.animate import animate
+from ..pipeline.options import AUDIO_PRIORITIES, DRIVING_OPTIONS, ENGINES, AnimateOptions
+from .options import add_flag, one_line_help
+
+__all__ = ["register", "options_from_args"]
+
+HELP = {
+    "source": "source portrait: image or video (or sample:astronaut)",
+    "driving": "driving video, image or motion template (.pkl or .npz)",
+    "output_dir": "folder for the results",
+    "flag_use_half_precision": "float16 for F, M, W, G on CUDA (ignored elsewhere)",
+    "flag_crop_driving_video": "crop the driving video to the face (always when not square)",
+    "device_id": "CUDA device index",
+    "flag_force_cpu": "run on the CPU even if CUDA or MPS is present",
+    "flag_normalize_lip": "close the source's open mouth before animating (relative only)",
+    "flag_source_video_eye_retargeting": "keep a source video's eyes as open as in its frame 0",
+    "flag_eye_retargeting": "drive eye openness by the driving eye ratio",
+    "flag_lip_retargeting": "drive lip openness by the driving lip ratio",
+    "flag_stitching": "stitch the animated face into the source (needed for paste-back)",
+    "flag_relative_motion": "motion relative to the first driving frame (else absolute)",
+    "flag_pasteback": "paste the animated crop back into the full source frame",
+    "flag_do_crop": "crop the source to the face (else resize it whole to 256x256)",
+    "driving_option": "expression-friendly rescales motion to the source's face; pose-friendly not",
+    "driving_multiplier": "scale of the driving motion",
+    "driving_smooth_observation_variance": "Kalman observation variance for a video source",
+    "audio_priority": "audio track from the driving or the source video when both have one",
+    "animation_region": "what the driver moves: exp, pose, lip, eyes or all",
+    "det_thresh": "face detection confidence threshold",
+    "scale": "source crop size relative to the face",
+    "vx_ratio": "source crop horizontal shift, in crop sizes",
+    "vy_ratio": "source crop vertical shift, in crop sizes (negative: towards the forehead)",
+    "flag_do_rot": "rotate the source crop with the face",
+    "source_max_dim": "shrink the source so its long side is at most this",
+    "source_division": "crop the source's size to multiples of this",
+    "scale_crop_driving_video": "driving crop size relative to the face",
+    "vx_ratio_crop_driving_video": "driving crop horizontal shift, in crop sizes",
+    "vy_ratio_crop_driving_video": "driving crop vertical shift, in crop sizes",
+    "flag_do_torch_compile": "compile W and G with torch.compile (slow first frame)",
+    "flag_pasteback_without_stitching": "paste back even with --no_flag_stitching",
+    "engine": "animation engine: auto (neural when weights are found), neural or classic",
+    "weights_dir": "folder with liveportrait/ weights (default: $PORTRAIT_ANIMATE_WEIGHTS, cache)",
+    "save_frames": "also write every result frame as lossless PNG in {src}--{drv}_frames/",
+    "quiet": "no progress bars or notes",
+}
+CHOICES = {"driving_option": DRIVING_OPTIONS, "audio_priority": AUDIO_PRIORITIES,
+           "animation_region": REGIONS, "engine": ENGINES}
+SHORT = {"source": "-s", "driving": "-d", "output_dir": "-o"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("animate", help="animate a portrait by a driving video, image or "
+                                            "motion template",
+                            usage="portrait-animate animate -s SOURCE -d DRIVING [options]",
+                            formatter_class=one_line_help,
+                            description="Animate a source image or video. Accepts the "
+                                        "reference inference script's arguments.")
+    for field in fields(AnimateOptions):
+        if field.name.startswith("flag_"):
+            add_flag(parser, field.name, field.default, HELP[field.name])
+            continue
+        names = [SHORT[field.name]] if field.name in SHORT else []
+        names.append(f"--{field.name}")
+        kwargs: dict = {"help": HELP[field.name]}
+        if field.default is MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = field.default
+        if isinstance(field.default, bool):
+            kwargs["action"] = "store_true"
+        elif field.name in CHOICES:
+            kwargs["choices"] = CHOICES[field.name]
+        elif isinstance(field.default, float):
+            kwargs.update(type=float, metavar="FLOAT")
+        elif isinstance(field.default, int):
+            kwargs.update(type=int, metavar="INT")
+        else:
+            kwargs["metavar"] = "PATH" if field.name != "weights_dir" else "DIR"
+        parser.add_argument(*names, **kwargs)
+    parser.set_defaults(run=_run)
+
+
+def options_from_args(args: argparse.Namespace) -> AnimateOptions:
+    return AnimateOptions(**{name: getattr(args, name) for name in AnimateOptions.field_names()})
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = animate(options_from_args(args))
+    if args.quiet:
+        return 0
+    print(result.output)
+    return 0

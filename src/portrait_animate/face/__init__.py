@@ -1,0 +1,1 @@
+"""Face analysis: MediaPipe landmarks, crop geometry, open ratios and paste-back."""

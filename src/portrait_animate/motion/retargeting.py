@@ -1,0 +1,128 @@
+"""Algorithm 1 of LivePortrait: normalize-lip, source-video eye retargeting, eye and lip
+retargeting, stitching and the driving multiplier (SPEC 4.7).
+
+The decisions live here; the networks (stitching S, R_eyes, R_lip) are passed in as an
+object with ``stitch``, ``retarget_eyes`` and ``retarget_lip``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+__all__ = [
+    "KeypointNetworks",
+    "RetargetingOptions",
+    "normalize_lip_delta",
+    "source_eye_target",
+    "source_video_eye_delta",
+    "finalize_keypoints",
+    "LIP_NORMALIZE_THRESHOLD",
+    "SOURCE_VIDEO_EYE_THRESHOLD",
+    "FALLBACK_EYE_TARGET",
+]
+
+LIP_NORMALIZE_THRESHOLD = 0.03
+SOURCE_VIDEO_EYE_THRESHOLD = 0.18
+FALLBACK_EYE_TARGET = 0.39
+
+
+class KeypointNetworks(Protocol):
+    """What an engine offers for stitching and retargeting, on (1, K, 3) keypoints."""
+
+    def stitch(self, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor: ...
+
+    def retarget_eyes(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor: ...
+
+    def retarget_lip(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class RetargetingOptions:
+    """Attributes:
+    relative: relative driving motion.
+    stitching: run the stitching network.
+    eye_retargeting: drive eye openness by the driving eye ratio (first eye).
+    lip_retargeting: drive lip openness by the driving lip ratio.
+    driving_multiplier: scale of the final motion around the source keypoints.
+    """
+
+    relative: bool = True
+    stitching: bool = True
+    eye_retargeting: bool = False
+    lip_retargeting: bool = False
+    driving_multiplier: float = 1.0
+
+
+def _ratios(*values: float) -> torch.Tensor:
+    return torch.tensor([values], dtype=torch.float32)
+
+
+def normalize_lip_delta(nets: KeypointNetworks, x_s: torch.Tensor,
+                        source_lip_ratio: float) -> torch.Tensor | None:
+    """R_lip(x_s, [c, 0]) closing an open source mouth; None below the 0.03 threshold."""
+    if source_lip_ratio < LIP_NORMALIZE_THRESHOLD:
+        return None
+    return nets.retarget_lip(x_s, _ratios(source_lip_ratio, 0.0))
+
+
+def source_eye_target(first_frame_eye_ratios: tuple[float, float]) -> float:
+    """Mean eye ratio of source frame 0; 0.39 when that frame's eyes are nearly closed."""
+    target = (first_frame_eye_ratios[0] + first_frame_eye_ratios[1]) / 2
+    return FALLBACK_EYE_TARGET if target < SOURCE_VIDEO_EYE_THRESHOLD else target
+
+
+def source_video_eye_delta(nets: KeypointNetworks, x_s: torch.Tensor,
+                           eye_ratios: tuple[float, float], target: float) -> torch.Tensor:
+    """R_eyes(x_s,i, [eye0_i, eye1_i, target]) holding a video source's eyes open."""
+    return nets.retarget_eyes(x_s, _ratios(eye_ratios[0], eye_ratios[1], target))
+
+
+def finalize_keypoints(nets: KeypointNetworks, x_s: torch.Tensor, x_d: torch.Tensor,
+                       options: RetargetingOptions, *,
+                       lip_normalize: torch.Tensor | None = None,
+                       source_eyes: torch.Tensor | None = None,
+                       source_eye_ratios: tuple[float, float] | None = None,
+                       source_lip_ratio: float | None = None,
+                       driving_eye_ratio: float | None = None,
+                       driving_lip_ratio: float | None = None) -> torch.Tensor:
+    """The keypoints handed to the renderer for one frame (Algorithm 1, then the multiplier).
+
+    Args:
+        nets: stitching and retargeting networks.
+        x_s: (1, K, 3) source keypoints.
+        x_d: (1, K, 3) composed driving keypoints.
+        options: the flags.
+        lip_normalize: precomputed normalize-lip delta, if any.
+        source_eyes: precomputed source-video eye delta, if any.
+        source_eye_ratios, source_lip_ratio: the source's open ratios (None without landmarks).
+        driving_eye_ratio: the driving frame's first eye ratio [quirk 6].
+        driving_lip_ratio: the driving frame's lip ratio.
+    """
+    if options.eye_retargeting or options.lip_retargeting:
+        delta = torch.zeros_like(x_s)
+        if options.eye_retargeting and source_eye_ratios is not None:
+            delta = delta + nets.retarget_eyes(
+                x_s, _ratios(*source_eye_ratios, _required(driving_eye_ratio, "eye")))
+        if options.lip_retargeting and source_lip_ratio is not None:
+            delta = delta + nets.retarget_lip(
+                x_s, _ratios(source_lip_ratio, _required(driving_lip_ratio, "lip")))
+        # In relative mode the reference discards all driving motion here.
+        x = (x_s if options.relative else x_d) + delta
+        if options.stitching:
+            x = nets.stitch(x_s, x)
+    else:
+        x = nets.stitch(x_s, x_d) if options.stitching else x_d
+        if lip_normalize is not None:
+            x = x + lip_normalize
+        if source_eyes is not None:
+            x = x + source_eyes
+    return x_s + options.driving_multiplier * (x - x_s)
+
+
+def _required(ratio: float | None, what: str) -> float:
+    if ratio is None:
+        raise ValueError(f"{what} retargeting needs driving {what} ratios")
+    return ratio

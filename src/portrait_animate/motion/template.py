@@ -1,0 +1,41 @@
+"""A motion template: the per-frame motion of a driving video, reusable without its pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import Motion
+
+__all__ = ["MotionTemplate"]
+
+
+@dataclass
+class MotionTemplate:
+    """Attributes:
+    motions: per-frame driving motion (``kp`` may be None).
+    fps: frame rate of the driving video.
+    eye_ratios: (N, 2) per-frame eye open ratios, or None (e.g. animal templates).
+    lip_ratios: (N, 1) per-frame lip open ratios, or None.
+    layout: name of the keypoint layout the motion is expressed on.
+    """
+
+    motions: list[Motion]
+    fps: float
+    eye_ratios: np.ndarray | None = None
+    lip_ratios: np.ndarray | None = None
+    layout: str = "liveportrait-21"
+
+    def __post_init__(self) -> None:
+        n = len(self.motions)
+        if n == 0:
+            raise ValueError("a motion template needs at least one frame")
+        for name, ratios, cols in (("eye_ratios", self.eye_ratios, 2),
+                                   ("lip_ratios", self.lip_ratios, 1)):
+            if ratios is not None and ratios.shape != (n, cols):
+                raise ValueError(f"{name} must have shape ({n}, {cols}), got {ratios.shape}")
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.motions)

@@ -1,0 +1,1 @@
+"""The pipeline: orchestrates face analysis, motion composition, an engine and files."""

@@ -1,0 +1,252 @@
+"""``animate``: a source image or video driven by a video, an image or a motion template
+(SPEC 4), streamed frame by frame."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..engines.base import Engine
+from ..errors import InputError
+from ..face.mesh import FaceMesh
+from ..face.pasteback import PasteBack
+from ..io.templates import save_template
+from ..io.video import mux_audio
+from ..motion.composition import (
+    DrivingMode,
+    apply_expression_friendly,
+    compose_image_source,
+    compose_video_source,
+    expression_friendly_multiplier,
+    video_source_tracks,
+)
+from ..motion.retargeting import (
+    RetargetingOptions,
+    finalize_keypoints,
+    normalize_lip_delta,
+    source_eye_target,
+    source_video_eye_delta,
+)
+from .driving import PreparedDriving, prepare_driving
+from .engines import load_engine
+from .faces import CropSettings
+from .inputs import InputKind, classify_input
+from .options import AnimateOptions
+from .outputs import OutputNames, OutputWriter, concat_panels
+from .progress import Reporter
+from .source import PreparedSource, SourceFrame, prepare_source, source_name
+
+__all__ = ["AnimateResult", "animate"]
+
+
+@dataclass
+class AnimateResult:
+    """Attributes:
+    output: the result (``.jpg`` or ``.mp4``).
+    concat: driving | source | result side by side.
+    frames_dir: the lossless PNG frames, when asked for.
+    template: the driving motion template written, if any.
+    n_frames: animated frames.
+    fps: frame rate of a video result, else None.
+    engine: the engine that ran.
+    """
+
+    output: Path
+    concat: Path
+    frames_dir: Path | None
+    template: Path | None
+    n_frames: int
+    fps: float | None
+    engine: str
+
+
+def _check_options(options: AnimateOptions, src_kind: InputKind) -> None:
+    problems = options.conflicts()
+    if options.flag_source_video_eye_retargeting and src_kind is not InputKind.VIDEO:
+        problems.append("--flag_source_video_eye_retargeting needs a source video; drop it for "
+                        "an image source")
+    if problems:
+        raise InputError("conflicting options: " + problems[0])
+
+
+def _check_driving_ratios(options: AnimateOptions, driving: PreparedDriving) -> None:
+    template = driving.template
+    if options.flag_eye_retargeting and template.eye_ratios is None:
+        raise InputError(f"--flag_eye_retargeting needs eye ratios, which the template "
+                         f"{driving.spec} does not have; drop the flag or use a driving video")
+    if options.flag_lip_retargeting and template.lip_ratios is None:
+        raise InputError(f"--flag_lip_retargeting needs lip ratios, which the template "
+                         f"{driving.spec} does not have; drop the flag or use a driving video")
+
+
+def _frame_count(source: PreparedSource, driving: PreparedDriving) -> int:
+    if source.is_video:
+        if driving.is_video:
+            return min(len(source.frames_info), driving.n_frames)
+        return len(source.frames_info)
+    return driving.n_frames
+
+
+class _FrameAnimator:
+    """Decides the keypoints of each animated frame and renders it."""
+
+    def __init__(self, engine: Engine, options: AnimateOptions, source: PreparedSource,
+                 driving: PreparedDriving, n: int) -> None:
+        self.engine, self.options, self.source, self.driving = engine, options, source, driving
+        self.mode = DrivingMode(options.flag_relative_motion, options.animation_region,
+                                driving.is_video)
+        self.retarget = RetargetingOptions(
+            relative=options.flag_relative_motion, stitching=options.flag_stitching,
+            eye_retargeting=options.flag_eye_retargeting,
+            lip_retargeting=options.flag_lip_retargeting,
+            driving_multiplier=options.driving_multiplier)
+        self.tracks = (video_source_tracks(
+            [f.motion for f in source.frames_info[:n]], [driving.motion(i) for i in range(n)],
+            engine.layout, self.mode, options.driving_smooth_observation_variance)
+            if source.is_video else None)
+        self.expression_friendly = (
+            options.flag_relative_motion and options.driving_option == "expression-friendly"
+            and not source.is_video and driving.is_video)
+        self.eye_target = None
+        first = source.frames_info[0]
+        if options.flag_source_video_eye_retargeting and first.eye_ratios is not None:
+            self.eye_target = source_eye_target(first.eye_ratios)
+        self._x_d_0: torch.Tensor | None = None
+        self._multiplier = 1.0
+        self._lip_normalize: dict[int, torch.Tensor | None] = {}
+
+    def _composed(self, i: int, info: SourceFrame) -> torch.Tensor:
+        layout = self.engine.layout
+        if self.tracks is None:
+            motion = compose_image_source(info.motion, self.driving.motion(i),
+                                          self.driving.motion(0), layout, self.mode)
+        else:
+            rot = None if self.tracks.R is None else self.tracks.R[i]
+            motion = compose_video_source(info.motion, self.driving.motion(i),
+                                          self.tracks.exp[i], rot, layout, self.mode)
+        x_d = motion.keypoints()
+        if self.expression_friendly:
+            if self._x_d_0 is None:
+                self._x_d_0 = x_d
+                self._multiplier = expression_friendly_multiplier(info.x_s, x_d)
+            x_d = apply_expression_friendly(info.x_s, x_d, self._x_d_0, self._multiplier)
+        return x_d
+
+    def _lip_normalize_delta(self, key: int, info: SourceFrame) -> torch.Tensor | None:
+        if not (self.options.flag_normalize_lip and info.lip_ratio is not None):
+            return None
+        if key not in self._lip_normalize:
+            self._lip_normalize[key] = normalize_lip_delta(self.engine, info.x_s, info.lip_ratio)
+        return self._lip_normalize[key]
+
+    def keypoints(self, i: int) -> tuple[SourceFrame, torch.Tensor]:
+        key = i if self.source.is_video else 0
+        info = self.source.frames_info[key]
+        source_eyes = None
+        if self.eye_target is not None and info.eye_ratios is not None:
+            source_eyes = source_video_eye_delta(self.engine, info.x_s, info.eye_ratios,
+                                                 self.eye_target)
+        x = finalize_keypoints(
+            self.engine, info.x_s, self._composed(i, info), self.retarget,
+            lip_normalize=self._lip_normalize_delta(key, info), source_eyes=source_eyes,
+            source_eye_ratios=info.eye_ratios, source_lip_ratio=info.lip_ratio,
+            driving_eye_ratio=self.driving.eye_ratio(i),
+            driving_lip_ratio=self.driving.lip_ratio(i))
+        return info, x
+
+
+def _paste_back_active(options: AnimateOptions) -> bool:
+    stitched = options.flag_stitching or options.flag_pasteback_without_stitching
+    return options.flag_pasteback and options.flag_do_crop and stitched
+
+
+def _render_frames(engine: Engine, animator: _FrameAnimator, source: PreparedSource,
+                   driving: PreparedDriving, n: int,
+                   paste: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    panels = driving.panels(n)
+    panels = repeat(None) if panels is None else panels
+    appearance, paste_back = None, None
+    for i, ((frame, crop256), panel) in enumerate(zip(source.frames(n), panels, strict=False)):
+        info, x_d = animator.keypoints(i)
+        if source.is_video or appearance is None:
+            appearance = engine.appearance(crop256)
+        rendered = engine.render(appearance, info.x_s, x_d)
+        result = rendered
+        if paste:
+            if source.is_video or paste_back is None:
+                paste_back = PasteBack(info.M_c2o, (frame.shape[1], frame.shape[0]))
+            result = paste_back(rendered, frame)
+        shown = [crop256, rendered] if panel is None else [panel, crop256, rendered]
+        yield result, concat_panels(shown)
+
+
+def _add_audio(options: AnimateOptions, source: PreparedSource, driving: PreparedDriving,
+               paths: list[Path], reporter: Reporter) -> None:
+    if not (source.has_audio or driving.has_audio):
+        return
+    use_driving = (driving.has_audio and options.audio_priority == "driving") or \
+        not source.has_audio
+    audio = Path(driving.spec if use_driving else source.spec)
+    reporter.note(f"audio from {audio}")
+    for path in paths:
+        mux_audio(path, audio)
+
+
+def animate(options: AnimateOptions, engine: Engine | None = None,
+            reporter: Reporter | None = None) -> AnimateResult:
+    """Animate ``options.source`` by ``options.driving`` and write the outputs.
+
+    Raises:
+        InputError: bad input or conflicting options; nothing is left behind.
+        WeightsError: the neural engine's weights are missing or invalid.
+    """
+    reporter = reporter or Reporter(options.quiet)
+    src_kind = classify_input(options.source, "source")
+    if src_kind is InputKind.TEMPLATE:
+        raise InputError("the source must be an image or a video, not a motion template")
+    drv_kind = classify_input(options.driving, "driving", allow_template=True)
+    _check_options(options, src_kind)
+    engine = engine or load_engine(options, reporter)
+
+    source_settings = CropSettings(options.scale, options.vx_ratio, options.vy_ratio,
+                                   options.flag_do_rot)
+    driving_settings = CropSettings(options.scale_crop_driving_video,
+                                    options.vx_ratio_crop_driving_video,
+                                    options.vy_ratio_crop_driving_video, rotate=False)
+    with FaceMesh(options.det_thresh) as mesh:
+        source = prepare_source(options.source, src_kind, engine, mesh, source_settings,
+                                options.flag_do_crop, options.source_max_dim,
+                                options.source_division, None, reporter)
+        limit = len(source.frames_info) if source.is_video and drv_kind is InputKind.VIDEO \
+            else None
+        driving = prepare_driving(options.driving, drv_kind, engine, mesh, driving_settings,
+                                  options.flag_crop_driving_video, limit, reporter)
+    _check_driving_ratios(options, driving)
+    n = _frame_count(source, driving)
+    image_result = not source.is_video and not driving.is_video
+    fps = source.fps if source.is_video else driving.template.fps
+    names = OutputNames(options.output_dir, source_name(options.source),
+                        Path(options.driving).stem, image_result)
+
+    template_path = None
+    if drv_kind is not InputKind.TEMPLATE:
+        template_path = names.dir / f"{Path(options.driving).stem}_template.npz"
+        save_template(template_path, driving.template)
+
+    animator = _FrameAnimator(engine, options, source, driving, n)
+    frames = _render_frames(engine, animator, source, driving, n, _paste_back_active(options))
+    with OutputWriter(names, fps, options.save_frames, image_result) as writer:
+        for result, concat in reporter.track(frames, f"animating ({engine.name})", n):
+            writer.add(result, concat)
+    if not image_result:
+        _add_audio(options, source, driving, [names.result, names.concat], reporter)
+    reporter.note(f"wrote {names.result} and {names.concat}")
+    return AnimateResult(output=names.result, concat=names.concat,
+                         frames_dir=names.frames if options.save_frames else None,
+                         template=template_path, n_frames=n,
+                         fps=None if image_result else fps, engine=engine.name)

@@ -1,0 +1,119 @@
+"""The driver: a video, an image or a motion template, reduced to per-frame motion and open
+ratios (SPEC 4.2); its pixels are re-decoded only for the concat panel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import repeat
+
+import numpy as np
+
+from ..engines.base import Engine
+from ..errors import InputError
+from ..face.mesh import FaceMesh
+from ..io.images import read_image_rgb
+from ..io.templates import load_template
+from ..io.video import iter_frames, probe_video
+from ..motion.model import Motion
+from ..motion.template import MotionTemplate
+from .faces import CropSettings, driving_crop, track_faces
+from .inputs import InputKind, is_square
+from .progress import Reporter
+
+__all__ = ["PreparedDriving", "prepare_driving", "DEFAULT_FPS"]
+
+DEFAULT_FPS = 25.0
+
+
+@dataclass
+class PreparedDriving:
+    """Attributes:
+    spec: the driving path.
+    kind: video, image or template.
+    template: per-frame motion and ratios.
+    bbox: the averaged crop box, or None when the driver is not cropped (or a template).
+    has_audio: whether a driving video has an audio stream.
+    """
+
+    spec: str
+    kind: InputKind
+    template: MotionTemplate
+    bbox: np.ndarray | None
+    has_audio: bool
+
+    @property
+    def is_video(self) -> bool:
+        """Several driving frames: a video, or a template of more than one frame."""
+        return self.kind is InputKind.VIDEO or (
+            self.kind is InputKind.TEMPLATE and self.template.n_frames > 1)
+
+    @property
+    def n_frames(self) -> int:
+        return self.template.n_frames
+
+    def motion(self, i: int) -> Motion:
+        return self.template.motions[i if self.is_video else 0]
+
+    def eye_ratio(self, i: int) -> float | None:
+        ratios = self.template.eye_ratios
+        return None if ratios is None else float(ratios[i if self.is_video else 0, 0])
+
+    def lip_ratio(self, i: int) -> float | None:
+        ratios = self.template.lip_ratios
+        return None if ratios is None else float(ratios[i if self.is_video else 0, 0])
+
+    def panels(self, n: int) -> Iterator[np.ndarray] | None:
+        """n 256x256 driving crops for the concat output; None for a template."""
+        if self.kind is InputKind.TEMPLATE:
+            return None
+        return _panels(self.spec, self.kind, self.bbox, n)
+
+
+def _frames(spec: str, kind: InputKind, limit: int | None) -> Iterator[np.ndarray]:
+    if kind is InputKind.IMAGE:
+        return iter([read_image_rgb(spec)])
+    return iter_frames(spec, limit=limit)
+
+
+def _panels(spec: str, kind: InputKind, bbox: np.ndarray | None, n: int) -> Iterator[np.ndarray]:
+    if kind is InputKind.IMAGE:
+        return repeat(driving_crop(read_image_rgb(spec), bbox), n)
+    return (driving_crop(frame, bbox) for frame in iter_frames(spec, limit=n))
+
+
+def _no_face(spec: str) -> InputError:
+    return InputError(f"no face found in any frame of the driving input {spec}; use a driving "
+                      "video or image that shows a face, or lower --det_thresh")
+
+
+def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
+                    settings: CropSettings, force_crop: bool, limit: int | None,
+                    reporter: Reporter) -> PreparedDriving:
+    """Per-frame motion and ratios of at most ``limit`` driving frames.
+
+    The driver is cropped to one averaged box when ``force_crop`` is set or it is not square.
+    """
+    if kind is InputKind.TEMPLATE:
+        if force_crop:
+            reporter.note("note: --flag_crop_driving_video has no effect on a motion template")
+        return PreparedDriving(spec, kind, load_template(spec), None, False)
+
+    if kind is InputKind.IMAGE:
+        fps, has_audio = DEFAULT_FPS, False
+        crop = force_crop or not is_square(spec, kind, read_image_rgb(spec))
+    else:
+        probe = probe_video(spec)
+        fps, has_audio = probe.fps, probe.has_audio
+        crop = force_crop or not is_square(spec, kind)
+    track = track_faces(reporter.track(_frames(spec, kind, limit), "driving faces"), mesh,
+                        settings)
+    if track is None:
+        raise _no_face(spec)
+    bbox = track.mean_bbox() if crop else None
+    n = len(track)
+    motions = [engine.motion(panel) for panel in
+               reporter.track(_panels(spec, kind, bbox, n), "driving motion", n)]
+    template = MotionTemplate(motions=motions, fps=fps, eye_ratios=track.eye_ratios,
+                              lip_ratios=track.lip_ratios, layout=engine.layout.name)
+    return PreparedDriving(spec, kind, template, bbox, has_audio)

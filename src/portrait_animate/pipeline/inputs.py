@@ -1,0 +1,66 @@
+"""Classifying and loading the source and driving inputs (SPEC 4.1-4.2)."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+from ..io.images import IMAGE_EXTENSIONS, SAMPLE_PREFIX
+from ..io.templates import TEMPLATE_EXTENSIONS
+from ..io.video import VIDEO_EXTENSIONS, probe_video
+
+__all__ = ["InputKind", "classify_input", "resize_to_limit", "is_square"]
+
+
+class InputKind(enum.Enum):
+    IMAGE = "image"
+    VIDEO = "video"
+    TEMPLATE = "template"
+
+
+def classify_input(spec: str, role: str, allow_template: bool = False) -> InputKind:
+    """Kind of an input by its extension; missing files and unknown extensions are errors."""
+    if spec.startswith(SAMPLE_PREFIX):
+        return InputKind.IMAGE
+    path = Path(spec)
+    if not path.exists():
+        raise InputError(f"{role} not found: {path}; check the path")
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return InputKind.IMAGE
+    if suffix in VIDEO_EXTENSIONS:
+        return InputKind.VIDEO
+    if allow_template and path.suffix in TEMPLATE_EXTENSIONS:
+        return InputKind.TEMPLATE
+    kinds = [*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS, *(TEMPLATE_EXTENSIONS if allow_template else ())]
+    raise InputError(f"unsupported {role} extension {path.suffix!r} for {path}; use one of "
+                     + " ".join(kinds))
+
+
+def resize_to_limit(image: np.ndarray, max_dim: int, division: int) -> np.ndarray:
+    """Shrink so the long side is at most ``max_dim`` (bilinear, short side truncated), then
+    crop the bottom/right to multiples of ``division``."""
+    h, w = image.shape[:2]
+    if max_dim > 0 and max(h, w) > max_dim:
+        size = (int(w * (max_dim / h)), max_dim) if h > w else (max_dim, int(h * (max_dim / w)))
+        image = cv2.resize(image, size)
+    division = max(division, 1)
+    new_h = image.shape[0] - image.shape[0] % division
+    new_w = image.shape[1] - image.shape[1] % division
+    if new_h == 0 or new_w == 0:
+        return image
+    return image[:new_h, :new_w]
+
+
+def is_square(spec: str, kind: InputKind, first_frame: np.ndarray | None = None) -> bool:
+    """Whether an image or video is square (decides whether the driver is cropped)."""
+    if kind is InputKind.VIDEO:
+        w, h = probe_video(spec).size
+        return w == h
+    if first_frame is None:
+        raise ValueError("an image's squareness needs its pixels")
+    return first_frame.shape[0] == first_frame.shape[1]

@@ -1,0 +1,141 @@
+"""The source: an image or a video, cropped (or not), with its per-frame motion (SPEC 4.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..engines.base import Engine
+from ..errors import InputError
+from ..face.crop import rotated_crop_matrix
+from ..face.mesh import FaceMesh
+from ..io.images import read_image_rgb
+from ..io.video import iter_frames, probe_video
+from ..motion.model import Motion
+from .faces import CROP_SIZE, MODEL_SIZE, CropSettings, FaceTrack, source_crop, track_faces
+from .inputs import InputKind, resize_to_limit
+from .progress import Reporter
+
+__all__ = ["SourceFrame", "PreparedSource", "prepare_source"]
+
+
+@dataclass
+class SourceFrame:
+    """What the animation of one source frame needs, besides its pixels.
+
+    Attributes:
+        motion: the source motion, with canonical keypoints.
+        x_s: (1, K, 3) source keypoints.
+        eye_ratios: (eye0, eye1), or None without landmarks.
+        lip_ratio: lip open ratio, or None without landmarks.
+        M_c2o: (3, 3) crop -> frame map, or None without cropping.
+    """
+
+    motion: Motion
+    x_s: torch.Tensor
+    eye_ratios: tuple[float, float] | None
+    lip_ratio: float | None
+    M_c2o: np.ndarray | None
+
+
+@dataclass
+class PreparedSource:
+    """Attributes:
+    spec: the source path (or sample name).
+    kind: image or video.
+    frames_info: per-frame :class:`SourceFrame` (one for an image).
+    fps: exact frame rate of a video source, else None.
+    has_audio: whether a video source has an audio stream.
+    """
+
+    spec: str
+    kind: InputKind
+    frames_info: list[SourceFrame]
+    fps: float | None
+    has_audio: bool
+    _image: np.ndarray | None
+    _track: FaceTrack | None
+    _max_dim: int
+    _division: int
+
+    @property
+    def is_video(self) -> bool:
+        return self.kind is InputKind.VIDEO
+
+    def frames(self, n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """n (frame, 256x256 model input) pairs, re-decoded for a video one at a time."""
+        if not self.is_video:
+            yield from repeat(_model_input(self._image, self._track, 0), n)
+            return
+        video = iter_frames(self.spec, limit=n)
+        for i, raw in enumerate(video):
+            frame = resize_to_limit(raw, self._max_dim, self._division)
+            yield _model_input(frame, self._track, i)
+
+
+def _model_input(frame: np.ndarray, track: FaceTrack | None, i: int) -> tuple:
+    if track is None:
+        return frame, cv2.resize(frame, (MODEL_SIZE, MODEL_SIZE))
+    crop256, _ = source_crop(frame, track.boxes[i])
+    return frame, crop256
+
+
+def _crop_to_frame(track: FaceTrack | None, i: int) -> np.ndarray | None:
+    if track is None:
+        return None
+    return np.linalg.inv(rotated_crop_matrix(track.boxes[i], CROP_SIZE))
+
+
+def _frame_info(engine: Engine, crop256: np.ndarray, track: FaceTrack | None, i: int,
+                M_c2o: np.ndarray | None) -> SourceFrame:
+    motion = engine.motion(crop256)
+    has_face = track is not None
+    return SourceFrame(
+        motion=motion, x_s=motion.keypoints(),
+        eye_ratios=tuple(float(v) for v in track.eye_ratios[i]) if has_face else None,
+        lip_ratio=float(track.lip_ratios[i, 0]) if has_face else None,
+        M_c2o=M_c2o)
+
+
+def _no_face(spec: str, what: str) -> InputError:
+    return InputError(f"no face found in the source {what} {spec}; use a portrait with a clearly "
+                      "visible face, lower --det_thresh, or pass --no_flag_do_crop")
+
+
+def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
+                   settings: CropSettings, do_crop: bool, max_dim: int, division: int,
+                   limit: int | None, reporter: Reporter) -> PreparedSource:
+    """Detect, crop and run the motion extractor on the source's frames (at most ``limit``)."""
+    if kind is InputKind.IMAGE:
+        image = resize_to_limit(read_image_rgb(spec), max_dim, division)
+        track = track_faces([image], mesh, settings)
+        if do_crop and track is None:
+            raise _no_face(spec, "image")
+        crop_track = track if do_crop else None
+        _, crop256 = _model_input(image, crop_track, 0)
+        info = _frame_info(engine, crop256, track, 0, _crop_to_frame(crop_track, 0))
+        return PreparedSource(spec, kind, [info], None, False, image, crop_track, max_dim,
+                              division)
+
+    probe = probe_video(spec)
+    frames = (resize_to_limit(f, max_dim, division) for f in iter_frames(spec, limit=limit))
+    track = track_faces(reporter.track(frames, "source faces"), mesh, settings)
+    if do_crop and track is None:
+        raise _no_face(spec, "video")
+    source = PreparedSource(spec, kind, [], probe.fps, probe.has_audio, None,
+                            track if do_crop else None, max_dim, division)
+    n = len(track) if track is not None else sum(1 for _ in iter_frames(spec, limit=limit))
+    for i, (_, crop256) in enumerate(reporter.track(source.frames(n), "source motion", n)):
+        M_c2o = _crop_to_frame(source._track, i)
+        source.frames_info.append(_frame_info(engine, crop256, track, i, M_c2o))
+    return source
+
+
+def source_name(spec: str) -> str:
+    return Path(spec.split(":", 1)[-1] if spec.startswith("sample:") else spec).stem
