@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 __all__ = ["FaceMesh", "NUM_LANDMARKS"]
 
 NUM_LANDMARKS = 478
+#: Side of the zoomed view the mesh runs on when the face is small in the frame.
+ZOOM_SIZE = 384
+#: That view's side relative to the detected face box.
+ZOOM_CONTEXT = 2.5
 
 
 class FaceMesh:
     """Detects faces and returns the largest face's (478, 2) pixel landmarks.
 
     Every call detects afresh, so a face lost in one video frame is found again in the next,
-    and a frame with no face never affects the frames after it.
+    and a frame with no face never affects the frames after it. The mesh's own detector only
+    sees faces that fill a good part of the frame; when it finds none, MediaPipe's
+    full-range detector locates the face and the mesh runs on a zoomed view of it (full-body
+    shots, distant faces).
 
     Args:
         det_thresh: minimum face-detection confidence.
@@ -26,6 +34,8 @@ class FaceMesh:
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
             min_detection_confidence=det_thresh)
+        self._detector = mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=det_thresh)
 
     def __enter__(self) -> FaceMesh:
         return self
@@ -35,6 +45,7 @@ class FaceMesh:
 
     def close(self) -> None:
         self._mesh.close()
+        self._detector.close()
 
     def landmarks(self, image: np.ndarray) -> np.ndarray | None:
         """(478, 2) float64 (x, y) pixels of the largest face in an (H, W, 3) uint8 RGB image,
@@ -42,13 +53,35 @@ class FaceMesh:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} "
                              f"{image.dtype}")
-        result = self._mesh.process(np.ascontiguousarray(image))
-        faces = result.multi_face_landmarks or []
+        image = np.ascontiguousarray(image)
+        points = self._mesh_points(image)
+        return points if points is not None else self._zoomed_points(image)
+
+    def _mesh_points(self, image: np.ndarray) -> np.ndarray | None:
+        faces = self._mesh.process(image).multi_face_landmarks or []
         if not faces:
             return None
         h, w = image.shape[:2]
         points = [np.array([(p.x * w, p.y * h) for p in face.landmark]) for face in faces]
         return max(points, key=_box_area)
+
+    def _zoomed_points(self, image: np.ndarray) -> np.ndarray | None:
+        detections = self._detector.process(image).detections or []
+        if not detections:
+            return None
+        h, w = image.shape[:2]
+        boxes = [d.location_data.relative_bounding_box for d in detections]
+        box = max(boxes, key=lambda b: b.width * w * b.height * h)
+        cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
+        side = ZOOM_CONTEXT * max(box.width * w, box.height * h)
+        s = ZOOM_SIZE / side
+        to_view = np.array([[s, 0, ZOOM_SIZE / 2 - s * cx], [0, s, ZOOM_SIZE / 2 - s * cy]])
+        view = cv2.warpAffine(image, to_view, (ZOOM_SIZE, ZOOM_SIZE), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        points = self._mesh_points(view)
+        if points is None:
+            return None
+        return (points - to_view[:, 2]) / s
 
 
 def _box_area(points: np.ndarray) -> float:

@@ -34,13 +34,17 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names something other than numpy arrays and plain containers."""
+
+
 class SafeUnpickler(pickle.Unpickler):
     """Refuses every global but numpy array reconstruction and OrderedDict."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED_GLOBALS:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refused to load '{module}.{name}'")
+        raise RefusedGlobal(f"it references '{module}.{name}'")
 
 
 def _fail(path: Path, problem: str) -> InputError:
@@ -110,11 +114,11 @@ def _from_reference_dict(data: Any, path: Path) -> MotionTemplate:
 def _load_pickle(path: Path) -> MotionTemplate:
     try:
         data = SafeUnpickler(io.BytesIO(path.read_bytes())).load()
-    except pickle.UnpicklingError as exc:
-        raise InputError(f"refused motion template {path}: {exc}; only numpy arrays, numbers "
-                         "and plain containers are allowed, so this file is not a motion "
-                         "template (or is unsafe)") from exc
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+    except RefusedGlobal as exc:
+        raise InputError(f"refused motion template {path}: {exc}, but only numpy arrays, "
+                         "numbers and plain containers are allowed; this file is not a motion "
+                         "template, or it is unsafe") from exc
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise _fail(path, f"it cannot be unpickled ({type(exc).__name__})") from exc
     return _from_reference_dict(data, path)
 

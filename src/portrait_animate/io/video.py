@@ -46,6 +46,17 @@ def _check_file(path: Path) -> None:
                          + " ".join(VIDEO_EXTENSIONS))
 
 
+def _unreadable(path: Path) -> InputError:
+    """Tell a container without video frames from a corrupt file, as ffmpeg sees them."""
+    probe = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+                           capture_output=True, text=True, check=False).stderr
+    if "Input #0" in probe and "Video:" not in probe:
+        return InputError(f"video {path} has zero frames (no video stream); use a video with "
+                          "at least one frame")
+    return InputError(f"cannot decode video {path}: the file is corrupt or not a video; "
+                      "re-encode it as H.264 .mp4")
+
+
 def _open(path: Path) -> tuple[dict, Iterator[bytes]]:
     _check_file(path)
     reader = imageio_ffmpeg.read_frames(str(path))
@@ -53,11 +64,10 @@ def _open(path: Path) -> tuple[dict, Iterator[bytes]]:
         meta = next(reader)
     except (OSError, RuntimeError, StopIteration, ValueError) as exc:
         reader.close()
-        raise InputError(f"cannot decode video {path}: the file is corrupt or not a video; "
-                         "re-encode it as H.264 .mp4") from exc
+        raise _unreadable(path) from exc
     if not meta.get("size") or not meta.get("fps"):
         reader.close()
-        raise InputError(f"video {path} has no readable video stream; re-encode it as H.264 .mp4")
+        raise _unreadable(path)
     return meta, reader
 
 

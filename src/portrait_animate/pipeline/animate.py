@@ -15,8 +15,9 @@ from ..engines.base import Engine
 from ..errors import InputError
 from ..face.mesh import FaceMesh
 from ..face.pasteback import PasteBack
-from ..io.templates import save_template
-from ..io.video import mux_audio
+from ..io.images import read_image_rgb
+from ..io.templates import load_template, save_template
+from ..io.video import iter_frames, mux_audio
 from ..motion.composition import (
     DrivingMode,
     apply_expression_friendly,
@@ -82,6 +83,16 @@ def _check_driving_ratios(options: AnimateOptions, driving: PreparedDriving) -> 
     if options.flag_lip_retargeting and template.lip_ratios is None:
         raise InputError(f"--flag_lip_retargeting needs lip ratios, which the template "
                          f"{driving.spec} does not have; drop the flag or use a driving video")
+
+
+def _preflight(spec: str, kind: InputKind) -> None:
+    """Fail on unreadable inputs before the engine is loaded."""
+    if kind is InputKind.IMAGE:
+        read_image_rgb(spec)
+    elif kind is InputKind.VIDEO:
+        next(iter_frames(spec, limit=1))
+    else:
+        load_template(spec)
 
 
 def _frame_count(source: PreparedSource, driving: PreparedDriving) -> int:
@@ -211,6 +222,8 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
         raise InputError("the source must be an image or a video, not a motion template")
     drv_kind = classify_input(options.driving, "driving", allow_template=True)
     _check_options(options, src_kind)
+    _preflight(options.source, src_kind)
+    _preflight(options.driving, drv_kind)
     engine = engine or load_engine(options, reporter)
 
     source_settings = CropSettings(options.scale, options.vx_ratio, options.vy_ratio,

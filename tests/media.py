@@ -1,0 +1,42 @@
+"""Helpers that make and inspect real media files with the bundled ffmpeg."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def clip(src: Path, dst: Path, seconds: float) -> Path:
+    """The first ``seconds`` of ``src``, video and audio re-encoded."""
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(src), "-t", str(seconds),
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(dst)],
+                   check=True)
+    return dst
+
+
+def loop_video(src: Path, dst: Path, frames: int) -> Path:
+    """``src`` looped until it has ``frames`` frames (no audio)."""
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-stream_loop", "-1", "-i", str(src),
+                    "-frames:v", str(frames), "-an", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", str(dst)], check=True)
+    return dst
+
+
+def read_video(path: Path) -> tuple[list[np.ndarray], float]:
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    w, h = meta["size"]
+    frames = [np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in reader]
+    return frames, float(meta["fps"])
+
+
+def streams(path: Path) -> str:
+    """ffmpeg's description of the file's streams."""
+    out = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True,
+                         text=True, check=False).stderr
+    return "\n".join(line for line in out.splitlines() if "Stream #" in line)
