@@ -118,7 +118,8 @@ def _load_pickle(path: Path) -> MotionTemplate:
         raise InputError(f"refused motion template {path}: {exc}, but only numpy arrays, "
                          "numbers and plain containers are allowed; this file is not a motion "
                          "template, or it is unsafe") from exc
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError) as exc:
         raise _fail(path, f"it cannot be unpickled ({type(exc).__name__})") from exc
     return _from_reference_dict(data, path)
 

@@ -1,0 +1,116 @@
+"""MediaPipe face analysis on real portraits: largest face, tracking policy, crop geometry,
+calibrated open ratios and paste-back."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from portrait_animate.face.crop import crop_rotated, face_box, rotated_crop_matrix
+from portrait_animate.face.mesh import FaceMesh
+from portrait_animate.face.pasteback import PasteBack, mask_template
+from portrait_animate.face.ratios import eye_ratios, lip_ratio
+from portrait_animate.pipeline.faces import CropSettings, track_faces
+
+
+def rgb(path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    with FaceMesh(0.15) as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def portrait(shared) -> np.ndarray:
+    return rgb(shared / "assets/source/s0.jpg")
+
+
+def test_mask_is_the_shipped_template(shared):
+    shipped = cv2.imread(str(shared / "reference/mask_template.png"), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(mask_template(), shipped[..., 0])
+
+
+def test_largest_face_is_picked(mesh, shared):
+    big = rgb(shared / "assets/source/s0.jpg")
+    small = cv2.resize(rgb(shared / "assets/source/s5.jpg"), (300, 300))
+    canvas = np.zeros((big.shape[0], big.shape[1] + 320, 3), np.uint8)
+    canvas[:, 320:] = big
+    canvas[:300, :300] = small
+    points = mesh.landmarks(canvas)
+    assert points is not None and points[:, 0].min() > 320
+
+
+def test_small_face_in_a_full_body_frame_is_found(mesh, shared):
+    from media import read_video
+
+    frames, _ = read_video(shared / "assets/source/s13.mp4")
+    points = mesh.landmarks(frames[0])
+    assert points is not None
+    assert (points.max(0) - points.min(0)).max() < 150  # a ~100 px face in 720x1080
+
+
+def test_a_frame_without_face_borrows_the_previous_and_shifts_nothing(mesh, portrait):
+    noise = np.random.default_rng(0).integers(0, 255, portrait.shape, dtype=np.uint8)
+    shifted = np.roll(portrait, 40, axis=1)
+    track = track_faces([noise, portrait, noise, shifted], mesh, CropSettings(2.3, 0, -0.125))
+    assert len(track) == 4 and track.found.tolist() == [False, True, False, True]
+    np.testing.assert_array_equal(track.boxes[0].center, track.boxes[1].center)
+    np.testing.assert_array_equal(track.boxes[2].center, track.boxes[1].center)
+    assert track.boxes[3].center[0] == pytest.approx(track.boxes[1].center[0] + 40, abs=3)
+
+
+def test_crop_maps_landmarks_and_inverts(mesh, portrait):
+    points = mesh.landmarks(portrait)
+    box = face_box(points, 2.3, 0.0, -0.125)
+    crop = crop_rotated(portrait, box, 512)
+    np.testing.assert_allclose(crop.M_o2c @ crop.M_c2o, np.eye(3), atol=1e-9)
+    in_crop = points @ crop.M_o2c[:2, :2].T + crop.M_o2c[:2, 2]
+    assert in_crop.min() > 0 and in_crop.max() < 512
+    # The face spans about 1/2.3 of the crop.
+    span = (in_crop.max(0) - in_crop.min(0)).max()
+    assert 512 / 2.3 * 0.8 < span < 512 / 2.3 * 1.4
+
+
+def test_vx_ratio_moves_the_crop_unlike_the_reference(mesh, portrait):
+    points = mesh.landmarks(portrait)
+    centred = face_box(points, 2.3, 0.0, -0.125)
+    shifted = face_box(points, 2.3, 0.1, -0.125)
+    np.testing.assert_allclose(shifted.center - centred.center, centred.u_x * 0.1 * centred.size)
+    assert not np.allclose(rotated_crop_matrix(shifted, 512), rotated_crop_matrix(centred, 512))
+
+
+def test_calibrated_ratios_on_real_faces(mesh, shared):
+    from media import read_video
+
+    frames, _ = read_video(shared / "assets/driving/d9.mp4")
+    eyes, lips = [], []
+    for frame in frames[::6]:
+        points = mesh.landmarks(frame)
+        if points is not None:
+            eyes.append(np.mean(eye_ratios(points)))
+            lips.append(lip_ratio(points))
+    eyes, lips = np.array(eyes), np.array(lips)
+    # The reference's scale: open eyes about 0.33-0.37, closed 0.00-0.05; closed lips < 0.01.
+    assert 0.28 < np.median(eyes) < 0.42
+    assert eyes.min() < 0.08
+    assert np.median(lips) < 0.03
+
+
+def test_paste_back_matches_full_frame_blend_and_leaves_far_pixels(mesh, portrait):
+    points = mesh.landmarks(portrait)
+    M_c2o = np.linalg.inv(rotated_crop_matrix(face_box(points, 2.3, 0, -0.125), 512))
+    crop = np.full((512, 512, 3), 200, np.uint8)
+    out = PasteBack(M_c2o, (portrait.shape[1], portrait.shape[0]))(crop, portrait)
+    h, w = portrait.shape[:2]
+    warped = cv2.warpAffine(crop, M_c2o[:2], (w, h))
+    mask = cv2.warpAffine(np.repeat(mask_template()[..., None], 3, 2), M_c2o[:2], (w, h))
+    mask = mask.astype(np.float32) / 255
+    naive = np.clip(mask * warped + (1 - mask) * portrait, 0, 255).astype(np.uint8)
+    assert np.abs(out.astype(int) - naive).max() <= 1
+    untouched = mask[..., 0] == 0
+    np.testing.assert_array_equal(out[untouched], portrait[untouched])
+    assert untouched[:20, :20].all()
