@@ -61,7 +61,8 @@ def test_video_source_by_driving_image(shared, synthetic_weights, tmp_path):
     out = tmp_path / "out"
     assert main(["animate", "-s", str(source), "-d", str(shared / "assets/driving/d12.jpg"),
                  "-o", str(out), "--weights_dir", str(synthetic_weights), "--flag_force_cpu",
-                 "--quiet", "--save_frames"]) == 0
+                 "--quiet", "--save_frames", "--flag_source_video_eye_retargeting",
+                 "--flag_normalize_lip"]) == 0
     frames, fps = read_video(out / "s13clip--d12.mp4")
     assert len(frames) == 5 and fps == pytest.approx(25)
     assert frames[0].shape == (1080, 720, 3)

@@ -19,32 +19,41 @@ __all__ = [
 ]
 
 
-class SameBlock2d(nn.Module):
+class _ConvNorm(nn.Module):
+    """``conv`` -> ``norm`` (BatchNorm) in 2-D or 3-D; subclasses add activation and resampling."""
+
+    def __init__(self, dims: int, in_features: int, out_features: int, kernel_size: int = 3,
+                 padding: int = 1) -> None:
+        super().__init__()
+        conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
+        self.conv = conv(in_features, out_features, kernel_size, padding=padding)
+        self.norm = norm(out_features, affine=True)
+
+    def conv_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x))
+
+
+class SameBlock2d(_ConvNorm):
     """Conv2d -> BatchNorm2d -> ReLU (or LeakyReLU 0.01), spatial size kept."""
 
     def __init__(self, in_features: int, out_features: int, kernel_size: int = 3,
                  padding: int = 1, lrelu: bool = False) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm2d(out_features, affine=True)
+        super().__init__(2, in_features, out_features, kernel_size, padding)
         self.lrelu = lrelu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.norm(self.conv(x))
+        out = self.conv_norm(x)
         return F.leaky_relu(out, 0.01) if self.lrelu else F.relu(out)
 
 
-class DownBlock2d(nn.Module):
+class DownBlock2d(_ConvNorm):
     """Conv2d -> BatchNorm2d -> ReLU -> AvgPool2d(2): halves H and W."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3,
-                 padding: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm2d(out_features, affine=True)
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(2, in_features, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(F.relu(self.norm(self.conv(x))), kernel_size=2)
+        return F.avg_pool2d(F.relu(self.conv_norm(x)), kernel_size=2)
 
 
 class ResBlock3d(nn.Module):
@@ -63,28 +72,21 @@ class ResBlock3d(nn.Module):
         return out + x
 
 
-class DownBlock3d(nn.Module):
+class DownBlock3d(_ConvNorm):
     """Conv3d -> BatchNorm3d -> ReLU -> AvgPool3d(1, 2, 2): halves H and W, keeps D."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3,
-                 padding: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv3d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm3d(out_features, affine=True)
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(3, in_features, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool3d(F.relu(self.norm(self.conv(x))), kernel_size=(1, 2, 2))
+        return F.avg_pool3d(F.relu(self.conv_norm(x)), kernel_size=(1, 2, 2))
 
 
-class UpBlock3d(nn.Module):
+class UpBlock3d(_ConvNorm):
     """Nearest x(1, 2, 2) upsampling -> Conv3d -> BatchNorm3d -> ReLU."""
 
-    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3,
-                 padding: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv3d(in_features, out_features, kernel_size, padding=padding)
-        self.norm = nn.BatchNorm3d(out_features, affine=True)
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(3, in_features, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.interpolate(x, scale_factor=(1, 2, 2))
-        return F.relu(self.norm(self.conv(out)))
+        return F.relu(self.conv_norm(F.interpolate(x, scale_factor=(1, 2, 2))))
