@@ -18,19 +18,27 @@ class Engine(Protocol):
     Attributes:
         name: ``neural`` or ``classic``.
         layout: the keypoints its motion lives on.
+        renders_full_frame: ``render`` returns the whole source frame (no paste-back needed)
+            instead of a 512x512 crop.
     """
 
     name: str
     layout: KeypointLayout
+    renders_full_frame: bool
 
     def motion(self, crop: np.ndarray) -> Motion:
         """The motion of a (256, 256, 3) uint8 RGB crop, with canonical keypoints."""
 
-    def appearance(self, crop: np.ndarray) -> Any:
-        """Per-source data the renderer needs (the feature volume for the neural engine)."""
+    def appearance(self, crop: np.ndarray, frame: np.ndarray, M_c2o: np.ndarray | None) -> Any:
+        """Per-source-frame data the renderer needs: the 256x256 crop, the full frame and the
+        crop -> frame map (None when the frame was resized whole)."""
 
-    def render(self, appearance: Any, x_s: torch.Tensor, x_d: torch.Tensor) -> np.ndarray:
-        """(512, 512, 3) uint8 RGB: the source moved from keypoints x_s to x_d (1, K, 3)."""
+    def render(self, appearance: Any, x_s: torch.Tensor, x_d: torch.Tensor,
+               driving_crop: np.ndarray | None = None,
+               driving_motion: Motion | None = None) -> np.ndarray:
+        """The source moved from keypoints x_s to x_d (1, K, 3), as uint8 RGB: a 512x512 crop,
+        or the whole frame when ``renders_full_frame``. The driving crop and its motion, when
+        there are driving pixels, may lend what the source lacks (a mouth interior)."""
 
     def stitch(self, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor: ...
 

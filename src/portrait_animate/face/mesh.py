@@ -50,6 +50,12 @@ class FaceMesh:
     def landmarks(self, image: np.ndarray) -> np.ndarray | None:
         """(478, 2) float64 (x, y) pixels of the largest face in an (H, W, 3) uint8 RGB image,
         or None when there is no face."""
+        points = self.landmarks3d(image)
+        return None if points is None else points[:, :2]
+
+    def landmarks3d(self, image: np.ndarray) -> np.ndarray | None:
+        """(478, 3) float64 (x, y, z) of the largest face: x, y in pixels, z (depth, towards
+        the camera negative) in pixels of the image width."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} "
                              f"{image.dtype}")
@@ -62,7 +68,8 @@ class FaceMesh:
         if not faces:
             return None
         h, w = image.shape[:2]
-        points = [np.array([(p.x * w, p.y * h) for p in face.landmark]) for face in faces]
+        points = [np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark])
+                  for face in faces]
         return max(points, key=_box_area)
 
     def _zoomed_points(self, image: np.ndarray) -> np.ndarray | None:
@@ -81,9 +88,10 @@ class FaceMesh:
         points = self._mesh_points(view)
         if points is None:
             return None
-        return (points - to_view[:, 2]) / s
+        points[:, :2] -= to_view[:, 2]
+        return points / s
 
 
 def _box_area(points: np.ndarray) -> float:
-    span = points.max(axis=0) - points.min(axis=0)
+    span = points[:, :2].max(axis=0) - points[:, :2].min(axis=0)
     return float(span[0] * span[1])

@@ -7,12 +7,14 @@ the keypoint layout (count, region index sets, neutral expression) differs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from ..models.checks import check_shape
+from .editing import liveportrait_edits
 from .transform import transform_keypoints
 
 __all__ = ["Motion", "KeypointLayout", "LIVEPORTRAIT_LAYOUT", "LIP_ARRAY", "REGIONS"]
@@ -94,6 +96,7 @@ class KeypointLayout:
         eyes: keypoints of the eyes region.
         neutral_exp: (1, K, 3) float64 neutral expression, the stand-in for the first driving
             frame when the driver is a single image.
+        edit: adds editing sliders (an ``EditParams``) to a (1, K, 3) expression.
     """
 
     name: str
@@ -102,6 +105,8 @@ class KeypointLayout:
     lip: tuple[int, ...]
     eyes: tuple[int, ...]
     neutral_exp: np.ndarray = field(repr=False)
+    edit: Callable[[torch.Tensor, object], torch.Tensor] | None = field(default=None,
+                                                                       repr=False)
 
     def region_mask(self, region: str) -> torch.Tensor:
         """(1, K, 3) bool mask of what a region copies from the driving expression."""
@@ -134,4 +139,5 @@ LIVEPORTRAIT_LAYOUT = KeypointLayout(
     lip=(6, 12, 14, 17, 19, 20),
     eyes=(11, 13, 15, 16, 18),
     neutral_exp=LIP_ARRAY[None],
+    edit=liveportrait_edits,
 )

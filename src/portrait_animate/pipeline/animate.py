@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -35,12 +36,12 @@ from ..motion.retargeting import (
 )
 from .driving import PreparedDriving, prepare_driving
 from .engines import load_engine
-from .faces import CropSettings
-from .inputs import InputKind, classify_input
+from .faces import CROP_SIZE, CropSettings
+from .inputs import InputKind, classify_input, input_name
 from .options import AnimateOptions
 from .outputs import OutputNames, OutputWriter, concat_panels
 from .progress import Reporter
-from .source import PreparedSource, SourceFrame, prepare_source, source_name
+from .source import PreparedSource, SourceFrame, prepare_source
 
 __all__ = ["AnimateResult", "animate"]
 
@@ -66,8 +67,10 @@ class AnimateResult:
     engine: str
 
 
-def _check_options(options: AnimateOptions, src_kind: InputKind) -> None:
+def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: InputKind) -> None:
     problems = options.conflicts()
+    if drv_kind is InputKind.PRESET and not options.flag_relative_motion:
+        problems.append("a preset drives relative motion; drop --no_flag_relative_motion")
     if options.flag_source_video_eye_retargeting and src_kind is not InputKind.VIDEO:
         problems.append("--flag_source_video_eye_retargeting needs a source video; drop it for "
                         "an image source")
@@ -91,7 +94,7 @@ def _preflight(spec: str, kind: InputKind) -> None:
         read_image_rgb(spec)
     elif kind is InputKind.VIDEO:
         next(iter_frames(spec, limit=1))
-    else:
+    elif kind is InputKind.TEMPLATE:
         load_template(spec)
 
 
@@ -176,6 +179,14 @@ def _paste_back_active(options: AnimateOptions) -> bool:
     return options.flag_pasteback and options.flag_do_crop and stitched
 
 
+def _crop_view(frame: np.ndarray, M_c2o: np.ndarray | None) -> np.ndarray:
+    """The 512x512 crop of a whole rendered frame (the resized frame without cropping)."""
+    if M_c2o is None:
+        return cv2.resize(frame, (CROP_SIZE, CROP_SIZE))
+    return cv2.warpAffine(frame, np.linalg.inv(M_c2o)[:2], (CROP_SIZE, CROP_SIZE),
+                          flags=cv2.INTER_LINEAR)
+
+
 def _render_frames(engine: Engine, animator: _FrameAnimator, source: PreparedSource,
                    driving: PreparedDriving, n: int,
                    paste: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -185,14 +196,19 @@ def _render_frames(engine: Engine, animator: _FrameAnimator, source: PreparedSou
     for i, ((frame, crop256), panel) in enumerate(zip(source.frames(n), panels, strict=False)):
         info, x_d = animator.keypoints(i)
         if source.is_video or appearance is None:
-            appearance = engine.appearance(crop256)
-        rendered = engine.render(appearance, info.x_s, x_d)
-        result = rendered
-        if paste:
-            if source.is_video or paste_back is None:
-                paste_back = PasteBack(info.M_c2o, (frame.shape[1], frame.shape[0]))
-            result = paste_back(rendered, frame)
-        shown = [crop256, rendered] if panel is None else [panel, crop256, rendered]
+            appearance = engine.appearance(crop256, frame, info.M_c2o)
+        rendered = engine.render(appearance, info.x_s, x_d, driving_crop=panel,
+                                 driving_motion=driving.motion(i))
+        if engine.renders_full_frame:
+            crop_view = _crop_view(rendered, info.M_c2o)
+            result = rendered if paste else crop_view
+        else:
+            crop_view = result = rendered
+            if paste:
+                if source.is_video or paste_back is None:
+                    paste_back = PasteBack(info.M_c2o, (frame.shape[1], frame.shape[0]))
+                result = paste_back(rendered, frame)
+        shown = [crop256, crop_view] if panel is None else [panel, crop256, crop_view]
         yield result, concat_panels(shown)
 
 
@@ -221,7 +237,7 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
     if src_kind is InputKind.TEMPLATE:
         raise InputError("the source must be an image or a video, not a motion template")
     drv_kind = classify_input(options.driving, "driving", allow_template=True)
-    _check_options(options, src_kind)
+    _check_options(options, src_kind, drv_kind)
     _preflight(options.source, src_kind)
     _preflight(options.driving, drv_kind)
     engine = engine or load_engine(options, reporter)
@@ -243,12 +259,12 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
     n = _frame_count(source, driving)
     image_result = not source.is_video and not driving.is_video
     fps = source.fps if source.is_video else driving.template.fps
-    names = OutputNames(options.output_dir, source_name(options.source),
-                        Path(options.driving).stem, image_result)
+    names = OutputNames(options.output_dir, input_name(options.source),
+                        input_name(options.driving), image_result)
 
     template_path = None
-    if drv_kind is not InputKind.TEMPLATE:
-        template_path = names.dir / f"{Path(options.driving).stem}_template.npz"
+    if drv_kind in (InputKind.IMAGE, InputKind.VIDEO):
+        template_path = names.dir / f"{input_name(options.driving)}_template.npz"
         save_template(template_path, driving.template)
 
     animator = _FrameAnimator(engine, options, source, driving, n)

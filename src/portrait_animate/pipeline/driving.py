@@ -16,6 +16,7 @@ from ..io.images import read_image_rgb
 from ..io.templates import load_template
 from ..io.video import iter_frames, probe_video
 from ..motion.model import Motion
+from ..motion.presets import PRESET_PREFIX, preset_template
 from ..motion.template import MotionTemplate
 from .faces import CropSettings, driving_crop, track_faces
 from .inputs import InputKind, is_square
@@ -44,9 +45,8 @@ class PreparedDriving:
 
     @property
     def is_video(self) -> bool:
-        """Several driving frames: a video, or a template of more than one frame."""
-        return self.kind is InputKind.VIDEO or (
-            self.kind is InputKind.TEMPLATE and self.template.n_frames > 1)
+        """Several driving frames: a video, or a template or preset of more than one frame."""
+        return self.kind is InputKind.VIDEO or self.template.n_frames > 1
 
     @property
     def n_frames(self) -> int:
@@ -64,8 +64,8 @@ class PreparedDriving:
         return None if ratios is None else float(ratios[i if self.is_video else 0, 0])
 
     def panels(self, n: int) -> Iterator[np.ndarray] | None:
-        """n 256x256 driving crops for the concat output; None for a template."""
-        if self.kind is InputKind.TEMPLATE:
+        """n 256x256 driving crops for the concat output; None without driving pixels."""
+        if self.kind in (InputKind.TEMPLATE, InputKind.PRESET):
             return None
         return _panels(self.spec, self.kind, self.bbox, n)
 
@@ -94,6 +94,9 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
 
     The driver is cropped to one averaged box when ``force_crop`` is set or it is not square.
     """
+    if kind is InputKind.PRESET:
+        template = preset_template(spec.removeprefix(PRESET_PREFIX), engine.layout)
+        return PreparedDriving(spec, kind, template, None, False)
     if kind is InputKind.TEMPLATE:
         if force_crop:
             reporter.note("note: --flag_crop_driving_video has no effect on a motion template")

@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 from ..engines.base import Engine
+from ..engines.classic import ClassicEngine
 from ..engines.neural import LivePortraitNetworks
 from ..engines.neural.animator import NeuralEngine
-from ..errors import InputError
+from ..engines.neural.weights import resolve_weights_dir
+from ..errors import WeightsError
 from .options import AnimateOptions
 from .progress import Reporter
 
 __all__ = ["load_engine"]
 
 
+def _weights_found(weights_dir: str | None) -> bool:
+    try:
+        resolve_weights_dir(weights_dir)
+    except WeightsError:
+        return False
+    return True
+
+
 def load_engine(options: AnimateOptions, reporter: Reporter) -> Engine:
-    """The engine named by ``--engine``; ``auto`` is the neural engine for now."""
-    if options.engine == "classic":
-        raise InputError("the classic engine is not part of this version yet; use "
-                         "--engine neural with LivePortrait weights")
+    """The engine named by ``--engine``; ``auto`` is neural when weights are found, else
+    classic, and says which in one line."""
+    name = options.engine
+    if name == "auto":
+        name = "neural" if _weights_found(options.weights_dir) else "classic"
+        reporter.note(f"engine: {name} (" + ("LivePortrait weights found" if name == "neural"
+                      else "no LivePortrait weights found; `portrait-animate weights download` "
+                           "gets them") + ")")
+    if name == "classic":
+        return ClassicEngine(options.det_thresh)
     networks = LivePortraitNetworks.from_pretrained(
         options.weights_dir, force_cpu=options.flag_force_cpu,
         use_half_precision=options.flag_use_half_precision, device_id=options.device_id)

@@ -12,20 +12,30 @@ from ..errors import InputError
 from ..io.images import IMAGE_EXTENSIONS, SAMPLE_PREFIX
 from ..io.templates import TEMPLATE_EXTENSIONS
 from ..io.video import VIDEO_EXTENSIONS, probe_video
+from ..motion.presets import PRESET_PREFIX, PRESETS
 
-__all__ = ["InputKind", "classify_input", "resize_to_limit", "is_square"]
+__all__ = ["InputKind", "classify_input", "input_name", "resize_to_limit", "is_square"]
 
 
 class InputKind(enum.Enum):
     IMAGE = "image"
     VIDEO = "video"
     TEMPLATE = "template"
+    PRESET = "preset"
 
 
 def classify_input(spec: str, role: str, allow_template: bool = False) -> InputKind:
     """Kind of an input by its extension; missing files and unknown extensions are errors."""
     if spec.startswith(SAMPLE_PREFIX):
         return InputKind.IMAGE
+    if spec.startswith(PRESET_PREFIX):
+        if not allow_template:
+            raise InputError(f"a preset drives; the {role} must be an image or a video")
+        name = spec.removeprefix(PRESET_PREFIX)
+        if name not in PRESETS:
+            raise InputError(f"unknown preset {name!r}; available: {', '.join(PRESETS)} "
+                             "(see `portrait-animate presets`)")
+        return InputKind.PRESET
     path = Path(spec)
     if not path.exists():
         raise InputError(f"{role} not found: {path}; check the path")
@@ -39,6 +49,14 @@ def classify_input(spec: str, role: str, allow_template: bool = False) -> InputK
     kinds = [*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS, *(TEMPLATE_EXTENSIONS if allow_template else ())]
     raise InputError(f"unsupported {role} extension {path.suffix!r} for {path}; use one of "
                      + " ".join(kinds))
+
+
+def input_name(spec: str) -> str:
+    """The name outputs use for an input: the file stem, or the sample/preset name."""
+    for prefix in (SAMPLE_PREFIX, PRESET_PREFIX):
+        if spec.startswith(prefix):
+            return spec.removeprefix(prefix)
+    return Path(spec).stem
 
 
 def resize_to_limit(image: np.ndarray, max_dim: int, division: int) -> np.ndarray:

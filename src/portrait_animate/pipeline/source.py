@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import repeat
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -136,6 +135,3 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
         source.frames_info.append(_frame_info(engine, crop256, track, i, M_c2o))
     return source
 
-
-def source_name(spec: str) -> str:
-    return Path(spec.split(":", 1)[-1] if spec.startswith("sample:") else spec).stem

@@ -16,6 +16,7 @@ class NeuralEngine:
 
     name = "neural"
     layout = LIVEPORTRAIT_LAYOUT
+    renders_full_frame = False
 
     def __init__(self, networks: LivePortraitNetworks) -> None:
         self.networks = networks
@@ -30,11 +31,13 @@ class NeuralEngine:
         return Motion(scale=info.scale.cpu(), R=info.rotation.cpu(), exp=info.exp.cpu(),
                       t=info.t.cpu(), kp=info.kp.cpu())
 
-    def appearance(self, crop: np.ndarray) -> torch.Tensor:
+    def appearance(self, crop: np.ndarray, frame: np.ndarray | None = None,
+                   M_c2o: np.ndarray | None = None) -> torch.Tensor:
         return self.networks.extract_features(self._tensor(crop))
 
-    def render(self, appearance: torch.Tensor, x_s: torch.Tensor,
-               x_d: torch.Tensor) -> np.ndarray:
+    def render(self, appearance: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor,
+               driving_crop: np.ndarray | None = None,
+               driving_motion: Motion | None = None) -> np.ndarray:
         device = self.networks.device
         image = self.networks.warp_decode(appearance, x_s.to(device), x_d.to(device))
         return tensor_to_image(image)[0]

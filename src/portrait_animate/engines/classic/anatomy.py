@@ -1,0 +1,36 @@
+"""Index sets of the MediaPipe 478-point mesh that the classic engine animates."""
+
+from __future__ import annotations
+
+__all__ = ["INNER_LIPS", "OUTER_LIPS", "LIPS", "EYES", "IRISES", "BROWS", "JAW", "FACE_OVAL",
+           "UPPER_LIDS", "LOWER_LIDS", "EYE_CORNERS", "IRIS_CENTERS", "UPPER_LIPS",
+           "LOWER_LIPS", "MOUTH_CORNERS", "CHIN", "NUM_POINTS"]
+
+NUM_POINTS = 478
+
+#: The mouth opening, in order around it.
+INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87,
+              178, 88, 95)
+OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84,
+              181, 91, 146)
+LIPS = tuple(sorted(set(INNER_LIPS) | set(OUTER_LIPS)))
+UPPER_LIPS = (185, 40, 39, 37, 0, 267, 269, 270, 409, 191, 80, 81, 82, 13, 312, 311, 310, 415)
+LOWER_LIPS = (375, 321, 405, 314, 17, 84, 181, 91, 146, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+MOUTH_CORNERS = (61, 291, 78, 308)
+#: (upper lid, lower lid) of the image-left eye, then the other eye, corner to corner.
+UPPER_LIDS = ((246, 161, 160, 159, 158, 157, 173), (398, 384, 385, 386, 387, 388, 466))
+LOWER_LIDS = ((7, 163, 144, 145, 153, 154, 155), (382, 381, 380, 374, 373, 390, 249))
+EYE_CORNERS = ((33, 133), (362, 263))
+IRISES = tuple(range(468, 478))
+IRIS_CENTERS = (468, 473)
+EYES = tuple(sorted({33, 133, 362, 263} | set(sum(UPPER_LIDS + LOWER_LIDS, ()))))
+BROWS = (46, 52, 53, 55, 63, 65, 66, 70, 105, 107, 276, 282, 283, 285, 293, 295, 296, 300, 334,
+         336)
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
+             400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54,
+             103, 67, 109)
+#: The jaw line from ear to ear: what stitching keeps attached to the neck.
+JAW = (234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288,
+       361, 323, 454)
+CHIN = (152, 148, 176, 377, 400, 149, 378, 150, 379, 175, 171, 396, 199, 200, 18, 201, 421,
+        208, 428, 32, 262)

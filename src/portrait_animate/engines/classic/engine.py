@@ -1,0 +1,124 @@
+"""The classic engine: MediaPipe landmarks for motion, a geometric warp for rendering.
+
+Training-free and download-free. Motion is the shared model on the 478 mesh points; the
+renderer warps the source frame at its full resolution so that its landmarks land on the
+composed driving landmarks, and paints the mouth interior an opening mouth needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ...errors import InputError
+from ...face.mesh import FaceMesh
+from ...motion.model import Motion
+from . import retarget
+from .motion import classic_layout, motion_from_landmarks, to_normalized
+from .mouth import LipColour, lip_colour, paint_mouth
+from .warp import apply_field, warp_field
+
+__all__ = ["ClassicEngine", "ClassicAppearance"]
+
+CROP = 256
+
+
+@dataclass
+class ClassicAppearance:
+    """A source frame ready to be warped.
+
+    Attributes:
+        frame: (H, W, 3) uint8 RGB at full resolution.
+        to_frame: (2, 3) map from the crop's normalised frame to frame pixels.
+        lips: colour statistics of the source's lips, measured at the first render.
+    """
+
+    frame: np.ndarray
+    to_frame: np.ndarray
+    lips: LipColour | None = None
+
+    def pixels(self, keypoints: torch.Tensor) -> np.ndarray:
+        """(1, K, 3) normalised keypoints -> (K, 2) frame pixels."""
+        xy = keypoints[0, :, :2].double().numpy()
+        return xy @ self.to_frame[:, :2].T + self.to_frame[:, 2]
+
+
+def _normalized_to_frame(M_c2o: np.ndarray | None, frame_shape: tuple[int, int]) -> np.ndarray:
+    """(2, 3) affine from the 256 crop's [-1, 1] frame to frame pixels."""
+    to_crop512 = np.array([[256.0, 0, 256.0], [0, 256.0, 256.0], [0, 0, 1]])
+    if M_c2o is None:  # the whole frame was resized to 256x256
+        h, w = frame_shape
+        return np.array([[w / 2, 0, w / 2], [0, h / 2, h / 2]])
+    return (M_c2o @ to_crop512)[:2]
+
+
+class ClassicEngine:
+    """Landmark motion and geometric rendering; renders whole frames (no paste-back needed).
+
+    Args:
+        det_thresh: face-detection confidence for the landmarks of crops.
+    """
+
+    name = "classic"
+    renders_full_frame = True
+
+    def __init__(self, det_thresh: float = 0.15) -> None:
+        self.layout = classic_layout()
+        self._mesh = FaceMesh(det_thresh, max_faces=1)
+        self._last: Motion | None = None
+
+    def landmarks(self, crop: np.ndarray) -> np.ndarray | None:
+        """(478, 3) normalised landmarks of a (256, 256, 3) crop, or None."""
+        points = self._mesh.landmarks3d(crop)
+        return None if points is None else to_normalized(points, crop.shape[1])
+
+    def motion(self, crop: np.ndarray) -> Motion:
+        points = self.landmarks(crop)
+        if points is None:
+            if self._last is None:
+                raise InputError("no face found in the face crop; use a clearer portrait or "
+                                 "lower --det_thresh")
+            return self._last  # the nearest earlier frame's motion; nothing shifts
+        self._last = motion_from_landmarks(points)
+        return self._last
+
+    def appearance(self, crop: np.ndarray, frame: np.ndarray,
+                   M_c2o: np.ndarray | None) -> ClassicAppearance:
+        return ClassicAppearance(frame=frame, to_frame=_normalized_to_frame(M_c2o, frame.shape[:2]))
+
+    def render(self, appearance: ClassicAppearance, x_s: torch.Tensor, x_d: torch.Tensor,
+               driving_crop: np.ndarray | None = None,
+               driving_motion: Motion | None = None) -> np.ndarray:
+        """The full source frame with its face moved from x_s to x_d (1, 478, 3)."""
+        source = appearance.pixels(x_s)
+        target = appearance.pixels(x_d)
+        if appearance.lips is None:
+            appearance.lips = lip_colour(appearance.frame, source)
+        out = apply_field(appearance.frame, warp_field(source, target,
+                                                       appearance.frame.shape[:2]))
+        driving_points = None
+        if driving_crop is not None and driving_motion is not None:
+            driving_points = _crop_pixels(driving_motion, driving_crop.shape[1])
+        paint_mouth(out, source, target, appearance.lips, driving_crop, driving_points)
+        return out
+
+    def stitch(self, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+        return retarget.stitch(x_s, x_d)
+
+    def retarget_eyes(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
+        return retarget.eye_delta(x_s, ratios)
+
+    def retarget_lip(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
+        return retarget.lip_delta(x_s, ratios)
+
+
+def _crop_pixels(motion: Motion, size: int) -> np.ndarray | None:
+    """(K, 2) pixels in a driving crop of a driving frame's motion (its own landmarks)."""
+    if motion.kp is None:
+        from .motion import canonical_shape
+
+        motion = motion.with_(kp=torch.from_numpy(canonical_shape()[None]).float())
+    xy = motion.keypoints()[0, :, :2].double().numpy()
+    return (xy + 1) * (size / 2)

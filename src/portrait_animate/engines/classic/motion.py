@@ -1,0 +1,84 @@
+"""Landmarks <-> the shared motion model: x = s * (x_c @ R + delta) + t.
+
+Landmarks live in the crop's normalised frame like LivePortrait's keypoints: x and y in
+[-1, 1] over the 256x256 crop, z in the same units. The canonical shape x_c is one generic
+face (MediaPipe's mesh of the scikit-image astronaut, centred and scaled), so pose comes from
+a similarity fit on the rigid points and delta is the exact residual: a frame's motion
+reproduces its landmarks.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from ...face.mesh import FaceMesh
+from ...motion.model import KeypointLayout, Motion
+from .anatomy import BROWS, CHIN, EYES, IRISES, LIPS, NUM_POINTS
+
+__all__ = ["classic_layout", "canonical_shape", "to_normalized", "similarity_fit",
+           "motion_from_landmarks", "RIGID_POINTS"]
+
+CROP = 256
+EXPRESSION_POINTS = tuple(sorted(set(LIPS) | set(EYES) | set(IRISES) | set(BROWS) | set(CHIN)))
+RIGID_POINTS = tuple(i for i in range(NUM_POINTS) if i not in set(EXPRESSION_POINTS))
+
+
+@functools.lru_cache(maxsize=1)
+def classic_layout() -> KeypointLayout:
+    """The 478 mesh points; "exp" moves lips, chin, eyes, irises and brows."""
+    pattern = np.zeros((NUM_POINTS, 3), dtype=bool)
+    pattern[list(EXPRESSION_POINTS)] = True
+    from .edits import mesh_edits
+
+    return KeypointLayout(name="mediapipe-478", num_kp=NUM_POINTS, exp_pattern=pattern,
+                          lip=tuple(sorted(set(LIPS) | set(CHIN))),
+                          eyes=tuple(sorted(set(EYES) | set(IRISES))),
+                          neutral_exp=np.zeros((1, NUM_POINTS, 3)), edit=mesh_edits)
+
+
+def to_normalized(points: np.ndarray, size: int = CROP) -> np.ndarray:
+    """(N, 3) crop pixels (z in pixels) -> the crop's [-1, 1] frame."""
+    return points / (size / 2) - np.array([1.0, 1.0, 0.0])
+
+
+def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares s, R (row-vector rotation), t with dst ~ s * src @ R + t (Umeyama)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
+    d = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    rot = u @ np.diag(d) @ vt
+    scale = float((sig * d).sum() / (a**2).sum(1).mean())
+    R = rot.T
+    return scale, R, mu_d - scale * mu_s @ R
+
+
+@functools.lru_cache(maxsize=1)
+def canonical_shape() -> np.ndarray:
+    """(478, 3) generic face: the astronaut's mesh, centred on its rigid points, unit RMS."""
+    from skimage import data
+
+    with FaceMesh(0.15) as mesh:
+        points = mesh.landmarks3d(np.ascontiguousarray(data.astronaut()[..., :3]))
+    points = points - points[list(RIGID_POINTS)].mean(0)
+    return points / np.sqrt((points[list(RIGID_POINTS)] ** 2).sum(1).mean()) * 0.5
+
+
+def motion_from_landmarks(points: np.ndarray) -> Motion:
+    """The motion of (478, 3) normalised landmarks, with the canonical shape as ``kp``."""
+    canonical = canonical_shape()
+    rigid = list(RIGID_POINTS)
+    scale, R, t = similarity_fit(canonical[rigid], points[rigid])
+    exp = (points - t) / scale - canonical @ R
+
+    def tensor(a: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(a, dtype=np.float32).reshape(shape))
+
+    return Motion(scale=tensor(scale, (1, 1)), R=tensor(R, (1, 3, 3)),
+                  exp=tensor(exp, (1, NUM_POINTS, 3)), t=tensor(t, (1, 3)),
+                  kp=tensor(canonical, (1, NUM_POINTS, 3)))

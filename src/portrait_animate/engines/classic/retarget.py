@@ -1,0 +1,78 @@
+"""Stitching and eye/lip retargeting for the classic engine, as geometry on the mesh.
+
+Each returns a keypoint delta in the crop's normalised frame, the same contract as the
+neural engine's S, R_eyes and R_lip networks, so the shared Algorithm 1 drives both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ...face.ratios import EYE_OFFSET, EYE_SCALE
+from .anatomy import EYE_CORNERS, JAW, LOWER_LIDS, LOWER_LIPS, NUM_POINTS, UPPER_LIDS
+
+__all__ = ["stitch", "eye_delta", "lip_delta", "STITCH_STRENGTH"]
+
+#: Share of the jaw line's drift that stitching removes, keeping the neck attached.
+STITCH_STRENGTH = 0.5
+_IRIS_OF_EYE = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))
+_CHIN_DROP = (152, 148, 176, 377, 400, 149, 378, 150, 379, 175, 171, 396, 199, 200, 18, 201,
+              421, 208, 428, 32, 262)
+
+
+def stitch(x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+    """Shift x_d (1, K, 3) so its jaw line drifts half as far from the source's."""
+    drift = (x_s[0, list(JAW), :2] - x_d[0, list(JAW), :2]).mean(0)
+    out = x_d.clone()
+    out[..., :2] += STITCH_STRENGTH * drift
+    return out
+
+
+def _frame(points: np.ndarray, corners: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, float]:
+    a, b = points[corners[0], :2], points[corners[1], :2]
+    along = (b - a) / max(np.linalg.norm(b - a), 1e-9)
+    normal = np.array([-along[1], along[0]])
+    if normal[1] < 0:
+        normal = -normal  # pointing down the face
+    return (a + b) / 2, normal, float(np.linalg.norm(b - a))
+
+
+def _raw_eye_target(ratio: float) -> float:
+    return max((ratio - EYE_OFFSET) / EYE_SCALE, 0.0)
+
+
+def eye_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
+    """Open or close both eyes of x_s to the target ratio (ratios (1, 3): eye0, eye1, target):
+    lids and irises are scaled across the line through the eye's corners."""
+    points = x_s[0].double().numpy()
+    target = _raw_eye_target(float(ratios[0, 2]))
+    delta = np.zeros((NUM_POINTS, 3))
+    for eye, (top, bottom) in enumerate(((159, 145), (386, 374))):
+        mid, normal, width = _frame(points, EYE_CORNERS[eye])
+        current = float(np.dot(points[bottom, :2] - points[top, :2], normal)) / width
+        moved = list(UPPER_LIDS[eye]) + list(LOWER_LIDS[eye]) + list(_IRIS_OF_EYE[eye])
+        offsets = (points[moved, :2] - mid) @ normal
+        if current > 0.02:
+            shift = offsets * (target / current - 1)
+        else:  # a closed eye has no gap to scale: part the lids
+            shift = np.sign(offsets) * (target - current) * width / 2
+        delta[moved, :2] += shift[:, None] * normal
+    return torch.from_numpy(delta[None]).float()
+
+
+def lip_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
+    """Open or close the mouth of x_s to the target lip ratio (ratios (1, 2): lip_s, target):
+    the lower lip and the chin drop (or rise) across the mouth-corner line."""
+    points = x_s[0].double().numpy()
+    mid, normal, width = _frame(points, (61, 291))
+    gap = float(np.dot(points[14, :2] - points[13, :2], normal))
+    change = float(ratios[0, 1]) * width - gap
+    delta = np.zeros((NUM_POINTS, 3))
+    lower = list(LOWER_LIPS)
+    across = np.abs((points[lower, :2] - mid) @ np.array([normal[1], -normal[0]])) / (width / 2)
+    weight = np.cos(np.clip(across, 0, 1) * np.pi / 2) ** 0.5
+    delta[lower, :2] += (change * weight)[:, None] * normal
+    delta[list(_CHIN_DROP), :2] += 0.8 * change * normal
+    return torch.from_numpy(delta[None]).float()
+
