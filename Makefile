@@ -13,13 +13,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job. Until the classic engine lands it runs every neural stage on the
-# scikit-image astronaut with synthetic weights (generated once into ~/.cache).
+# The main job: the scikit-image astronaut (shipped with a dependency) talks, animated by
+# the classic engine: no download, no ../shared, no network.
 run: install
-	$(BIN)/portrait-animate debug-stages --synthetic_weights \
-		-s sample:astronaut -d sample:astronaut \
-		--out animations/astronaut_stages.npz \
-		--save_image animations/astronaut_neural_synthetic.png
+	$(BIN)/portrait-animate animate -s sample:astronaut -d preset:talk -o animations \
+		--engine classic
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -29,3 +27,6 @@ test: lint
 
 bench: install
 	$(BIN)/python bench/neural_cpu.py
+	$(BIN)/python bench/classic_speed.py
+	$(BIN)/python bench/reenact.py
+	$(BIN)/python bench/memory.py

@@ -13,21 +13,27 @@ __all__ = ["Engine"]
 
 
 class Engine(Protocol):
-    """An animation engine on 256x256 face crops.
+    """An animation engine on square face crops.
 
     Attributes:
         name: ``neural`` or ``classic``.
         layout: the keypoints its motion lives on.
         renders_full_frame: ``render`` returns the whole source frame (no paste-back needed)
             instead of a 512x512 crop.
+        input_size: side of the square face crops it takes.
+        uses_landmarks: its motion comes from the face mesh, so the pipeline hands over the
+            landmarks it already found instead of the engine detecting them again.
     """
 
     name: str
     layout: KeypointLayout
     renders_full_frame: bool
+    input_size: int
+    uses_landmarks: bool
 
-    def motion(self, crop: np.ndarray) -> Motion:
-        """The motion of a (256, 256, 3) uint8 RGB crop, with canonical keypoints."""
+    def motion(self, crop: np.ndarray, landmarks: np.ndarray | None = None) -> Motion:
+        """The motion of an (input_size, input_size, 3) uint8 RGB crop, with canonical
+        keypoints; ``landmarks`` are the crop's (478, 3) face-mesh points in pixels, if known."""
 
     def appearance(self, crop: np.ndarray, frame: np.ndarray, M_c2o: np.ndarray | None) -> Any:
         """Per-source-frame data the renderer needs: the 256x256 crop, the full frame and the

@@ -11,7 +11,7 @@ import numpy as np
 from .anatomy import CROP_POINTS, EYE_0, EYE_1, MOUTH_CORNERS
 
 __all__ = ["CropBox", "face_box", "Crop", "rotated_crop_matrix", "crop_rotated",
-           "crop_axis_aligned", "mean_bbox"]
+           "axis_aligned_crop_matrix", "crop_axis_aligned", "map_points", "mean_bbox"]
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,24 @@ def crop_rotated(image: np.ndarray, box: CropBox, dsize: int) -> Crop:
     return _warp(image, rotated_crop_matrix(box, dsize), dsize)
 
 
-def crop_axis_aligned(image: np.ndarray, bbox: np.ndarray, dsize: int) -> Crop:
-    """Crop an axis-aligned [x0, y0, x1, y1] box (its width sets the scale)."""
+def axis_aligned_crop_matrix(bbox: np.ndarray, dsize: int) -> np.ndarray:
+    """(3, 3) original -> crop map of an axis-aligned [x0, y0, x1, y1] box (width sets scale)."""
     s = dsize / (bbox[2] - bbox[0])
     cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
-    M = np.array([[s, 0, dsize / 2 - s * cx], [0, s, dsize / 2 - s * cy], [0, 0, 1.0]])
-    return _warp(image, M, dsize)
+    return np.array([[s, 0, dsize / 2 - s * cx], [0, s, dsize / 2 - s * cy], [0, 0, 1.0]])
+
+
+def crop_axis_aligned(image: np.ndarray, bbox: np.ndarray, dsize: int) -> Crop:
+    """Crop an axis-aligned [x0, y0, x1, y1] box."""
+    return _warp(image, axis_aligned_crop_matrix(bbox, dsize), dsize)
+
+
+def map_points(points: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """(N, 3) pixel landmarks (z in pixels) through a (3, 3) similarity map; z scales along."""
+    out = points.copy()
+    out[:, :2] = points[:, :2] @ M[:2, :2].T + M[:2, 2]
+    out[:, 2] = points[:, 2] * np.sqrt(abs(np.linalg.det(M[:2, :2])))
+    return out
 
 
 def mean_bbox(boxes: list[np.ndarray]) -> np.ndarray:

@@ -78,8 +78,13 @@ def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: Input
         raise InputError("conflicting options: " + problems[0])
 
 
-def _check_driving_ratios(options: AnimateOptions, driving: PreparedDriving) -> None:
+def _check_driving(options: AnimateOptions, driving: PreparedDriving, engine: Engine) -> None:
     template = driving.template
+    if template.layout != engine.layout.name:
+        needed = "neural" if template.layout == "liveportrait-21" else "classic"
+        raise InputError(f"the motion template {driving.spec} holds {template.layout} keypoints, "
+                         f"which the {engine.name} engine cannot use; run with --engine "
+                         f"{needed} (or re-create the template from its driving video)")
     if options.flag_eye_retargeting and template.eye_ratios is None:
         raise InputError(f"--flag_eye_retargeting needs eye ratios, which the template "
                          f"{driving.spec} does not have; drop the flag or use a driving video")
@@ -193,10 +198,11 @@ def _render_frames(engine: Engine, animator: _FrameAnimator, source: PreparedSou
     panels = driving.panels(n)
     panels = repeat(None) if panels is None else panels
     appearance, paste_back = None, None
-    for i, ((frame, crop256), panel) in enumerate(zip(source.frames(n), panels, strict=False)):
+    for i, ((frame, model_input), panel) in enumerate(zip(source.frames(n), panels,
+                                                           strict=False)):
         info, x_d = animator.keypoints(i)
         if source.is_video or appearance is None:
-            appearance = engine.appearance(crop256, frame, info.M_c2o)
+            appearance = engine.appearance(model_input, frame, info.M_c2o)
         rendered = engine.render(appearance, info.x_s, x_d, driving_crop=panel,
                                  driving_motion=driving.motion(i))
         if engine.renders_full_frame:
@@ -208,7 +214,7 @@ def _render_frames(engine: Engine, animator: _FrameAnimator, source: PreparedSou
                 if source.is_video or paste_back is None:
                     paste_back = PasteBack(info.M_c2o, (frame.shape[1], frame.shape[0]))
                 result = paste_back(rendered, frame)
-        shown = [crop256, crop_view] if panel is None else [panel, crop256, crop_view]
+        shown = [model_input, crop_view] if panel is None else [panel, model_input, crop_view]
         yield result, concat_panels(shown)
 
 
@@ -255,7 +261,7 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
             else None
         driving = prepare_driving(options.driving, drv_kind, engine, mesh, driving_settings,
                                   options.flag_crop_driving_video, limit, reporter)
-    _check_driving_ratios(options, driving)
+    _check_driving(options, driving, engine)
     n = _frame_count(source, driving)
     image_result = not source.is_video and not driving.is_video
     fps = source.fps if source.is_video else driving.template.fps

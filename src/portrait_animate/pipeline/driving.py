@@ -11,6 +11,7 @@ import numpy as np
 
 from ..engines.base import Engine
 from ..errors import InputError
+from ..face.crop import axis_aligned_crop_matrix
 from ..face.mesh import FaceMesh
 from ..io.images import read_image_rgb
 from ..io.templates import load_template
@@ -18,7 +19,7 @@ from ..io.video import iter_frames, probe_video
 from ..motion.model import Motion
 from ..motion.presets import PRESET_PREFIX, preset_template
 from ..motion.template import MotionTemplate
-from .faces import CropSettings, driving_crop, track_faces
+from .faces import CROP_SIZE, CropSettings, driving_crop, points_in_input, track_faces
 from .inputs import InputKind, is_square
 from .progress import Reporter
 
@@ -35,6 +36,7 @@ class PreparedDriving:
     template: per-frame motion and ratios.
     bbox: the averaged crop box, or None when the driver is not cropped (or a template).
     has_audio: whether a driving video has an audio stream.
+    input_size: side of the engine's input crops.
     """
 
     spec: str
@@ -42,6 +44,7 @@ class PreparedDriving:
     template: MotionTemplate
     bbox: np.ndarray | None
     has_audio: bool
+    input_size: int = 256
 
     @property
     def is_video(self) -> bool:
@@ -64,10 +67,12 @@ class PreparedDriving:
         return None if ratios is None else float(ratios[i if self.is_video else 0, 0])
 
     def panels(self, n: int) -> Iterator[np.ndarray] | None:
-        """n 256x256 driving crops for the concat output; None without driving pixels."""
+        """n driving crops (the engine's input) for rendering and the concat output; None
+        without driving pixels."""
         if self.kind in (InputKind.TEMPLATE, InputKind.PRESET):
             return None
-        return _panels(self.spec, self.kind, self.bbox, n)
+        return (panel for _, panel in _panels(self.spec, self.kind, self.bbox, n,
+                                              self.input_size))
 
 
 def _frames(spec: str, kind: InputKind, limit: int | None) -> Iterator[np.ndarray]:
@@ -76,10 +81,14 @@ def _frames(spec: str, kind: InputKind, limit: int | None) -> Iterator[np.ndarra
     return iter_frames(spec, limit=limit)
 
 
-def _panels(spec: str, kind: InputKind, bbox: np.ndarray | None, n: int) -> Iterator[np.ndarray]:
+def _panels(spec: str, kind: InputKind, bbox: np.ndarray | None, n: int,
+            size: int) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+    """(frame shape, driving crop) pairs."""
     if kind is InputKind.IMAGE:
-        return repeat(driving_crop(read_image_rgb(spec), bbox), n)
-    return (driving_crop(frame, bbox) for frame in iter_frames(spec, limit=n))
+        image = read_image_rgb(spec)
+        return repeat((image.shape[:2], driving_crop(image, bbox, size)), n)
+    return ((frame.shape[:2], driving_crop(frame, bbox, size))
+            for frame in iter_frames(spec, limit=n))
 
 
 def _no_face(spec: str) -> InputError:
@@ -110,13 +119,18 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
         fps, has_audio = probe.fps, probe.has_audio
         crop = force_crop or not is_square(spec, kind)
     track = track_faces(reporter.track(_frames(spec, kind, limit), "driving faces"), mesh,
-                        settings)
+                        settings, engine.uses_landmarks)
     if track is None:
         raise _no_face(spec)
     bbox = track.mean_bbox() if crop else None
     n = len(track)
-    motions = [engine.motion(panel) for panel in
-               reporter.track(_panels(spec, kind, bbox, n), "driving motion", n)]
+    panels = _panels(spec, kind, bbox, n, engine.input_size)
+    to_crop = None if bbox is None else axis_aligned_crop_matrix(bbox, CROP_SIZE)
+    motions = []
+    for i, (frame_shape, panel) in enumerate(reporter.track(panels, "driving motion", n)):
+        points = None if track.points is None else track.points[i]
+        landmarks = points_in_input(points, frame_shape, to_crop, engine.input_size)
+        motions.append(engine.motion(panel, landmarks))
     template = MotionTemplate(motions=motions, fps=fps, eye_ratios=track.eye_ratios,
                               lip_ratios=track.lip_ratios, layout=engine.layout.name)
-    return PreparedDriving(spec, kind, template, bbox, has_audio)
+    return PreparedDriving(spec, kind, template, bbox, has_audio, engine.input_size)

@@ -12,12 +12,20 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..face.crop import Crop, CropBox, crop_axis_aligned, crop_rotated, face_box, mean_bbox
+from ..face.crop import (
+    Crop,
+    CropBox,
+    crop_axis_aligned,
+    crop_rotated,
+    face_box,
+    map_points,
+    mean_bbox,
+)
 from ..face.mesh import FaceMesh
 from ..face.ratios import eye_ratios, lip_ratio
 
-__all__ = ["CropSettings", "FaceTrack", "track_faces", "crop_to_256", "source_crop",
-           "driving_crop"]
+__all__ = ["CropSettings", "FaceTrack", "track_faces", "source_crop", "driving_crop",
+           "CROP_SIZE", "MODEL_SIZE"]
 
 CROP_SIZE = 512
 MODEL_SIZE = 256
@@ -46,12 +54,15 @@ class FaceTrack:
     eye_ratios: (N, 2) per-frame eye open ratios.
     lip_ratios: (N, 1) per-frame lip open ratios.
     found: (N,) whether the frame's own face was found.
+    points: per-frame (478, 3) float32 landmarks in frame pixels, kept only when asked for
+        (engines that animate the landmarks themselves).
     """
 
     boxes: list[CropBox]
     eye_ratios: np.ndarray
     lip_ratios: np.ndarray
     found: np.ndarray
+    points: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -70,38 +81,55 @@ def _nearest_found(found: list[bool]) -> list[int]:
     return source
 
 
-def track_faces(frames: Iterable[np.ndarray], mesh: FaceMesh,
-                settings: CropSettings) -> FaceTrack | None:
-    """Landmarks of every frame reduced to a crop box and ratios; None if no frame has a face."""
-    boxes, eyes, lips, found = [], [], [], []
+def track_faces(frames: Iterable[np.ndarray], mesh: FaceMesh, settings: CropSettings,
+                keep_points: bool = False) -> FaceTrack | None:
+    """Landmarks of every frame reduced to a crop box and ratios (and kept, if asked);
+    None if no frame has a face."""
+    boxes, eyes, lips, found, kept = [], [], [], [], []
     for frame in frames:
-        points = mesh.landmarks(frame)
+        points = mesh.landmarks3d(frame)
         found.append(points is not None)
-        boxes.append(None if points is None else settings.box(points))
-        eyes.append((0.0, 0.0) if points is None else eye_ratios(points))
-        lips.append((0.0,) if points is None else (lip_ratio(points),))
+        boxes.append(None if points is None else settings.box(points[:, :2]))
+        eyes.append((0.0, 0.0) if points is None else eye_ratios(points[:, :2]))
+        lips.append((0.0,) if points is None else (lip_ratio(points[:, :2]),))
+        kept.append(None if points is None or not keep_points else points.astype(np.float32))
     if not any(found):
         return None
     take = _nearest_found(found)
     return FaceTrack(boxes=[boxes[j] for j in take],
                      eye_ratios=np.array([eyes[j] for j in take], dtype=np.float32),
                      lip_ratios=np.array([lips[j] for j in take], dtype=np.float32),
-                     found=np.array(found))
+                     found=np.array(found),
+                     points=[kept[j] for j in take] if keep_points else None)
 
 
-def crop_to_256(crop512: np.ndarray) -> np.ndarray:
-    return cv2.resize(crop512, (MODEL_SIZE, MODEL_SIZE), interpolation=cv2.INTER_AREA)
+def points_in_input(points: np.ndarray | None, frame_shape: tuple[int, int],
+                    to_crop512: np.ndarray | None, size: int) -> np.ndarray | None:
+    """Frame landmarks (478, 3) in the pixels of a size x size engine input made from the 512
+    crop ``to_crop512`` maps to, or from the whole frame resized when it is None."""
+    if points is None:
+        return None
+    if to_crop512 is None:
+        h, w = frame_shape
+        M = np.diag([size / w, size / h, 1.0])
+    else:
+        M = np.diag([size / CROP_SIZE, size / CROP_SIZE, 1.0]) @ to_crop512
+    return map_points(points.astype(np.float64), M)
 
 
-def source_crop(frame: np.ndarray, box: CropBox) -> tuple[np.ndarray, Crop]:
-    """The 256x256 model input (area-resized from a 512 crop) and the 512 crop with its maps."""
+def source_crop(frame: np.ndarray, box: CropBox, size: int = MODEL_SIZE) -> tuple[np.ndarray, Crop]:
+    """The size x size model input (area-resized from a 512 crop) and the 512 crop with its
+    maps."""
     crop = crop_rotated(frame, box, CROP_SIZE)
-    return crop_to_256(crop.image), crop
+    if size == CROP_SIZE:
+        return crop.image, crop
+    return cv2.resize(crop.image, (size, size), interpolation=cv2.INTER_AREA), crop
 
 
-def driving_crop(frame: np.ndarray, bbox: np.ndarray | None) -> np.ndarray:
-    """The 256x256 driving input: the averaged box cropped to 512 then resized, or the whole
-    frame resized when the driver is not cropped."""
+def driving_crop(frame: np.ndarray, bbox: np.ndarray | None, size: int = MODEL_SIZE) -> np.ndarray:
+    """The size x size driving input: the averaged box cropped to 512 then resized, or the
+    whole frame resized when the driver is not cropped."""
     if bbox is None:
-        return cv2.resize(frame, (MODEL_SIZE, MODEL_SIZE))
-    return cv2.resize(crop_axis_aligned(frame, bbox, CROP_SIZE).image, (MODEL_SIZE, MODEL_SIZE))
+        return cv2.resize(frame, (size, size))
+    crop = crop_axis_aligned(frame, bbox, CROP_SIZE).image
+    return crop if size == CROP_SIZE else cv2.resize(crop, (size, size))

@@ -17,7 +17,14 @@ from ..face.mesh import FaceMesh
 from ..io.images import read_image_rgb
 from ..io.video import iter_frames, probe_video
 from ..motion.model import Motion
-from .faces import CROP_SIZE, MODEL_SIZE, CropSettings, FaceTrack, source_crop, track_faces
+from .faces import (
+    CROP_SIZE,
+    CropSettings,
+    FaceTrack,
+    points_in_input,
+    source_crop,
+    track_faces,
+)
 from .inputs import InputKind, resize_to_limit
 from .progress import Reporter
 
@@ -62,27 +69,28 @@ class PreparedSource:
     _track: FaceTrack | None
     _max_dim: int
     _division: int
+    _input_size: int
 
     @property
     def is_video(self) -> bool:
         return self.kind is InputKind.VIDEO
 
     def frames(self, n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """n (frame, 256x256 model input) pairs, re-decoded for a video one at a time."""
+        """n (frame, model input) pairs, re-decoded for a video one at a time."""
         if not self.is_video:
-            yield from repeat(_model_input(self._image, self._track, 0), n)
+            yield from repeat(_model_input(self._image, self._track, 0, self._input_size), n)
             return
         video = iter_frames(self.spec, limit=n)
         for i, raw in enumerate(video):
             frame = resize_to_limit(raw, self._max_dim, self._division)
-            yield _model_input(frame, self._track, i)
+            yield _model_input(frame, self._track, i, self._input_size)
 
 
-def _model_input(frame: np.ndarray, track: FaceTrack | None, i: int) -> tuple:
+def _model_input(frame: np.ndarray, track: FaceTrack | None, i: int, size: int) -> tuple:
     if track is None:
-        return frame, cv2.resize(frame, (MODEL_SIZE, MODEL_SIZE))
-    crop256, _ = source_crop(frame, track.boxes[i])
-    return frame, crop256
+        return frame, cv2.resize(frame, (size, size))
+    crop, _ = source_crop(frame, track.boxes[i], size)
+    return frame, crop
 
 
 def _crop_to_frame(track: FaceTrack | None, i: int) -> np.ndarray | None:
@@ -91,9 +99,13 @@ def _crop_to_frame(track: FaceTrack | None, i: int) -> np.ndarray | None:
     return np.linalg.inv(rotated_crop_matrix(track.boxes[i], CROP_SIZE))
 
 
-def _frame_info(engine: Engine, crop256: np.ndarray, track: FaceTrack | None, i: int,
-                M_c2o: np.ndarray | None) -> SourceFrame:
-    motion = engine.motion(crop256)
+def _frame_info(engine: Engine, crop: np.ndarray, track: FaceTrack | None, i: int,
+                M_c2o: np.ndarray | None, frame_shape: tuple[int, int]) -> SourceFrame:
+    landmarks = None
+    if track is not None and track.points is not None:
+        to_crop = None if M_c2o is None else np.linalg.inv(M_c2o)
+        landmarks = points_in_input(track.points[i], frame_shape, to_crop, crop.shape[0])
+    motion = engine.motion(crop, landmarks)
     has_face = track is not None
     return SourceFrame(
         motion=motion, x_s=motion.keypoints(),
@@ -113,25 +125,26 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
     """Detect, crop and run the motion extractor on the source's frames (at most ``limit``)."""
     if kind is InputKind.IMAGE:
         image = resize_to_limit(read_image_rgb(spec), max_dim, division)
-        track = track_faces([image], mesh, settings)
+        track = track_faces([image], mesh, settings, engine.uses_landmarks)
         if do_crop and track is None:
             raise _no_face(spec, "image")
         crop_track = track if do_crop else None
-        _, crop256 = _model_input(image, crop_track, 0)
-        info = _frame_info(engine, crop256, track, 0, _crop_to_frame(crop_track, 0))
+        _, crop = _model_input(image, crop_track, 0, engine.input_size)
+        info = _frame_info(engine, crop, track, 0, _crop_to_frame(crop_track, 0), image.shape[:2])
         return PreparedSource(spec, kind, [info], None, False, image, crop_track, max_dim,
-                              division)
+                              division, engine.input_size)
 
     probe = probe_video(spec)
     frames = (resize_to_limit(f, max_dim, division) for f in iter_frames(spec, limit=limit))
-    track = track_faces(reporter.track(frames, "source faces"), mesh, settings)
+    track = track_faces(reporter.track(frames, "source faces"), mesh, settings,
+                        engine.uses_landmarks)
     if do_crop and track is None:
         raise _no_face(spec, "video")
     source = PreparedSource(spec, kind, [], probe.fps, probe.has_audio, None,
-                            track if do_crop else None, max_dim, division)
+                            track if do_crop else None, max_dim, division, engine.input_size)
     n = len(track) if track is not None else sum(1 for _ in iter_frames(spec, limit=limit))
-    for i, (_, crop256) in enumerate(reporter.track(source.frames(n), "source motion", n)):
+    for i, (frame, crop) in enumerate(reporter.track(source.frames(n), "source motion", n)):
         M_c2o = _crop_to_frame(source._track, i)
-        source.frames_info.append(_frame_info(engine, crop256, track, i, M_c2o))
+        source.frames_info.append(_frame_info(engine, crop, track, i, M_c2o, frame.shape[:2]))
     return source
 

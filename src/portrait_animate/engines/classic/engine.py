@@ -16,14 +16,13 @@ from ...errors import InputError
 from ...face.mesh import FaceMesh
 from ...motion.model import Motion
 from . import retarget
+from .anatomy import NUM_POINTS
+from .eyes import clamp_irises, hidden_irises, separate_lids
 from .motion import classic_layout, motion_from_landmarks, to_normalized
 from .mouth import LipColour, lip_colour, paint_mouth
 from .warp import apply_field, warp_field
 
 __all__ = ["ClassicEngine", "ClassicAppearance"]
-
-CROP = 256
-
 
 @dataclass
 class ClassicAppearance:
@@ -46,9 +45,9 @@ class ClassicAppearance:
 
 
 def _normalized_to_frame(M_c2o: np.ndarray | None, frame_shape: tuple[int, int]) -> np.ndarray:
-    """(2, 3) affine from the 256 crop's [-1, 1] frame to frame pixels."""
+    """(2, 3) affine from the crop's [-1, 1] frame to frame pixels."""
     to_crop512 = np.array([[256.0, 0, 256.0], [0, 256.0, 256.0], [0, 0, 1]])
-    if M_c2o is None:  # the whole frame was resized to 256x256
+    if M_c2o is None:  # the whole frame was resized to the crop size
         h, w = frame_shape
         return np.array([[w / 2, 0, w / 2], [0, h / 2, h / 2]])
     return (M_c2o @ to_crop512)[:2]
@@ -63,6 +62,8 @@ class ClassicEngine:
 
     name = "classic"
     renders_full_frame = True
+    input_size = 512
+    uses_landmarks = True
 
     def __init__(self, det_thresh: float = 0.15) -> None:
         self.layout = classic_layout()
@@ -70,12 +71,15 @@ class ClassicEngine:
         self._last: Motion | None = None
 
     def landmarks(self, crop: np.ndarray) -> np.ndarray | None:
-        """(478, 3) normalised landmarks of a (256, 256, 3) crop, or None."""
+        """(478, 3) normalised landmarks of a square crop, or None."""
         points = self._mesh.landmarks3d(crop)
         return None if points is None else to_normalized(points, crop.shape[1])
 
-    def motion(self, crop: np.ndarray) -> Motion:
-        points = self.landmarks(crop)
+    def motion(self, crop: np.ndarray, landmarks: np.ndarray | None = None) -> Motion:
+        if landmarks is not None:
+            points = to_normalized(landmarks, crop.shape[1])
+        else:
+            points = self.landmarks(crop)
         if points is None:
             if self._last is None:
                 raise InputError("no face found in the face crop; use a clearer portrait or "
@@ -96,8 +100,11 @@ class ClassicEngine:
         target = appearance.pixels(x_d)
         if appearance.lips is None:
             appearance.lips = lip_colour(appearance.frame, source)
-        out = apply_field(appearance.frame, warp_field(source, target,
-                                                       appearance.frame.shape[:2]))
+        target = separate_lids(clamp_irises(target, source))
+        hidden = set(hidden_irises(target, source))
+        shown = [i for i in range(NUM_POINTS) if i not in hidden]
+        field = warp_field(source[shown], target[shown], appearance.frame.shape[:2])
+        out = apply_field(appearance.frame, field)
         driving_points = None
         if driving_crop is not None and driving_motion is not None:
             driving_points = _crop_pixels(driving_motion, driving_crop.shape[1])

@@ -12,20 +12,27 @@ import torch
 from ...face.ratios import EYE_OFFSET, EYE_SCALE
 from .anatomy import EYE_CORNERS, JAW, LOWER_LIDS, LOWER_LIPS, NUM_POINTS, UPPER_LIDS
 
-__all__ = ["stitch", "eye_delta", "lip_delta", "STITCH_STRENGTH"]
+__all__ = ["stitch", "eye_delta", "lip_delta", "STITCH_REACH"]
 
-#: Share of the jaw line's drift that stitching removes, keeping the neck attached.
-STITCH_STRENGTH = 0.5
+#: How far (in face sizes) the jaw line may drift from the source before stitching holds
+#: it back: the renderer already keeps body and background still, so stitching only has
+#: to stop a driver's large moves from tearing the face off the neck.
+STITCH_REACH = 0.12
 _IRIS_OF_EYE = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))
 _CHIN_DROP = (152, 148, 176, 377, 400, 149, 378, 150, 379, 175, 171, 396, 199, 200, 18, 201,
               421, 208, 428, 32, 262)
 
 
 def stitch(x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
-    """Shift x_d (1, K, 3) so its jaw line drifts half as far from the source's."""
-    drift = (x_s[0, list(JAW), :2] - x_d[0, list(JAW), :2]).mean(0)
+    """Shift x_d (1, K, 3) so its jaw line's drift from x_s is softly limited to
+    ``STITCH_REACH`` face sizes; small moves pass unchanged."""
+    jaw = list(JAW)
+    drift = (x_d[0, jaw, :2] - x_s[0, jaw, :2]).mean(0)
+    reach = STITCH_REACH * float((x_s[0, :, :2].amax(0) - x_s[0, :, :2].amin(0)).max())
+    norm = float(drift.norm())
+    limited = drift * (reach / max(norm, 1e-12)) * float(np.tanh(norm / reach)) if norm else drift
     out = x_d.clone()
-    out[..., :2] += STITCH_STRENGTH * drift
+    out[..., :2] += limited - drift
     return out
 
 

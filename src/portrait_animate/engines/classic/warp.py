@@ -16,20 +16,20 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy.spatial import Delaunay
 
 __all__ = ["WarpField", "warp_field", "apply_field"]
 
+CHIN, FOREHEAD = 152, 10
+
 #: Coarse grid cells across the face.
-GRID_PER_FACE = 48
+GRID_PER_FACE = 96
 #: Margin of the region of interest around both landmark sets, in face sizes.
 ROI_MARGIN = 2.5
-#: Width of the band inside the face where the exact map hands over to the extension.
-BLEND_BAND = 0.03
-#: Reach of the extension outside the face (Gaussian falloff), in face sizes.
-FALLOFF = 0.45
+#: Reach of the extension outside the face (Gaussian falloff), in face sizes: long above the
+#: chin, so hair and ears move with the head, short below it, so neck and body stay put.
+FALLOFF_HEAD = 0.55
+FALLOFF_BODY = 0.35
 #: Smoothing radius of the extension, in face sizes.
 EXTENSION_SIGMA = 0.06
 #: Width of the ramp that brings the field to zero at the region's edge, in face sizes.
@@ -62,6 +62,28 @@ def _roi(points: np.ndarray, size: float, shape: tuple[int, int]) -> tuple[int, 
     return max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
 
 
+def _reach(grid: np.ndarray, target: np.ndarray, size: float) -> np.ndarray:
+    """Per grid point falloff reach: head above the chin, body below (along the face's axis)."""
+    chin, forehead = target[CHIN], target[FOREHEAD]
+    up = (forehead - chin) / max(np.linalg.norm(forehead - chin), 1e-9)
+    height = (grid - chin) @ up / size
+    head = _smoothstep((height + 0.1) / 0.3)
+    return FALLOFF_BODY + (FALLOFF_HEAD - FALLOFF_BODY) * head
+
+
+def _extend(exact: np.ndarray, mask: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Continue the inside field outwards: the nearest inside value at the hull (so the two
+    meet without a seam), smoothing in over the first cells; also the distance in cells."""
+    outside = (mask == 0).astype(np.uint8)
+    dist, labels = cv2.distanceTransformWithLabels(outside, cv2.DIST_L2, 5,
+                                                   labelType=cv2.DIST_LABEL_PIXEL)
+    inside_index = np.flatnonzero(mask.ravel() > 0)
+    nearest = exact.reshape(-1, 2)[inside_index[labels.ravel() - 1]].reshape(exact.shape)
+    smooth = cv2.GaussianBlur(nearest, (0, 0), sigma)
+    beta = _smoothstep(dist / max(2 * sigma, 1.0))[..., None]
+    return (1 - beta) * nearest + beta * smooth, dist
+
+
 def _inside_map(grid: np.ndarray, source: np.ndarray,
                 target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Barycentric source positions of grid points inside the target hull, and the mask."""
@@ -76,13 +98,6 @@ def _inside_map(grid: np.ndarray, source: np.ndarray,
     return mapped, inside
 
 
-def _upsample(field: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(ny, nx, 2) corner-aligned grid values -> (h, w, 2)."""
-    t = torch.from_numpy(np.ascontiguousarray(field.transpose(2, 0, 1)))[None]
-    up = F.interpolate(t, size=size, mode="bilinear", align_corners=True)
-    return up[0].numpy().transpose(1, 2, 0)
-
-
 def warp_field(source: np.ndarray, target: np.ndarray, frame_shape: tuple[int, int]) -> WarpField:
     """The backward field moving ``source`` (N, 2) frame pixels to ``target`` (N, 2).
 
@@ -93,12 +108,12 @@ def warp_field(source: np.ndarray, target: np.ndarray, frame_shape: tuple[int, i
     """
     size = float(np.ptp(np.concatenate([source, target]), axis=0).max())
     x0, y0, x1, y1 = _roi(np.concatenate([source, target]), size, frame_shape)
-    step = max(size / GRID_PER_FACE, 1.0)
-    nx = int(np.ceil((x1 - 1 - x0) / step)) + 1
-    ny = int(np.ceil((y1 - 1 - y0) / step)) + 1
-    sx = (x1 - 1 - x0) / max(nx - 1, 1)
-    sy = (y1 - 1 - y0) / max(ny - 1, 1)
-    gx, gy = np.meshgrid(x0 + sx * np.arange(nx), y0 + sy * np.arange(ny))
+    # Coarse samples sit at the centres of k x k cells, where cv2.resize's bilinear
+    # upsampling puts them, so upsampling reproduces them exactly.
+    k = max(int(round(size / GRID_PER_FACE)), 1)
+    nx, ny = -(-(x1 - x0) // k), -(-(y1 - y0) // k)
+    gx, gy = np.meshgrid(x0 + (np.arange(nx) + 0.5) * k - 0.5,
+                         y0 + (np.arange(ny) + 0.5) * k - 0.5)
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
 
     mapped, inside = _inside_map(grid, source, target)
@@ -107,20 +122,16 @@ def warp_field(source: np.ndarray, target: np.ndarray, frame_shape: tuple[int, i
     exact = exact.reshape(ny, nx, 2).astype(np.float32)
     mask = inside.reshape(ny, nx).astype(np.float32)
 
-    sigma = EXTENSION_SIGMA * size / step
-    num = cv2.GaussianBlur(exact * mask[..., None], (0, 0), sigma)
-    den = cv2.GaussianBlur(mask, (0, 0), sigma)
-    extension = num / np.maximum(den, 1e-6)[..., None]
-
-    outside_px = cv2.distanceTransform((1 - mask).astype(np.uint8), cv2.DIST_L2, 5) * step
-    inside_px = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5) * step
-    falloff = np.exp(-((outside_px / (FALLOFF * size)) ** 2))
+    extension, outside_px = _extend(exact, mask, EXTENSION_SIGMA * size / k)
+    outside_px = outside_px * k
+    falloff = np.exp(-((outside_px / (_reach(grid, target, size).reshape(ny, nx) * size)) ** 2))
     edge_px = np.minimum.reduce([gx - x0, x1 - 1 - gx, gy - y0, y1 - 1 - gy])
     taper = _smoothstep(edge_px / (TAPER * size))
-    alpha = _smoothstep(inside_px / (BLEND_BAND * size))[..., None]
-    field = alpha * exact + (1 - alpha) * extension * (falloff * taper)[..., None]
+    weight = np.where(mask > 0, 1.0, falloff * taper)[..., None]
+    field = np.where(mask[..., None] > 0, exact, extension) * weight
 
-    full = _upsample(field.astype(np.float32), (y1 - y0, x1 - x0))
+    full = cv2.resize(field.astype(np.float32), (nx * k, ny * k),
+                      interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
     xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
     return WarpField((x0, y0, x1, y1), xs + full[..., 0], ys + full[..., 1])
 

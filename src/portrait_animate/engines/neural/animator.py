@@ -17,6 +17,8 @@ class NeuralEngine:
     name = "neural"
     layout = LIVEPORTRAIT_LAYOUT
     renders_full_frame = False
+    input_size = 256
+    uses_landmarks = False
 
     def __init__(self, networks: LivePortraitNetworks) -> None:
         self.networks = networks
@@ -26,7 +28,7 @@ class NeuralEngine:
             raise ValueError(f"crop must have shape (256, 256, 3), got {crop.shape}")
         return image_to_tensor(crop, self.networks.device)
 
-    def motion(self, crop: np.ndarray) -> Motion:
+    def motion(self, crop: np.ndarray, landmarks: np.ndarray | None = None) -> Motion:
         info = self.networks.extract_motion(self._tensor(crop))
         return Motion(scale=info.scale.cpu(), R=info.rotation.cpu(), exp=info.exp.cpu(),
                       t=info.t.cpu(), kp=info.kp.cpu())

@@ -1,0 +1,124 @@
+"""Frames per second of the classic engine: a 512x512 source driven by a 512x512 video,
+the landmarks of every driving frame included.
+
+Per frame: face mesh on the driving frame, motion decomposition, relative composition with
+stitching, and the full-resolution render (dense warp, mouth interior). Frames are decoded
+beforehand; ``animate`` end to end (decode, tracking, encode) is timed separately. A
+scattered-data warp (thin-plate RBF of the landmark displacements on a coarse grid, no mouth
+or eye handling) runs in the same process as the baseline.
+
+    .venv/bin/python bench/classic_speed.py [--driving ../shared/assets/driving/d0.mp4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+from scipy.interpolate import RBFInterpolator
+
+from portrait_animate.engines.classic import ClassicEngine
+from portrait_animate.motion.composition import DrivingMode, compose_image_source
+from portrait_animate.motion.retargeting import RetargetingOptions, finalize_keypoints
+from portrait_animate.pipeline.animate import animate
+from portrait_animate.pipeline.options import AnimateOptions
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 512
+
+
+def frames_of(video: Path, n: int) -> list[np.ndarray]:
+    reader = imageio_ffmpeg.read_frames(str(video))
+    w, h = next(reader)["size"]
+    frames = [np.frombuffer(b, np.uint8).reshape(h, w, 3) for _, b in zip(range(n), reader,
+                                                                           strict=False)]
+    return [cv2.resize(f, (SIZE, SIZE)) for f in frames]
+
+
+def classic_fps(engine: ClassicEngine, source: np.ndarray,
+                frames: list[np.ndarray]) -> tuple[float, dict]:
+    steps: dict[str, float] = defaultdict(float)
+
+    def timed(name, fn, *args, **kwargs):
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        steps[name] += time.perf_counter() - start
+        return out
+
+    src_motion = engine.motion(source, engine._mesh.landmarks3d(source))
+    x_s = src_motion.keypoints()
+    appearance = engine.appearance(source, source, None)
+    mode = DrivingMode(relative=True, region="all", driving_is_video=True)
+    first = None
+    begin = time.perf_counter()
+    for frame in frames:
+        points = timed("landmarks", engine._mesh.landmarks3d, frame)
+        motion = timed("motion", engine.motion, frame, points)
+        first = first or motion
+        new = timed("composition", compose_image_source, src_motion, motion, first,
+                    engine.layout, mode)
+        x_d = timed("composition", finalize_keypoints, engine, x_s, new.keypoints(),
+                    RetargetingOptions())
+        timed("render", engine.render, appearance, x_s, x_d, driving_crop=frame,
+              driving_motion=motion)
+    total = time.perf_counter() - begin
+    return len(frames) / total, {k: 1e3 * v / len(frames) for k, v in steps.items()}
+
+
+def rbf_fps(engine: ClassicEngine, source: np.ndarray, frames: list[np.ndarray]) -> float:
+    """The baseline: thin-plate RBF of the landmark displacements, 32 px grid, one remap."""
+    src = engine._mesh.landmarks3d(source)[:468, :2]
+    gy, gx = np.mgrid[0:SIZE:32, 0:SIZE:32]
+    grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float64)
+    border = np.array([[x, y] for x in (0, SIZE - 1) for y in range(0, SIZE, 64)]
+                      + [[x, y] for y in (0, SIZE - 1) for x in range(0, SIZE, 64)], float)
+    begin = time.perf_counter()
+    for frame in frames:
+        dst = engine._mesh.landmarks3d(frame)[:468, :2]
+        points = np.concatenate([dst[::4], border])
+        values = np.concatenate([(src - dst)[::4], np.zeros_like(border)])
+        field = RBFInterpolator(points, values, kernel="thin_plate_spline")(grid)
+        field = cv2.resize(field.reshape(*gx.shape, 2).astype(np.float32), (SIZE, SIZE))
+        xs, ys = np.meshgrid(np.arange(SIZE, dtype=np.float32), np.arange(SIZE, dtype=np.float32))
+        cv2.remap(source, xs + field[..., 0], ys + field[..., 1], cv2.INTER_LINEAR)
+    return len(frames) / (time.perf_counter() - begin)
+
+
+def pipeline_fps(source: np.ndarray, driving: Path, n: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "source.png"
+        cv2.imwrite(str(src), cv2.cvtColor(source, cv2.COLOR_RGB2BGR))
+        begin = time.perf_counter()
+        result = animate(AnimateOptions(source=str(src), driving=str(driving), output_dir=tmp,
+                                        engine="classic", quiet=True))
+        return result.n_frames / (time.perf_counter() - begin)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--driving", default=str(REPO.parent / "shared/assets/driving/d0.mp4"))
+    parser.add_argument("--frames", type=int, default=75)
+    args = parser.parse_args()
+    frames = frames_of(Path(args.driving), args.frames)
+    source = frames[0]
+    engine = ClassicEngine()
+    classic_fps(engine, source, frames[:5])  # warm-up
+    fps, steps = classic_fps(engine, source, frames)
+    baseline = rbf_fps(engine, source, frames)
+    print(f"{len(frames)} frames {SIZE}x{SIZE}, 2 threads")
+    print(f"classic engine      {fps:7.1f} fps   ({1e3 / fps:.1f} ms/frame; target >= 50 fps)")
+    for name, ms in sorted(steps.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<16}{ms:7.2f} ms")
+    print(f"RBF warp baseline   {baseline:7.1f} fps   classic / baseline = {fps / baseline:.2f}")
+    print(f"animate end to end  {pipeline_fps(source, Path(args.driving), len(frames)):7.1f} fps "
+          "(decode, tracking, paste, two H.264 encodes)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The classic engine on real assets: every mode runs, and what it renders is measured."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from media import clip, read_video
+from portrait_animate.cli.main import main
+from portrait_animate.face.mesh import FaceMesh
+from portrait_animate.face.ratios import eye_ratios, lip_ratio
+
+S0 = "assets/source/s0.jpg"
+
+
+@pytest.fixture(scope="module")
+def d0clip(shared, tmp_path_factory):
+    return clip(shared / "assets/driving/d0.mp4", tmp_path_factory.mktemp("d0") / "d0c.mp4",
+                0.6)
+
+
+@pytest.fixture(scope="module")
+def s13clip(shared, tmp_path_factory):
+    return clip(shared / "assets/source/s13.mp4",
+                tmp_path_factory.mktemp("s13") / "s13c.mp4", 0.24)
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    with FaceMesh() as m:
+        yield m
+
+
+def run(tmp_path, *argv: str) -> int:
+    return main(["animate", "--engine", "classic", "-o", str(tmp_path), "--quiet", *argv])
+
+
+def frames_dir(tmp_path) -> list[np.ndarray]:
+    folder = next(tmp_path.glob("*_frames"))
+    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+            for p in sorted(folder.glob("*.png"))]
+
+
+MODES = {
+    "image by video": ["-s", "{shared}/" + S0, "-d", "{d0}"],
+    "absolute": ["-s", "{shared}/" + S0, "-d", "{d0}", "--no_flag_relative_motion"],
+    "exp region": ["-s", "{shared}/" + S0, "-d", "{d0}", "--animation_region", "exp"],
+    "lip region": ["-s", "{shared}/" + S0, "-d", "{d0}", "--animation_region", "lip"],
+    "eyes region": ["-s", "{shared}/" + S0, "-d", "{d0}", "--animation_region", "eyes"],
+    "pose-friendly x1.5": ["-s", "{shared}/" + S0, "-d", "{d0}", "--driving_option",
+                           "pose-friendly", "--driving_multiplier", "1.5"],
+    "no stitching, no crop": ["-s", "{shared}/" + S0, "-d", "{d0}", "--no_flag_stitching",
+                              "--no_flag_do_crop"],
+    "eye and lip retargeting": ["-s", "{shared}/" + S0, "-d", "{d0}", "--flag_eye_retargeting",
+                                "--flag_lip_retargeting"],
+    "normalize lip": ["-s", "{shared}/assets/source/s5.jpg", "-d", "{d0}",
+                      "--flag_normalize_lip"],
+    "image by image": ["-s", "{shared}/" + S0, "-d", "{shared}/assets/driving/d12.jpg"],
+    "image by image absolute": ["-s", "{shared}/" + S0, "-d", "{shared}/assets/driving/d19.jpg",
+                                "--no_flag_relative_motion"],
+    "video by image": ["-s", "{s13}", "-d", "{shared}/assets/driving/d30.jpg"],
+    "video by video": ["-s", "{s13}", "-d", "{d0}", "--flag_source_video_eye_retargeting"],
+    "preset": ["-s", "sample:astronaut", "-d", "preset:nod"],
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_every_mode_runs(mode, shared, d0clip, s13clip, tmp_path):
+    argv = [a.format(shared=shared, d0=d0clip, s13=s13clip) for a in MODES[mode]]
+    assert run(tmp_path, *argv, "--save_frames") == 0
+    frames = frames_dir(tmp_path)
+    assert frames and all(f.std() > 5 for f in frames)
+
+
+def test_own_template_reused_and_reference_template_refused(shared, d0clip, tmp_path, capsys):
+    assert run(tmp_path, "-s", str(shared / S0), "-d", str(d0clip)) == 0
+    template = tmp_path / "d0c_template.npz"
+    assert template.is_file()
+    assert run(tmp_path / "again", "-s", str(shared / "assets/source/s6.jpg"), "-d",
+               str(template)) == 0
+    assert run(tmp_path / "ref", "-s", str(shared / S0), "-d",
+               str(shared / "assets/driving/d1.pkl")) == 2
+    assert "--engine neural" in capsys.readouterr().err
+
+
+def test_driven_blink_closes_the_output_eyes(shared, tmp_path, mesh):
+    assert run(tmp_path, "-s", str(shared / S0), "-d", "preset:blink", "--save_frames") == 0
+    frames = frames_dir(tmp_path)
+    open_eyes = np.mean(eye_ratios(mesh.landmarks(frames[0])))
+    shut = np.mean(eye_ratios(mesh.landmarks(frames[20])))  # blink peak at 0.8 s
+    assert open_eyes > 0.2
+    assert shut < 0.5 * open_eyes, (open_eyes, shut)
+
+
+def test_driven_mouth_opening_opens_the_output_mouth(shared, tmp_path, mesh):
+    assert run(tmp_path, "-s", str(shared / S0), "-d", "preset:surprise", "--save_frames") == 0
+    frames = frames_dir(tmp_path)
+    closed = lip_ratio(mesh.landmarks(frames[0]))
+    opened = lip_ratio(mesh.landmarks(frames[40]))
+    assert opened > closed + 0.15, (closed, opened)
+
+
+def test_pose_region_leaves_the_mouth_shape(shared, d0clip, tmp_path, mesh):
+    ratios = {}
+    for region in ("pose", "all"):
+        out = tmp_path / region
+        assert run(out, "-s", str(shared / S0), "-d", str(d0clip), "--animation_region", region,
+                   "--save_frames") == 0
+        ratios[region] = [lip_ratio(mesh.landmarks(f)) for f in frames_dir(out)]
+    driving = [lip_ratio(mesh.landmarks(f)) for f in read_video(d0clip)[0]]
+    assert max(driving) - driving[0] > 0.1, "the clip opens the mouth"
+    assert max(abs(r - ratios["pose"][0]) for r in ratios["pose"]) < 0.03
+    assert max(ratios["all"]) - ratios["all"][0] > 0.1
+
+
+def test_far_pixels_stay_untouched(shared, d0clip, tmp_path):
+    assert run(tmp_path, "-s", str(shared / S0), "-d", str(d0clip), "--save_frames") == 0
+    source = cv2.cvtColor(cv2.imread(str(shared / S0)), cv2.COLOR_BGR2RGB)
+    for frame in frames_dir(tmp_path):
+        assert frame.shape == source.shape  # full resolution
+        np.testing.assert_array_equal(frame[:, :6], source[:, :6])
+        np.testing.assert_array_equal(frame[-6:], source[-6:])
+    moved = np.abs(frames_dir(tmp_path)[-1].astype(int) - source).max(axis=2)
+    assert (moved > 30).any(), "the face does move"
+
+
+def test_auto_picks_classic_without_weights_and_says_so(shared, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PORTRAIT_ANIMATE_CACHE", str(tmp_path / "empty"))
+    monkeypatch.delenv("PORTRAIT_ANIMATE_WEIGHTS", raising=False)
+    assert main(["animate", "-s", str(shared / S0), "-d", "preset:smile", "-o",
+                 str(tmp_path / "o")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("engine:")]
+    assert notes == ["engine: classic (no LivePortrait weights found; `portrait-animate "
+                     "weights download` gets them)"]
