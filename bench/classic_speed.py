@@ -13,6 +13,7 @@ or eye handling) runs in the same process as the baseline.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections import defaultdict
@@ -111,7 +112,7 @@ def main() -> None:
     classic_fps(engine, source, frames[:5])  # warm-up
     fps, steps = classic_fps(engine, source, frames)
     baseline = rbf_fps(engine, source, frames)
-    print(f"{len(frames)} frames {SIZE}x{SIZE}, 2 threads")
+    print(f"{len(frames)} frames {SIZE}x{SIZE}, {os.cpu_count()} cores")
     print(f"classic engine      {fps:7.1f} fps   ({1e3 / fps:.1f} ms/frame; target >= 50 fps)")
     for name, ms in sorted(steps.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<16}{ms:7.2f} ms")

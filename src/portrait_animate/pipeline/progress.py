@@ -22,7 +22,7 @@ class Reporter:
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(message, highlight=False)
+            self.console.print(message, highlight=False, soft_wrap=True)
 
     def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
         if self.quiet:

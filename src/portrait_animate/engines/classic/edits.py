@@ -21,13 +21,19 @@ _CHIN = (152, 148, 176, 377, 400, 149, 378, 150, 379, 175, 171, 396, 199, 200, 1
 _CORNERS = (61, 291, 78, 308)
 
 
+#: How far a fully closing upper lid travels, in the canonical eye's gaps: the canonical
+#: (smiling) eyes are narrow, so the lid overshoots and the renderer stops it at the lower lid
+#: of whatever eye it closes.
+LID_TRAVEL = 2.5
+
+
 def _lid_closing(canonical: np.ndarray, eye: int, amount: float) -> np.ndarray:
     """Offsets closing one eye by ``amount`` (0 open .. 1 shut): the upper lid comes down."""
     delta = np.zeros_like(canonical)
     upper, lower = list(UPPER_LIDS[eye]), list(LOWER_LIDS[eye])
-    target_y = canonical[lower, 1]
-    delta[upper, 1] = amount * 0.9 * (target_y - canonical[upper, 1])
-    delta[lower, 1] = amount * 0.1 * (canonical[upper, 1] - target_y)
+    gap = canonical[lower, 1] - canonical[upper, 1]
+    delta[upper, 1] = amount * LID_TRAVEL * gap
+    delta[lower, 1] = -amount * 0.1 * gap
     iris = [i for i in IRISES if (i < 473) == (eye == 0)]
     centre = canonical[iris, 1].mean()
     delta[iris, 1] = amount * (canonical[lower, 1].mean() - centre) * 0.5

@@ -66,6 +66,9 @@ class ClassicEngine:
     uses_landmarks = True
 
     def __init__(self, det_thresh: float = 0.15) -> None:
+        # Only tiny tensor math runs in torch here; with more than one OpenMP thread each op
+        # waits at a barrier behind MediaPipe's busy threads (milliseconds per op).
+        torch.set_num_threads(1)
         self.layout = classic_layout()
         self._mesh = FaceMesh(det_thresh, max_faces=1)
         self._last: Motion | None = None

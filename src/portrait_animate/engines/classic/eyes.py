@@ -34,7 +34,8 @@ def _smoothstep(x: float) -> float:
 
 
 def separate_lids(target: np.ndarray) -> np.ndarray:
-    """A copy of the (478, 2) target landmarks whose facing lid points keep MIN_LID_GAP."""
+    """A copy of the (478, 2) target landmarks whose facing lid points keep MIN_LID_GAP: an
+    upper lid that comes down onto (or past) the lower lid rests just above it."""
     out = target.copy()
     for corners, upper, lower in zip(EYE_CORNERS, UPPER_LIDS, LOWER_LIDS, strict=True):
         a, b = target[corners[0]], target[corners[1]]
@@ -43,9 +44,7 @@ def separate_lids(target: np.ndarray) -> np.ndarray:
         for u, lo in zip(upper, lower, strict=True):
             gap = float(np.dot(target[lo] - target[u], normal))
             if gap < MIN_LID_GAP:
-                push = (MIN_LID_GAP - gap) / 2 * normal
-                out[u] -= push
-                out[lo] += push
+                out[u] = target[lo] - MIN_LID_GAP * normal
     return out
 
 
