@@ -47,89 +47,57 @@ class EditParams:
         return tuple(f.name for f in fields(cls))
 
 
-def _add(exp: torch.Tensor, kp: int, axis: int, value: torch.Tensor) -> None:
-    exp[0, kp, axis] += value
+X, Y, Z = 0, 1, 2
+
+#: Slider -> (keypoint, axis, coefficient) added to exp, as in the reference (SPEC 6.2).
+_LINEAR: dict[str, tuple[tuple[int, int, float], ...]] = {
+    "smile": ((20, Y, -0.01), (14, Y, -0.02), (17, Y, 0.0065), (17, Z, 0.003),
+              (13, Y, -0.00275), (16, Y, -0.00275), (3, Y, -0.0035), (7, Y, -0.0035)),
+    "wink": ((11, Y, 0.001), (13, Y, -0.0003), (17, X, 0.0003), (17, Y, 0.0003),
+             (3, Y, -0.0003)),
+    "blink": ((11, Y, 0.001), (13, Y, -0.0003), (15, Y, 0.001), (16, Y, -0.0003)),
+    "pouting": ((19, X, 1.0),),
+    "pursing": ((14, Y, 0.001), (3, Y, -0.0005), (7, Y, -0.0005), (17, Z, -0.0005)),
+    "grin": ((20, Z, -0.001), (20, Y, -0.001), (14, Y, -0.001)),
+    "lip_open": ((19, Y, 0.001), (19, Z, 0.0001), (17, Y, -0.0001)),
+    "mov_x": ((5, X, -1.0),),
+    "mov_y": ((5, Y, 1.0),),
+}
+
+
+def _gaze_terms(params: EditParams) -> list[tuple[int, int, float, str]]:
+    near, far = (0.0007, 0.001) if params.gaze_x > 0 else (0.001, 0.0007)
+    # The vertical gaze is applied, then half of it undone with other weights (b = -u/2).
+    return [(11, X, near, "gaze_x"), (15, X, far, "gaze_x"),
+            (11, Y, -0.001, "gaze_y"), (15, Y, -0.001, "gaze_y"),
+            (11, Y, -0.001, "half_gaze_y"), (13, Y, 0.0003, "half_gaze_y"),
+            (15, Y, -0.001, "half_gaze_y"), (16, Y, 0.0003, "half_gaze_y")]
+
+
+def _eyebrow_terms(params: EditParams) -> tuple[tuple[int, int, float], ...]:
+    if params.eyebrow > 0:
+        return ((1, Y, 0.001), (2, Y, -0.001))
+    return ((1, X, -0.001), (2, X, 0.001), (1, Y, 0.0003), (2, Y, -0.0003))
 
 
 def liveportrait_edits(exp: torch.Tensor, params: EditParams) -> torch.Tensor:
     """SPEC 6.2 edits on a (1, 21, 3) expression, in the reference's order; returns a copy.
 
-    mov_x and mov_y move keypoint 5 like the reference; head angles and mov_z are applied to
-    the pose by the caller.
+    Slider values act as float32 scalars, as in the reference. mov_x and mov_y move
+    keypoint 5 like the reference; head angles and mov_z are the caller's.
     """
     exp = exp.clone()
-    v = {name: torch.tensor(getattr(params, name), dtype=torch.float32)
-         for name in EditParams.names()}
-    x, y, z = 0, 1, 2
+    value = {name: torch.tensor(getattr(params, name), dtype=torch.float32)
+             for name in EditParams.names()}
+    value["half_gaze_y"] = -value["gaze_y"] / 2
     if params.gaze_x != 0 or params.gaze_y != 0:
-        gx, gy = v["gaze_x"], v["gaze_y"]
-        if params.gaze_x > 0:
-            _add(exp, 11, x, 0.0007 * gx)
-            _add(exp, 15, x, 0.001 * gx)
-        else:
-            _add(exp, 11, x, 0.001 * gx)
-            _add(exp, 15, x, 0.0007 * gx)
-        _add(exp, 11, y, -0.001 * gy)
-        _add(exp, 15, y, -0.001 * gy)
-        b = -gy / 2
-        _add(exp, 11, y, -0.001 * b)
-        _add(exp, 13, y, 0.0003 * b)
-        _add(exp, 15, y, -0.001 * b)
-        _add(exp, 16, y, 0.0003 * b)
-    if params.smile != 0:
-        s = v["smile"]
-        _add(exp, 20, y, -0.01 * s)
-        _add(exp, 14, y, -0.02 * s)
-        _add(exp, 17, y, 0.0065 * s)
-        _add(exp, 17, z, 0.003 * s)
-        _add(exp, 13, y, -0.00275 * s)
-        _add(exp, 16, y, -0.00275 * s)
-        _add(exp, 3, y, -0.0035 * s)
-        _add(exp, 7, y, -0.0035 * s)
-    if params.wink != 0:
-        w = v["wink"]
-        _add(exp, 11, y, 0.001 * w)
-        _add(exp, 13, y, -0.0003 * w)
-        _add(exp, 17, x, 0.0003 * w)
-        _add(exp, 17, y, 0.0003 * w)
-        _add(exp, 3, y, -0.0003 * w)
-    if params.blink != 0:  # the eye half of wink, on both eyes
-        b = v["blink"]
-        _add(exp, 11, y, 0.001 * b)
-        _add(exp, 13, y, -0.0003 * b)
-        _add(exp, 15, y, 0.001 * b)
-        _add(exp, 16, y, -0.0003 * b)
-    if params.eyebrow != 0:
-        e = v["eyebrow"]
-        if params.eyebrow > 0:
-            _add(exp, 1, y, 0.001 * e)
-            _add(exp, 2, y, -0.001 * e)
-        else:
-            _add(exp, 1, x, -0.001 * e)
-            _add(exp, 2, x, 0.001 * e)
-            _add(exp, 1, y, 0.0003 * e)
-            _add(exp, 2, y, -0.0003 * e)
-    if params.pouting != 0:
-        _add(exp, 19, x, v["pouting"])
-    if params.pursing != 0:
-        p = v["pursing"]
-        _add(exp, 14, y, 0.001 * p)
-        _add(exp, 3, y, -0.0005 * p)
-        _add(exp, 7, y, -0.0005 * p)
-        _add(exp, 17, z, -0.0005 * p)
-    if params.grin != 0:
-        g = v["grin"]
-        _add(exp, 20, z, -0.001 * g)
-        _add(exp, 20, y, -0.001 * g)
-        _add(exp, 14, y, -0.001 * g)
-    if params.lip_open != 0:
-        lo = v["lip_open"]
-        _add(exp, 19, y, 0.001 * lo)
-        _add(exp, 19, z, 0.0001 * lo)
-        _add(exp, 17, y, -0.0001 * lo)
-    if params.mov_x != 0:
-        _add(exp, 5, x, -v["mov_x"])
-    if params.mov_y != 0:
-        _add(exp, 5, y, v["mov_y"])
+        for kp, axis, coefficient, name in _gaze_terms(params):
+            exp[0, kp, axis] += coefficient * value[name]
+    for slider in ("smile", "wink", "blink", "eyebrow", "pouting", "pursing", "grin",
+                   "lip_open", "mov_x", "mov_y"):
+        if getattr(params, slider) == 0:
+            continue
+        terms = _eyebrow_terms(params) if slider == "eyebrow" else _LINEAR[slider]
+        for kp, axis, coefficient in terms:
+            exp[0, kp, axis] += coefficient * value[slider]
     return exp
-
