@@ -97,6 +97,9 @@ class KeypointLayout:
         neutral_exp: (1, K, 3) float64 neutral expression, the stand-in for the first driving
             frame when the driver is a single image.
         edit: adds editing sliders (an ``EditParams``) to a (1, K, 3) expression.
+        identity_free_expression: the expression carries no identity, so replacing it by the
+            neutral one keeps the face (LivePortrait); on the mesh it also holds the face's
+            own shape, and the mouth is closed by lip retargeting instead.
     """
 
     name: str
@@ -107,6 +110,7 @@ class KeypointLayout:
     neutral_exp: np.ndarray = field(repr=False)
     edit: Callable[[torch.Tensor, object], torch.Tensor] | None = field(default=None,
                                                                        repr=False)
+    identity_free_expression: bool = True
 
     def region_mask(self, region: str) -> torch.Tensor:
         """(1, K, 3) bool mask of what a region copies from the driving expression."""

@@ -12,6 +12,8 @@ from typing import Protocol
 
 import torch
 
+from .model import KeypointLayout, Motion
+
 __all__ = [
     "KeypointNetworks",
     "RetargetingOptions",
@@ -19,6 +21,7 @@ __all__ = [
     "source_eye_target",
     "source_video_eye_delta",
     "finalize_keypoints",
+    "lip_silent_keypoints",
     "LIP_NORMALIZE_THRESHOLD",
     "SOURCE_VIDEO_EYE_THRESHOLD",
     "FALLBACK_EYE_TARGET",
@@ -78,6 +81,24 @@ def source_video_eye_delta(nets: KeypointNetworks, x_s: torch.Tensor,
                            eye_ratios: tuple[float, float], target: float) -> torch.Tensor:
     """R_eyes(x_s,i, [eye0_i, eye1_i, target]) holding a video source's eyes open."""
     return nets.retarget_eyes(x_s, _ratios(eye_ratios[0], eye_ratios[1], target))
+
+
+def lip_silent_keypoints(nets: KeypointNetworks, source: Motion, layout: KeypointLayout,
+                         lip_ratio: float | None) -> torch.Tensor:
+    """"Keeping the lip silent" for one source-video frame (SPEC 6.3), stitched.
+
+    On LivePortrait keypoints the neutral expression replaces everything but the eyes and the
+    full translation is added, tz included [quirk 7]. On the mesh, whose expression also holds
+    the face's shape, the mouth is closed by lip retargeting to a zero ratio.
+    """
+    x_s = source.keypoints()
+    if layout.identity_free_expression:
+        neutral = torch.from_numpy(layout.neutral_exp).to(source.exp)
+        exp = torch.where(layout.region_mask("eyes"), source.exp, neutral)
+        x = source.scale[..., None] * (source.kp @ source.R + exp) + source.t[:, None, :]
+    else:
+        x = x_s + nets.retarget_lip(x_s, _ratios(lip_ratio or 0.0, 0.0))
+    return nets.stitch(x_s, x)
 
 
 def finalize_keypoints(nets: KeypointNetworks, x_s: torch.Tensor, x_d: torch.Tensor,

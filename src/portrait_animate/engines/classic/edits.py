@@ -10,14 +10,21 @@ import numpy as np
 import torch
 
 from ...motion.editing import EditParams
-from .anatomy import BROWS, EYE_CORNERS, IRISES, LOWER_LIDS, LOWER_LIPS, OUTER_LIPS, UPPER_LIDS
+from .anatomy import (
+    BROWS,
+    CHIN,
+    EYE_CORNERS,
+    IRISES,
+    LOWER_LIDS,
+    LOWER_LIPS,
+    OUTER_LIPS,
+    UPPER_LIDS,
+)
 from .anatomy import UPPER_LIPS as UPPER_LIP_POINTS
 from .motion import canonical_shape
 
 __all__ = ["mesh_edits"]
 
-_CHIN = (152, 148, 176, 377, 400, 149, 378, 150, 379, 175, 171, 396, 199, 200, 18, 201, 421,
-         208, 428, 32, 262)
 _CORNERS = (61, 291, 78, 308)
 
 
@@ -61,7 +68,7 @@ def mesh_edits(exp: torch.Tensor, params: EditParams) -> torch.Tensor:
         drop = 0.0012 * params.lip_open
         lower = list(LOWER_LIPS)
         d[lower, 1] += drop * np.cos(np.abs(_mouth_side(c, lower)) * np.pi / 2) ** 0.5
-        d[list(_CHIN), 1] += 0.8 * drop
+        d[list(CHIN), 1] += 0.8 * drop
     if params.pouting:
         d[lips, 2] -= 2.0 * params.pouting
         d[lips, 0] -= 0.5 * params.pouting * side

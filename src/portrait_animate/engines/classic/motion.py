@@ -36,7 +36,8 @@ def classic_layout() -> KeypointLayout:
     return KeypointLayout(name="mediapipe-478", num_kp=NUM_POINTS, exp_pattern=pattern,
                           lip=tuple(sorted(set(LIPS) | set(CHIN))),
                           eyes=tuple(sorted(set(EYES) | set(IRISES))),
-                          neutral_exp=np.zeros((1, NUM_POINTS, 3)), edit=mesh_edits)
+                          neutral_exp=np.zeros((1, NUM_POINTS, 3)), edit=mesh_edits,
+                          identity_free_expression=False)
 
 
 def to_normalized(points: np.ndarray, size: int = CROP) -> np.ndarray:

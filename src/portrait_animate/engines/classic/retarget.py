@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ...face.ratios import EYE_OFFSET, EYE_SCALE
-from .anatomy import EYE_CORNERS, JAW, LOWER_LIDS, LOWER_LIPS, NUM_POINTS, UPPER_LIDS
+from .anatomy import CHIN, EYE_CORNERS, JAW, LOWER_LIDS, NUM_POINTS, UPPER_LIDS
 
 __all__ = ["stitch", "eye_delta", "lip_delta", "STITCH_REACH"]
 
@@ -19,8 +19,6 @@ __all__ = ["stitch", "eye_delta", "lip_delta", "STITCH_REACH"]
 #: to stop a driver's large moves from tearing the face off the neck.
 STITCH_REACH = 0.12
 _IRIS_OF_EYE = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))
-_CHIN_DROP = (152, 148, 176, 377, 400, 149, 378, 150, 379, 175, 171, 396, 199, 200, 18, 201,
-              421, 208, 428, 32, 262)
 
 
 def stitch(x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
@@ -68,18 +66,35 @@ def eye_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(delta[None]).float()
 
 
+#: Facing points of the inner lips, left to right: (upper, lower).
+_INNER_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402),
+                (310, 318), (415, 324))
+_OUTER_LOWER = (146, 91, 181, 84, 17, 314, 405, 321, 375)
+
+
 def lip_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
     """Open or close the mouth of x_s to the target lip ratio (ratios (1, 2): lip_s, target):
-    the lower lip and the chin drop (or rise) across the mouth-corner line."""
+    each lower inner-lip point moves across the mouth-corner line to the gap the target asks
+    for at its place, the outer lower lip along with it, the chin with the middle."""
     points = x_s[0].double().numpy()
     mid, normal, width = _frame(points, (61, 291))
-    gap = float(np.dot(points[14, :2] - points[13, :2], normal))
-    change = float(ratios[0, 1]) * width - gap
+    across = np.array([normal[1], -normal[0]])
+    upper, lower = [list(p) for p in zip(*_INNER_PAIRS, strict=True)]
+    gaps = (points[lower, :2] - points[upper, :2]) @ normal
+    target = float(ratios[0, 1]) * width
+    place = (points[lower, :2] - mid) @ across / (width / 2)
     delta = np.zeros((NUM_POINTS, 3))
-    lower = list(LOWER_LIPS)
-    across = np.abs((points[lower, :2] - mid) @ np.array([normal[1], -normal[0]])) / (width / 2)
-    weight = np.cos(np.clip(across, 0, 1) * np.pi / 2) ** 0.5
-    delta[lower, :2] += (change * weight)[:, None] * normal
-    delta[list(_CHIN_DROP), :2] += 0.8 * change * normal
+    if gaps[4] > 0.02 * width:
+        # Scale each facing pair's offset, so a closing mouth meets point on point.
+        scale = target / gaps[4]
+        delta[lower, :2] = (points[lower, :2] - points[upper, :2]) * (scale - 1)
+        moves = gaps * (scale - 1)
+    else:  # a closed mouth has no gap to scale: part the lips, most in the middle
+        moves = target * np.cos(np.clip(np.abs(place), 0, 1) * np.pi / 2) ** 0.5 - gaps
+        delta[lower, :2] = moves[:, None] * normal
+    outer_place = (points[list(_OUTER_LOWER), :2] - mid) @ across / (width / 2)
+    order = np.argsort(place)
+    outer_moves = np.interp(outer_place, place[order], moves[order])
+    delta[list(_OUTER_LOWER), :2] += outer_moves[:, None] * normal
+    delta[list(CHIN), :2] += 0.8 * moves[4] * normal
     return torch.from_numpy(delta[None]).float()
-
