@@ -4,11 +4,9 @@ Streaming means only small per-frame motion arrays are held for the whole video,
 peaks must differ by less than 20%. Each run is a fresh process driving the scikit-image
 astronaut by ``d0.mp4`` looped to length; RSS is the process's ``ru_maxrss``.
 
-The pipeline (decoding, MediaPipe tracking, cropping, motion composition, paste-back,
-encoding, templates) runs as in production; the renderer is a stand-in that resizes the
-source crop, because the neural engine needs ~4 s per frame on this CPU (67 minutes for
-1,000 frames) and its memory per frame does not depend on the video's length. ``--neural N``
-adds the real neural engine (synthetic weights) on N and 4N frames.
+Both runs use the classic engine; the neural engine needs ~4 s per frame on this CPU
+(67 minutes for 1,000 frames), so ``--neural N`` measures it (synthetic weights) on N and 4N
+frames instead.
 
     .venv/bin/python bench/memory.py [--driving ../shared/assets/driving/d0.mp4] [--neural 5]
 """
@@ -23,46 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import imageio_ffmpeg
-import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class ResizeEngine:
-    """Renders the source crop unchanged (upscaled); identity motion. Bench-only."""
-
-    name = "resize"
-
-    def __init__(self) -> None:
-        from portrait_animate.motion.model import LIVEPORTRAIT_LAYOUT
-
-        self.layout = LIVEPORTRAIT_LAYOUT
-
-    def motion(self, crop: np.ndarray):
-        from portrait_animate.motion.model import Motion
-
-        level = float(crop.mean()) / 255
-        return Motion(scale=torch.ones(1, 1), R=torch.eye(3)[None],
-                      exp=torch.full((1, 21, 3), 0.01 * level), t=torch.zeros(1, 3),
-                      kp=torch.linspace(-0.5, 0.5, 63).reshape(1, 21, 3))
-
-    def appearance(self, crop: np.ndarray) -> np.ndarray:
-        return crop
-
-    def render(self, appearance: np.ndarray, x_s: torch.Tensor, x_d: torch.Tensor) -> np.ndarray:
-        return cv2.resize(appearance, (512, 512))
-
-    def stitch(self, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
-        return x_d
-
-    def retarget_eyes(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x_s)
-
-    def retarget_lip(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x_s)
 
 
 def loop_video(src: Path, dst: Path, frames: int) -> Path:
@@ -77,14 +38,12 @@ def child(driving: str, out: str, engine: str) -> None:
     from portrait_animate.pipeline.options import AnimateOptions
 
     options = AnimateOptions(source="sample:astronaut", driving=driving, output_dir=out,
-                             quiet=True, flag_force_cpu=True, engine="neural")
+                             quiet=True, flag_force_cpu=True, engine=engine)
     if engine == "neural":
         from portrait_animate.engines.neural import cached_synthetic_weights
 
         options.weights_dir = str(cached_synthetic_weights())
-        result = animate(options)
-    else:
-        result = animate(options, engine=ResizeEngine())
+    result = animate(options)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"frames": result.n_frames, "peak_mib": peak_mib}))
 
@@ -119,7 +78,7 @@ def main() -> None:
         child(*args.child)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        compare(Path(args.driving), Path(tmp), "resize", 100, 1000)
+        compare(Path(args.driving), Path(tmp), "classic", 100, 1000)
         if args.neural:
             compare(Path(args.driving), Path(tmp), "neural", args.neural, 4 * args.neural)
 
