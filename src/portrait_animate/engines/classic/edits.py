@@ -19,8 +19,8 @@ from .anatomy import (
     LOWER_LIPS,
     OUTER_LIPS,
     UPPER_LIDS,
+    UPPER_LIPS,
 )
-from .anatomy import UPPER_LIPS as UPPER_LIP_POINTS
 from .motion import canonical_shape
 
 __all__ = ["mesh_edits"]
@@ -57,7 +57,7 @@ def mesh_edits(exp: torch.Tensor, params: EditParams) -> torch.Tensor:
     """Add the sliders' offsets to a (1, 478, 3) expression; returns a copy."""
     c = canonical_shape()
     d = np.zeros_like(c)
-    lips = list(OUTER_LIPS) + [i for i in UPPER_LIP_POINTS + LOWER_LIPS if i not in OUTER_LIPS]
+    lips = list(OUTER_LIPS) + [i for i in UPPER_LIPS + LOWER_LIPS if i not in OUTER_LIPS]
     side = _mouth_side(c, lips)
     corners = list(_CORNERS)
     if params.smile:
@@ -73,7 +73,7 @@ def mesh_edits(exp: torch.Tensor, params: EditParams) -> torch.Tensor:
         d[lips, 2] -= 2.0 * params.pouting
         d[lips, 0] -= 0.5 * params.pouting * side
     if params.pursing:
-        d[list(UPPER_LIP_POINTS), 1] += 0.001 * params.pursing
+        d[list(UPPER_LIPS), 1] += 0.001 * params.pursing
         d[list(LOWER_LIPS), 1] -= 0.001 * params.pursing
     if params.grin:
         d[corners, 0] += 0.003 * params.grin * np.sign(_mouth_side(c, corners))

@@ -127,8 +127,6 @@ class ClassicEngine:
 def _crop_pixels(motion: Motion, size: int) -> np.ndarray | None:
     """(K, 2) pixels in a driving crop of a driving frame's motion (its own landmarks)."""
     if motion.kp is None:
-        from .motion import canonical_shape
-
-        motion = motion.with_(kp=torch.from_numpy(canonical_shape()[None]).float())
+        return None
     xy = motion.keypoints()[0, :, :2].double().numpy()
     return (xy + 1) * (size / 2)

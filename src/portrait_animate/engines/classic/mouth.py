@@ -59,9 +59,9 @@ def _cavity(shape: tuple[int, int], polygon: np.ndarray, lips: LipColour) -> np.
 def _transferred(driving: np.ndarray, driving_points: np.ndarray, target_points: np.ndarray,
                  box: tuple[int, ...], source_lips: LipColour) -> np.ndarray:
     x0, y0, x1, y1 = box
-    inner = list(INNER_LIPS) + list(OUTER_LIPS)
-    M, _ = cv2.estimateAffine2D(driving_points[inner].astype(np.float32),
-                                (target_points[inner] - [x0, y0]).astype(np.float32),
+    lips = list(INNER_LIPS) + list(OUTER_LIPS)
+    M, _ = cv2.estimateAffine2D(driving_points[lips].astype(np.float32),
+                                (target_points[lips] - [x0, y0]).astype(np.float32),
                                 method=cv2.LMEDS)
     if M is None:
         return None
