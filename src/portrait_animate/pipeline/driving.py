@@ -20,7 +20,7 @@ from ..motion.model import Motion
 from ..motion.presets import PRESET_PREFIX, preset_template
 from ..motion.template import MotionTemplate
 from .faces import CROP_SIZE, CropSettings, driving_crop, points_in_input, track_faces
-from .inputs import InputKind, is_square
+from .inputs import InputKind
 from .progress import Reporter
 
 __all__ = ["PreparedDriving", "prepare_driving", "DEFAULT_FPS"]
@@ -113,11 +113,11 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
 
     if kind is InputKind.IMAGE:
         fps, has_audio = DEFAULT_FPS, False
-        crop = force_crop or not is_square(spec, kind, read_image_rgb(spec))
+        h, w = read_image_rgb(spec).shape[:2]
     else:
         probe = probe_video(spec)
-        fps, has_audio = probe.fps, probe.has_audio
-        crop = force_crop or not is_square(spec, kind)
+        fps, has_audio, (w, h) = probe.fps, probe.has_audio, probe.size
+    crop = force_crop or w != h
     track = track_faces(reporter.track(_frames(spec, kind, limit), "driving faces"), mesh,
                         settings, engine.uses_landmarks)
     if track is None:

@@ -11,10 +11,10 @@ import numpy as np
 from ..errors import InputError
 from ..io.images import IMAGE_EXTENSIONS, SAMPLE_PREFIX
 from ..io.templates import TEMPLATE_EXTENSIONS
-from ..io.video import VIDEO_EXTENSIONS, probe_video
+from ..io.video import VIDEO_EXTENSIONS
 from ..motion.presets import PRESET_PREFIX, PRESETS
 
-__all__ = ["InputKind", "classify_input", "input_name", "resize_to_limit", "is_square"]
+__all__ = ["InputKind", "classify_input", "input_name", "resize_to_limit"]
 
 
 class InputKind(enum.Enum):
@@ -73,12 +73,3 @@ def resize_to_limit(image: np.ndarray, max_dim: int, division: int) -> np.ndarra
         return image
     return image[:new_h, :new_w]
 
-
-def is_square(spec: str, kind: InputKind, first_frame: np.ndarray | None = None) -> bool:
-    """Whether an image or video is square (decides whether the driver is cropped)."""
-    if kind is InputKind.VIDEO:
-        w, h = probe_video(spec).size
-        return w == h
-    if first_frame is None:
-        raise ValueError("an image's squareness needs its pixels")
-    return first_frame.shape[0] == first_frame.shape[1]
