@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench
+.PHONY: install run test lint bench app
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,22 @@ run: install
 	$(BIN)/portrait-animate animate -s sample:astronaut -d preset:talk -o animations \
 		--engine classic
 
+# The browser tests drive Debian's chromium (Playwright's own browser download does not work
+# here); installing it needs root, as in CI. Without it those tests skip and say why.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+		>/dev/null 2>&1 || \
+		(apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium)
+
+app: install
+	$(BIN)/portrait-animate app
+
 lint: install
 	$(BIN)/ruff check src tests bench
 
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 bench: install

@@ -7,10 +7,16 @@ from dataclasses import MISSING, fields
 
 from ..motion.model import REGIONS
 from ..pipeline.animate import animate
-from ..pipeline.options import AUDIO_PRIORITIES, DRIVING_OPTIONS, ENGINES, AnimateOptions
+from ..pipeline.options import (
+    AUDIO_PRIORITIES,
+    DRIVING_OPTIONS,
+    ENGINES,
+    PRECISIONS,
+    AnimateOptions,
+)
 from .options import add_flag, one_line_help
 
-__all__ = ["register", "options_from_args"]
+__all__ = ["register", "add_animate_options", "options_from_args"]
 
 HELP = {
     "source": "source portrait: image or video (or sample:astronaut)",
@@ -46,13 +52,18 @@ HELP = {
     "flag_do_torch_compile": "compile W and G with torch.compile (slow first frame)",
     "flag_pasteback_without_stitching": "paste back even with --no_flag_stitching",
     "engine": "animation engine: auto (neural when weights are found), neural or classic",
+    "precision": "neural numerics: fp32-exact (parity), bf16-fast (CPU, ~2x faster, >= 40 dB "
+                 "of fp32-exact) or auto (bf16-fast on a CPU with bfloat16, else exact)",
     "weights_dir": "folder with liveportrait/ weights (default: $PORTRAIT_ANIMATE_WEIGHTS, cache)",
     "save_frames": "also write every result frame as lossless PNG in {src}--{drv}_frames/",
     "quiet": "no progress bars or notes",
 }
 CHOICES = {"driving_option": DRIVING_OPTIONS, "audio_priority": AUDIO_PRIORITIES,
-           "animation_region": REGIONS, "engine": ENGINES}
+           "animation_region": REGIONS, "engine": ENGINES, "precision": PRECISIONS}
 SHORT = {"source": "-s", "driving": "-d", "output_dir": "-o"}
+
+
+INPUTS = ("source", "driving", "output_dir")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +73,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                             formatter_class=one_line_help,
                             description="Animate a source image or video. Accepts the "
                                         "reference inference script's arguments.")
+    add_animate_options(parser)
+    parser.set_defaults(run=_run)
+
+
+def add_animate_options(parser: argparse.ArgumentParser, inputs: bool = True) -> None:
+    """Every AnimateOptions field as an option; without ``inputs``, all but the source,
+    driving and output folder (the app takes those from the page)."""
     for field in fields(AnimateOptions):
+        if not inputs and field.name in INPUTS:
+            continue
         if field.name.startswith("flag_"):
             add_flag(parser, field.name, field.default, HELP[field.name])
             continue
@@ -84,11 +104,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         else:
             kwargs["metavar"] = "PATH" if field.name != "weights_dir" else "DIR"
         parser.add_argument(*names, **kwargs)
-    parser.set_defaults(run=_run)
 
 
-def options_from_args(args: argparse.Namespace) -> AnimateOptions:
-    return AnimateOptions(**{name: getattr(args, name) for name in AnimateOptions.field_names()})
+def options_from_args(args: argparse.Namespace, **given: str) -> AnimateOptions:
+    """The options parsed into ``args``; ``given`` supplies fields that were not options."""
+    values = {name: getattr(args, name) for name in AnimateOptions.field_names()
+              if name not in given}
+    return AnimateOptions(**values, **given)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -9,11 +9,11 @@ import threading
 from collections.abc import Sequence
 
 from ..errors import PortraitAnimateError
-from . import animate, debug, presets, weights
+from . import animate, app, debug, presets, weights
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (animate, presets, weights, debug)
+COMMANDS = (animate, presets, weights, debug, app)
 
 
 def build_parser() -> argparse.ArgumentParser:

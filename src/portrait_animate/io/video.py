@@ -31,11 +31,13 @@ def ffmpeg_exe() -> str:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Attributes: fps (exact, as ffmpeg reports it), size (width, height), has_audio."""
+    """Attributes: fps (exact, as ffmpeg reports it), size (width, height), has_audio,
+    duration in seconds (0 when the container does not say)."""
 
     fps: float
     size: tuple[int, int]
     has_audio: bool
+    duration: float = 0.0
 
 
 def _check_file(path: Path) -> None:
@@ -76,7 +78,8 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     meta, reader = _open(Path(path))
     reader.close()
     return VideoInfo(fps=float(meta["fps"]), size=tuple(meta["size"]),
-                     has_audio=bool(meta.get("audio_codec")))
+                     has_audio=bool(meta.get("audio_codec")),
+                     duration=float(meta.get("duration") or 0.0))
 
 
 def iter_frames(path: str | os.PathLike, limit: int | None = None) -> Iterator[np.ndarray]:

@@ -8,11 +8,13 @@ object with ``stitch``, ``retarget_eyes`` and ``retarget_lip``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import torch
 
+from .editing import EditParams
 from .model import KeypointLayout, Motion
+from .transform import rotation_angles, rotation_matrix
 
 __all__ = [
     "KeypointNetworks",
@@ -22,10 +24,13 @@ __all__ = [
     "source_video_eye_delta",
     "finalize_keypoints",
     "lip_silent_keypoints",
+    "edited_keypoints",
     "LIP_NORMALIZE_THRESHOLD",
     "SOURCE_VIDEO_EYE_THRESHOLD",
     "FALLBACK_EYE_TARGET",
 ]
+
+R = TypeVar("R")
 
 LIP_NORMALIZE_THRESHOLD = 0.03
 SOURCE_VIDEO_EYE_THRESHOLD = 0.18
@@ -99,6 +104,45 @@ def lip_silent_keypoints(nets: KeypointNetworks, source: Motion, layout: Keypoin
     else:
         x = x_s + nets.retarget_lip(x_s, _ratios(lip_ratio or 0.0, 0.0))
     return nets.stitch(x_s, x)
+
+
+def edited_keypoints(nets: KeypointNetworks, source: Motion, layout: KeypointLayout,
+                     params: EditParams, *, stitching: bool,
+                     source_eye_ratios: tuple[float, float] | None = None,
+                     eye_target: float | None = None, source_lip_ratio: float | None = None,
+                     lip_target: float | None = None) -> torch.Tensor:
+    """Image retargeting and precise editing of one source image (SPEC 6.2).
+
+    The head turns by the relative angles, the sliders add to the expression, mov_z scales
+    the face and the full translation is added, tz included [quirk]. Eye and lip targets
+    (None: leave them as they are) add R_eyes / R_lip deltas before stitching.
+
+    Returns:
+        (1, K, 3) keypoints for the renderer.
+    """
+    if layout.edit is None:
+        raise ValueError(f"layout {layout.name} has no editing map")
+    pitch, yaw, roll = rotation_angles(source.R)
+    R_d = rotation_matrix(pitch + params.pitch, yaw + params.yaw, roll + params.roll)
+    # Equal to R_d, but the reference computes the product, and so do we for float parity.
+    R_new = (R_d @ source.R.transpose(1, 2)) @ source.R
+    exp = layout.edit(source.exp, params)
+    x_d = params.mov_z * source.scale[..., None] * (source.kp @ R_new + exp) \
+        + source.t[:, None, :]
+    x_s = source.keypoints()
+    if eye_target is not None:
+        ratios = _required_pair(source_eye_ratios, "eye")
+        x_d = x_d + nets.retarget_eyes(x_s, _ratios(*ratios, eye_target))
+    if lip_target is not None:
+        ratio = _required_pair(source_lip_ratio, "lip")
+        x_d = x_d + nets.retarget_lip(x_s, _ratios(ratio, lip_target))
+    return nets.stitch(x_s, x_d) if stitching else x_d
+
+
+def _required_pair(ratios: R | None, what: str) -> R:
+    if ratios is None:
+        raise ValueError(f"{what} retargeting needs the source's {what} ratio (a detected face)")
+    return ratios
 
 
 def finalize_keypoints(nets: KeypointNetworks, x_s: torch.Tensor, x_d: torch.Tensor,

@@ -16,6 +16,7 @@ __all__ = [
     "NUM_BINS",
     "bins_to_degrees",
     "rotation_matrix",
+    "rotation_angles",
     "transform_keypoints",
     "apply_stitching_delta",
 ]
@@ -63,6 +64,26 @@ def rotation_matrix(pitch: torch.Tensor, yaw: torch.Tensor, roll: torch.Tensor) 
     rot_z = torch.cat([z.cos(), -z.sin(), zero, z.sin(), z.cos(), zero, zero, zero, one], 1)
     rot = rot_z.view(b, 3, 3) @ rot_y.view(b, 3, 3) @ rot_x.view(b, 3, 3)
     return rot.permute(0, 2, 1)
+
+
+def rotation_angles(rotation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pitch, yaw and roll in degrees of R = (Rz Ry Rx)^T, the inverse of
+    :func:`rotation_matrix` for |yaw| < 90.
+
+    Args:
+        rotation: (B, 3, 3).
+
+    Returns:
+        pitch, yaw, roll, each (B, 1), in the rotation's dtype.
+    """
+    check_shape(rotation, (None, 3, 3), "rotation")
+    # Solved in float64 so that rotation_matrix(*rotation_angles(R)) returns R to float32
+    # rounding.
+    m = rotation.double().transpose(1, 2)
+    pitch = torch.atan2(m[:, 2, 1], m[:, 2, 2])
+    yaw = torch.asin((-m[:, 2, 0]).clamp(-1, 1))
+    roll = torch.atan2(m[:, 1, 0], m[:, 0, 0])
+    return tuple((a * 180 / math.pi)[:, None].to(rotation.dtype) for a in (pitch, yaw, roll))
 
 
 def transform_keypoints(kp: torch.Tensor, rotation: torch.Tensor, exp: torch.Tensor,

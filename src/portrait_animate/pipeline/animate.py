@@ -8,17 +8,14 @@ from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..engines.base import Engine
 from ..errors import InputError
 from ..face.mesh import FaceMesh
-from ..face.pasteback import PasteBack
-from ..io.images import read_image_rgb
-from ..io.templates import load_template, save_template
-from ..io.video import iter_frames, mux_audio
+from ..io.templates import save_template
+from ..io.video import mux_audio
 from ..motion.composition import (
     DrivingMode,
     apply_expression_friendly,
@@ -34,10 +31,11 @@ from ..motion.retargeting import (
     source_eye_target,
     source_video_eye_delta,
 )
+from .compositing import Compositor
 from .driving import PreparedDriving, prepare_driving
 from .engines import load_engine
-from .faces import CROP_SIZE, CropSettings
-from .inputs import InputKind, classify_input, input_name
+from .faces import CropSettings
+from .inputs import InputKind, check_readable, classify_input, input_name
 from .options import AnimateOptions
 from .outputs import OutputNames, OutputWriter, concat_panels
 from .progress import Reporter
@@ -91,16 +89,6 @@ def _check_driving(options: AnimateOptions, driving: PreparedDriving, engine: En
     if options.flag_lip_retargeting and template.lip_ratios is None:
         raise InputError(f"--flag_lip_retargeting needs lip ratios, which the template "
                          f"{driving.spec} does not have; drop the flag or use a driving video")
-
-
-def _preflight(spec: str, kind: InputKind) -> None:
-    """Fail on unreadable inputs before the engine is loaded."""
-    if kind is InputKind.IMAGE:
-        read_image_rgb(spec)
-    elif kind is InputKind.VIDEO:
-        next(iter_frames(spec, limit=1))
-    elif kind is InputKind.TEMPLATE:
-        load_template(spec)
 
 
 def _frame_count(source: PreparedSource, driving: PreparedDriving) -> int:
@@ -184,20 +172,13 @@ def _paste_back_active(options: AnimateOptions) -> bool:
     return options.flag_pasteback and options.flag_do_crop and stitched
 
 
-def _crop_view(frame: np.ndarray, M_c2o: np.ndarray | None) -> np.ndarray:
-    """The 512x512 crop of a whole rendered frame (the resized frame without cropping)."""
-    if M_c2o is None:
-        return cv2.resize(frame, (CROP_SIZE, CROP_SIZE))
-    return cv2.warpAffine(frame, np.linalg.inv(M_c2o)[:2], (CROP_SIZE, CROP_SIZE),
-                          flags=cv2.INTER_LINEAR)
-
-
 def _render_frames(engine: Engine, animator: _FrameAnimator, source: PreparedSource,
                    driving: PreparedDriving, n: int,
                    paste: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     panels = driving.panels(n)
     panels = repeat(None) if panels is None else panels
-    appearance, paste_back = None, None
+    compositor = Compositor(engine, paste)
+    appearance = None
     for i, ((frame, model_input), panel) in enumerate(zip(source.frames(n), panels,
                                                            strict=False)):
         info, x_d = animator.keypoints(i)
@@ -205,15 +186,7 @@ def _render_frames(engine: Engine, animator: _FrameAnimator, source: PreparedSou
             appearance = engine.appearance(model_input, frame, info.M_c2o)
         rendered = engine.render(appearance, info.x_s, x_d, driving_crop=panel,
                                  driving_motion=driving.motion(i))
-        if engine.renders_full_frame:
-            crop_view = _crop_view(rendered, info.M_c2o)
-            result = rendered if paste else crop_view
-        else:
-            crop_view = result = rendered
-            if paste:
-                if source.is_video or paste_back is None:
-                    paste_back = PasteBack(info.M_c2o, (frame.shape[1], frame.shape[0]))
-                result = paste_back(rendered, frame)
+        result, crop_view = compositor(rendered, frame, info.M_c2o)
         shown = [model_input, crop_view] if panel is None else [panel, model_input, crop_view]
         yield result, concat_panels(shown)
 
@@ -244,8 +217,8 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
         raise InputError("the source must be an image or a video, not a motion template")
     drv_kind = classify_input(options.driving, "driving", allow_template=True)
     _check_options(options, src_kind, drv_kind)
-    _preflight(options.source, src_kind)
-    _preflight(options.driving, drv_kind)
+    check_readable(options.source, src_kind)
+    check_readable(options.driving, drv_kind)
     engine = engine or load_engine(options, reporter)
 
     source_settings = CropSettings(options.scale, options.vx_ratio, options.vy_ratio,
@@ -265,8 +238,9 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
     n = _frame_count(source, driving)
     image_result = not source.is_video and not driving.is_video
     fps = source.fps if source.is_video else driving.template.fps
-    names = OutputNames(options.output_dir, input_name(options.source),
-                        input_name(options.driving), image_result)
+    names = OutputNames(options.output_dir,
+                        f"{input_name(options.source)}--{input_name(options.driving)}",
+                        image_result)
 
     template_path = None
     if drv_kind in (InputKind.IMAGE, InputKind.VIDEO):

@@ -33,10 +33,14 @@ def load_engine(options: AnimateOptions, reporter: Reporter) -> Engine:
                            "gets them") + ")")
     if name == "classic":
         return ClassicEngine(options.det_thresh)
+    # fp32-exact means float32 on every device, so it overrides CUDA's float16 default
+    half = options.flag_use_half_precision and options.precision != "fp32-exact"
     networks = LivePortraitNetworks.from_pretrained(
-        options.weights_dir, force_cpu=options.flag_force_cpu,
-        use_half_precision=options.flag_use_half_precision, device_id=options.device_id)
+        options.weights_dir, force_cpu=options.flag_force_cpu, use_half_precision=half,
+        device_id=options.device_id, precision=options.precision)
     if options.flag_do_torch_compile:
         networks.compile()
-    reporter.note(f"engine: neural on {networks.device} ({str(networks.dtype).split('.')[-1]})")
+    numerics = (networks.precision if networks.precision != "fp32-exact"
+                else str(networks.dtype).split(".")[-1])
+    reporter.note(f"engine: neural on {networks.device} ({numerics})")
     return NeuralEngine(networks)

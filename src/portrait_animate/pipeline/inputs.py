@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..io.images import IMAGE_EXTENSIONS, SAMPLE_PREFIX
-from ..io.templates import TEMPLATE_EXTENSIONS
-from ..io.video import VIDEO_EXTENSIONS
+from ..io.images import IMAGE_EXTENSIONS, SAMPLE_PREFIX, read_image_rgb
+from ..io.templates import TEMPLATE_EXTENSIONS, load_template
+from ..io.video import VIDEO_EXTENSIONS, iter_frames
 from ..motion.presets import PRESET_PREFIX, PRESETS
 
-__all__ = ["InputKind", "classify_input", "input_name", "resize_to_limit"]
+__all__ = ["InputKind", "classify_input", "check_readable", "input_name", "resize_to_limit"]
 
 
 class InputKind(enum.Enum):
@@ -49,6 +49,16 @@ def classify_input(spec: str, role: str, allow_template: bool = False) -> InputK
     kinds = [*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS, *(TEMPLATE_EXTENSIONS if allow_template else ())]
     raise InputError(f"unsupported {role} extension {path.suffix!r} for {path}; use one of "
                      + " ".join(kinds))
+
+
+def check_readable(spec: str, kind: InputKind) -> None:
+    """Fail on an unreadable input before any model is loaded or output written."""
+    if kind is InputKind.IMAGE:
+        read_image_rgb(spec)
+    elif kind is InputKind.VIDEO:
+        next(iter_frames(spec, limit=1))
+    elif kind is InputKind.TEMPLATE:
+        load_template(spec)
 
 
 def input_name(spec: str) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from ..engines.neural.acceleration import PRECISIONS
 from ..motion.model import REGIONS
 
-__all__ = ["AnimateOptions", "DRIVING_OPTIONS", "AUDIO_PRIORITIES", "ENGINES"]
+__all__ = ["AnimateOptions", "DRIVING_OPTIONS", "AUDIO_PRIORITIES", "ENGINES", "PRECISIONS"]
 
 DRIVING_OPTIONS = ("expression-friendly", "pose-friendly")
 AUDIO_PRIORITIES = ("driving", "source")
@@ -51,6 +52,7 @@ class AnimateOptions:
     flag_do_torch_compile: bool = False
     flag_pasteback_without_stitching: bool = False
     engine: str = "auto"
+    precision: str = "auto"
     weights_dir: str | None = None
     save_frames: bool = False
     quiet: bool = False
@@ -63,7 +65,8 @@ class AnimateOptions:
         """Option combinations that cannot work, each as 'problem; fix'."""
         problems = []
         choices = (("animation_region", REGIONS), ("driving_option", DRIVING_OPTIONS),
-                   ("audio_priority", AUDIO_PRIORITIES), ("engine", ENGINES))
+                   ("audio_priority", AUDIO_PRIORITIES), ("engine", ENGINES),
+                   ("precision", PRECISIONS))
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 problems.append(f"--{name} {getattr(self, name)!r} is not one of "

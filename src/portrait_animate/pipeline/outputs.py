@@ -29,11 +29,11 @@ def concat_panels(panels: list[np.ndarray]) -> np.ndarray:
 
 
 class OutputNames:
-    """``{src}--{drv}.jpg|.mp4``, ``{src}--{drv}_concat.jpg|.mp4`` and ``{src}--{drv}_frames/``."""
+    """``{stem}.jpg|.mp4``, ``{stem}_concat.jpg|.mp4`` and ``{stem}_frames/``; ``animate``'s
+    stem is ``{src}--{drv}``."""
 
-    def __init__(self, output_dir: str | Path, source: str, driving: str, image: bool) -> None:
+    def __init__(self, output_dir: str | Path, stem: str, image: bool) -> None:
         self.dir = Path(output_dir)
-        stem = f"{source}--{driving}"
         ext = ".jpg" if image else ".mp4"
         self.result = self.dir / f"{stem}{ext}"
         self.concat = self.dir / f"{stem}_concat{ext}"

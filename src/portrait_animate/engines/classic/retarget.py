@@ -18,6 +18,8 @@ __all__ = ["stitch", "eye_delta", "lip_delta", "STITCH_REACH"]
 #: it back: the renderer already keeps body and background still, so stitching only has
 #: to stop a driver's large moves from tearing the face off the neck.
 STITCH_REACH = 0.12
+#: How much of a closing eye's way the upper lid travels (the rest is the lower lid's).
+UPPER_LID_SHARE = 0.8
 _IRIS_OF_EYE = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))
 
 
@@ -43,20 +45,35 @@ def _frame(points: np.ndarray, corners: tuple[int, int]) -> tuple[np.ndarray, np
     return (a + b) / 2, normal, float(np.linalg.norm(b - a))
 
 
+#: MediaPipe reads closed eyes at raw ratios 0.02-0.05; a target below this shuts the lids
+#: (the renderer keeps them a pixel apart) rather than leaving a slit of squeezed iris.
+SHUT_RAW_RATIO = 0.04
+
+
 def _raw_eye_target(ratio: float) -> float:
-    return max((ratio - EYE_OFFSET) / EYE_SCALE, 0.0)
+    raw = (ratio - EYE_OFFSET) / EYE_SCALE
+    return 0.0 if raw < SHUT_RAW_RATIO else raw
 
 
 def eye_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
-    """Open or close both eyes of x_s to the target ratio (ratios (1, 3): eye0, eye1, target):
-    lids and irises are scaled across the line through the eye's corners."""
+    """Open or close both eyes of x_s to the target ratio (ratios (1, 3): eye0, eye1, target).
+
+    A closing eye shuts like a blink, the upper lid taking most of the way down; an opening
+    eye has its lids and iris scaled across the line through its corners."""
     points = x_s[0].double().numpy()
     target = _raw_eye_target(float(ratios[0, 2]))
     delta = np.zeros((NUM_POINTS, 3))
     for eye, (top, bottom) in enumerate(((159, 145), (386, 374))):
         mid, normal, width = _frame(points, EYE_CORNERS[eye])
         current = float(np.dot(points[bottom, :2] - points[top, :2], normal)) / width
-        moved = list(UPPER_LIDS[eye]) + list(LOWER_LIDS[eye]) + list(_IRIS_OF_EYE[eye])
+        upper, lower = list(UPPER_LIDS[eye]), list(LOWER_LIDS[eye])
+        if target < current:
+            gaps = (points[lower, :2] - points[upper, :2]) @ normal
+            closing = gaps * (1 - target / current)
+            delta[upper, :2] += (UPPER_LID_SHARE * closing)[:, None] * normal
+            delta[lower, :2] -= ((1 - UPPER_LID_SHARE) * closing)[:, None] * normal
+            continue
+        moved = upper + lower + list(_IRIS_OF_EYE[eye])
         offsets = (points[moved, :2] - mid) @ normal
         if current > 0.02:
             shift = offsets * (target / current - 1)

@@ -13,6 +13,7 @@ from torch import nn
 from ...models import MotionExtractorOutput, WarpingOutput
 from ...models.checks import check_keypoints, check_shape
 from ...motion import apply_stitching_delta, bins_to_degrees, rotation_matrix, transform_keypoints
+from .acceleration import FAST, accelerate, resolve_precision
 from .config import CHECKPOINTS, build_network
 from .device import select_device, select_dtype
 from .weights import load_network, read_network_state_dict, resolve_weights_dir
@@ -77,44 +78,56 @@ class LivePortraitNetworks:
 
     Build with :meth:`from_pretrained`. Every call runs without autograd; F, M, W and G run
     under float16 autocast when ``dtype`` is float16 (CUDA only), S and the retargeting MLPs
-    always in float32.
+    always in float32. With ``precision`` ``bf16-fast``, W and G are the fast CPU versions
+    of :mod:`.acceleration` (float32 in and out).
     """
 
     def __init__(self, networks: dict[str, nn.Module], device: torch.device,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, precision: str = "fp32-exact") -> None:
         missing = [c.name for c in CHECKPOINTS if c.name not in networks]
         if missing:
             raise ValueError(f"networks missing: {missing}")
         self.networks = networks
         self.device = device
         self.dtype = dtype
+        self.precision = precision
 
     @classmethod
     def from_pretrained(cls, weights_dir: str | os.PathLike | None = None, *,
                         force_cpu: bool = False, use_half_precision: bool = False,
-                        device_id: int = 0) -> LivePortraitNetworks:
+                        device_id: int = 0,
+                        precision: str = "fp32-exact") -> LivePortraitNetworks:
         """Load the published checkpoints (or synthetic ones of the same layout).
 
         Args:
             weights_dir: folder containing ``liveportrait/`` (or that folder itself); when
                 None, ``$PORTRAIT_ANIMATE_WEIGHTS`` then the user cache are searched.
             force_cpu: run on the CPU even when CUDA or MPS is present.
-            use_half_precision: float16 autocast for F, M, W and G; honoured on CUDA only.
+            use_half_precision: float16 autocast for F, M, W and G; honoured on CUDA only
+                and with the ``fp32-exact`` networks.
             device_id: CUDA device index.
+            precision: ``fp32-exact`` (the plain networks: the parity path), ``bf16-fast``
+                (CPU only) or ``auto`` (see :func:`~.acceleration.resolve_precision`).
         """
         folder = resolve_weights_dir(weights_dir)
         device = select_device(force_cpu, device_id)
+        precision = resolve_precision(precision, device)
         networks, cache = {}, {}
         for checkpoint in CHECKPOINTS:
             state, path = read_network_state_dict(folder, checkpoint, cache)
             network = load_network(build_network(checkpoint), state, path, checkpoint.name)
             networks[checkpoint.name] = network.to(device)
-        return cls(networks, device, select_dtype(device, use_half_precision))
+        if precision == FAST:
+            return cls(accelerate(networks), device, torch.float32, precision)
+        return cls(networks, device, select_dtype(device, use_half_precision), precision)
 
     def compile(self) -> None:
-        """Wrap W and G in ``torch.compile``; the first frame then takes a while longer."""
+        """Wrap W and G in ``torch.compile``; the first frame then takes a while longer.
+        The fast networks are compiled with inductor's freezing, which folds their constant
+        weights into prepacked oneDNN ones."""
+        options = {"freezing": True} if self.precision == FAST else None
         for name in ("W", "G"):
-            self.networks[name] = torch.compile(self.networks[name])
+            self.networks[name] = torch.compile(self.networks[name], options=options)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float16:

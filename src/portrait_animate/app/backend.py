@@ -1,0 +1,153 @@
+"""The app's work, independent of the web framework: engines loaded once, per-image editing
+state cached, every job in its own output folder."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..engines.base import Engine
+from ..motion.editing import EditParams
+from ..pipeline.animate import AnimateResult, animate
+from ..pipeline.compositing import Compositor
+from ..pipeline.engines import load_engine
+from ..pipeline.faces import CropSettings
+from ..pipeline.inputs import InputKind
+from ..pipeline.options import AnimateOptions
+from ..pipeline.progress import Reporter
+from ..pipeline.retargeting import (
+    EDIT_CROP,
+    EditableImage,
+    EditedImage,
+    VideoRetargetOptions,
+    VideoRetargetResult,
+    prepare_editable_image,
+    render_edit,
+    retarget_video,
+)
+from .uploads import AppLimits, checked_upload
+
+__all__ = ["AppBackend", "EditTick"]
+
+EDIT_CACHE_SIZE = 4
+
+
+class _EngineCache:
+    """Each engine is built on first use and kept; ``auto`` resolves once."""
+
+    def __init__(self, base: AnimateOptions) -> None:
+        self._base = base
+        self._engines: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Engine:
+        with self._lock:
+            if name not in self._engines:
+                engine = load_engine(replace(self._base, engine=name), Reporter(quiet=True))
+                self._engines[name] = self._engines.setdefault(engine.name, engine)
+            return self._engines[name]
+
+
+@dataclass
+class _EditState:
+    source: EditableImage
+    compositor: Compositor
+
+
+@dataclass
+class EditTick:
+    """One re-render of the editing panel.
+
+    Attributes:
+        image: the crop and the pasted-back result.
+        engine: the engine that rendered.
+        render_ms: keypoints + render + paste-back of this tick.
+        prepare_ms: the per-image work, 0 when it came from the cache.
+    """
+
+    image: EditedImage
+    engine: str
+    render_ms: float
+    prepare_ms: float
+
+
+class AppBackend:
+    """What the app's controls run.
+
+    Args:
+        base: the options every job starts from (the app's command-line flags).
+        limits: upload limits.
+        work_dir: parent of the per-job output folders.
+    """
+
+    def __init__(self, base: AnimateOptions, limits: AppLimits, work_dir: str | Path) -> None:
+        self.base, self.limits = base, limits
+        self.work_dir = Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.engines = _EngineCache(base)
+        self._edits: OrderedDict[tuple, _EditState] = OrderedDict()
+        self._edits_lock = threading.Lock()
+        #: engine name -> render latency of every editing tick, in ms.
+        self.tick_ms: dict[str, list[float]] = defaultdict(list)
+
+    def _job_dir(self, prefix: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.work_dir))
+
+    def upload(self, path: str, role: str, kind: InputKind) -> str:
+        return checked_upload(path, role, kind, self.limits)
+
+    def animate(self, source: str, driving: str, engine: str, reporter: Reporter,
+                **options: object) -> AnimateResult:
+        """Animate checked inputs; ``options`` are AnimateOptions fields from the page."""
+        job = replace(self.base, source=source, driving=driving, engine=engine,
+                      output_dir=str(self._job_dir("animate")), quiet=True, **options)
+        return animate(job, engine=self.engines.get(engine), reporter=reporter)
+
+    def _edit_state(self, path: str, engine: Engine, do_crop: bool,
+                    scale: float) -> tuple[_EditState, float]:
+        file = Path(path)
+        key = (str(file), file.stat().st_mtime_ns, engine.name, do_crop, float(scale))
+        with self._edits_lock:
+            if key in self._edits:
+                self._edits.move_to_end(key)
+                return self._edits[key], 0.0
+        start = time.perf_counter()
+        settings = CropSettings(scale, EDIT_CROP.vx_ratio, EDIT_CROP.vy_ratio)
+        source = prepare_editable_image(path, engine, do_crop=do_crop, settings=settings,
+                                        det_thresh=self.base.det_thresh,
+                                        max_dim=self.base.source_max_dim,
+                                        division=self.base.source_division)
+        state = _EditState(source, Compositor(engine, do_crop))
+        with self._edits_lock:
+            self._edits[key] = state
+            while len(self._edits) > EDIT_CACHE_SIZE:
+                self._edits.popitem(last=False)
+        return state, (time.perf_counter() - start) * 1000
+
+    def edit_source(self, path: str, engine: str, do_crop: bool = True,
+                    scale: float = EDIT_CROP.scale) -> EditableImage:
+        """The prepared (and cached) image for editing: its ratios start the sliders."""
+        return self._edit_state(path, self.engines.get(engine), do_crop, scale)[0].source
+
+    def edit(self, path: str, params: EditParams, *, engine: str, do_crop: bool = True,
+             stitching: bool = True, scale: float = EDIT_CROP.scale,
+             eye_ratio: float | None = None, lip_ratio: float | None = None) -> EditTick:
+        """Render one edit; only the render runs when the image was prepared before."""
+        model = self.engines.get(engine)
+        state, prepare_ms = self._edit_state(path, model, do_crop, scale)
+        start = time.perf_counter()
+        image = render_edit(model, state.source, params, stitching=stitching,
+                            eye_ratio=eye_ratio, lip_ratio=lip_ratio,
+                            compositor=state.compositor)
+        render_ms = (time.perf_counter() - start) * 1000
+        self.tick_ms[model.name].append(render_ms)
+        return EditTick(image, model.name, render_ms, prepare_ms)
+
+    def retarget_video(self, path: str, options: VideoRetargetOptions, engine: str,
+                       reporter: Reporter) -> VideoRetargetResult:
+        return retarget_video(path, self.engines.get(engine), options,
+                              self._job_dir("retarget"), reporter)

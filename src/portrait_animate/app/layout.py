@@ -1,0 +1,410 @@
+"""The page: three sections as in the reference app (SPEC 6.1-6.3), for both engines, with
+named API endpoints ``/animate``, ``/retarget_image`` and ``/retarget_video``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from ..errors import PortraitAnimateError
+from ..io.images import read_image_rgb, write_image_rgb
+from ..io.video import probe_video
+from ..motion.editing import EditParams
+from ..motion.model import REGIONS
+from ..motion.presets import PRESET_PREFIX, PRESETS
+from ..pipeline.inputs import InputKind
+from ..pipeline.options import DRIVING_OPTIONS, ENGINES, AnimateOptions
+from ..pipeline.progress import Reporter
+from ..pipeline.retargeting import VideoRetargetOptions
+from .backend import AppBackend
+
+__all__ = ["build_app", "EXPRESSION_SLIDERS", "MOVEMENT_SLIDERS"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: name -> (label, minimum, maximum, step, default), SPEC 6.2.
+MOVEMENT_SLIDERS = {
+    "pitch": ("relative pitch", -15, 15, 1, 0),
+    "yaw": ("relative yaw", -25, 25, 1, 0),
+    "roll": ("relative roll", -15, 15, 1, 0),
+    "mov_x": ("x-axis movement", -0.19, 0.19, 0.01, 0),
+    "mov_y": ("y-axis movement", -0.19, 0.19, 0.01, 0),
+    "mov_z": ("z-axis movement", 0.9, 1.2, 0.01, 1.0),
+}
+EXPRESSION_SLIDERS = {
+    "pouting": ("pouting", -0.09, 0.09, 0.01, 0),
+    "pursing": ("pursing 😐", -20, 15, 0.01, 0),
+    "grin": ("grin 😁", 0, 15, 0.01, 0),
+    "lip_open": ("lip close <-> open", -90, 120, 1, 0),
+    "smile": ("smile 😄", -0.3, 1.3, 0.01, 0),
+    "wink": ("wink 😉", 0, 39, 0.01, 0),
+    "eyebrow": ("eyebrow 🤨", -30, 30, 0.01, 0),
+    "gaze_x": ("eye gaze (horizontal) 👀", -30, 30, 0.01, 0),
+    "gaze_y": ("eye gaze (vertical) 🙄", -63, 63, 0.01, 0),
+}
+EDIT_SCALE = 2.5
+
+INTRO = """# portrait-animate
+Bring a portrait to life with the motion of a driving video, image, template or preset;
+edit a face with sliders; close or open the lips of a whole video. Engines: **neural**
+(LivePortrait weights) or **classic** (no weights, MediaPipe face mesh); **auto** picks neural
+when weights are found."""
+
+
+def user_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Failures reach the page as one readable message, never as a stack trace."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except PortraitAnimateError as exc:
+            raise gr.Error(str(exc)) from None
+        except Exception as exc:
+            log.exception("unexpected failure in %s", fn.__name__)
+            raise gr.Error(f"unexpected failure ({type(exc).__name__}: {exc}); the server log "
+                           "has the details") from None
+
+    return wrapper
+
+
+class _PageReporter(Reporter):
+    """Progress of long jobs shown in the page."""
+
+    def __init__(self, progress: gr.Progress) -> None:
+        super().__init__(quiet=True)
+        self.progress = progress
+
+    def note(self, message: str) -> None:
+        log.info(message)
+
+    def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+        self.progress((0, total), desc=description)
+        for i, item in enumerate(items, 1):
+            yield item
+            self.progress((i, total), desc=description)
+
+
+def _pick(selected: str, candidates: dict[str, str | None], role: str) -> tuple[str, str]:
+    """The input of the selected tab, else the only one given: (tab, value)."""
+    if candidates.get(selected):
+        return selected, candidates[selected]
+    for tab, value in candidates.items():
+        if value:
+            return tab, value
+    raise gr.Error(f"no {role}: upload one (or pick a preset) first")
+
+
+SOURCE_KINDS = {"Image": InputKind.IMAGE, "Video": InputKind.VIDEO}
+DRIVING_KINDS = {"Video": InputKind.VIDEO, "Image": InputKind.IMAGE,
+                 "Template": InputKind.TEMPLATE, "Preset": InputKind.PRESET}
+
+
+class _Handlers:
+    """The functions behind the page's events; their parameter names are the API's."""
+
+    def __init__(self, backend: AppBackend) -> None:
+        self.backend = backend
+
+    def animate(self, source_tab: str, driving_tab: str, flag_do_crop: bool, scale: float,
+                vx_ratio: float, vy_ratio: float, flag_crop_driving_video: bool,
+                scale_crop_driving_video: float, vx_ratio_crop_driving_video: float,
+                vy_ratio_crop_driving_video: float, flag_normalize_lip: bool,
+                flag_relative_motion: bool, flag_pasteback: bool, flag_stitching: bool,
+                animation_region: str, driving_option: str, driving_multiplier: float,
+                driving_smooth_observation_variance: float, engine: str,
+                source_image: str | None = None, source_video: str | None = None,
+                driving_video: str | None = None, driving_image: str | None = None,
+                driving_template: str | None = None, driving_preset: str | None = None,
+                progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+        """Inputs without a value come last, so that API calls may leave them out."""
+        src_tab, source = _pick(source_tab, {"Image": source_image, "Video": source_video},
+                                "source")
+        preset = f"{PRESET_PREFIX}{driving_preset}" if driving_preset else None
+        drv_tab, driving = _pick(driving_tab, {"Video": driving_video, "Image": driving_image,
+                                               "Template": driving_template, "Preset": preset},
+                                 "driving")
+        source = self.backend.upload(source, "source", SOURCE_KINDS[src_tab])
+        if drv_tab != "Preset":
+            driving = self.backend.upload(driving, "driving", DRIVING_KINDS[drv_tab])
+        if drv_tab == "Video" and not flag_crop_driving_video:
+            width, height = probe_video(driving).size
+            if width != height:
+                gr.Info("The driving video is not square, so it is cropped to the face.")
+        result = self.backend.animate(
+            source, driving, engine, _PageReporter(progress), flag_do_crop=flag_do_crop,
+            scale=scale, vx_ratio=vx_ratio, vy_ratio=vy_ratio,
+            flag_crop_driving_video=flag_crop_driving_video,
+            scale_crop_driving_video=scale_crop_driving_video,
+            vx_ratio_crop_driving_video=vx_ratio_crop_driving_video,
+            vy_ratio_crop_driving_video=vy_ratio_crop_driving_video,
+            flag_normalize_lip=flag_normalize_lip, flag_relative_motion=flag_relative_motion,
+            flag_pasteback=flag_pasteback, flag_stitching=flag_stitching,
+            animation_region=animation_region, driving_option=driving_option,
+            driving_multiplier=driving_multiplier,
+            driving_smooth_observation_variance=driving_smooth_observation_variance)
+        paths = (str(result.output), str(result.concat))
+        if result.fps is not None:
+            return (*paths, None, None)
+        return (None, None, *paths)
+
+    def init_retargeting_image(self, flag_do_crop: bool, scale: float, engine: str,
+                               image: str | None = None) -> tuple[float, float]:
+        if not image:
+            return 0.0, 0.0
+        image = self.backend.upload(image, "image", InputKind.IMAGE)
+        source = self.backend.edit_source(image, engine, flag_do_crop, scale)
+        return source.eye_ratio or 0.0, source.lip_ratio or 0.0
+
+    def retarget_image(self, eye_ratio: float, lip_ratio: float,
+                       pitch: float, yaw: float, roll: float, mov_x: float, mov_y: float,
+                       mov_z: float, pouting: float, pursing: float, grin: float,
+                       lip_open: float, smile: float, wink: float, eyebrow: float,
+                       gaze_x: float, gaze_y: float, flag_do_crop: bool, flag_stitching: bool,
+                       scale: float, engine: str, image: str | None = None) -> tuple:
+        """The edited crop, the pasted-back result and the tick's latency. A ratio of 0
+        means "no value set": the eyes or lips stay as they are."""
+        if not image:
+            return None, None, ""
+        image = self.backend.upload(image, "image", InputKind.IMAGE)
+        params = EditParams(pitch=pitch, yaw=yaw, roll=roll, mov_x=mov_x, mov_y=mov_y,
+                            mov_z=mov_z, pouting=pouting, pursing=pursing, grin=grin,
+                            lip_open=lip_open, smile=smile, wink=wink, eyebrow=eyebrow,
+                            gaze_x=gaze_x, gaze_y=gaze_y)
+        tick = self.backend.edit(image, params, engine=engine, do_crop=flag_do_crop,
+                                 stitching=flag_stitching, scale=scale,
+                                 eye_ratio=eye_ratio or None, lip_ratio=lip_ratio or None)
+        cached = "face analysis cached" if tick.prepare_ms == 0 else \
+            f"face analysis {tick.prepare_ms:.0f} ms"
+        status = f"{tick.engine} engine: render {tick.render_ms:.0f} ms ({cached})"
+        return tick.image.crop, tick.image.pasted, status
+
+    def retarget_video(self, lip_ratio: float, smooth_observation_variance: float,
+                       lip_silent: bool, flag_do_crop: bool, scale: float, engine: str,
+                       video: str | None = None, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+        if not video:
+            raise gr.Error("no video: upload one first")
+        video = self.backend.upload(video, "video", InputKind.VIDEO)
+        options = VideoRetargetOptions(
+            lip_ratio=lip_ratio, smooth_observation_variance=smooth_observation_variance,
+            lip_silent=lip_silent, do_crop=flag_do_crop, scale=scale,
+            det_thresh=self.backend.base.det_thresh)
+        result = self.backend.retarget_video(video, options, engine, _PageReporter(progress))
+        return str(result.concat), str(result.output)
+
+
+def _engine_radio(default: str) -> gr.Radio:
+    return gr.Radio(list(ENGINES), value=default, label="engine",
+                    info="auto: neural when LivePortrait weights are found, else classic")
+
+
+def _crop_numbers(scale: float, vx: float, vy: float, prefix: str) -> list[gr.Number]:
+    return [gr.Number(scale, label=f"{prefix} crop scale", minimum=1.8, maximum=3.2, step=0.05),
+            gr.Number(vx, label=f"{prefix} crop x", minimum=-0.5, maximum=0.5, step=0.01),
+            gr.Number(vy, label=f"{prefix} crop y", minimum=-0.5, maximum=0.5, step=0.01)]
+
+
+def _tab_tracker(tabs: dict[str, gr.Tab], value: str) -> gr.Textbox:
+    """A hidden textbox holding the selected tab's name."""
+    selected = gr.Textbox(value, visible=False)
+    for name, tab in tabs.items():
+        tab.select(lambda n=name: n, None, selected, queue=False, api_visibility="private")
+    return selected
+
+
+def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str) -> None:
+    """The controls start at the app's command-line values (the reference's defaults)."""
+    gr.Markdown("## Animation")
+    with gr.Row():
+        with gr.Column():
+            with gr.Tabs():
+                with gr.Tab("🖼️ Source Image") as src_image_tab:
+                    source_image = gr.Image(type="filepath", label="source image",
+                                            elem_id="source-image")
+                with gr.Tab("🎞️ Source Video") as src_video_tab:
+                    source_video = gr.Video(label="source video", elem_id="source-video")
+            source_tab = _tab_tracker({"Image": src_image_tab, "Video": src_video_tab}, "Image")
+            with gr.Accordion("Cropping Options for Source Image or Video", open=False):
+                do_crop = gr.Checkbox(base.flag_do_crop, label="do crop (source)")
+                source_crop = _crop_numbers(base.scale, base.vx_ratio, base.vy_ratio, "source")
+        with gr.Column():
+            with gr.Tabs():
+                with gr.Tab("🎞️ Driving Video") as drv_video_tab:
+                    driving_video = gr.Video(label="driving video", elem_id="driving-video")
+                with gr.Tab("🖼️ Driving Image") as drv_image_tab:
+                    driving_image = gr.Image(type="filepath", label="driving image",
+                                             elem_id="driving-image")
+                with gr.Tab("📁 Driving Template") as drv_template_tab:
+                    driving_template = gr.File(label="motion template (.pkl, .npz)",
+                                               file_types=[".pkl", ".npz"],
+                                               elem_id="driving-template")
+                with gr.Tab("✨ Preset") as drv_preset_tab:
+                    driving_preset = gr.Dropdown(
+                        [(f"{name}: {desc}", name) for name, (_, _, desc) in PRESETS.items()],
+                        value=None, label="preset motion", elem_id="driving-preset")
+            driving_tab = _tab_tracker({"Video": drv_video_tab, "Image": drv_image_tab,
+                                        "Template": drv_template_tab,
+                                        "Preset": drv_preset_tab}, "Video")
+            with gr.Accordion("Cropping Options for Driving Video", open=False):
+                crop_driving = gr.Checkbox(base.flag_crop_driving_video,
+                                           label="do crop (driving)")
+                driving_crop = _crop_numbers(base.scale_crop_driving_video,
+                                             base.vx_ratio_crop_driving_video,
+                                             base.vy_ratio_crop_driving_video, "driving")
+    with gr.Accordion("Animation Options", open=True), gr.Row():
+        normalize_lip = gr.Checkbox(base.flag_normalize_lip, label="normalize lip")
+        relative = gr.Checkbox(base.flag_relative_motion, label="relative motion")
+        pasteback = gr.Checkbox(base.flag_pasteback, label="paste-back")
+        stitching = gr.Checkbox(base.flag_stitching, label="stitching")
+        region = gr.Radio(list(REGIONS), value=base.animation_region, label="animation region")
+        driving_option = gr.Radio(list(DRIVING_OPTIONS), value=base.driving_option,
+                                  label="driving option (i2v)")
+        multiplier = gr.Number(base.driving_multiplier, label="driving multiplier (i2v)",
+                               minimum=0.0, maximum=2.0, step=0.02)
+        smoothing = gr.Number(base.driving_smooth_observation_variance,
+                              label="motion smooth strength (v2v)", minimum=1e-11,
+                              maximum=1e-2, step=1e-8)
+        engine_radio = _engine_radio(base.engine)
+    with gr.Row():
+        animate_button = gr.Button("🚀 Animate", variant="primary", elem_id="animate-button")
+        clear = gr.ClearButton(value="🧹 Clear")
+    with gr.Row():
+        result_video = gr.Video(label="The animated video in the original image space",
+                                elem_id="result-video", interactive=False)
+        concat_video = gr.Video(label="The animated video", elem_id="concat-video",
+                                interactive=False)
+        result_image = gr.Image(label="The animated image in the original image space",
+                                visible=False, elem_id="result-image", interactive=False)
+        concat_image = gr.Image(label="The animated image", visible=False,
+                                elem_id="concat-image", interactive=False)
+    inputs = [source_tab, driving_tab, do_crop, *source_crop, crop_driving, *driving_crop,
+              normalize_lip, relative, pasteback, stitching, region, driving_option, multiplier,
+              smoothing, engine_radio, source_image, source_video, driving_video, driving_image,
+              driving_template, driving_preset]
+    outputs = [result_video, concat_video, result_image, concat_image]
+    clear.add([source_image, source_video, driving_video, driving_image, driving_template,
+               *outputs])
+    animate_button.click(user_errors(handlers.animate), inputs, outputs, api_name="animate",
+                         concurrency_id="engine").then(
+        _show_filled, outputs, outputs, api_visibility="private", queue=False)
+    gr.Examples([[astronaut, name, "Image", "Preset"] for name in ("talk", "smile", "nod")],
+                [source_image, driving_preset, source_tab, driving_tab],
+                label="🖼️ Portrait Animation (astronaut and presets)", cache_examples=False)
+
+
+def _show_filled(*values: object) -> list[dict]:
+    """Show the result components that hold something (images or videos), hide the rest."""
+    return [gr.update(visible=value is not None) for value in values]
+
+
+def _slider(spec: tuple, name: str) -> gr.Slider:
+    label, minimum, maximum, step, default = spec
+    return gr.Slider(minimum, maximum, value=default, step=step, label=label, elem_id=name)
+
+
+def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str) -> None:
+    gr.Markdown("## Image retargeting and precise portrait editing")
+    with gr.Row():
+        do_crop = gr.Checkbox(True, label="do crop (source)", elem_id="edit-do-crop")
+        stitching = gr.Checkbox(True, label="stitching", elem_id="edit-stitching")
+        scale = gr.Number(EDIT_SCALE, label="crop scale", minimum=1.8, maximum=3.2, step=0.05,
+                          elem_id="edit-scale")
+        eye_ratio = gr.Slider(0, 0.8, value=0, step=0.01, label="target eyes-open ratio",
+                              elem_id="eye-ratio")
+        lip_ratio = gr.Slider(0, 0.8, value=0, step=0.01, label="target lip-open ratio",
+                              elem_id="lip-ratio")
+        engine_radio = _engine_radio(engine)
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(type="filepath", label="source image", elem_id="edit-image")
+            gr.Examples([[astronaut]], [image], label="example", cache_examples=False)
+        with gr.Column():
+            with gr.Accordion("Facial movement sliders", open=True):
+                movement = {n: _slider(s, n) for n, s in MOVEMENT_SLIDERS.items()}
+            with gr.Accordion("Facial expression sliders", open=True):
+                expression = {n: _slider(s, n) for n, s in EXPRESSION_SLIDERS.items()}
+    with gr.Row():
+        reset = gr.Button("🔄 Reset", elem_id="edit-reset")
+        clear = gr.ClearButton(value="🧹 Clear")
+    with gr.Row():
+        crop_out = gr.Image(label="Retargeting Result", elem_id="edit-crop", interactive=False)
+        pasted_out = gr.Image(label="Paste-back Result", elem_id="edit-pasted",
+                              interactive=False)
+    status = gr.Markdown(elem_id="edit-status")
+    sliders = [*movement.values(), *expression.values()]
+    inputs = [eye_ratio, lip_ratio, *sliders, do_crop, stitching, scale, engine_radio, image]
+    outputs = [crop_out, pasted_out, status]
+    render = user_errors(handlers.retarget_image)
+    image.change(user_errors(handlers.init_retargeting_image),
+                 [do_crop, scale, engine_radio, image], [eye_ratio, lip_ratio],
+                 api_name="init_retargeting_image", concurrency_id="engine").then(
+        render, inputs, outputs, api_name="retarget_image", concurrency_id="engine")
+    # input fires on the user's moves only (drag or typing), not when init sets the ratios.
+    for control in [eye_ratio, lip_ratio, *sliders]:
+        control.input(render, inputs, outputs, api_visibility="private",
+                        concurrency_id="engine", trigger_mode="always_last")
+    for control in (do_crop, stitching, scale, engine_radio):
+        control.input(render, inputs, outputs, api_visibility="private",
+                      concurrency_id="engine", trigger_mode="always_last")
+    defaults = [s[-1] for s in (*MOVEMENT_SLIDERS.values(), *EXPRESSION_SLIDERS.values())]
+    reset.click(lambda: (*defaults, EDIT_SCALE, True, True), None,
+                [*sliders, scale, stitching, do_crop], api_visibility="private",
+                queue=False).then(render, inputs, outputs, api_visibility="private",
+                                  concurrency_id="engine")
+    clear.add([image, *outputs])
+
+
+def _video_retargeting_section(handlers: _Handlers, engine: str) -> None:
+    gr.Markdown("## Video retargeting")
+    with gr.Row():
+        do_crop = gr.Checkbox(True, label="do crop (source)")
+        scale = gr.Number(2.3, label="crop scale", minimum=1.8, maximum=3.2, step=0.05)
+        lip_ratio = gr.Slider(0, 0.8, value=0, step=0.01, label="target lip-open ratio",
+                              elem_id="video-lip-ratio")
+        smoothing = gr.Number(3e-6, label="motion smooth strength", minimum=1e-11,
+                              maximum=1e-2, step=1e-8)
+        lip_silent = gr.Checkbox(False, label="keeping the lip silent", elem_id="lip-silent")
+        engine_radio = _engine_radio(engine)
+    with gr.Row():
+        video = gr.Video(label="source video", elem_id="retarget-video-input")
+        concat_out = gr.Video(label="Retargeting Result", elem_id="retarget-video-concat",
+                              interactive=False)
+        result_out = gr.Video(label="Paste-back Result", elem_id="retarget-video-result",
+                              interactive=False)
+    with gr.Row():
+        button = gr.Button("🚗 Retargeting Video", variant="primary",
+                           elem_id="retarget-video-button")
+        clear = gr.ClearButton(value="🧹 Clear")
+    clear.add([lip_ratio, video, concat_out, result_out])
+    button.click(user_errors(handlers.retarget_video),
+                 [lip_ratio, smoothing, lip_silent, do_crop, scale, engine_radio, video],
+                 [concat_out, result_out], api_name="retarget_video", concurrency_id="engine")
+
+
+def _astronaut_file(work_dir: Path) -> str:
+    path = work_dir / "examples" / "astronaut.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_image_rgb(path, read_image_rgb("sample:astronaut"))
+    return str(path)
+
+
+def build_app(backend: AppBackend) -> gr.Blocks:
+    """The app's page on ``backend``; launch it with ``.launch()``."""
+    handlers = _Handlers(backend)
+    astronaut = _astronaut_file(backend.work_dir)
+    engine = backend.base.engine
+    with gr.Blocks(title="portrait-animate") as demo:
+        gr.Markdown(INTRO)
+        _animation_section(handlers, backend.base, astronaut)
+        _image_retargeting_section(handlers, engine, astronaut)
+        _video_retargeting_section(handlers, engine)
+    return demo

@@ -1,0 +1,52 @@
+"""Checks on what the browser uploads: kind by extension and content, size, video length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from ..io.video import probe_video
+from ..pipeline.inputs import InputKind, check_readable, classify_input
+
+__all__ = ["AppLimits", "checked_upload"]
+
+
+@dataclass(frozen=True)
+class AppLimits:
+    """Attributes: max_upload_mb per file; max_video_seconds of an uploaded video."""
+
+    max_upload_mb: float = 200.0
+    max_video_seconds: float = 120.0
+
+
+_NAMES = {InputKind.IMAGE: "an image", InputKind.VIDEO: "a video",
+          InputKind.TEMPLATE: "a motion template", InputKind.PRESET: "a preset"}
+
+
+def checked_upload(path: str, role: str, kind: InputKind, limits: AppLimits) -> str:
+    """``path`` when it is a readable ``kind`` within the limits.
+
+    Raises:
+        InputError: naming the problem and the fix.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"the {role} upload is gone ({file.name}); upload it again")
+    size_mb = file.stat().st_size / 2**20
+    if size_mb > limits.max_upload_mb:
+        raise InputError(f"the {role} is {size_mb:.0f} MB, over the {limits.max_upload_mb:g} MB "
+                         "limit; upload a smaller file or start the app with a larger "
+                         "--max_upload_mb")
+    found = classify_input(path, role, allow_template=kind is InputKind.TEMPLATE)
+    if found is not kind:
+        raise InputError(f"the {role} must be {_NAMES[kind]}, but {file.name} is "
+                         f"{_NAMES[found]}; upload it in the {found.value} tab")
+    check_readable(path, kind)
+    if kind is InputKind.VIDEO:
+        seconds = probe_video(path).duration
+        if seconds > limits.max_video_seconds:
+            raise InputError(f"the {role} lasts {seconds:.0f} s, over the "
+                             f"{limits.max_video_seconds:g} s limit; trim it or start the app "
+                             "with a larger --max_video_seconds")
+    return path

@@ -1,0 +1,50 @@
+"""``portrait-animate app``: the web app (SPEC 6.4 launch arguments)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from ..app.uploads import AppLimits
+from .animate import add_animate_options, options_from_args
+from .options import one_line_help
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("app", help="serve the web app (animation, image and video "
+                                        "retargeting)", formatter_class=one_line_help,
+                            description="Serve the Gradio app. The animate options below set "
+                                        "the defaults of every job.")
+    parser.add_argument("-p", "--server_port", type=int, default=8890, help="port to serve on")
+    parser.add_argument("--server_name", default="127.0.0.1",
+                        help="address to listen on; 0.0.0.0 for all interfaces")
+    parser.add_argument("--share", action="store_true", help="also make a public gradio.live link")
+    parser.add_argument("--gradio_temp_dir", default=None, metavar="DIR",
+                        help="folder for uploads and results (default: the system's temp)")
+    parser.add_argument("--max_upload_mb", type=float, default=AppLimits.max_upload_mb,
+                        metavar="MB", help="largest file an upload may be")
+    parser.add_argument("--max_video_seconds", type=float,
+                        default=AppLimits.max_video_seconds, metavar="S",
+                        help="longest video an upload may be")
+    add_animate_options(parser, inputs=False)
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.gradio_temp_dir:
+        # Gradio reads it when first imported, so it is set before the app is built.
+        Path(args.gradio_temp_dir).mkdir(parents=True, exist_ok=True)
+        os.environ["GRADIO_TEMP_DIR"] = str(Path(args.gradio_temp_dir).resolve())
+    from ..app import AppBackend, serve
+
+    work_dir = Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()) / \
+        "portrait-animate"
+    limits = AppLimits(args.max_upload_mb, args.max_video_seconds)
+    base = options_from_args(args, source="", driving="", output_dir=str(work_dir))
+    backend = AppBackend(base, limits, work_dir)
+    serve(backend, server_port=args.server_port, server_name=args.server_name, share=args.share)
+    return 0

@@ -1,0 +1,99 @@
+"""The app in a real browser: upload, click, wait for what a user would see."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from portrait_animate.io.images import read_image_rgb
+
+PLAYABLE = """v => new Promise(resolve => {
+    const done = () => resolve([v.duration, v.videoWidth, v.videoHeight, v.error === null]);
+    if (v.readyState >= 1) done(); else v.addEventListener('loadedmetadata', done);
+    setTimeout(() => resolve([0, 0, 0, v.error === null]), 60000);
+})"""
+
+
+def _upload(page, elem_id: str, path) -> None:
+    page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+
+
+def _image_at(page, selector: str) -> np.ndarray:
+    src = page.locator(selector).get_attribute("src")
+    data = page.request.get(src).body()
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+def _wait_for_new_image(page, selector: str, old_src: str | None) -> None:
+    """Until the image shows a new picture (scrolled to, since Gradio loads images lazily)."""
+    page.wait_for_function(
+        "([sel, old]) => { const i = document.querySelector(sel);"
+        " if (!i || i.getAttribute('src') === old) return false;"
+        " i.scrollIntoView(); return i.complete && i.naturalWidth > 0; }",
+        arg=[selector, old_src])
+
+
+def test_animate_a_portrait_by_a_driving_image(page, shared):
+    _upload(page, "source-image", shared / "assets/source/s0.jpg")
+    page.get_by_role("tab", name="Driving Image").click()
+    _upload(page, "driving-image", shared / "assets/driving/d12.jpg")
+    page.locator("#animate-button").click()
+    _wait_for_new_image(page, "#result-image img", None)
+    size = page.locator("#result-image img").evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    height, width = read_image_rgb(shared / "assets/source/s0.jpg").shape[:2]
+    assert size == [width, height]
+    concat = page.locator("#concat-image img").evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert concat == [3 * 512, 512]
+    assert not page.locator("#result-video").is_visible()
+
+
+def test_animate_by_a_driving_video_gives_a_playable_video(page, shared, short_driving_video):
+    _upload(page, "source-image", shared / "assets/source/s0.jpg")
+    _upload(page, "driving-video", short_driving_video)
+    page.locator("#animate-button").click()
+    video = page.locator("#result-video video")
+    video.wait_for()
+    duration, width, height, ok = video.evaluate(PLAYABLE)
+    assert ok and 0.8 < duration < 1.3, duration
+    assert (width, height) == (600, 704)
+
+
+def test_sliders_re_render_the_edit(page, shared, app_server):
+    _upload(page, "edit-image", shared / "assets/source/s0.jpg")
+    page.wait_for_function("document.querySelector('#edit-status').innerText.includes('ms')")
+    _wait_for_new_image(page, "#edit-crop img", None)
+    eye_start = float(page.locator("#eye-ratio input[type=number]").input_value())
+    assert 0.2 < eye_start < 0.6, "the eye slider starts at the uploaded face's ratio"
+    before = _image_at(page, "#edit-crop img")
+    for elem_id, value in (("smile", "1"), ("eye-ratio", "0.01")):
+        old = page.locator("#edit-crop img").get_attribute("src")
+        box = page.locator(f"#{elem_id} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+        _wait_for_new_image(page, "#edit-crop img", old)
+        after = _image_at(page, "#edit-crop img")
+        assert np.abs(after.astype(int) - before).mean() > 0.3, elem_id
+        before = after
+    status = page.locator("#edit-status").inner_text()
+    assert "classic engine: render" in status and "face analysis cached" in status
+    assert len(app_server.backend.tick_ms["classic"]) >= 3
+
+
+def test_video_retargeting_keeps_the_lip_silent(page, short_source_video):
+    page.locator("#retarget-video-input").scroll_into_view_if_needed()
+    _upload(page, "retarget-video-input", short_source_video)
+    page.locator("#lip-silent input[type=checkbox]").check()
+    page.locator("#retarget-video-button").click()
+    video = page.locator("#retarget-video-result video")
+    video.wait_for()
+    duration, width, height, ok = video.evaluate(PLAYABLE)
+    assert ok and 0.8 < duration < 1.3 and (width, height) == (720, 1080)
+    concat = page.locator("#retarget-video-concat video")
+    assert concat.evaluate(PLAYABLE)[1:3] == [1024, 512]
+
+
+def test_a_failure_is_a_message_in_the_page(page):
+    page.locator("#animate-button").click()
+    message = page.get_by_text("no source: upload one")
+    message.first.wait_for()
+    assert "Traceback" not in page.content()

@@ -1,0 +1,54 @@
+"""The named API endpoints through gradio_client, as the README shows them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+
+from portrait_animate.io.images import read_image_rgb, write_image_rgb
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    return Client(app_server.url, verbose=False)
+
+
+def test_named_endpoints_are_listed(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/animate", "/retarget_image", "/retarget_video"} <= set(endpoints)
+
+
+def test_animate_endpoint(client, shared):
+    result_video, concat_video, result_image, concat_image = client.predict(
+        source_image=handle_file(shared / "assets/source/s0.jpg"),
+        driving_image=handle_file(shared / "assets/driving/d12.jpg"),
+        driving_tab="Image", engine="classic", api_name="/animate")
+    assert result_video is None and concat_video is None
+    assert read_image_rgb(result_image).shape == (704, 600, 3)
+    assert read_image_rgb(concat_image).shape == (512, 1536, 3)
+
+
+@pytest.mark.parametrize("engine", ["classic", "neural"])
+def test_retarget_image_endpoint(client, shared, engine):
+    crop, pasted, status = client.predict(
+        image=handle_file(shared / "assets/source/s0.jpg"), smile=1.0, yaw=10,
+        engine=engine, api_name="/retarget_image")
+    assert read_image_rgb(crop).shape == (512, 512, 3)
+    assert read_image_rgb(pasted).shape == (704, 600, 3)
+    assert status.startswith(f"{engine} engine: render")
+
+
+def test_retarget_video_endpoint(client, short_source_video):
+    concat, result = client.predict(video=handle_file(short_source_video), lip_ratio=0.3,
+                                    engine="classic", api_name="/retarget_video")
+    for video in (concat, result):
+        path = video["video"] if isinstance(video, dict) else video
+        assert str(path).endswith(".mp4")
+
+
+def test_api_errors_are_messages(client, tmp_path):
+    wall = tmp_path / "wall.png"
+    write_image_rgb(wall, np.full((300, 300, 3), 128, np.uint8))
+    with pytest.raises(Exception, match="no face found in the source image"):
+        client.predict(image=handle_file(wall), engine="classic", api_name="/retarget_image")
