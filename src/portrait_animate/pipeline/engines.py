@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..engines.base import Engine
 from ..engines.classic import ClassicEngine
 from ..engines.neural import LivePortraitNetworks
+from ..engines.neural.acceleration import EXACT
 from ..engines.neural.animator import NeuralEngine
 from ..engines.neural.weights import resolve_weights_dir
 from ..errors import WeightsError
@@ -34,13 +35,13 @@ def load_engine(options: AnimateOptions, reporter: Reporter) -> Engine:
     if name == "classic":
         return ClassicEngine(options.det_thresh)
     # fp32-exact means float32 on every device, so it overrides CUDA's float16 default
-    half = options.flag_use_half_precision and options.precision != "fp32-exact"
+    half = options.flag_use_half_precision and options.precision != EXACT
     networks = LivePortraitNetworks.from_pretrained(
         options.weights_dir, force_cpu=options.flag_force_cpu, use_half_precision=half,
         device_id=options.device_id, precision=options.precision)
     if options.flag_do_torch_compile:
         networks.compile()
-    numerics = (networks.precision if networks.precision != "fp32-exact"
+    numerics = (networks.precision if networks.precision != EXACT
                 else str(networks.dtype).split(".")[-1])
     reporter.note(f"engine: neural on {networks.device} ({numerics})")
     return NeuralEngine(networks)

@@ -13,7 +13,7 @@ from torch import nn
 from ...models import MotionExtractorOutput, WarpingOutput
 from ...models.checks import check_keypoints, check_shape
 from ...motion import apply_stitching_delta, bins_to_degrees, rotation_matrix, transform_keypoints
-from .acceleration import FAST, accelerate, resolve_precision
+from .acceleration import EXACT, FAST, accelerate, resolve_precision
 from .config import CHECKPOINTS, build_network
 from .device import select_device, select_dtype
 from .weights import load_network, read_network_state_dict, resolve_weights_dir
@@ -83,7 +83,7 @@ class LivePortraitNetworks:
     """
 
     def __init__(self, networks: dict[str, nn.Module], device: torch.device,
-                 dtype: torch.dtype = torch.float32, precision: str = "fp32-exact") -> None:
+                 dtype: torch.dtype = torch.float32, precision: str = EXACT) -> None:
         missing = [c.name for c in CHECKPOINTS if c.name not in networks]
         if missing:
             raise ValueError(f"networks missing: {missing}")
@@ -96,7 +96,7 @@ class LivePortraitNetworks:
     def from_pretrained(cls, weights_dir: str | os.PathLike | None = None, *,
                         force_cpu: bool = False, use_half_precision: bool = False,
                         device_id: int = 0,
-                        precision: str = "fp32-exact") -> LivePortraitNetworks:
+                        precision: str = EXACT) -> LivePortraitNetworks:
         """Load the published checkpoints (or synthetic ones of the same layout).
 
         Args:
