@@ -65,6 +65,8 @@ def _relative_expression(src: Motion, drv_i: Motion, drv_0: Motion, layout: Keyp
                          mode: DrivingMode) -> torch.Tensor:
     if mode.driving_is_video:
         return src.exp + (drv_i.exp - drv_0.exp)
+    if layout.image_expression is not None:
+        return src.exp + layout.image_expression(drv_i, src)
     if mode.region == "eyes":
         return src.exp + drv_i.exp  # [quirk 5] no neutral expression subtracted
     return src.exp + (drv_i.exp - _neutral(layout, src.exp))
@@ -142,6 +144,9 @@ def video_source_tracks(src: Sequence[Motion], drv: Sequence[Motion], layout: Ke
         rot_t = None if rot is None else _tensors(kalman_smooth(np.stack(rot), smooth_variance))
         return VideoSourceTracks(exp_t, rot_t)
     if mode.relative:
+        if layout.image_expression is not None:
+            return VideoSourceTracks([s.exp + layout.image_expression(d0, s) for s in src],
+                                     [s.R for s in src])
         offset = d0.exp.numpy() - layout.neutral_exp  # float64, as the reference evaluates it
         exp_t = [torch.from_numpy((s.exp.numpy() + offset).astype(np.float32)) for s in src]
         return VideoSourceTracks(exp_t, [s.R for s in src])

@@ -100,6 +100,10 @@ class KeypointLayout:
         identity_free_expression: the expression carries no identity, so replacing it by the
             neutral one keeps the face (LivePortrait); on the mesh it also holds the face's
             own shape, and the mouth is closed by lip retargeting instead.
+        image_expression: for a layout whose expression holds the face's shape, what a single
+            driving image adds to a source's expression in relative driving: (driver,
+            source) motions -> (1, K, 3) offsets, the driver compared with its own neutral
+            estimate. None: the driver's expression minus ``neutral_exp`` (LivePortrait).
     """
 
     name: str
@@ -111,6 +115,8 @@ class KeypointLayout:
     edit: Callable[[torch.Tensor, object], torch.Tensor] | None = field(default=None,
                                                                        repr=False)
     identity_free_expression: bool = True
+    image_expression: Callable[[Motion, Motion], torch.Tensor] | None = field(default=None,
+                                                                              repr=False)
 
     def region_mask(self, region: str) -> torch.Tensor:
         """(1, K, 3) bool mask of what a region copies from the driving expression."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 __all__ = ["INNER_LIPS", "OUTER_LIPS", "LIPS", "EYES", "IRISES", "BROWS", "JAW", "FACE_OVAL",
            "UPPER_LIDS", "LOWER_LIDS", "EYE_CORNERS", "IRIS_CENTERS", "UPPER_LIPS",
-           "LOWER_LIPS", "MOUTH_CORNERS", "CHIN", "NUM_POINTS"]
+           "LOWER_LIPS", "MOUTH_CORNERS", "CHIN", "NUM_POINTS", "ABOVE_LIDS",
+           "BELOW_LIDS", "CHEEKS", "BELOW_MOUTH"]
 
 NUM_POINTS = 478
 
@@ -34,3 +35,17 @@ JAW = (234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 
        361, 323, 454)
 CHIN = (152, 148, 176, 377, 400, 149, 378, 150, 379, 175, 171, 396, 199, 200, 18, 201, 421,
         208, 428, 32, 262)
+#: The ring of points above each upper lid, below the brow, image-left eye first: where the lid
+#: skin that a closing lid unfolds begins.
+ABOVE_LIDS = ((113, 225, 224, 223, 222, 221, 189), (342, 445, 444, 443, 442, 441, 413))
+#: The ring of points just below each lower lid, image-left eye first.
+BELOW_LIDS = ((25, 110, 24, 23, 22, 26, 112), (255, 339, 254, 253, 252, 256, 341))
+#: The cheeks and the skin beside the mouth corners, which a smile lifts with the corners:
+#: image-left side, then its mirror images in the same order.
+CHEEKS = (57, 43, 106, 202, 204, 212, 214, 210, 192, 138, 135, 187, 207, 216, 186, 92, 165,
+          206, 205, 50, 101, 36, 203, 142, 118, 123, 147, 213,
+          287, 273, 335, 422, 424, 432, 434, 430, 416, 367, 364, 411, 427, 436, 410, 322, 391,
+          426, 425, 280, 330, 266, 423, 371, 347, 352, 376, 433)
+#: The skin between the lower lip, the chin and the jaw line, which an opening jaw carries down.
+BELOW_MOUTH = (43, 202, 106, 182, 83, 194, 204, 210, 211, 169, 170, 140, 135, 214,
+               273, 422, 335, 406, 313, 418, 424, 430, 431, 394, 395, 369, 364, 434)

@@ -32,12 +32,13 @@ def classic_layout() -> KeypointLayout:
     pattern = np.zeros((NUM_POINTS, 3), dtype=bool)
     pattern[list(EXPRESSION_POINTS)] = True
     from .edits import mesh_edits
+    from .expression import image_expression
 
     return KeypointLayout(name="mediapipe-478", num_kp=NUM_POINTS, exp_pattern=pattern,
                           lip=tuple(sorted(set(LIPS) | set(CHIN))),
                           eyes=tuple(sorted(set(EYES) | set(IRISES))),
                           neutral_exp=np.zeros((1, NUM_POINTS, 3)), edit=mesh_edits,
-                          identity_free_expression=False)
+                          identity_free_expression=False, image_expression=image_expression)
 
 
 def to_normalized(points: np.ndarray, size: int = CROP) -> np.ndarray:

@@ -1,0 +1,195 @@
+"""Expression without identity: what a single driving image adds to a source face.
+
+On the mesh, a frame's expression offsets are its residual to one generic face, so they
+also hold the face's own shape: adding a driver's offsets to a source would give the source
+the driver's jaw, nose and eye spacing. A single driving image has no first frame to
+subtract, so the driver is compared with its own neutral estimate instead: a few
+measurements that say how far its face is from rest, each read in the driver's own units
+(mouth width, eye width, inter-pupil distance) against a resting band, then replayed on the
+source's own geometry:
+
+- mouth opening: the gap between the inner lips at nine places across the mouth (a closed
+  mouth is the rest for everyone); the lower lip, the chin and, in a smile, the upper lip
+  move;
+- smile: the mouth's width over the inter-pupil distance beyond a resting band widens the
+  source's mouth by the same fraction and lifts its corners and cheeks;
+- eyes: each eye's lid gap over its width outside a resting band scales the source's gap;
+- gaze: the iris's offset from the eye's centre, in eye widths;
+- brows: the brows' height over the lids outside a resting band.
+
+The measurements are made with the head's rotation removed (the face as seen from the
+front), and the moves are rotated back into the source's pose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ...motion.model import Motion
+from .anatomy import (
+    BROWS,
+    EYE_CORNERS,
+    IRIS_CENTERS,
+    IRISES,
+    LOWER_LIDS,
+    NUM_POINTS,
+    UPPER_LIDS,
+)
+from .edits import skin_below_mouth, smile_offsets
+
+__all__ = ["FaceReading", "read_face", "image_expression", "RESTING_MOUTH_WIDTH"]
+
+#: Facing points of the inner lips, left to right: (upper, lower); then the outer lips'.
+INNER_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402),
+               (310, 318), (415, 324))
+OUTER_PAIRS = ((185, 146), (40, 91), (39, 181), (37, 84), (0, 17), (267, 314), (269, 405),
+               (270, 321), (409, 375))
+_BROW_HEIGHT_POINTS = (105, 334, 66, 296)
+
+#: A resting mouth is this wide in inter-pupil distances (0.62-0.82 on the resting faces
+#: measured; a broad smile reads 1.0-1.2); within the dead zone around it nothing moves.
+RESTING_MOUTH_WIDTH = 0.70
+MOUTH_WIDTH_DEAD_ZONE = 0.03
+#: Closed lips read inner-lip gaps up to this many mouth widths.
+CLOSED_LIP_GAP = 0.01
+#: How the corners rise as the mouth widens (both in inter-pupil distances): steeply in a
+#: gentle smile, levelling off at SMILE_LIFT in a broad one, which bares the teeth instead.
+SMILE_LIFT = 0.16
+SMILE_LIFT_SCALE = 0.2
+#: Share of an opening taken by the upper lip: little when the jaw drops, about half in a
+#: broad smile, which bares the upper teeth.
+UPPER_LIP_SHARE = (0.1, 0.6)
+#: Resting lid gap over eye width (the middle lid points), and the gap's share that the
+#: upper lid travels when an eye closes or widens.
+RESTING_EYE_OPENING = (0.28, 0.44)
+UPPER_LID_SHARE = 0.8
+#: The iris's offset from the eye's centre, in eye widths, taken as rest.
+GAZE_DEAD_ZONE = 0.04
+#: Brows' height over the lids in inter-pupil distances taken as rest.
+RESTING_BROW_HEIGHT = (0.22, 0.40)
+
+
+@dataclass(frozen=True)
+class FaceReading:
+    """A face's distance from rest, in its own units.
+
+    Attributes:
+        lip_gaps: (9,) inner-lip gaps over the mouth width, left to right.
+        widening: mouth width beyond the resting band, in inter-pupil distances.
+        eye_scale: (2,) lid gap over the nearest resting gap, per eye (1 at rest).
+        gaze: (2, 2) iris offsets beyond the dead zone, in eye widths, per eye (x, y).
+        brow_raise: brows' height beyond the resting band, in inter-pupil distances.
+    """
+
+    lip_gaps: np.ndarray
+    widening: float
+    eye_scale: np.ndarray
+    gaze: np.ndarray
+    brow_raise: float
+
+
+def _beyond(value: float | np.ndarray, low: float, high: float) -> float | np.ndarray:
+    """How far ``value`` lies outside [low, high] (signed; 0 inside)."""
+    return value - np.clip(value, low, high)
+
+
+def _frontal(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 3) points with the head's rotation removed, x_c + delta @ R^T, and R (3, 3)."""
+    R = motion.R[0].double().numpy()
+    return motion.kp[0].double().numpy() + motion.exp[0].double().numpy() @ R.T, R
+
+
+def _ipd(q: np.ndarray) -> float:
+    return max(float(np.linalg.norm(q[IRIS_CENTERS[0], :2] - q[IRIS_CENTERS[1], :2])), 1e-9)
+
+
+def _mouth_width(q: np.ndarray) -> float:
+    return max(float(np.linalg.norm(q[61, :2] - q[291, :2])), 1e-9)
+
+
+def _eye_geometry(q: np.ndarray, eye: int) -> tuple[np.ndarray, float]:
+    a, b = q[EYE_CORNERS[eye][0], :2], q[EYE_CORNERS[eye][1], :2]
+    return (a + b) / 2, max(float(np.linalg.norm(b - a)), 1e-9)
+
+
+def _eye_opening(q: np.ndarray, eye: int) -> float:
+    upper, lower = UPPER_LIDS[eye][3], LOWER_LIDS[eye][3]
+    return float(q[lower, 1] - q[upper, 1]) / _eye_geometry(q, eye)[1]
+
+
+def read_face(q: np.ndarray) -> FaceReading:
+    """How far a face's (478, 3) frontal points are from rest."""
+    width, ipd = _mouth_width(q), _ipd(q)
+    upper, lower = (list(p) for p in zip(*INNER_PAIRS, strict=True))
+    gaps = np.maximum((q[lower, 1] - q[upper, 1]) / width - CLOSED_LIP_GAP, 0.0)
+    widening = float(_beyond(width / ipd, RESTING_MOUTH_WIDTH - MOUTH_WIDTH_DEAD_ZONE,
+                             RESTING_MOUTH_WIDTH + MOUTH_WIDTH_DEAD_ZONE))
+    scale, gaze = np.ones(2), np.zeros((2, 2))
+    for eye in range(2):
+        opening = _eye_opening(q, eye)
+        scale[eye] = max(opening, 0.0) / np.clip(opening, *RESTING_EYE_OPENING)
+        centre, eye_width = _eye_geometry(q, eye)
+        lids_mid = (q[UPPER_LIDS[eye][3], 1] + q[LOWER_LIDS[eye][3], 1]) / 2
+        offset = (q[IRIS_CENTERS[eye], :2] - [centre[0], lids_mid]) / eye_width
+        gaze[eye] = _beyond(offset, -GAZE_DEAD_ZONE, GAZE_DEAD_ZONE)
+    lids = q[[UPPER_LIDS[0][3], UPPER_LIDS[1][3]], 1].mean()
+    brows = (lids - q[list(_BROW_HEIGHT_POINTS), 1].mean()) / ipd
+    return FaceReading(lip_gaps=gaps, widening=widening, eye_scale=scale, gaze=gaze,
+                       brow_raise=float(_beyond(brows, *RESTING_BROW_HEIGHT)))
+
+
+def _open_mouth(q: np.ndarray, gaps: np.ndarray, upper_share: float) -> np.ndarray:
+    """Frontal moves opening q's mouth by ``gaps`` (9,) mouth widths, pair by pair."""
+    moves = np.zeros_like(q)
+    opening = gaps * _mouth_width(q)
+    for pairs in (INNER_PAIRS, OUTER_PAIRS):
+        upper, lower = (list(p) for p in zip(*pairs, strict=True))
+        moves[upper, 1] -= upper_share * opening
+        moves[lower, 1] += (1 - upper_share) * opening
+    return moves + skin_below_mouth(q, (1 - upper_share) * opening[4])
+
+
+def _eyes(q: np.ndarray, scale: np.ndarray, gaze: np.ndarray) -> np.ndarray:
+    """Frontal moves scaling each eye's lid gap by ``scale`` (2,) and shifting its iris by
+    ``gaze`` (2, 2) eye widths."""
+    moves = np.zeros_like(q)
+    for eye in range(2):
+        upper, lower = list(UPPER_LIDS[eye]), list(LOWER_LIDS[eye])
+        change = (q[lower, 1] - q[upper, 1]) * (scale[eye] - 1)
+        moves[upper, 1] -= UPPER_LID_SHARE * change
+        moves[lower, 1] += (1 - UPPER_LID_SHARE) * change
+        iris = [i for i in IRISES if (i < IRIS_CENTERS[1]) == (eye == 0)]
+        moves[iris, :2] += gaze[eye] * _eye_geometry(q, eye)[1]
+    return moves
+
+
+def _smile_lift(widening: float) -> float:
+    """Corner lift, in inter-pupil distances, of a mouth ``widening`` beyond rest."""
+    return SMILE_LIFT * float(np.tanh(max(widening, 0.0) / SMILE_LIFT_SCALE))
+
+
+def image_expression(driver: Motion, source: Motion) -> torch.Tensor:
+    """Expression offsets (1, K, 3) that give ``source`` the driver's expression.
+
+    The driver is read against its own neutral estimate (:func:`read_face`) and the reading
+    replayed on the source's geometry, so nothing of the driver's face shape carries over;
+    a driver at rest adds nothing. The offsets are in the source's posed canonical frame,
+    ready to add to ``source.exp``.
+    """
+    if driver.kp is None or source.kp is None:
+        raise ValueError("expression transfer needs the canonical keypoints of both faces")
+    q_d, _ = _frontal(driver)
+    q_s, R_s = _frontal(source)
+    reading = read_face(q_d)
+    share = float(np.interp(reading.widening / RESTING_MOUTH_WIDTH, (0.0, 0.5),
+                            UPPER_LIP_SHARE))
+    widening = reading.widening * _ipd(q_s)
+    moves = (_open_mouth(q_s, reading.lip_gaps, share)
+             + smile_offsets(q_s, widening / 2, _smile_lift(reading.widening) * _ipd(q_s))
+             + _eyes(q_s, reading.eye_scale, reading.gaze))
+    moves[list(BROWS), 1] -= reading.brow_raise * _ipd(q_s)
+    offsets = moves @ R_s  # frontal -> posed: delta = (q - x_c) @ R
+    return torch.from_numpy(offsets.reshape(1, NUM_POINTS, 3)).to(source.exp)
