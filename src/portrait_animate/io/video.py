@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import cv2
 import imageio_ffmpeg
 import numpy as np
 
@@ -114,29 +115,45 @@ class VideoWriter:
     Args:
         path: output ``.mp4``.
         fps: frames per second (not truncated).
+        fast: encode for a real-time pipeline: x264's ``veryfast`` preset, about 2.5 times
+            cheaper per frame than the default ``medium`` (0.6 dB less PSNR at CRF 18, smaller
+            files), on one thread, leaving the other cores to the rendering.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float, fast: bool = False) -> None:
         self.path = Path(path)
         self.fps = fps
+        self.fast = fast
         self.frames = 0
         self._tmp: Path | None = None
         self._encoder = None
+        self._yuv = False
 
     def __enter__(self) -> VideoWriter:
         self._tmp = temp_sibling(self.path)
         return self
 
     def write(self, frame: np.ndarray) -> None:
-        """Encode one (H, W, 3) uint8 RGB frame; every frame must have the first one's size."""
+        """Encode one (H, W, 3) uint8 RGB frame; every frame must have the first one's size.
+
+        Even-sized frames go to ffmpeg as yuv420p, converted here (BT.601, limited range, as
+        ffmpeg converts; a fraction of ffmpeg's cost, and half the bytes through the pipe);
+        odd-sized ones as RGB, which ffmpeg scales to even sizes.
+        """
         if self._encoder is None:
             h, w = frame.shape[:2]
+            self._yuv = h % 2 == 0 and w % 2 == 0
             self._encoder = imageio_ffmpeg.write_frames(
                 str(self._tmp), (w, h), fps=self.fps, codec="libx264", quality=None,
-                pix_fmt_out="yuv420p", macro_block_size=2, ffmpeg_log_level="error",
-                output_params=["-crf", "18"])
+                pix_fmt_in="yuv420p" if self._yuv else "rgb24", pix_fmt_out="yuv420p",
+                macro_block_size=2, ffmpeg_log_level="error",
+                output_params=["-crf", "18", *(["-preset", "veryfast", "-threads", "1"]
+                                               if self.fast else [])])
             self._encoder.send(None)
-        self._encoder.send(np.ascontiguousarray(frame))
+        if self._yuv:
+            self._encoder.send(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420))
+        else:
+            self._encoder.send(np.ascontiguousarray(frame))
         self.frames += 1
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

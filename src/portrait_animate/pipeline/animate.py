@@ -1,11 +1,14 @@
 """``animate``: a source image or video driven by a video, an image or a motion template
-(SPEC 4), streamed frame by frame."""
+(SPEC 4), streamed frame by frame.
+
+Three threads overlap: the driving video's decoding and face analysis (:mod:`.driving`), the
+rendering of each frame as soon as its driving face is known (here), and the compositing
+(paste-back, concat), PNG and video encoding (:mod:`.outputs`, ffmpeg in its own processes)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -77,33 +80,39 @@ def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: Input
 
 
 def _check_driving(options: AnimateOptions, driving: PreparedDriving, engine: Engine) -> None:
-    template = driving.template
-    if template.layout != engine.layout.name:
-        needed = "neural" if template.layout == "liveportrait-21" else "classic"
-        raise InputError(f"the motion template {driving.spec} holds {template.layout} keypoints, "
+    if driving.layout != engine.layout.name:
+        needed = "neural" if driving.layout == "liveportrait-21" else "classic"
+        raise InputError(f"the motion template {driving.spec} holds {driving.layout} keypoints, "
                          f"which the {engine.name} engine cannot use; run with --engine "
                          f"{needed} (or re-create the template from its driving video)")
-    if options.flag_eye_retargeting and template.eye_ratios is None:
+    if options.flag_eye_retargeting and not driving.has_eye_ratios:
         raise InputError(f"--flag_eye_retargeting needs eye ratios, which the template "
                          f"{driving.spec} does not have; drop the flag or use a driving video")
-    if options.flag_lip_retargeting and template.lip_ratios is None:
+    if options.flag_lip_retargeting and not driving.has_lip_ratios:
         raise InputError(f"--flag_lip_retargeting needs lip ratios, which the template "
                          f"{driving.spec} does not have; drop the flag or use a driving video")
 
 
-def _frame_count(source: PreparedSource, driving: PreparedDriving) -> int:
+def _frame_count(source: PreparedSource, driving: PreparedDriving) -> int | None:
+    """Frames to animate; None for an image driven by a video, animated while the video is
+    analysed, to its end."""
     if source.is_video:
         if driving.is_video:
             return min(len(source.frames_info), driving.n_frames)
         return len(source.frames_info)
-    return driving.n_frames
+    return None if driving.kind is InputKind.VIDEO else driving.n_frames
 
 
 class _FrameAnimator:
-    """Decides the keypoints of each animated frame and renders it."""
+    """Decides the keypoints of each animated frame; frame i's driving motion is known when
+    it is asked for (all of them from the start for a video source, which smooths them).
+
+    Args:
+        n: frames to animate (known for a video source).
+    """
 
     def __init__(self, engine: Engine, options: AnimateOptions, source: PreparedSource,
-                 driving: PreparedDriving, n: int) -> None:
+                 driving: PreparedDriving, n: int | None) -> None:
         self.engine, self.options, self.source, self.driving = engine, options, source, driving
         self.mode = DrivingMode(options.flag_relative_motion, options.animation_region,
                                 driving.is_video)
@@ -113,7 +122,7 @@ class _FrameAnimator:
             lip_retargeting=options.flag_lip_retargeting,
             driving_multiplier=options.driving_multiplier)
         self.tracks = (video_source_tracks(
-            [f.motion for f in source.frames_info[:n]], [driving.motion(i) for i in range(n)],
+            [f.motion for f in source.frames_info[:n]], driving.motions(n),
             engine.layout, self.mode, options.driving_smooth_observation_variance)
             if source.is_video else None)
         self.expression_friendly = (
@@ -173,22 +182,31 @@ def _paste_back_active(options: AnimateOptions) -> bool:
 
 
 def _render_frames(engine: Engine, animator: _FrameAnimator, source: PreparedSource,
-                   driving: PreparedDriving, n: int,
-                   paste: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    panels = driving.panels(n)
-    panels = repeat(None) if panels is None else panels
-    compositor = Compositor(engine, paste)
+                   driving: PreparedDriving, n: int | None) -> Iterator[tuple]:
+    """Per frame, the render and what :func:`_composer` needs besides: the source frame, its
+    crop map and the concat's first panels."""
     appearance = None
-    for i, ((frame, model_input), panel) in enumerate(zip(source.frames(n), panels,
-                                                           strict=False)):
+    pairs = zip(driving.frames(n), source.frames(n), strict=False)  # an image source repeats
+    for i, ((panel, motion), (frame, model_input)) in enumerate(pairs):
         info, x_d = animator.keypoints(i)
         if source.is_video or appearance is None:
             appearance = engine.appearance(model_input, frame, info.M_c2o)
         rendered = engine.render(appearance, info.x_s, x_d, driving_crop=panel,
-                                 driving_motion=driving.motion(i))
-        result, crop_view = compositor(rendered, frame, info.M_c2o)
-        shown = [model_input, crop_view] if panel is None else [panel, model_input, crop_view]
-        yield result, concat_panels(shown)
+                                 driving_motion=motion)
+        yield rendered, frame, info.M_c2o, [model_input] if panel is None else [panel, model_input]
+
+
+def _composer(engine: Engine, paste: bool) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """(render, source frame, crop map, first panels) -> (result, concat), run by the output
+    thread."""
+    compositor = Compositor(engine, paste)
+
+    def compose(rendered: np.ndarray, frame: np.ndarray, M_c2o: np.ndarray | None,
+                panels: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        result, crop_view = compositor(rendered, frame, M_c2o)
+        return result, concat_panels([*panels, crop_view])
+
+    return compose
 
 
 def _add_audio(options: AnimateOptions, source: PreparedSource, driving: PreparedDriving,
@@ -201,6 +219,41 @@ def _add_audio(options: AnimateOptions, source: PreparedSource, driving: Prepare
     reporter.note(f"audio from {audio}")
     for path in paths:
         mux_audio(path, audio)
+
+
+def _animate_prepared(options: AnimateOptions, engine: Engine, source: PreparedSource,
+                      driving: PreparedDriving, reporter: Reporter) -> AnimateResult:
+    """Animate, encode and write the outputs of a prepared source and driver."""
+    _check_driving(options, driving, engine)
+    n = _frame_count(source, driving)
+    image_result = not source.is_video and not driving.is_video
+    fps = source.fps if source.is_video else driving.fps
+    names = OutputNames(options.output_dir,
+                        f"{input_name(options.source)}--{input_name(options.driving)}",
+                        image_result)
+    animator = _FrameAnimator(engine, options, source, driving, n)
+    driving.ready()
+    frames = _render_frames(engine, animator, source, driving, n)
+    compose = _composer(engine, _paste_back_active(options))
+    # The classic engine renders faster than x264's default preset encodes: its videos take
+    # the fast encoding; the neural engine's keep the default, as the reference writes them.
+    with OutputWriter(names, fps, options.save_frames, image_result,
+                      engine.name == "classic", compose) as writer:
+        total = driving.frames_hint if n is None else n
+        for frame in reporter.track(frames, f"animating ({engine.name})", total):
+            writer.add(*frame)
+
+    template_path = None
+    if driving.kind in (InputKind.IMAGE, InputKind.VIDEO):
+        template_path = names.dir / f"{input_name(options.driving)}_template.npz"
+        save_template(template_path, driving.template)
+    if not image_result:
+        _add_audio(options, source, driving, [names.result, names.concat], reporter)
+    reporter.note(f"wrote {names.result} and {names.concat}")
+    return AnimateResult(output=names.result, concat=names.concat,
+                         frames_dir=names.frames if options.save_frames else None,
+                         template=template_path, n_frames=writer.count,
+                         fps=None if image_result else fps, engine=engine.name)
 
 
 def animate(options: AnimateOptions, engine: Engine | None = None,
@@ -232,30 +285,6 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
                                 options.source_division, None, reporter)
         limit = len(source.frames_info) if source.is_video and drv_kind is InputKind.VIDEO \
             else None
-        driving = prepare_driving(options.driving, drv_kind, engine, mesh, driving_settings,
-                                  options.flag_crop_driving_video, limit, reporter)
-    _check_driving(options, driving, engine)
-    n = _frame_count(source, driving)
-    image_result = not source.is_video and not driving.is_video
-    fps = source.fps if source.is_video else driving.template.fps
-    names = OutputNames(options.output_dir,
-                        f"{input_name(options.source)}--{input_name(options.driving)}",
-                        image_result)
-
-    template_path = None
-    if drv_kind in (InputKind.IMAGE, InputKind.VIDEO):
-        template_path = names.dir / f"{input_name(options.driving)}_template.npz"
-        save_template(template_path, driving.template)
-
-    animator = _FrameAnimator(engine, options, source, driving, n)
-    frames = _render_frames(engine, animator, source, driving, n, _paste_back_active(options))
-    with OutputWriter(names, fps, options.save_frames, image_result) as writer:
-        for result, concat in reporter.track(frames, f"animating ({engine.name})", n):
-            writer.add(result, concat)
-    if not image_result:
-        _add_audio(options, source, driving, [names.result, names.concat], reporter)
-    reporter.note(f"wrote {names.result} and {names.concat}")
-    return AnimateResult(output=names.result, concat=names.concat,
-                         frames_dir=names.frames if options.save_frames else None,
-                         template=template_path, n_frames=n,
-                         fps=None if image_result else fps, engine=engine.name)
+        with prepare_driving(options.driving, drv_kind, engine, mesh, driving_settings,
+                             options.flag_crop_driving_video, limit, reporter) as driving:
+            return _animate_prepared(options, engine, source, driving, reporter)

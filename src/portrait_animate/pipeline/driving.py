@@ -1,17 +1,25 @@
 """The driver: a video, an image or a motion template, reduced to per-frame motion and open
-ratios (SPEC 4.2); its pixels are re-decoded only for the concat panel."""
+ratios (SPEC 4.2).
+
+A driving video is analysed while it is animated: a background thread decodes each frame,
+runs the face mesh on it and keeps its driving crop, and frame i is animated from that crop as
+soon as its face is known. A driver cropped to one averaged box waits for the whole analysis
+and is decoded again for its crops, as is one whose motion is needed for every frame before
+the animation starts (a video source's). Per frame only landmarks, ratios and motion are kept,
+and at most a few crops.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from itertools import repeat
+import threading
+from collections.abc import Callable, Generator, Iterator
+from itertools import count, islice, repeat
 
 import numpy as np
 
 from ..engines.base import Engine
 from ..errors import InputError
-from ..face.crop import axis_aligned_crop_matrix
+from ..face.crop import axis_aligned_crop_matrix, mean_bbox
 from ..face.mesh import FaceMesh
 from ..io.images import read_image_rgb
 from ..io.templates import load_template
@@ -19,76 +27,24 @@ from ..io.video import iter_frames, probe_video
 from ..motion.model import Motion
 from ..motion.presets import PRESET_PREFIX, preset_template
 from ..motion.template import MotionTemplate
-from .faces import CROP_SIZE, CropSettings, driving_crop, points_in_input, track_faces
+from .faces import CROP_SIZE, CropSettings, FaceTrack, driving_crop, points_in_input, track_faces
 from .inputs import InputKind
 from .progress import Reporter
 
 __all__ = ["PreparedDriving", "prepare_driving", "DEFAULT_FPS"]
 
 DEFAULT_FPS = 25.0
+#: Driving crops the analysis may keep ahead of the animation.
+PANELS_AHEAD = 8
+#: Driving crops kept while no face is found yet, before decoding twice instead.
+PANELS_BEFORE_FACE = 32
 
 
-@dataclass
-class PreparedDriving:
-    """Attributes:
-    spec: the driving path.
-    kind: video, image or template.
-    template: per-frame motion and ratios.
-    bbox: the averaged crop box, or None when the driver is not cropped (or a template).
-    has_audio: whether a driving video has an audio stream.
-    input_size: side of the engine's input crops.
-    """
-
-    spec: str
-    kind: InputKind
-    template: MotionTemplate
-    bbox: np.ndarray | None
-    has_audio: bool
-    input_size: int = 256
-
-    @property
-    def is_video(self) -> bool:
-        """Several driving frames: a video, or a template or preset of more than one frame."""
-        return self.kind is InputKind.VIDEO or self.template.n_frames > 1
-
-    @property
-    def n_frames(self) -> int:
-        return self.template.n_frames
-
-    def motion(self, i: int) -> Motion:
-        return self.template.motions[i if self.is_video else 0]
-
-    def eye_ratio(self, i: int) -> float | None:
-        ratios = self.template.eye_ratios
-        return None if ratios is None else float(ratios[i if self.is_video else 0, 0])
-
-    def lip_ratio(self, i: int) -> float | None:
-        ratios = self.template.lip_ratios
-        return None if ratios is None else float(ratios[i if self.is_video else 0, 0])
-
-    def panels(self, n: int) -> Iterator[np.ndarray] | None:
-        """n driving crops (the engine's input) for rendering and the concat output; None
-        without driving pixels."""
-        if self.kind in (InputKind.TEMPLATE, InputKind.PRESET):
-            return None
-        return (panel for _, panel in _panels(self.spec, self.kind, self.bbox, n,
-                                              self.input_size))
-
-
-def _frames(spec: str, kind: InputKind, limit: int | None) -> Iterator[np.ndarray]:
+def _frames(spec: str, kind: InputKind, limit: int | None) -> Generator[np.ndarray, None, None]:
     if kind is InputKind.IMAGE:
-        return iter([read_image_rgb(spec)])
-    return iter_frames(spec, limit=limit)
-
-
-def _panels(spec: str, kind: InputKind, bbox: np.ndarray | None, n: int,
-            size: int) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
-    """(frame shape, driving crop) pairs."""
-    if kind is InputKind.IMAGE:
-        image = read_image_rgb(spec)
-        return repeat((image.shape[:2], driving_crop(image, bbox, size)), n)
-    return ((frame.shape[:2], driving_crop(frame, bbox, size))
-            for frame in iter_frames(spec, limit=n))
+        yield read_image_rgb(spec)
+    else:
+        yield from iter_frames(spec, limit=limit)
 
 
 def _no_face(spec: str) -> InputError:
@@ -96,41 +52,331 @@ def _no_face(spec: str) -> InputError:
                       "video or image that shows a face, or lower --det_thresh")
 
 
+class _FaceAnalysis:
+    """The face mesh on every driving frame, in a background thread, waited for frame by frame.
+
+    A frame without a face borrows the nearest earlier frame's face (the first found, for
+    leading frames), as :func:`track_faces` does for a whole track, so nothing shifts.
+
+    With ``panel_size``, each frame's driving crop (the whole frame resized) is kept until
+    :meth:`take_panel` hands it over, so the frames are decoded once: the thread stays at most
+    :data:`PANELS_AHEAD` frames ahead of the taker. It stops keeping them (:meth:`release`)
+    when a caller waits for the whole analysis, or when no face is found in the first
+    :data:`PANELS_BEFORE_FACE` frames; the taker then decodes the frames itself.
+
+    Args:
+        frames: the decoded frames; closed when the analysis ends.
+        mesh: used by the thread alone until :meth:`close`.
+        settings: the crop box of each face.
+        keep_points: keep each face's landmarks.
+        panel_size: side of the driving crops to keep, or None to keep none.
+    """
+
+    def __init__(self, frames: Generator[np.ndarray, None, None], mesh: FaceMesh,
+                 settings: CropSettings, keep_points: bool, panel_size: int | None) -> None:
+        self._faces: list[FaceTrack | None] = []
+        #: Per frame, the frame whose face it uses; -1 before the first face.
+        self._nearest: list[int] = []
+        self._first: int | None = None
+        self._panels: dict[int, np.ndarray] = {}
+        #: (H, W) of the frames, once the first is decoded.
+        self.frame_shape: tuple[int, int] | None = None
+        self._keep_panels = panel_size is not None
+        self._taken = 0
+        self._done = False
+        self._stop = False
+        self._error: BaseException | None = None
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="driving-faces", daemon=True,
+                                        args=(frames, mesh, settings, keep_points, panel_size))
+        self._thread.start()
+
+    def _run(self, frames: Generator[np.ndarray, None, None], mesh: FaceMesh,
+             settings: CropSettings, keep_points: bool, panel_size: int | None) -> None:
+        last = -1
+        try:
+            for i, frame in enumerate(frames):
+                face = track_faces([frame], mesh, settings, keep_points)
+                panel = driving_crop(frame, None, panel_size) if self._keep_panels else None
+                with self._changed:
+                    if self._stop:
+                        break
+                    self.frame_shape = frame.shape[:2]
+                    if face is not None:
+                        last = i
+                        self._first = i if self._first is None else self._first
+                    self._faces.append(face)
+                    self._nearest.append(last)
+                    if self._keep_panels:
+                        self._panels[i] = panel
+                        if self._first is None and len(self._panels) > PANELS_BEFORE_FACE:
+                            self._release()
+                    self._changed.notify_all()
+                    self._changed.wait_for(lambda n=i + 1: self._stop or not self._keep_panels
+                                           or self._first is None
+                                           or n - self._taken < PANELS_AHEAD)
+        except BaseException as exc:  # raised in the waiting thread
+            self._error = exc
+        finally:
+            frames.close()
+            with self._changed:
+                self._done = True
+                self._changed.notify_all()
+
+    def _wait(self, ready: Callable[[], bool]) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: ready() or self._done)
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def has_face(self) -> bool:
+        """Whether any frame has a face; waits until one is found or the analysis ends."""
+        self._wait(lambda: self._first is not None)
+        return self._first is not None
+
+    def face(self, i: int) -> FaceTrack | None:
+        """Frame i's face (borrowed when it has none); None past the last frame."""
+        self._wait(lambda: len(self._faces) > i and self._first is not None)
+        if i >= len(self._faces) or self._first is None:
+            return None
+        j = self._nearest[i]
+        return self._faces[j if j >= 0 else self._first]
+
+    def take_panel(self, i: int) -> np.ndarray | None:
+        """Frame i's driving crop, once, if kept (the frame is analysed); None if not."""
+        with self._changed:
+            self._taken = max(self._taken, i + 1)
+            self._changed.notify_all()
+            return self._panels.pop(i, None)
+
+    def _release(self) -> None:
+        self._keep_panels = False
+        self._panels.clear()
+
+    def release(self) -> None:
+        """Keep no more driving crops, so that the analysis runs to the end."""
+        with self._changed:
+            self._release()
+            self._changed.notify_all()
+
+    def progress(self) -> Iterator[int]:
+        """Yields as each frame is analysed, until the last."""
+        i = 0
+        while True:
+            self._wait(lambda seen=i: len(self._faces) > seen)
+            if i >= len(self._faces):
+                return
+            i += 1
+            yield i
+
+    def faces(self) -> list[FaceTrack]:
+        """Every frame's face (borrowed where it has none), once all are analysed."""
+        return [self.face(i) for i in range(len(self._faces))]
+
+    def own_boxes(self) -> list[np.ndarray]:
+        """The crop boxes of the frames with a face of their own, once all are analysed."""
+        return [f.boxes[0].bbox for f in self._faces if f is not None]
+
+    def close(self) -> None:
+        """Stop after the frame in progress and wait for the thread."""
+        with self._changed:
+            self._stop = True
+            self._changed.notify_all()
+        self._thread.join()
+
+
+class PreparedDriving:
+    """A driver ready to animate: per-frame motion and open ratios, and the driving crops.
+
+    Args:
+        template: the motion of a template or preset.
+        analysis: the running analysis of a driving video or image (see the module); call
+            :meth:`close` when done with it.
+        engine: takes the motion of the driving crops.
+        crop: crop the frames to the averaged box (else resize them whole).
+        reporter: shows the waits for the whole analysis.
+
+    Attributes:
+        spec: the driving path.
+        kind: video, image or template.
+        fps: frame rate of the driver.
+        has_audio: whether a driving video has an audio stream.
+        layout: name of the keypoint layout of the motion.
+        has_eye_ratios, has_lip_ratios: whether per-frame open ratios are known.
+        frames_hint: the expected number of frames, for progress (a video's may be off).
+    """
+
+    def __init__(self, spec: str, kind: InputKind, fps: float, has_audio: bool, layout: str,
+                 frames_hint: int | None, *, template: MotionTemplate | None = None,
+                 analysis: _FaceAnalysis | None = None, engine: Engine | None = None,
+                 crop: bool = False, reporter: Reporter | None = None) -> None:
+        self.spec, self.kind, self.fps, self.has_audio, self.layout = \
+            spec, kind, fps, has_audio, layout
+        self.frames_hint = frames_hint
+        self.has_eye_ratios = template is None or template.eye_ratios is not None
+        self.has_lip_ratios = template is None or template.lip_ratios is not None
+        self._template, self._analysis, self._engine = template, analysis, engine
+        self._crop, self._reporter = crop, reporter or Reporter(quiet=True)
+        self._bbox: np.ndarray | None = None
+        self._motions: list[Motion] = []
+
+    @property
+    def is_video(self) -> bool:
+        """Several driving frames: a video, or a template or preset of more than one frame."""
+        if self._template is not None:
+            return self._template.n_frames > 1
+        return self.kind is InputKind.VIDEO
+
+    def _analysed(self) -> list[FaceTrack]:
+        """Every frame's face (borrowed where it has none), waiting for the whole analysis."""
+        if not self._analysis.done:
+            self._analysis.release()
+            for _ in self._reporter.track(self._analysis.progress(), "driving faces"):
+                pass
+        return self._analysis.faces()
+
+    def ready(self) -> None:
+        """Wait until the first frame can be animated: a face is found and, for a driver
+        cropped to the averaged box, every frame is analysed.
+
+        Raises:
+            InputError: no frame has a face, or the driver cannot be decoded.
+        """
+        if self._analysis is None:
+            return
+        if not self._analysis.has_face():
+            raise _no_face(self.spec)
+        if self._crop and self._bbox is None:
+            self._analysed()
+            self._bbox = mean_bbox(self._analysis.own_boxes())
+
+    @property
+    def n_frames(self) -> int:
+        """Driving frames (at most the limit); waits for the whole analysis."""
+        if self._template is not None:
+            return self._template.n_frames
+        return len(self._analysed())
+
+    def frames(self, n: int | None = None) -> Iterator[tuple[np.ndarray | None, Motion]]:
+        """(driving crop, motion) of the first n frames (all without n), in order: the crop
+        is the engine's input and the concat panel (None without driving pixels), its motion
+        is taken once and kept for :meth:`motion` and the template."""
+        if self._analysis is None:
+            total = self.n_frames if n is None else n
+            yield from ((None, self.motion(i)) for i in range(total))
+            return
+        self.ready()
+        size = self._engine.input_size
+        to_crop = None if self._bbox is None else axis_aligned_crop_matrix(self._bbox, CROP_SIZE)
+        decoder: Generator[np.ndarray, None, None] | None = None
+        decoded = 0
+        try:
+            for i in range(n) if n is not None else count():
+                face = self._analysis.face(i)
+                if face is None:
+                    return
+                panel = self._analysis.take_panel(i)
+                if panel is None:  # not kept by the analysis: decoded again here
+                    decoder = decoder or _frames(self.spec, self.kind, n)
+                    frame = next(islice(decoder, i - decoded, None), None)
+                    if frame is None:
+                        return
+                    decoded = i + 1
+                    panel = driving_crop(frame, self._bbox, size)
+                if i == len(self._motions):
+                    points = None if face.points is None else face.points[0]
+                    landmarks = points_in_input(points, self._analysis.frame_shape, to_crop,
+                                                size)
+                    self._motions.append(self._engine.motion(panel, landmarks))
+                if not self.is_video:  # one driving image for every frame
+                    yield from repeat((panel, self._motions[0]), 1 if n is None else n)
+                    return
+                yield panel, self._motions[i]
+        finally:
+            if decoder is not None:
+                decoder.close()
+
+    def motions(self, n: int) -> list[Motion]:
+        """The first n frames' motion, taken now (a decoding pass) where not yet."""
+        if self._analysis is not None and len(self._motions) < (n if self.is_video else 1):
+            for _ in self.frames(n):
+                pass
+        return [self.motion(i) for i in range(n)]
+
+    def motion(self, i: int) -> Motion:
+        """Frame i's motion; :meth:`frames` has reached it."""
+        j = i if self.is_video else 0
+        return self._template.motions[j] if self._template is not None else self._motions[j]
+
+    def eye_ratio(self, i: int) -> float | None:
+        if self._template is None:
+            return float(self._analysis.face(i if self.is_video else 0).eye_ratios[0, 0])
+        ratios = self._template.eye_ratios
+        return None if ratios is None else float(ratios[i if self.is_video else 0, 0])
+
+    def lip_ratio(self, i: int) -> float | None:
+        if self._template is None:
+            return float(self._analysis.face(i if self.is_video else 0).lip_ratios[0, 0])
+        ratios = self._template.lip_ratios
+        return None if ratios is None else float(ratios[i if self.is_video else 0, 0])
+
+    @property
+    def template(self) -> MotionTemplate:
+        """The whole driving motion, taking what :meth:`frames` has not reached."""
+        if self._template is not None:
+            return self._template
+        faces = self._analysed()
+        return MotionTemplate(
+            motions=self.motions(len(faces)), fps=self.fps, layout=self.layout,
+            eye_ratios=np.concatenate([f.eye_ratios for f in faces]),
+            lip_ratios=np.concatenate([f.lip_ratios for f in faces]))
+
+    def close(self) -> None:
+        """Stop the analysis of a driving video or image, if it runs."""
+        if self._analysis is not None:
+            self._analysis.close()
+
+    def __enter__(self) -> PreparedDriving:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                     settings: CropSettings, force_crop: bool, limit: int | None,
                     reporter: Reporter) -> PreparedDriving:
-    """Per-frame motion and ratios of at most ``limit`` driving frames.
+    """The driver of at most ``limit`` frames; a video or image is analysed from now on with
+    ``mesh``, which only the analysis may use until :meth:`PreparedDriving.close`.
 
     The driver is cropped to one averaged box when ``force_crop`` is set or it is not square.
     """
+    layout = engine.layout.name
     if kind is InputKind.PRESET:
         template = preset_template(spec.removeprefix(PRESET_PREFIX), engine.layout)
-        return PreparedDriving(spec, kind, template, None, False)
+        return PreparedDriving(spec, kind, template.fps, False, layout, template.n_frames,
+                               template=template)
     if kind is InputKind.TEMPLATE:
         if force_crop:
             reporter.note("note: --flag_crop_driving_video has no effect on a motion template")
-        return PreparedDriving(spec, kind, load_template(spec), None, False)
+        template = load_template(spec)
+        return PreparedDriving(spec, kind, template.fps, False, template.layout,
+                               template.n_frames, template=template)
 
     if kind is InputKind.IMAGE:
-        fps, has_audio = DEFAULT_FPS, False
+        fps, has_audio, hint = DEFAULT_FPS, False, 1
         h, w = read_image_rgb(spec).shape[:2]
     else:
         probe = probe_video(spec)
         fps, has_audio, (w, h) = probe.fps, probe.has_audio, probe.size
+        hint = round(probe.duration * probe.fps) or limit
+        hint = hint if limit is None else min(hint, limit)
     crop = force_crop or w != h
-    track = track_faces(reporter.track(_frames(spec, kind, limit), "driving faces"), mesh,
-                        settings, engine.uses_landmarks)
-    if track is None:
-        raise _no_face(spec)
-    bbox = track.mean_bbox() if crop else None
-    n = len(track)
-    panels = _panels(spec, kind, bbox, n, engine.input_size)
-    to_crop = None if bbox is None else axis_aligned_crop_matrix(bbox, CROP_SIZE)
-    motions = []
-    for i, (frame_shape, panel) in enumerate(reporter.track(panels, "driving motion", n)):
-        points = None if track.points is None else track.points[i]
-        landmarks = points_in_input(points, frame_shape, to_crop, engine.input_size)
-        motions.append(engine.motion(panel, landmarks))
-    template = MotionTemplate(motions=motions, fps=fps, eye_ratios=track.eye_ratios,
-                              lip_ratios=track.lip_ratios, layout=engine.layout.name)
-    return PreparedDriving(spec, kind, template, bbox, has_audio, engine.input_size)
+    analysis = _FaceAnalysis(_frames(spec, kind, limit), mesh, settings, engine.uses_landmarks,
+                             None if crop else engine.input_size)
+    return PreparedDriving(spec, kind, fps, has_audio, layout, hint, analysis=analysis,
+                           engine=engine, crop=crop, reporter=reporter)

@@ -4,10 +4,14 @@ before it is complete."""
 
 from __future__ import annotations
 
+import queue
 import shutil
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,6 +23,8 @@ from ..io.video import VideoWriter
 __all__ = ["OutputNames", "OutputWriter", "concat_panels"]
 
 PANEL_SIZE = 512
+#: Frame pairs that may wait for the output thread.
+QUEUED = 4
 
 
 def concat_panels(panels: list[np.ndarray]) -> np.ndarray:
@@ -43,44 +49,78 @@ class OutputNames:
 class OutputWriter:
     """Receives (result, concat) frame pairs one at a time and writes them out.
 
+    Composing the pair (optionally), PNG frames and video encoding run in a background
+    thread, so they overlap the rendering of the next frames; at most :data:`QUEUED` frames
+    wait for it. A failure there is raised by the next :meth:`add` or at the end of the
+    ``with`` block, and nothing is kept.
+
     Args:
         names: output paths.
         fps: frame rate of video outputs.
         save_frames: also write every result frame as ``%06d.png``.
         image: write the single pair as .jpg instead of video.
+        fast_video: encode for a real-time pipeline (see :class:`VideoWriter`).
+        compose: makes the (result, concat) pair of what :meth:`add` receives, in the
+            background thread; without it :meth:`add` receives the pair.
     """
 
-    def __init__(self, names: OutputNames, fps: float, save_frames: bool, image: bool) -> None:
+    def __init__(self, names: OutputNames, fps: float, save_frames: bool, image: bool,
+                 fast_video: bool = False,
+                 compose: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         self.names, self.fps, self.save_frames, self.image = names, fps, save_frames, image
+        self.fast_video = fast_video
         self.count = 0
+        self._compose = compose
         self._videos: list[VideoWriter] = []
         self._frames_tmp: Path | None = None
         self._last: tuple[np.ndarray, np.ndarray] | None = None
+        self._queue: queue.Queue[tuple[int, tuple[Any, ...]] | None] = queue.Queue(QUEUED)
+        self._error: BaseException | None = None
+        self._worker = threading.Thread(target=self._work, name="output-writer", daemon=True)
 
     def __enter__(self) -> OutputWriter:
         self.names.dir.mkdir(parents=True, exist_ok=True)
         if not self.image:
-            self._videos = [VideoWriter(self.names.result, self.fps).__enter__(),
-                            VideoWriter(self.names.concat, self.fps).__enter__()]
+            self._videos = [VideoWriter(path, self.fps, self.fast_video).__enter__()
+                            for path in (self.names.result, self.names.concat)]
         if self.save_frames:
             self._frames_tmp = Path(tempfile.mkdtemp(prefix=f".{self.names.frames.name}-",
                                                      dir=self.names.dir))
+        self._worker.start()
         return self
 
-    def add(self, result: np.ndarray, concat: np.ndarray) -> None:
-        if self._frames_tmp is not None:
-            png = self._frames_tmp / f"{self.count:06d}.png"
-            cv2.imwrite(str(png), cv2.cvtColor(result, cv2.COLOR_RGB2BGR))
+    def add(self, *frame: Any) -> None:
+        """Queue one frame: the (result, concat) pair, or the arguments of ``compose``. The
+        arrays must not change afterwards."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put((self.count, frame))
+        self.count += 1
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:  # after a failure, only drain the queue
+                try:
+                    index, frame = item
+                    self._write(index, *(self._compose(*frame) if self._compose else frame))
+                except BaseException as exc:  # raised in the adding thread
+                    self._error = exc
+
+    def _write(self, index: int, result: np.ndarray, concat: np.ndarray) -> None:
         if self.image:
             self._last = (result, concat)
-        else:
+        if self._frames_tmp is not None:
+            png = self._frames_tmp / f"{index:06d}.png"
+            cv2.imwrite(str(png), cv2.cvtColor(result, cv2.COLOR_RGB2BGR))
+        if not self.image:
             self._videos[0].write(result)
             self._videos[1].write(concat)
-        self.count += 1
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        ok = exc_type is None and self.count > 0
+        self._queue.put(None)
+        self._worker.join()
+        ok = exc_type is None and self._error is None and self.count > 0
         for video in self._videos:
             video.__exit__(None if ok else RuntimeError, None, None)
         if ok and self.image:
@@ -91,6 +131,8 @@ class OutputWriter:
                 self._replace_dir(self._frames_tmp, self.names.frames)
             else:
                 shutil.rmtree(self._frames_tmp, ignore_errors=True)
+        if exc_type is None and self._error is not None:
+            raise self._error
 
     @staticmethod
     def _replace_dir(tmp: Path, final: Path) -> None:

@@ -75,10 +75,12 @@ class PreparedSource:
     def is_video(self) -> bool:
         return self.kind is InputKind.VIDEO
 
-    def frames(self, n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """n (frame, model input) pairs, re-decoded for a video one at a time."""
+    def frames(self, n: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """n (frame, model input) pairs, re-decoded for a video one at a time; without n, all
+        of a video's frames or an image's for ever."""
         if not self.is_video:
-            yield from repeat(_model_input(self._image, self._track, 0, self._input_size), n)
+            pair = _model_input(self._image, self._track, 0, self._input_size)
+            yield from (repeat(pair) if n is None else repeat(pair, n))
             return
         video = iter_frames(self.spec, limit=n)
         for i, raw in enumerate(video):

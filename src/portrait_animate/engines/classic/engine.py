@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from ...errors import InputError
 from ...face.mesh import FaceMesh
 from ...motion.model import Motion
 from . import retarget
-from .anatomy import NUM_POINTS
-from .eyes import clamp_irises, hidden_irises, separate_lids
+from .eyes import WARP_POINTS, paint_eyes, separate_lids
 from .motion import classic_layout, motion_from_landmarks, to_normalized
 from .mouth import LipColour, lip_colour, paint_mouth
 from .warp import apply_field, warp_field
@@ -66,9 +67,14 @@ class ClassicEngine:
     uses_landmarks = True
 
     def __init__(self, det_thresh: float = 0.15) -> None:
-        # Only tiny tensor math runs in torch here; with more than one OpenMP thread each op
-        # waits at a barrier behind MediaPipe's busy threads (milliseconds per op).
+        # One thread for torch, BLAS/LAPACK (OpenMP included) and OpenCV: the arrays are small
+        # here (keypoints, 3x3 solves, a coarse grid, one frame), and with more threads every
+        # call waits at a barrier for a thread that MediaPipe, ffmpeg or another process keeps
+        # off the CPU (milliseconds per call, far more under load). The pipeline overlaps
+        # decoding, face analysis, rendering and encoding instead.
         torch.set_num_threads(1)
+        threadpool_limits(1)
+        cv2.setNumThreads(1)
         self.layout = classic_layout()
         self._mesh = FaceMesh(det_thresh, max_faces=1)
         self._last: Motion | None = None
@@ -103,11 +109,12 @@ class ClassicEngine:
         target = appearance.pixels(x_d)
         if appearance.lips is None:
             appearance.lips = lip_colour(appearance.frame, source)
-        target = separate_lids(clamp_irises(target, source))
-        hidden = set(hidden_irises(target, source))
-        shown = [i for i in range(NUM_POINTS) if i not in hidden]
-        field = warp_field(source[shown], target[shown], appearance.frame.shape[:2])
+        target = separate_lids(target)
+        shown = list(WARP_POINTS)
+        depth = x_d[0, shown, 2].double().numpy()
+        field = warp_field(source[shown], target[shown], depth, appearance.frame.shape[:2])
         out = apply_field(appearance.frame, field)
+        paint_eyes(out, appearance.frame, source, target)
         driving_points = None
         if driving_crop is not None and driving_motion is not None:
             driving_points = _crop_pixels(driving_motion, driving_crop.shape[1])

@@ -1,10 +1,12 @@
 """The classic renderer's dense backward field: piecewise-affine inside the face, a smooth
 extension that falls off to zero outside it.
 
-For every output pixel p the field gives the source position to sample. Inside the convex
-hull of the target landmarks it is the barycentric map of a Delaunay triangulation of the
-target points onto the same points in the source, which is continuous however the points
-move. Outside, the displacement is extended by normalised Gaussian convolution and decays with
+For every output pixel p the field gives the source position to sample. Inside the face it
+is the barycentric map of a Delaunay triangulation of the source points, drawn at the target
+points like a mesh: a triangle that folds over in the target (the far side of a turning head
+going out of sight) is dropped, and where two triangles overlap the nearer one wins (a
+z-buffer on the landmarks' depth), so a turn hides the far cheek instead of tearing it into
+copies. Outside, the displacement is extended by normalised Gaussian convolution and decays with
 the distance from the face, reaching exactly zero at the edge of the region of interest, so the
 rest of the frame is untouched and there is no seam. The field is computed on a coarse grid and
 upsampled, then one ``cv2.remap`` renders the region at full resolution.
@@ -13,6 +15,7 @@ upsampled, then one ``cv2.remap`` renders the region at full resolution.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -42,12 +45,11 @@ class WarpField:
 
     Attributes:
         roi: (x0, y0, x1, y1) of the region in the frame, exclusive ends.
-        map_x, map_y: (y1 - y0, x1 - x0) float32 source coordinates.
+        map: (y1 - y0, x1 - x0, 2) float32 source coordinates (x, y).
     """
 
     roi: tuple[int, int, int, int]
-    map_x: np.ndarray
-    map_y: np.ndarray
+    map: np.ndarray
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -62,11 +64,11 @@ def _roi(points: np.ndarray, size: float, shape: tuple[int, int]) -> tuple[int, 
     return max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
 
 
-def _reach(grid: np.ndarray, target: np.ndarray, size: float) -> np.ndarray:
+def _reach(gx: np.ndarray, gy: np.ndarray, target: np.ndarray, size: float) -> np.ndarray:
     """Per grid point falloff reach: head above the chin, body below (along the face's axis)."""
     chin, forehead = target[CHIN], target[FOREHEAD]
     up = (forehead - chin) / max(np.linalg.norm(forehead - chin), 1e-9)
-    height = (grid - chin) @ up / size
+    height = ((gx - chin[0]) * up[0] + (gy[:, None] - chin[1]) * up[1]) / size
     head = _smoothstep((height + 0.1) / 0.3)
     return FALLOFF_BODY + (FALLOFF_HEAD - FALLOFF_BODY) * head
 
@@ -84,26 +86,77 @@ def _extend(exact: np.ndarray, mask: np.ndarray, sigma: float) -> tuple[np.ndarr
     return (1 - beta) * nearest + beta * smooth, dist
 
 
-def _inside_map(grid: np.ndarray, source: np.ndarray,
-                target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Barycentric source positions of grid points inside the target hull, and the mask."""
-    tri = Delaunay(target)
-    simplex = tri.find_simplex(grid)
-    inside = simplex >= 0
-    transform = tri.transform[simplex[inside]]
-    b = np.einsum("nij,nj->ni", transform[:, :2], grid[inside] - transform[:, 2])
-    bary = np.concatenate([b, 1 - b.sum(1, keepdims=True)], axis=1)
-    verts = tri.simplices[simplex[inside]]
-    mapped = np.einsum("nk,nkd->nd", bary, source[verts])
-    return mapped, inside
+def _signed_areas(points: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    a, b, c = points[tri[:, 0]], points[tri[:, 1]], points[tri[:, 2]]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
 
 
-def warp_field(source: np.ndarray, target: np.ndarray, frame_shape: tuple[int, int]) -> WarpField:
+@lru_cache(maxsize=4)
+def _triangles(points: bytes) -> np.ndarray:
+    """The Delaunay triangles of (N, 2) float64 points given as bytes, computed once for
+    points that repeat (an image source's, every frame)."""
+    return Delaunay(np.frombuffer(points).reshape(-1, 2)).simplices
+
+
+def _inside_map(origin: np.ndarray, k: int, shape: tuple[int, int], source: np.ndarray,
+                target: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The displacement to the barycentric source position at every grid point the target
+    mesh covers (zero elsewhere), and the covered mask; (ny, nx, 2) and (ny, nx).
+
+    Grid point (i, j) sits at ``origin + k * (i, j)``. Each triangle of the Delaunay
+    triangulation of ``source`` that keeps its orientation in ``target`` is rasterised over
+    the grid points of its bounding box, so the cost follows the face's area, not the
+    region's; a grid point covered twice takes the triangle of smaller ``depth``.
+    """
+    ny, nx = shape
+    tri = _triangles(np.ascontiguousarray(source, dtype=np.float64).tobytes())
+    tri = tri[np.sign(_signed_areas(target, tri)) == np.sign(_signed_areas(source, tri))]
+    # Vertices in grid units, where grid points are the integers.
+    v = (target[tri] - origin) / k                                     # (T, 3, 2)
+    lo = np.maximum(np.ceil(v.min(1) - 1e-9), 0).astype(np.intp)
+    hi = np.minimum(np.floor(v.max(1) + 1e-9), [nx - 1, ny - 1]).astype(np.intp)
+    w, h = np.maximum(hi - lo + 1, 0).T
+    counts = w * h
+    # Every (triangle, grid point of its bounding box) pair.
+    t = np.repeat(np.arange(len(tri)), counts)
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    ix = lo[t, 0] + offset % w[t]
+    iy = lo[t, 1] + offset // w[t]
+    # Barycentric coordinates with respect to the third vertex.
+    e0, e1, v2 = v[:, 0] - v[:, 2], v[:, 1] - v[:, 2], v[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_det = 1.0 / (e0[:, 0] * e1[:, 1] - e1[:, 0] * e0[:, 1])
+    dx, dy = ix - v2[t, 0], iy - v2[t, 1]
+    b0 = (e1[t, 1] * dx - e1[t, 0] * dy) * inv_det[t]
+    b1 = (e0[t, 0] * dy - e0[t, 1] * dx) * inv_det[t]
+    b2 = 1 - b0 - b1
+    eps = 100 * np.finfo(float).eps
+    hit = (b0 >= -eps) & (b1 >= -eps) & (b2 >= -eps)
+    t, ix, iy, b = t[hit], ix[hit], iy[hit], np.stack([b0[hit], b1[hit], b2[hit]], axis=1)
+    # The nearest hit of every covered grid point.
+    cell = iy * nx + ix
+    z = np.einsum("nk,nk->n", b, depth[tri[t]])
+    if z.size:  # one sort by cell, then depth (scaled into [0, 0.49])
+        z = (z - z.min()) / (np.ptp(z) or 1.0)
+    order = np.argsort(cell + 0.49 * z)
+    nearest = order[np.r_[True, cell[order][1:] != cell[order][:-1]]]
+    t, ix, iy, b = t[nearest], ix[nearest], iy[nearest], b[nearest]
+    mapped = np.einsum("nk,nkd->nd", b, source[tri[t]])
+    exact = np.zeros((ny, nx, 2))
+    exact[iy, ix] = mapped - (origin + k * np.stack([ix, iy], axis=1))
+    mask = np.zeros((ny, nx), bool)
+    mask[iy, ix] = True
+    return exact, mask
+
+
+def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
+               frame_shape: tuple[int, int]) -> WarpField:
     """The backward field moving ``source`` (N, 2) frame pixels to ``target`` (N, 2).
 
     Args:
         source: landmark positions in the source frame.
         target: where they must appear in the output.
+        depth: (N,) depth of the target points, towards the camera negative (any unit).
         frame_shape: (H, W) of the frame.
     """
     size = float(np.ptp(np.concatenate([source, target]), axis=0).max())
@@ -112,34 +165,45 @@ def warp_field(source: np.ndarray, target: np.ndarray, frame_shape: tuple[int, i
     # upsampling puts them, so upsampling reproduces them exactly.
     k = max(int(round(size / GRID_PER_FACE)), 1)
     nx, ny = -(-(x1 - x0) // k), -(-(y1 - y0) // k)
-    gx, gy = np.meshgrid(x0 + (np.arange(nx) + 0.5) * k - 0.5,
-                         y0 + (np.arange(ny) + 0.5) * k - 0.5)
-    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    origin = np.array([x0 + 0.5 * k - 0.5, y0 + 0.5 * k - 0.5])
+    gx, gy = origin[0] + np.arange(nx) * k, origin[1] + np.arange(ny) * k
 
-    mapped, inside = _inside_map(grid, source, target)
-    exact = np.zeros_like(grid)
-    exact[inside] = mapped - grid[inside]
-    exact = exact.reshape(ny, nx, 2).astype(np.float32)
-    mask = inside.reshape(ny, nx).astype(np.float32)
+    exact, mask = _inside_map(origin, k, (ny, nx), source, target, depth)
+    exact = exact.astype(np.float32)
 
-    extension, outside_px = _extend(exact, mask, EXTENSION_SIGMA * size / k)
+    extension, outside_px = _extend(exact, mask.astype(np.float32), EXTENSION_SIGMA * size / k)
     outside_px = outside_px * k
-    falloff = np.exp(-((outside_px / (_reach(grid, target, size).reshape(ny, nx) * size)) ** 2))
-    edge_px = np.minimum.reduce([gx - x0, x1 - 1 - gx, gy - y0, y1 - 1 - gy])
+    falloff = np.exp(-((outside_px / (_reach(gx, gy, target, size) * size)) ** 2))
+    edge_px = np.minimum(np.minimum(gx - x0, x1 - 1 - gx)[None, :],
+                         np.minimum(gy - y0, y1 - 1 - gy)[:, None])
     taper = _smoothstep(edge_px / (TAPER * size))
-    weight = np.where(mask > 0, 1.0, falloff * taper)[..., None]
-    field = np.where(mask[..., None] > 0, exact, extension) * weight
+    weight = np.where(mask, 1.0, falloff * taper)[..., None]
+    field = np.where(mask[..., None], exact, extension) * weight
 
     full = cv2.resize(field.astype(np.float32), (nx * k, ny * k),
                       interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
-    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-    return WarpField((x0, y0, x1, y1), xs + full[..., 0], ys + full[..., 1])
+    full += _pixel_grid((x0, y0, x1, y1))
+    return WarpField((x0, y0, x1, y1), full)
+
+
+@lru_cache(maxsize=2)
+def _pixel_grid(roi: tuple[int, int, int, int]) -> np.ndarray:
+    """(y1 - y0, x1 - x0, 2) float32 (x, y) of the region's pixels; read-only, kept while the
+    region repeats (one clipped to the frame, every frame)."""
+    x0, y0, x1, y1 = roi
+    grid = np.empty((y1 - y0, x1 - x0, 2), np.float32)
+    grid[..., 0] = np.arange(x0, x1, dtype=np.float32)
+    grid[..., 1] = np.arange(y0, y1, dtype=np.float32)[:, None]
+    grid.flags.writeable = False
+    return grid
 
 
 def apply_field(frame: np.ndarray, field: WarpField) -> np.ndarray:
     """A copy of ``frame`` with the region resampled through ``field``."""
-    out = frame.copy()
     x0, y0, x1, y1 = field.roi
-    out[y0:y1, x0:x1] = cv2.remap(frame, field.map_x, field.map_y, cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_REPLICATE)
+    region = cv2.remap(frame, field.map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if region.shape == frame.shape:
+        return region
+    out = frame.copy()
+    out[y0:y1, x0:x1] = region
     return out
