@@ -186,10 +186,10 @@ def image_expression(driver: Motion, source: Motion) -> torch.Tensor:
     reading = read_face(q_d)
     share = float(np.interp(reading.widening / RESTING_MOUTH_WIDTH, (0.0, 0.5),
                             UPPER_LIP_SHARE))
-    widening = reading.widening * _ipd(q_s)
+    ipd = _ipd(q_s)
     moves = (_open_mouth(q_s, reading.lip_gaps, share)
-             + smile_offsets(q_s, widening / 2, _smile_lift(reading.widening) * _ipd(q_s))
+             + smile_offsets(q_s, reading.widening * ipd / 2, _smile_lift(reading.widening) * ipd)
              + _eyes(q_s, reading.eye_scale, reading.gaze))
-    moves[list(BROWS), 1] -= reading.brow_raise * _ipd(q_s)
+    moves[list(BROWS), 1] -= reading.brow_raise * ipd
     offsets = moves @ R_s  # frontal -> posed: delta = (q - x_c) @ R
     return torch.from_numpy(offsets.reshape(1, NUM_POINTS, 3)).to(source.exp)
