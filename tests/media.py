@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -40,3 +41,18 @@ def streams(path: Path) -> str:
     out = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True,
                          text=True, check=False).stderr
     return "\n".join(line for line in out.splitlines() if "Stream #" in line)
+
+
+def frame_count(path: Path) -> int:
+    """Frames of the first video stream, all decoded."""
+    out = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path), "-map", "0:v:0", "-f", "null",
+                          "-"], capture_output=True, text=True, check=True).stderr
+    return int(re.findall(r"frame=\s*(\d+)", out)[-1])
+
+
+def audio_seconds(path: Path, rate: int = 48000) -> float:
+    """Duration of the first audio stream, as decoded (its samples at ``rate``)."""
+    pcm = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
+                          "-ar", str(rate), "-f", "s16le", "-"], capture_output=True,
+                         check=True).stdout
+    return len(pcm) / 2 / rate

@@ -11,7 +11,14 @@ import pytest
 
 from media import FFMPEG
 from portrait_animate.cli.main import main
+from portrait_animate.engines.neural.animator import NeuralEngine
+from portrait_animate.errors import InputError
+from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.io.video import VideoWriter
+from portrait_animate.pipeline.faces import CropSettings
+from portrait_animate.pipeline.inputs import InputKind
+from portrait_animate.pipeline.progress import Reporter
+from portrait_animate.pipeline.source import prepare_source
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +116,37 @@ def test_argument_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["animate", "-s", "a.jpg", "-d", "b.jpg", "--animation_region", "nose"])
     assert info.value.code == 2
+
+
+def test_no_face_advice_on_the_classic_engine_is_only_what_works(bad, shared, tmp_path, capsys):
+    """The classic engine animates landmarks: without a face, not cropping cannot help, so it
+    is not suggested, and following the old advice gives the same message."""
+    for extra in ([], ["--no_flag_do_crop"]):
+        rc = main(["animate", "-s", str(bad / "noface.png"), "-d", str(shared / D12), "-o",
+                   str(tmp_path), "--engine", "classic", "--quiet", *extra])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and err.startswith("error: no face found in the source image"), err
+        assert "--det_thresh" in err and "--no_flag_do_crop" not in err
+
+
+def test_no_face_advice_on_the_neural_engine_works(bad, networks):
+    """The neural engine animates a whole face-less frame uncropped, so that is suggested and
+    works; the app's wording names its checkbox and the file, not the server's path. A task
+    that needs the face (lip retargeting of a video) is not told to uncrop."""
+    engine, settings = NeuralEngine(networks), CropSettings(2.3, 0.0, -0.125)
+    spec = str(bad / "noface.png")
+
+    def prepare(do_crop: bool, face_required: bool = False):
+        with FaceMesh() as mesh:
+            return prepare_source(spec, InputKind.IMAGE, engine, mesh, settings, do_crop, 1280,
+                                  2, None, Reporter(quiet=True), face_required=face_required)
+
+    with pytest.raises(InputError, match="pass --no_flag_do_crop") as info:
+        prepare(do_crop=True)
+    assert info.value.page == ("no face found in the source image noface.png; upload a "
+                               'portrait with a clearly visible face or untick "do crop '
+                               '(source)" to animate the whole frame')
+    assert len(prepare(do_crop=False).frames_info) == 1  # the advice, followed
+    with pytest.raises(InputError) as info:
+        prepare(do_crop=False, face_required=True)
+    assert "do_crop" not in str(info.value) and "do crop" not in info.value.page

@@ -136,3 +136,13 @@ def test_auto_picks_classic_without_weights_and_says_so(shared, tmp_path, monkey
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("engine:")]
     assert notes == ["engine: classic (no LivePortrait weights found; `portrait-animate "
                      "weights download` gets them)"]
+
+
+def test_a_pose_region_that_moves_nothing_says_so(shared, tmp_path, capsys):
+    """Relative pose from a driving image is the identity (SPEC 4.5): one line says so and
+    names the option that takes the image's pose."""
+    assert main(["animate", "--engine", "classic", "-o", str(tmp_path), "-s", str(shared / S0),
+                 "-d", str(shared / "assets/driving/d12.jpg"), "--animation_region",
+                 "pose"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "moves nothing" in line]
+    assert len(notes) == 1 and "--no_flag_relative_motion" in notes[0], notes

@@ -156,3 +156,35 @@ def test_expression_friendly_reproduces_source_at_frame_zero_and_scales_motion()
     close(apply_expression_friendly(x_s, x_di, x_d0, m), x_s + m * (x_di - x_d0))
     # Doubling the driving shape multiplies its hull volume by 8, so m shrinks by sqrt(8).
     assert expression_friendly_multiplier(x_s, 2 * x_d0) == pytest.approx(m / np.sqrt(8))
+
+
+def test_relative_pose_from_a_driving_image_moves_nothing_and_says_so():
+    """A driving image is its own first frame: relative pose from it is the identity, on an
+    image source and on a video source; absolute pose from it moves the head."""
+    mode = DrivingMode(True, "pose", driving_is_video=False)
+    assert mode.moves_nothing
+    close(compose_image_source(S, D0, D0, LIVEPORTRAIT_LAYOUT, mode).keypoints(), S.keypoints())
+    tracks = video_source_tracks([S], [D0], LIVEPORTRAIT_LAYOUT, mode, 3e-7)
+    frame = compose_video_source(S, D0, tracks.exp[0], tracks.R[0], LIVEPORTRAIT_LAYOUT, mode)
+    close(frame.keypoints(), S.keypoints())
+    for moving in (DrivingMode(False, "pose", False), DrivingMode(True, "pose", True),
+                   DrivingMode(True, "all", False)):
+        assert not moving.moves_nothing
+    absolute = compose_image_source(S, D0, D0, LIVEPORTRAIT_LAYOUT, DrivingMode(False, "pose",
+                                                                                False))
+    assert (absolute.keypoints() - S.keypoints()).abs().max() > 0.1
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_expression_friendly_changes_nothing_in_relative_motion(region):
+    """SPEC 4.6 applies only in relative motion from a driving video, whose frame 0 composes
+    to the source's own keypoints: m = 1 and x_s + m (x_d,i - x_d,0) = x_d,i up to float
+    rounding, whatever the region or the engine's keypoints (README, --driving_option)."""
+    mode = DrivingMode(True, region, driving_is_video=True)
+    x_s = S.keypoints()
+    x_d0 = compose_image_source(S, D0, D0, LIVEPORTRAIT_LAYOUT, mode).keypoints()
+    x_di = compose_image_source(S, DI, D0, LIVEPORTRAIT_LAYOUT, mode).keypoints()
+    close(x_d0, x_s)
+    m = expression_friendly_multiplier(x_s, x_d0)
+    assert m == pytest.approx(1, abs=1e-6)
+    close(apply_expression_friendly(x_s, x_di, x_d0, m), x_di)

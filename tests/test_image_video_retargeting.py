@@ -170,12 +170,13 @@ def test_video_retargeting_refuses_an_image_and_bad_options(shared, tmp_path):
 
 @pytest.mark.parametrize(("name", "kind", "limits", "message"), [
     ("d0.mp4", InputKind.IMAGE, AppLimits(), "must be an image"),
-    ("d0.mp4", InputKind.VIDEO, AppLimits(max_upload_mb=0.01), "over the 0.01 MB limit"),
-    ("d0.mp4", InputKind.VIDEO, AppLimits(max_video_seconds=1), "over the 1 s limit"),
+    ("d0.mp4", InputKind.VIDEO, AppLimits(max_upload_mb=0.01), "over this app's 0.01 MB limit"),
+    ("d0.mp4", InputKind.VIDEO, AppLimits(max_video_seconds=1), "over this app's 1 s limit"),
 ])
 def test_uploads_are_checked(shared, name, kind, limits, message):
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=message) as info:
         checked_upload(str(shared / "assets/driving" / name), "source", kind, limits)
+    assert "--" not in info.value.page, "the page names no command-line option"
 
 
 def test_corrupt_and_pickled_uploads_are_refused(tmp_path):

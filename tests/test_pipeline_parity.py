@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
+from portrait_animate.choices import EXACT, FAST
 from portrait_animate.cli.main import main
-from portrait_animate.engines.neural.acceleration import EXACT, FAST, bf16_supported
+from portrait_animate.engines.neural.precision import bf16_supported
 
 MIN_PSNR = 40.0
 EXACT_MIN_PSNR = 75.0  # fp32-exact reproduces the reference frames at 79-84 dB

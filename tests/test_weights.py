@@ -10,6 +10,12 @@ import torch
 
 from portrait_animate.engines.neural import LivePortraitNetworks
 from portrait_animate.engines.neural.config import CHECKPOINTS, STITCHING_FILE
+from portrait_animate.engines.neural.synthetic import (
+    MARKER,
+    follows_fill_rule,
+    is_synthetic,
+    synthetic_state_dict,
+)
 from portrait_animate.engines.neural.weights import (
     ENV_VAR,
     check_weights_dir,
@@ -17,6 +23,9 @@ from portrait_animate.engines.neural.weights import (
     resolve_weights_dir,
 )
 from portrait_animate.errors import WeightsError
+from portrait_animate.pipeline import engines
+from portrait_animate.pipeline.options import AnimateOptions
+from portrait_animate.pipeline.progress import Reporter
 
 FILES = list(dict.fromkeys(c.file for c in CHECKPOINTS))
 
@@ -115,6 +124,7 @@ def test_strict_mismatch_lists_keys_and_names_file(synthetic_weights, tmp_path):
     assert "second.weight" in msg and "surplus.weight" in msg
     report = {r.name: r for r in check_weights_dir(tmp_path)}
     assert not report["F"].ok and report["M"].ok
+    assert (report["F"].status, report["M"].status) == ("invalid", "synthetic")
 
 
 def test_pickled_code_is_never_run(synthetic_weights, tmp_path):
@@ -131,8 +141,33 @@ def test_pickled_code_is_never_run(synthetic_weights, tmp_path):
     assert not marker.exists()
 
 
-def test_corrupt_file_is_a_clear_error(synthetic_weights, tmp_path):
+@pytest.mark.parametrize("junk", [b"not a checkpoint", b"junk\n"])
+def test_corrupt_file_is_a_clear_error(junk, synthetic_weights, tmp_path):
     link_weights(synthetic_weights, tmp_path, skip=FILES[3])
-    (tmp_path / FILES[3]).write_bytes(b"not a checkpoint")
+    (tmp_path / FILES[3]).write_bytes(junk)
     with pytest.raises(WeightsError, match="spade_generator.pth"):
         LivePortraitNetworks.from_pretrained(tmp_path, force_cpu=True)
+
+
+def test_synthetic_weights_are_known_by_their_fill_rule_or_marker(tmp_path):
+    checkpoint = next(c for c in CHECKPOINTS if c.name == "S")
+    state = synthetic_state_dict(checkpoint)
+    trained = {k: v + 1e-3 for k, v in state.items()}  # stands in for the published weights
+    assert follows_fill_rule(checkpoint, state)
+    assert not follows_fill_rule(checkpoint, trained)
+    assert not is_synthetic(tmp_path, checkpoint, trained)
+    (tmp_path / MARKER).write_text("")
+    assert is_synthetic(tmp_path, checkpoint, trained)
+
+
+def test_animate_warns_when_its_weights_are_synthetic(synthetic_weights, networks, monkeypatch,
+                                                      capsys):
+    assert networks.synthetic  # loaded from the cache, found by the fill rule or the marker
+    monkeypatch.setattr(engines.LivePortraitNetworks, "from_pretrained",
+                        lambda *args, **kwargs: networks)
+    options = AnimateOptions(source="", driving="", engine="neural",
+                             weights_dir=str(synthetic_weights), precision="fp32-exact")
+    engines.load_engine(options, Reporter())
+    assert "synthetic: for tests only, output is meaningless" in capsys.readouterr().err
+    engines.load_engine(options, Reporter(quiet=True))
+    assert capsys.readouterr().err == ""

@@ -94,6 +94,6 @@ def test_video_retargeting_keeps_the_lip_silent(page, short_source_video):
 
 def test_a_failure_is_a_message_in_the_page(page):
     page.locator("#animate-button").click()
-    message = page.get_by_text("no source: upload one")
+    message = page.get_by_text("no source: upload an image or a video first")
     message.first.wait_for()
     assert "Traceback" not in page.content()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -17,6 +19,8 @@ def client(app_server):
 def test_named_endpoints_are_listed(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/animate", "/retarget_image", "/retarget_video"} <= set(endpoints)
+    outputs = [r["label"] for r in endpoints["/retarget_image"]["returns"]]
+    assert outputs == ["Retargeting Result", "Paste-back Result", "status"]
 
 
 def test_animate_endpoint(client, shared):
@@ -47,8 +51,16 @@ def test_retarget_video_endpoint(client, short_source_video):
         assert str(path).endswith(".mp4")
 
 
-def test_api_errors_are_messages(client, tmp_path):
+def test_api_errors_are_messages(client, tmp_path, caplog, capsys):
+    """A face-less upload: the page's words (no server path, no command-line option), one
+    INFO line in the server's log and no traceback."""
     wall = tmp_path / "wall.png"
     write_image_rgb(wall, np.full((300, 300, 3), 128, np.uint8))
-    with pytest.raises(Exception, match="no face found in the source image"):
+    with caplog.at_level(logging.INFO, logger="portrait_animate"), \
+            pytest.raises(Exception) as info:
         client.predict(image=handle_file(wall), engine="classic", api_name="/retarget_image")
+    assert str(info.value) == ("no face found in the source image wall.png; upload a portrait "
+                               "with a clearly visible face")
+    logged = [r for r in caplog.records if "no face found" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].levelno == logging.INFO and not logged[0].exc_info
+    assert "Traceback" not in capsys.readouterr().err

@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from ..errors import PortraitAnimateError
+from ..errors import InputError, PortraitAnimateError
 from ..io.images import read_image_rgb, write_image_rgb
 from ..io.video import probe_video
+from ..motion.composition import DrivingMode
 from ..motion.editing import EditParams
 from ..motion.model import REGIONS
 from ..motion.presets import PRESET_PREFIX, PRESETS
@@ -23,7 +24,8 @@ from ..pipeline.progress import Reporter
 from ..pipeline.retargeting import VideoRetargetOptions
 from .backend import AppBackend
 
-__all__ = ["build_app", "EXPRESSION_SLIDERS", "MOVEMENT_SLIDERS"]
+__all__ = ["build_app", "page_message", "user_errors", "EXPRESSION_SLIDERS",
+           "MOVEMENT_SLIDERS"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,21 +59,32 @@ edit a face with sliders; close or open the lips of a whole video. Engines: **ne
 when weights are found."""
 
 
+def page_message(message: str, inputs: Iterable[object]) -> str:
+    """A message as the page shows it: each uploaded file (an absolute path on the server
+    among ``inputs``) is named by its file name."""
+    for value in inputs:
+        if isinstance(value, str) and Path(value).is_absolute():
+            message = message.replace(value, Path(value).name)
+    return message
+
+
 def user_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    """Failures reach the page as one readable message, never as a stack trace."""
+    """Failures reach the page as one readable message, never as a stack trace. A user's
+    error is one INFO line in the server log; only a fault logs its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
+        inputs = [*args, *kwargs.values()]
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
         except PortraitAnimateError as exc:
-            raise gr.Error(str(exc)) from None
+            log.info("%s: %s", fn.__name__, exc)
+            raise gr.Error(page_message(exc.page, inputs), print_exception=False) from None
         except Exception as exc:
             log.exception("unexpected failure in %s", fn.__name__)
-            raise gr.Error(f"unexpected failure ({type(exc).__name__}: {exc}); the server log "
-                           "has the details") from None
+            message = page_message(f"unexpected failure ({type(exc).__name__}: {exc}); the "
+                                   "server log has the details", inputs)
+            raise gr.Error(message, print_exception=False) from None
 
     return wrapper
 
@@ -93,14 +106,24 @@ class _PageReporter(Reporter):
             self.progress((i, total), desc=description)
 
 
-def _pick(selected: str, candidates: dict[str, str | None], role: str) -> tuple[str, str]:
-    """The input of the selected tab, else the only one given: (tab, value)."""
+def _pick(selected: str, candidates: dict[str, str | None], missing: str) -> tuple[str, str]:
+    """The input of the selected tab, else the only one given: (tab, value).
+
+    Raises:
+        InputError: ``missing``, when no tab has an input.
+    """
     if candidates.get(selected):
         return selected, candidates[selected]
     for tab, value in candidates.items():
         if value:
             return tab, value
-    raise gr.Error(f"no {role}: upload one (or pick a preset) first")
+    raise InputError(missing)
+
+
+NO_SOURCE = "no source: upload an image or a video first"
+NO_DRIVING = "no driving input: upload a video, an image or a template, or pick a preset first"
+POSE_MOVES_NOTHING = ('the "pose" animation region moves nothing with a driving image in '
+                      'relative motion; untick "relative motion" to take the image\'s pose')
 
 
 SOURCE_KINDS = {"Image": InputKind.IMAGE, "Video": InputKind.VIDEO}
@@ -127,11 +150,11 @@ class _Handlers:
                 progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
         """Inputs without a value come last, so that API calls may leave them out."""
         src_tab, source = _pick(source_tab, {"Image": source_image, "Video": source_video},
-                                "source")
+                                NO_SOURCE)
         preset = f"{PRESET_PREFIX}{driving_preset}" if driving_preset else None
         drv_tab, driving = _pick(driving_tab, {"Video": driving_video, "Image": driving_image,
                                                "Template": driving_template, "Preset": preset},
-                                 "driving")
+                                 NO_DRIVING)
         source = self.backend.upload(source, "source", SOURCE_KINDS[src_tab])
         if drv_tab != "Preset":
             driving = self.backend.upload(driving, "driving", DRIVING_KINDS[drv_tab])
@@ -139,6 +162,9 @@ class _Handlers:
             width, height = probe_video(driving).size
             if width != height:
                 gr.Info("The driving video is not square, so it is cropped to the face.")
+        if drv_tab == "Image" and DrivingMode(flag_relative_motion, animation_region,
+                                              driving_is_video=False).moves_nothing:
+            gr.Warning(POSE_MOVES_NOTHING)
         result = self.backend.animate(
             source, driving, engine, _PageReporter(progress), flag_do_crop=flag_do_crop,
             scale=scale, vx_ratio=vx_ratio, vy_ratio=vy_ratio,
@@ -191,7 +217,7 @@ class _Handlers:
                        lip_silent: bool, flag_do_crop: bool, scale: float, engine: str,
                        video: str | None = None, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
         if not video:
-            raise gr.Error("no video: upload one first")
+            raise InputError("no video: upload one first")
         video = self.backend.upload(video, "video", InputKind.VIDEO)
         options = VideoRetargetOptions(
             lip_ratio=lip_ratio, smooth_observation_variance=smooth_observation_variance,
@@ -266,7 +292,8 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
         stitching = gr.Checkbox(base.flag_stitching, label="stitching")
         region = gr.Radio(list(REGIONS), value=base.animation_region, label="animation region")
         driving_option = gr.Radio(list(DRIVING_OPTIONS), value=base.driving_option,
-                                  label="driving option (i2v)")
+                                  label="driving option (i2v)",
+                                  info="the same result either way, as in the reference")
         multiplier = gr.Number(base.driving_multiplier, label="driving multiplier (i2v)",
                                minimum=0.0, maximum=2.0, step=0.02)
         smoothing = gr.Number(base.driving_smooth_observation_variance,
@@ -338,7 +365,7 @@ def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str)
         crop_out = gr.Image(label="Retargeting Result", elem_id="edit-crop", interactive=False)
         pasted_out = gr.Image(label="Paste-back Result", elem_id="edit-pasted",
                               interactive=False)
-    status = gr.Markdown(elem_id="edit-status")
+    status = gr.Markdown(elem_id="edit-status", label="status")
     sliders = [*movement.values(), *expression.values()]
     inputs = [eye_ratio, lip_ratio, *sliders, do_crop, stitching, scale, engine_radio, image]
     outputs = [crop_out, pasted_out, status]

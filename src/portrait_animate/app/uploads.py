@@ -28,16 +28,16 @@ def checked_upload(path: str, role: str, kind: InputKind, limits: AppLimits) -> 
     """``path`` when it is a readable ``kind`` within the limits.
 
     Raises:
-        InputError: naming the problem and the fix.
+        InputError: naming the problem and the fix; over a limit, the message for the server's
+            log names the app's option that sets it, the page's tells the user what to do.
     """
     file = Path(path)
     if not file.is_file():
         raise InputError(f"the {role} upload is gone ({file.name}); upload it again")
     size_mb = file.stat().st_size / 2**20
     if size_mb > limits.max_upload_mb:
-        raise InputError(f"the {role} is {size_mb:.0f} MB, over the {limits.max_upload_mb:g} MB "
-                         "limit; upload a smaller file or start the app with a larger "
-                         "--max_upload_mb")
+        over = f"the {role} is {size_mb:.0f} MB, over this app's {limits.max_upload_mb:g} MB limit"
+        raise InputError(f"{over} (--max_upload_mb)", page=f"{over}; upload a smaller file")
     found = classify_input(path, role, allow_template=kind is InputKind.TEMPLATE)
     if found is not kind:
         raise InputError(f"the {role} must be {_NAMES[kind]}, but {file.name} is "
@@ -46,7 +46,8 @@ def checked_upload(path: str, role: str, kind: InputKind, limits: AppLimits) -> 
     if kind is InputKind.VIDEO:
         seconds = probe_video(path).duration
         if seconds > limits.max_video_seconds:
-            raise InputError(f"the {role} lasts {seconds:.0f} s, over the "
-                             f"{limits.max_video_seconds:g} s limit; trim it or start the app "
-                             "with a larger --max_video_seconds")
+            over = (f"the {role} lasts {seconds:.0f} s, over this app's "
+                    f"{limits.max_video_seconds:g} s limit")
+            raise InputError(f"{over} (--max_video_seconds)", page=f"{over}; upload a shorter "
+                             "video")
     return path

@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 
-from ..motion.model import REGIONS
-from ..pipeline.animate import animate
+from ..choices import REGIONS
 from ..pipeline.options import (
     AUDIO_PRIORITIES,
     DRIVING_OPTIONS,
+    DRIVING_TIME_BASES,
     ENGINES,
     PRECISIONS,
+    RANGES,
     AnimateOptions,
 )
-from .options import add_flag, one_line_help
+from .options import add_flag
 
-__all__ = ["register", "add_animate_options", "options_from_args"]
+__all__ = ["configure", "add_animate_options", "options_from_args"]
 
 HELP = {
     "source": "source portrait: image or video (or sample:astronaut)",
@@ -34,10 +35,15 @@ HELP = {
     "flag_relative_motion": "motion relative to the first driving frame (else absolute)",
     "flag_pasteback": "paste the animated crop back into the full source frame",
     "flag_do_crop": "crop the source to the face (else resize it whole to 256x256)",
-    "driving_option": "expression-friendly rescales motion to the source's face; pose-friendly not",
+    "driving_option": "kept for the reference's scripts; both give the same result, as in the "
+                      "reference (relative motion starts at the source, so the rescaling is 1)",
     "driving_multiplier": "scale of the driving motion",
     "driving_smooth_observation_variance": "Kalman observation variance for a video source",
     "audio_priority": "audio track from the driving or the source video when both have one",
+    "driving_time_base": "a video source's output keeps its frame rate; a driver of another "
+                         "rate is taken frame for frame (driving, as the reference does) or "
+                         "resampled in time (output); auto resamples when the driver's audio "
+                         "is used",
     "animation_region": "what the driver moves: exp, pose, lip, eyes or all",
     "det_thresh": "face detection confidence threshold",
     "scale": "source crop size relative to the face",
@@ -52,13 +58,14 @@ HELP = {
     "flag_do_torch_compile": "compile W and G with torch.compile (slow first frame)",
     "flag_pasteback_without_stitching": "paste back even with --no_flag_stitching",
     "engine": "animation engine: auto (neural when weights are found), neural or classic",
-    "precision": "neural numerics: fp32-exact (parity), bf16-fast (CPU, ~2x faster, >= 40 dB "
-                 "of fp32-exact) or auto (bf16-fast on a CPU with bfloat16, else exact)",
+    "precision": "neural numerics: fp32-exact (parity), bf16-fast (CPU, up to ~2x faster, "
+                 ">= 40 dB of fp32-exact) or auto (the faster on this CPU, measured once)",
     "weights_dir": "folder with liveportrait/ weights (default: $PORTRAIT_ANIMATE_WEIGHTS, cache)",
     "save_frames": "also write every result frame as lossless PNG in {src}--{drv}_frames/",
     "quiet": "no progress bars or notes",
 }
 CHOICES = {"driving_option": DRIVING_OPTIONS, "audio_priority": AUDIO_PRIORITIES,
+           "driving_time_base": DRIVING_TIME_BASES,
            "animation_region": REGIONS, "engine": ENGINES, "precision": PRECISIONS}
 SHORT = {"source": "-s", "driving": "-d", "output_dir": "-o"}
 
@@ -66,13 +73,10 @@ SHORT = {"source": "-s", "driving": "-d", "output_dir": "-o"}
 INPUTS = ("source", "driving", "output_dir")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("animate", help="animate a portrait by a driving video, image or "
-                                            "motion template",
-                            usage="portrait-animate animate -s SOURCE -d DRIVING [options]",
-                            formatter_class=one_line_help,
-                            description="Animate a source image or video. Accepts the "
-                                        "reference inference script's arguments.")
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "portrait-animate animate -s SOURCE -d DRIVING [options]"
+    parser.description = ("Animate a source image or video. Accepts the reference inference "
+                          "script's arguments.")
     add_animate_options(parser)
     parser.set_defaults(run=_run)
 
@@ -89,6 +93,8 @@ def add_animate_options(parser: argparse.ArgumentParser, inputs: bool = True) ->
         names = [SHORT[field.name]] if field.name in SHORT else []
         names.append(f"--{field.name}")
         kwargs: dict = {"help": HELP[field.name]}
+        if field.name in RANGES:
+            kwargs["help"] += f", {RANGES[field.name]}"
         if field.default is MISSING:
             kwargs["required"] = True
         else:
@@ -114,6 +120,8 @@ def options_from_args(args: argparse.Namespace, **given: str) -> AnimateOptions:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..pipeline.animate import animate  # torch: loaded when animating, not for --help
+
     result = animate(options_from_args(args))
     if args.quiet:
         return 0

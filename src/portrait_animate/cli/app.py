@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 from pathlib import Path
 
 from ..app.uploads import AppLimits
+from ..errors import InputError
+from ..pipeline.options import Range
 from .animate import add_animate_options, options_from_args
-from .options import one_line_help
 
-__all__ = ["register"]
+__all__ = ["configure"]
+
+LIMITS = {"max_upload_mb": Range(0.0, math.inf, "a file size", low_open=True),
+          "max_video_seconds": Range(0.0, math.inf, "a duration", low_open=True)}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("app", help="serve the web app (animation, image and video "
-                                        "retargeting)", formatter_class=one_line_help,
-                            description="Serve the Gradio app. The animate options below set "
-                                        "the defaults of every job.")
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "portrait-animate app [-p PORT] [--server_name HOST] [--share] [options]"
+    parser.description = ("Serve the Gradio app. The animate options below set the defaults of "
+                          "every job.")
     parser.add_argument("-p", "--server_port", type=int, default=8890, help="port to serve on")
     parser.add_argument("--server_name", default="127.0.0.1",
                         help="address to listen on; 0.0.0.0 for all interfaces")
@@ -34,7 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_run)
 
 
+def _check(args: argparse.Namespace) -> None:
+    """Fail on a bad option before anything is created or loaded."""
+    problems = [allowed.problem(f"--{name}", getattr(args, name), getattr(AppLimits, name))
+                for name, allowed in LIMITS.items()]
+    problems += options_from_args(args, source="", driving="", output_dir="").invalid_values()
+    problems = [p for p in problems if p]
+    if problems:
+        raise InputError(problems[0])
+
+
 def _run(args: argparse.Namespace) -> int:
+    _check(args)
     if args.gradio_temp_dir:
         # Gradio reads it when first imported, so it is set before the app is built.
         Path(args.gradio_temp_dir).mkdir(parents=True, exist_ok=True)

@@ -10,15 +10,13 @@ from ..io.files import save_npz
 from ..io.images import read_image_rgb, resize_area, write_image_rgb
 from .options import add_device_options, add_weights_option
 
-__all__ = ["register"]
+__all__ = ["configure"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "debug-stages",
-        help="run every network stage on two images and save them as .npz",
-        description="Resize both images to 256x256 (area), run F, M, S, R_eyes, R_lip, W and G "
-                    "in float32 and save every stage under the parity fixture's names.")
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Resize both images to 256x256 (area), run F, M, S, R_eyes, R_lip, W "
+                          "and G in float32 and save every stage under the parity fixture's "
+                          "names.")
     parser.add_argument("-s", "--source", required=True,
                         help="source image, or sample:astronaut")
     parser.add_argument("-d", "--driving", required=True,

@@ -1,28 +1,46 @@
-"""``portrait-animate``: the command line."""
+"""``portrait-animate``: the command line.
+
+A command's module is imported only when that command is named: torch and gradio take
+seconds to load, and neither ``--help`` nor ``presets`` needs them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ..errors import PortraitAnimateError
-from . import animate, app, debug, presets, weights
+from .options import HelpFormatter
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = (animate, presets, weights, debug, app)
+#: command -> (its module in this package, one-line help); each module has
+#: ``configure(parser)``, which adds the command's description and options.
+COMMANDS = {
+    "animate": ("animate", "animate a portrait by a driving video, image or motion template"),
+    "presets": ("presets", "list the built-in driving motions (-d preset:NAME)"),
+    "weights": ("weights", "download, synthesise or check LivePortrait weights"),
+    "debug-stages": ("debug", "run every network stage on two images and save them as .npz"),
+    "app": ("app", "serve the web app (animation, image and video retargeting)"),
+    "doctor": ("doctor", "check the installation: versions, CPU, threads, weights, ffmpeg"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(configured: Collection[str] = tuple(COMMANDS)) -> argparse.ArgumentParser:
+    """The parser; the commands in ``configured`` get their options (importing their modules),
+    the others are only listed with their help."""
     parser = argparse.ArgumentParser(
-        prog="portrait-animate",
+        prog="portrait-animate", formatter_class=HelpFormatter,
         description="Animate portraits with LivePortrait-compatible motion.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(sub)
+    for name, (module, help) in COMMANDS.items():
+        command = sub.add_parser(name, help=help, formatter_class=HelpFormatter)
+        if name in configured:
+            importlib.import_module(f".{module}", __package__).configure(command)
     return parser
 
 
@@ -32,8 +50,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[:1]).parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["FlagAction", "add_flag", "add_device_options", "add_weights_option", "one_line_help"]
+__all__ = ["FlagAction", "HelpFormatter", "add_flag", "add_device_options", "add_weights_option"]
 
 
 class FlagAction(argparse.Action):
@@ -24,14 +24,18 @@ class FlagAction(argparse.Action):
         return " | ".join(self.option_strings)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help wrapped to the terminal's width (``$COLUMNS``), each option's default after its
+    help; an option without one (None), or a required one, shows none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
-    parser.add_argument(f"--{name}", action=FlagAction, default=default,
-                        help=f"{help} (default: {default})")
-
-
-def one_line_help(prog: str) -> argparse.HelpFormatter:
-    """Every option's help on one line."""
-    return argparse.HelpFormatter(prog, max_help_position=80, width=300)
+    parser.add_argument(f"--{name}", action=FlagAction, default=default, help=help)
 
 
 def add_weights_option(parser: argparse.ArgumentParser) -> None:

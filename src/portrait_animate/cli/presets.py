@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from ..motion.presets import FPS, PRESET_PREFIX, PRESETS
+from ..choices import PRESET_CATALOGUE, PRESET_FPS, PRESET_PREFIX
 
-__all__ = ["register"]
+__all__ = ["configure"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("presets", help="list the built-in driving motions (-d preset:NAME)")
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = "List the built-in driving motions, for -d preset:NAME."
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    for name, (seconds, _, description) in PRESETS.items():
-        print(f"{PRESET_PREFIX}{name:<10} {int(seconds * FPS):>4} frames  {description}")
+    for name, (seconds, description) in PRESET_CATALOGUE.items():
+        print(f"{PRESET_PREFIX}{name:<10} {int(seconds * PRESET_FPS):>4} frames  {description}")
     return 0

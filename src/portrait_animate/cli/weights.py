@@ -11,18 +11,19 @@ from rich.table import Table
 from ..engines.neural.hub import HUB_REPO_ID, download_weights
 from ..engines.neural.synthetic import write_synthetic_weights
 from ..engines.neural.weights import (
+    SYNTHETIC_DETAIL,
     check_weights_dir,
     default_weights_dir,
+    liveportrait_dir,
     resolve_weights_dir,
     search_locations,
 )
 from ..errors import WeightsError
 
-__all__ = ["register"]
+__all__ = ["configure"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("weights", help="download, synthesise or check LivePortrait weights")
+def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
 
     dl = actions.add_parser("download", help=f"fetch the human-mode files from {HUB_REPO_ID}")
@@ -55,27 +56,51 @@ def _download(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     folder = write_synthetic_weights(args.dir)
-    print(f"synthetic weights written to {folder}")
+    print(f"synthetic weights written to {folder} ({SYNTHETIC_DETAIL})")
     return 0
 
 
+STATUS_STYLES = {"ok": "green", "synthetic": "yellow", "invalid": "red", "missing": "red"}
+
+
+def _folder_to_check(given: str | None) -> Path:
+    """The folder given, which must exist; else the first searched folder that is complete,
+    else the first that exists."""
+    if given:
+        folder = Path(given).expanduser()
+        if not folder.is_dir():
+            what = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise WeightsError(f"weights folder {folder} {what}; pass the folder that holds "
+                               "liveportrait/, or run `portrait-animate weights download`")
+        return folder
+    try:
+        return resolve_weights_dir(None)
+    except WeightsError:
+        places = search_locations(None)
+        for _, folder in places:
+            if folder.is_dir():
+                return folder
+        searched = "; ".join(f"{path} ({origin})" for origin, path in places)
+        raise WeightsError(f"no weights folder exists: searched {searched}; run "
+                           "`portrait-animate weights download`") from None
+
+
 def _check(args: argparse.Namespace) -> int:
-    if args.dir:
-        folder = Path(args.dir)
-    else:
-        try:
-            folder = resolve_weights_dir(None)
-        except WeightsError:
-            folder = search_locations(None)[0][1]
+    folder = _folder_to_check(args.dir)
     reports = check_weights_dir(folder)
-    table = Table(title=f"LivePortrait weights in {folder}")
-    for col in ("network", "file", "status", "detail"):
-        table.add_column(col)
-    for r in reports:
-        status = "[green]ok[/]" if r.ok else "[red]invalid[/]" if r.path else "[red]missing[/]"
-        table.add_row(r.name, r.file, status, r.detail)
+    table = Table(title=f"LivePortrait weights in {liveportrait_dir(folder)}")
+    names = [Path(r.file).name for r in reports]
+    table.add_column("network", no_wrap=True)
+    table.add_column("file", no_wrap=True, min_width=max(map(len, names)))
+    table.add_column("status", overflow="fold")
+    for r, name in zip(reports, names, strict=True):
+        table.add_row(r.name, name, f"[{STATUS_STYLES[r.status]}]{r.status}:[/] {r.detail}")
     Console().print(table)
-    if all(r.ok for r in reports):
-        return 0
-    raise WeightsError(f"{sum(not r.ok for r in reports)} of {len(reports)} networks have no "
-                       f"valid weights in {folder}; run `portrait-animate weights download`")
+    if not all(r.ok for r in reports):
+        raise WeightsError(f"{sum(not r.ok for r in reports)} of {len(reports)} networks have "
+                           f"no valid weights in {folder}; run `portrait-animate weights "
+                           "download`")
+    if any(r.synthetic for r in reports):
+        print(f"synthetic weights: {SYNTHETIC_DETAIL}; `portrait-animate weights download` gets "
+              "the real ones")
+    return 0

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import cv2
 import numpy as np
+
+from ..io.images import SAMPLE_PREFIX, read_image_rgb
 
 __all__ = ["FaceMesh", "NUM_LANDMARKS"]
 
@@ -12,6 +21,38 @@ NUM_LANDMARKS = 478
 ZOOM_SIZE = 384
 #: That view's side relative to the detected face box.
 ZOOM_CONTEXT = 2.5
+#: Side of the face image each new mesh runs on once, silenced (see :func:`_native_stderr_off`).
+WARM_UP_SIZE = 128
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextmanager
+def _native_stderr_off() -> Iterator[None]:
+    """Native code's writes to stderr (file descriptor 2) are dropped inside.
+
+    MediaPipe's C++ (absl logging) and TFLite print start-up notes there, with no setting to
+    turn them off: "Created TensorFlow Lite XNNPACK delegate", "All log messages before
+    absl::InitializeLog()", feedback-manager warnings when a graph first runs and, once per
+    process, a projection warning on the first face found. Python's own writes go there too,
+    from every thread, so only the graphs' start-up runs inside, one at a time.
+    """
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@functools.cache
+def _warm_up_face() -> np.ndarray:
+    face = read_image_rgb(f"{SAMPLE_PREFIX}astronaut")
+    return cv2.resize(face, (WARM_UP_SIZE, WARM_UP_SIZE), interpolation=cv2.INTER_AREA)
 
 
 class FaceMesh:
@@ -31,11 +72,17 @@ class FaceMesh:
     def __init__(self, det_thresh: float = 0.15, max_faces: int = 4) -> None:
         import mediapipe as mp
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
-            min_detection_confidence=det_thresh)
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=det_thresh)
+        face = _warm_up_face()
+        with _native_stderr_off():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
+                min_detection_confidence=det_thresh)
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=det_thresh)
+            # The graphs print their warnings on their first image; static image mode keeps
+            # no state from it.
+            self._mesh.process(face)
+            self._detector.process(face)
 
     def __enter__(self) -> FaceMesh:
         return self

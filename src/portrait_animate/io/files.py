@@ -10,7 +10,25 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["temp_sibling", "commit", "discard", "atomic_path", "save_npz"]
+from ..errors import InputError
+
+__all__ = ["temp_sibling", "commit", "discard", "atomic_path", "save_npz", "check_output_folder"]
+
+
+def check_output_folder(folder: str | os.PathLike, option: str) -> None:
+    """Fail, before any work, unless ``folder`` is a writable folder or can be made one.
+
+    Raises:
+        InputError: naming ``option`` and the fix.
+    """
+    path = Path(folder)
+    existing = next(p for p in (path, *path.parents) if os.path.exists(p))
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"is inside {existing}, which is a file"
+        raise InputError(f"{option} {path} {where}; give {option} a folder (new or existing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: {existing} is not writable; give {option} a folder "
+                         "you can write to")
 
 
 def temp_sibling(path: str | os.PathLike) -> Path:

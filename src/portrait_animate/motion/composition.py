@@ -52,6 +52,13 @@ class DrivingMode:
     def drives_pose(self) -> bool:
         return self.region in ("all", "pose")
 
+    @property
+    def moves_nothing(self) -> bool:
+        """The pose region relative to a single driving image: that image is its own first
+        frame, so the relative pose is the identity (R_d,0 R_d,0^T, t_d,0 - t_d,0) and the
+        source comes out unchanged (SPEC 4.5 a, c)."""
+        return self.relative and not self.driving_is_video and self.region == "pose"
+
 
 def _neutral(layout: KeypointLayout, like: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(layout.neutral_exp).to(dtype=torch.float32, device=like.device)

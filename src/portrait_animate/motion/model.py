@@ -13,13 +13,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from ..choices import REGIONS
 from ..models.checks import check_shape
 from .editing import liveportrait_edits
 from .transform import transform_keypoints
 
 __all__ = ["Motion", "KeypointLayout", "LIVEPORTRAIT_LAYOUT", "LIP_ARRAY", "REGIONS"]
-
-REGIONS = ("exp", "pose", "lip", "eyes", "all")
 
 #: The reference's neutral, closed-mouth expression (``lip_array.pkl``), verbatim, (21, 3).
 LIP_ARRAY = np.array([

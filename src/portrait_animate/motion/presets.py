@@ -12,15 +12,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..choices import PRESET_CATALOGUE, PRESET_FPS, PRESET_PREFIX
 from .editing import EditParams
 from .model import KeypointLayout, Motion
 from .template import MotionTemplate
 from .transform import rotation_matrix
 
 __all__ = ["PRESETS", "PRESET_PREFIX", "preset_names", "preset_edits", "preset_template"]
-
-PRESET_PREFIX = "preset:"
-FPS = 25.0
 
 
 def _bump(t: np.ndarray, centre: float, width: float) -> np.ndarray:
@@ -64,15 +62,13 @@ def _surprise(t: np.ndarray) -> list[EditParams]:
     return [EditParams(eyebrow=25 * x, lip_open=70 * x, pitch=-4 * x) for x in a]
 
 
+_TRAJECTORIES: dict[str, Callable[[np.ndarray], list[EditParams]]] = {
+    "blink": _blink, "smile": _smile, "nod": _nod, "shake": _shake, "talk": _talk,
+    "surprise": _surprise}
 #: name -> (seconds, trajectory, one-line description)
 PRESETS: dict[str, tuple[float, Callable[[np.ndarray], list[EditParams]], str]] = {
-    "blink": (3.0, _blink, "two blinks"),
-    "smile": (3.0, _smile, "a smile that comes and goes"),
-    "nod": (3.0, _nod, "nodding: pitch +-12 degrees"),
-    "shake": (3.0, _shake, "shaking the head: yaw +-18 degrees"),
-    "talk": (4.0, _talk, "talking mouth with small head motion and a blink"),
-    "surprise": (3.0, _surprise, "raised brows and an open mouth"),
-}
+    name: (seconds, _TRAJECTORIES[name], description)
+    for name, (seconds, description) in PRESET_CATALOGUE.items()}
 
 
 def preset_names() -> list[str]:
@@ -84,7 +80,7 @@ def preset_edits(name: str) -> list[EditParams]:
     if name not in PRESETS:
         raise KeyError(name)
     seconds, trajectory, _ = PRESETS[name]
-    t = np.arange(int(seconds * FPS)) / FPS
+    t = np.arange(int(seconds * PRESET_FPS)) / PRESET_FPS
     return [EditParams(), *trajectory(t[1:])]
 
 
@@ -98,4 +94,4 @@ def preset_template(name: str, layout: KeypointLayout) -> MotionTemplate:
         angles = [torch.tensor([[float(a)]]) for a in (p.pitch, p.yaw, p.roll)]
         motions.append(Motion(scale=torch.tensor([[float(p.mov_z)]]), R=rotation_matrix(*angles),
                               exp=layout.edit(neutral, p), t=torch.zeros(1, 3)))
-    return MotionTemplate(motions=motions, fps=FPS, layout=layout.name)
+    return MotionTemplate(motions=motions, fps=PRESET_FPS, layout=layout.name)

@@ -17,8 +17,8 @@ import torch
 from ..engines.base import Engine
 from ..errors import InputError
 from ..face.mesh import FaceMesh
+from ..io.files import check_output_folder
 from ..io.templates import save_template
-from ..io.video import mux_audio
 from ..motion.composition import (
     DrivingMode,
     apply_expression_friendly,
@@ -35,7 +35,7 @@ from ..motion.retargeting import (
     source_video_eye_delta,
 )
 from .compositing import Compositor
-from .driving import PreparedDriving, prepare_driving
+from .driving import PreparedDriving, TimeBase, prepare_driving
 from .engines import load_engine
 from .faces import CropSettings
 from .inputs import InputKind, check_readable, classify_input, input_name
@@ -44,7 +44,13 @@ from .outputs import OutputNames, OutputWriter, concat_panels
 from .progress import Reporter
 from .source import PreparedSource, SourceFrame, prepare_source
 
-__all__ = ["AnimateResult", "animate"]
+__all__ = ["AnimateResult", "animate", "MAX_SHIFT"]
+
+#: How far the driven keypoints may move from the source's, in face sizes (the longer side of
+#: the source keypoints' box), before the engines tear the face: on the classic engine a head
+#: turn of preset:shake x4 (0.54) tears it, while the real head motion of d9.mp4 (up to 0.29,
+#: 0.43 at x1.5) renders whole.
+MAX_SHIFT = 0.5
 
 
 @dataclass
@@ -69,6 +75,9 @@ class AnimateResult:
 
 
 def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: InputKind) -> None:
+    invalid = options.invalid_values()
+    if invalid:
+        raise InputError(invalid[0])
     problems = options.conflicts()
     if drv_kind is InputKind.PRESET and not options.flag_relative_motion:
         problems.append("a preset drives relative motion; drop --no_flag_relative_motion")
@@ -82,9 +91,10 @@ def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: Input
 def _check_driving(options: AnimateOptions, driving: PreparedDriving, engine: Engine) -> None:
     if driving.layout != engine.layout.name:
         needed = "neural" if driving.layout == "liveportrait-21" else "classic"
-        raise InputError(f"the motion template {driving.spec} holds {driving.layout} keypoints, "
-                         f"which the {engine.name} engine cannot use; run with --engine "
-                         f"{needed} (or re-create the template from its driving video)")
+        problem = (f"the motion template {driving.spec} holds {driving.layout} keypoints, "
+                   f"which the {engine.name} engine cannot use")
+        raise InputError(f"{problem}; run with --engine {needed} (or re-create the template "
+                         "from its driving video)", page=f"{problem}; pick the {needed} engine")
     if options.flag_eye_retargeting and not driving.has_eye_ratios:
         raise InputError(f"--flag_eye_retargeting needs eye ratios, which the template "
                          f"{driving.spec} does not have; drop the flag or use a driving video")
@@ -112,10 +122,16 @@ class _FrameAnimator:
     """
 
     def __init__(self, engine: Engine, options: AnimateOptions, source: PreparedSource,
-                 driving: PreparedDriving, n: int | None) -> None:
+                 driving: PreparedDriving, n: int | None, reporter: Reporter) -> None:
         self.engine, self.options, self.source, self.driving = engine, options, source, driving
+        self.reporter = reporter
+        self._warned_shift = False
         self.mode = DrivingMode(options.flag_relative_motion, options.animation_region,
                                 driving.is_video)
+        if self.mode.moves_nothing:
+            reporter.note("note: --animation_region pose moves nothing with a driving image in "
+                          "relative motion (the image's pose is relative to itself); pass "
+                          "--no_flag_relative_motion to take the image's pose")
         self.retarget = RetargetingOptions(
             relative=options.flag_relative_motion, stitching=options.flag_stitching,
             eye_retargeting=options.flag_eye_retargeting,
@@ -173,7 +189,28 @@ class _FrameAnimator:
             source_eye_ratios=info.eye_ratios, source_lip_ratio=info.lip_ratio,
             driving_eye_ratio=self.driving.eye_ratio(i),
             driving_lip_ratio=self.driving.lip_ratio(i))
+        self._check_shift(i, info.x_s, x)
         return info, x
+
+    def _check_shift(self, i: int, x_s: torch.Tensor, x: torch.Tensor) -> None:
+        """Warn, once, when frame i moves the face further than the engines can render."""
+        if self._warned_shift:
+            return
+        xy = x_s[0, :, :2]
+        size = (xy.max(dim=0).values - xy.min(dim=0).values).max()
+        shift = float((x[0, :, :2] - xy).norm(dim=-1).max() / size)
+        if shift <= MAX_SHIFT:
+            return
+        self._warned_shift = True
+        if self.options.driving_multiplier > 1:
+            fix = f"lower --driving_multiplier ({self.options.driving_multiplier:g})"
+        elif not self.options.flag_relative_motion:
+            fix = "drop --no_flag_relative_motion (relative motion keeps the source's framing)"
+        else:
+            fix = "use a driver with less head motion"
+        self.reporter.note(f"warning: frame {i} moves the face by {shift:.0%} of its size, "
+                           f"more than the {self.engine.name} engine renders without tearing "
+                           f"it ({MAX_SHIFT:.0%}); {fix}")
 
 
 def _paste_back_active(options: AnimateOptions) -> bool:
@@ -209,16 +246,30 @@ def _composer(engine: Engine, paste: bool) -> Callable[..., tuple[np.ndarray, np
     return compose
 
 
-def _add_audio(options: AnimateOptions, source: PreparedSource, driving: PreparedDriving,
-               paths: list[Path], reporter: Reporter) -> None:
-    if not (source.has_audio or driving.has_audio):
-        return
-    use_driving = (driving.has_audio and options.audio_priority == "driving") or \
-        not source.has_audio
-    audio = Path(driving.spec if use_driving else source.spec)
+def _takes_driving_audio(options: AnimateOptions, source: PreparedSource) -> bool:
+    """Whether the output takes a driving video's audio, if it has one."""
+    return options.audio_priority == "driving" or not source.has_audio
+
+
+def _time_base(options: AnimateOptions, source: PreparedSource) -> TimeBase | None:
+    """A video source's output time base, which a driver may be resampled onto; None for an
+    image source, whose output takes the driver's."""
+    if not source.is_video:
+        return None
+    return TimeBase(source.fps, options.driving_time_base, _takes_driving_audio(options, source))
+
+
+def _audio(options: AnimateOptions, source: PreparedSource, driving: PreparedDriving,
+           reporter: Reporter) -> Path | None:
+    """The file whose audio track a video result takes, if any."""
+    if driving.has_audio and _takes_driving_audio(options, source):
+        audio = Path(driving.spec)
+    elif source.has_audio:
+        audio = Path(source.spec)
+    else:
+        return None
     reporter.note(f"audio from {audio}")
-    for path in paths:
-        mux_audio(path, audio)
+    return audio
 
 
 def _animate_prepared(options: AnimateOptions, engine: Engine, source: PreparedSource,
@@ -231,24 +282,23 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: PreparedS
     names = OutputNames(options.output_dir,
                         f"{input_name(options.source)}--{input_name(options.driving)}",
                         image_result)
-    animator = _FrameAnimator(engine, options, source, driving, n)
+    animator = _FrameAnimator(engine, options, source, driving, n, reporter)
     driving.ready()
     frames = _render_frames(engine, animator, source, driving, n)
     compose = _composer(engine, _paste_back_active(options))
-    # The classic engine renders faster than x264's default preset encodes: its videos take
-    # the fast encoding; the neural engine's keep the default, as the reference writes them.
-    with OutputWriter(names, fps, options.save_frames, image_result,
-                      engine.name == "classic", compose) as writer:
-        total = driving.frames_hint if n is None else n
-        for frame in reporter.track(frames, f"animating ({engine.name})", total):
-            writer.add(*frame)
-
+    audio = None if image_result else _audio(options, source, driving, reporter)
     template_path = None
     if driving.kind in (InputKind.IMAGE, InputKind.VIDEO):
         template_path = names.dir / f"{input_name(options.driving)}_template.npz"
-        save_template(template_path, driving.template)
-    if not image_result:
-        _add_audio(options, source, driving, [names.result, names.concat], reporter)
+    # The classic engine renders faster than x264's default preset encodes: its videos take
+    # the fast encoding; the neural engine's keep the default, as the reference writes them.
+    with OutputWriter(names, fps, options.save_frames, image_result,
+                      engine.name == "classic", compose, source.sar, audio) as writer:
+        total = driving.frames_hint if n is None else n
+        for frame in reporter.track(frames, f"animating ({engine.name})", total):
+            writer.add(*frame)
+        if template_path is not None:  # written with the other outputs, or not at all
+            writer.attach(template_path, lambda tmp: save_template(tmp, driving.template))
     reporter.note(f"wrote {names.result} and {names.concat}")
     return AnimateResult(output=names.result, concat=names.concat,
                          frames_dir=names.frames if options.save_frames else None,
@@ -272,6 +322,7 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
     _check_options(options, src_kind, drv_kind)
     check_readable(options.source, src_kind)
     check_readable(options.driving, drv_kind)
+    check_output_folder(options.output_dir, "-o")
     engine = engine or load_engine(options, reporter)
 
     source_settings = CropSettings(options.scale, options.vx_ratio, options.vy_ratio,
@@ -286,5 +337,6 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
         limit = len(source.frames_info) if source.is_video and drv_kind is InputKind.VIDEO \
             else None
         with prepare_driving(options.driving, drv_kind, engine, mesh, driving_settings,
-                             options.flag_crop_driving_video, limit, reporter) as driving:
+                             options.flag_crop_driving_video, limit, reporter,
+                             _time_base(options, source)) as driving:
             return _animate_prepared(options, engine, source, driving, reporter)

@@ -7,13 +7,19 @@ soon as its face is known. A driver cropped to one averaged box waits for the wh
 and is decoded again for its crops, as is one whose motion is needed for every frame before
 the animation starts (a video source's). Per frame only landmarks, ratios and motion are kept,
 and at most a few crops.
+
+A video source's output keeps the source's frame rate. The driver is then taken frame for
+frame (the reference's way), or resampled onto the output's time base (:class:`TimeBase`), so
+that a driving video's motion stays in time with its audio.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator, Iterator
-from itertools import count, islice, repeat
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import count, islice
 
 import numpy as np
 
@@ -31,7 +37,7 @@ from .faces import CROP_SIZE, CropSettings, FaceTrack, driving_crop, points_in_i
 from .inputs import InputKind
 from .progress import Reporter
 
-__all__ = ["PreparedDriving", "prepare_driving", "DEFAULT_FPS"]
+__all__ = ["PreparedDriving", "prepare_driving", "TimeBase", "DEFAULT_FPS"]
 
 DEFAULT_FPS = 25.0
 #: Driving crops the analysis may keep ahead of the animation.
@@ -40,16 +46,74 @@ PANELS_AHEAD = 8
 PANELS_BEFORE_FACE = 32
 
 
-def _frames(spec: str, kind: InputKind, limit: int | None) -> Generator[np.ndarray, None, None]:
+def _frames(spec: str, kind: InputKind, limit: int | None,
+            warn: Callable[[str], None] | None = None) -> Generator[np.ndarray, None, None]:
     if kind is InputKind.IMAGE:
         yield read_image_rgb(spec)
     else:
-        yield from iter_frames(spec, limit=limit)
+        yield from iter_frames(spec, limit=limit, warn=warn)
+
+
+@dataclass(frozen=True)
+class TimeBase:
+    """The time base of a video source's output, when it may not be the driver's.
+
+    Attributes:
+        fps: the output's frame rate.
+        mode: ``driving`` takes the driver frame for frame, as the reference does (its motion
+            plays faster or slower than it was filmed); ``output`` resamples the driving motion
+            onto the output's frame rate; ``auto`` resamples when the output takes the
+            driver's audio.
+        driving_audio: the output takes a driving video's audio, if it has one.
+    """
+
+    fps: float
+    mode: str
+    driving_audio: bool
+
+
+class _Timeline:
+    """Which driving frame each output frame shows: output frame i, at i / output fps, shows
+    the driving frame nearest in time, round(i * driving fps / output fps); frame for frame
+    without rates."""
+
+    def __init__(self, driving_fps: float = 1.0, output_fps: float = 1.0) -> None:
+        ratio = (Fraction(driving_fps) / Fraction(output_fps)).limit_denominator(100_000)
+        self._p, self._q = ratio.numerator, ratio.denominator
+
+    def driving(self, i: int) -> int:
+        """The driving frame that output frame i shows."""
+        return (2 * i * self._p + self._q) // (2 * self._q)
+
+    def output_frames(self, m: int) -> int:
+        """Output frames that show the first m driving frames (m >= 1)."""
+        return ((2 * m - 1) * self._q + 2 * self._p - 1) // (2 * self._p)
+
+
+def _timeline(time_base: TimeBase | None, fps: float, has_audio: bool,
+              reporter: Reporter) -> _Timeline:
+    """The timeline of a driver of ``fps`` (with audio or not) in an output of ``time_base``."""
+    if time_base is None or fps == time_base.fps:
+        return _Timeline()
+    audio = has_audio and time_base.driving_audio
+    if time_base.mode == "output" or (time_base.mode == "auto" and audio):
+        reporter.note(f"note: the driving motion ({fps:g} fps) is resampled onto the "
+                      f"output's {time_base.fps:g} fps"
+                      + (", in time with its audio" if audio else "")
+                      + " (--driving_time_base driving takes it frame for frame)")
+        return _Timeline(fps, time_base.fps)
+    if audio:
+        reporter.note(f"note: the driver's {fps:g} fps are played frame for frame at "
+                      f"{time_base.fps:g} fps, out of time with its audio; use "
+                      "--driving_time_base auto or output to keep them in time")
+    return _Timeline()
 
 
 def _no_face(spec: str) -> InputError:
-    return InputError(f"no face found in any frame of the driving input {spec}; use a driving "
-                      "video or image that shows a face, or lower --det_thresh")
+    problem = f"no face found in any frame of the driving input {spec}"
+    return InputError(f"{problem}; use a driving video or image that shows a face, or lower "
+                      "--det_thresh", page=f"{problem}; upload a driving video or image that "
+                      "shows a face")
 
 
 class _FaceAnalysis:
@@ -199,6 +263,10 @@ class PreparedDriving:
         engine: takes the motion of the driving crops.
         crop: crop the frames to the averaged box (else resize them whole).
         reporter: shows the waits for the whole analysis.
+        timeline: the driving frame of each output frame (frame for frame without).
+
+    Frames are counted in output frames (:meth:`frames`, :meth:`motion`, :attr:`n_frames`,
+    ...); only :attr:`template` holds the driver's own frames.
 
     Attributes:
         spec: the driving path.
@@ -213,7 +281,8 @@ class PreparedDriving:
     def __init__(self, spec: str, kind: InputKind, fps: float, has_audio: bool, layout: str,
                  frames_hint: int | None, *, template: MotionTemplate | None = None,
                  analysis: _FaceAnalysis | None = None, engine: Engine | None = None,
-                 crop: bool = False, reporter: Reporter | None = None) -> None:
+                 crop: bool = False, reporter: Reporter | None = None,
+                 timeline: _Timeline | None = None) -> None:
         self.spec, self.kind, self.fps, self.has_audio, self.layout = \
             spec, kind, fps, has_audio, layout
         self.frames_hint = frames_hint
@@ -221,6 +290,7 @@ class PreparedDriving:
         self.has_lip_ratios = template is None or template.lip_ratios is not None
         self._template, self._analysis, self._engine = template, analysis, engine
         self._crop, self._reporter = crop, reporter or Reporter(quiet=True)
+        self._timeline = timeline or _Timeline()
         self._bbox: np.ndarray | None = None
         self._motions: list[Motion] = []
 
@@ -254,20 +324,43 @@ class PreparedDriving:
             self._analysed()
             self._bbox = mean_bbox(self._analysis.own_boxes())
 
+    def _frame(self, i: int) -> int:
+        """The driving frame of output frame i."""
+        return self._timeline.driving(i) if self.is_video else 0
+
     @property
     def n_frames(self) -> int:
-        """Driving frames (at most the limit); waits for the whole analysis."""
+        """Output frames of the driver (at most the limit); waits for the whole analysis."""
         if self._template is not None:
-            return self._template.n_frames
-        return len(self._analysed())
+            return self._timeline.output_frames(self._template.n_frames)
+        return self._timeline.output_frames(len(self._analysed()))
 
     def frames(self, n: int | None = None) -> Iterator[tuple[np.ndarray | None, Motion]]:
-        """(driving crop, motion) of the first n frames (all without n), in order: the crop
-        is the engine's input and the concat panel (None without driving pixels), its motion
-        is taken once and kept for :meth:`motion` and the template."""
+        """(driving crop, motion) of the first n output frames (all without n), in order: the
+        crop is the engine's input and the concat panel (None without driving pixels), its
+        motion is taken once and kept for :meth:`motion` and the template (also that of the
+        driving frames skipped after the last one shown, before output frame n's)."""
+        end = None if n is None or not self.is_video else self._timeline.driving(n)
+        driving = self._driving_frames(end)
+        shown, item = -1, None
+        try:
+            for i in range(n) if n is not None else count():
+                while shown < self._frame(i):
+                    if (item := next(driving, None)) is None:
+                        return
+                    shown += 1
+                yield item
+            for _ in driving:
+                pass
+        finally:
+            driving.close()
+
+    def _driving_frames(self, n: int | None
+                        ) -> Generator[tuple[np.ndarray | None, Motion], None, None]:
+        """:meth:`frames` of the first n driving frames (all without n)."""
         if self._analysis is None:
-            total = self.n_frames if n is None else n
-            yield from ((None, self.motion(i)) for i in range(total))
+            total = self._template.n_frames if n is None else n
+            yield from ((None, m) for m in self._template.motions[:total])
             return
         self.ready()
         size = self._engine.input_size
@@ -292,46 +385,51 @@ class PreparedDriving:
                     landmarks = points_in_input(points, self._analysis.frame_shape, to_crop,
                                                 size)
                     self._motions.append(self._engine.motion(panel, landmarks))
-                if not self.is_video:  # one driving image for every frame
-                    yield from repeat((panel, self._motions[0]), 1 if n is None else n)
-                    return
                 yield panel, self._motions[i]
+                if not self.is_video:  # one driving image for every frame
+                    return
         finally:
             if decoder is not None:
                 decoder.close()
 
-    def motions(self, n: int) -> list[Motion]:
-        """The first n frames' motion, taken now (a decoding pass) where not yet."""
-        if self._analysis is not None and len(self._motions) < (n if self.is_video else 1):
-            for _ in self.frames(n):
+    def _take_motions(self, m: int) -> None:
+        """Take the motion of the first m driving frames now (a decoding pass) where not yet."""
+        if self._analysis is not None and len(self._motions) < m:
+            for _ in self._driving_frames(m):
                 pass
+
+    def motions(self, n: int) -> list[Motion]:
+        """The first n output frames' motion, taken now where not yet."""
+        self._take_motions(self._frame(n - 1) + 1)
         return [self.motion(i) for i in range(n)]
 
     def motion(self, i: int) -> Motion:
-        """Frame i's motion; :meth:`frames` has reached it."""
-        j = i if self.is_video else 0
+        """Output frame i's motion; :meth:`frames` has reached it."""
+        j = self._frame(i)
         return self._template.motions[j] if self._template is not None else self._motions[j]
 
     def eye_ratio(self, i: int) -> float | None:
         if self._template is None:
-            return float(self._analysis.face(i if self.is_video else 0).eye_ratios[0, 0])
+            return float(self._analysis.face(self._frame(i)).eye_ratios[0, 0])
         ratios = self._template.eye_ratios
-        return None if ratios is None else float(ratios[i if self.is_video else 0, 0])
+        return None if ratios is None else float(ratios[self._frame(i), 0])
 
     def lip_ratio(self, i: int) -> float | None:
         if self._template is None:
-            return float(self._analysis.face(i if self.is_video else 0).lip_ratios[0, 0])
+            return float(self._analysis.face(self._frame(i)).lip_ratios[0, 0])
         ratios = self._template.lip_ratios
-        return None if ratios is None else float(ratios[i if self.is_video else 0, 0])
+        return None if ratios is None else float(ratios[self._frame(i), 0])
 
     @property
     def template(self) -> MotionTemplate:
-        """The whole driving motion, taking what :meth:`frames` has not reached."""
+        """The whole driving motion, at the driver's own frame rate, taking what
+        :meth:`frames` has not reached."""
         if self._template is not None:
             return self._template
         faces = self._analysed()
+        self._take_motions(len(faces))
         return MotionTemplate(
-            motions=self.motions(len(faces)), fps=self.fps, layout=self.layout,
+            motions=self._motions[:len(faces)], fps=self.fps, layout=self.layout,
             eye_ratios=np.concatenate([f.eye_ratios for f in faces]),
             lip_ratios=np.concatenate([f.lip_ratios for f in faces]))
 
@@ -349,34 +447,42 @@ class PreparedDriving:
 
 def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                     settings: CropSettings, force_crop: bool, limit: int | None,
-                    reporter: Reporter) -> PreparedDriving:
-    """The driver of at most ``limit`` frames; a video or image is analysed from now on with
-    ``mesh``, which only the analysis may use until :meth:`PreparedDriving.close`.
+                    reporter: Reporter, time_base: TimeBase | None = None) -> PreparedDriving:
+    """The driver of at most ``limit`` output frames; a video or image is analysed from now
+    on with ``mesh``, which only the analysis may use until :meth:`PreparedDriving.close`.
 
     The driver is cropped to one averaged box when ``force_crop`` is set or it is not square.
+    ``time_base``, the output's of a video source, decides whether a driver of several
+    frames is resampled onto it.
     """
     layout = engine.layout.name
-    if kind is InputKind.PRESET:
-        template = preset_template(spec.removeprefix(PRESET_PREFIX), engine.layout)
+    if kind in (InputKind.PRESET, InputKind.TEMPLATE):
+        if kind is InputKind.PRESET:
+            template = preset_template(spec.removeprefix(PRESET_PREFIX), engine.layout)
+        else:
+            if force_crop:
+                reporter.note("note: --flag_crop_driving_video has no effect on a motion "
+                              "template")
+            template = load_template(spec)
+            layout = template.layout
+        timeline = _timeline(time_base if template.n_frames > 1 else None, template.fps,
+                             False, reporter)
         return PreparedDriving(spec, kind, template.fps, False, layout, template.n_frames,
-                               template=template)
-    if kind is InputKind.TEMPLATE:
-        if force_crop:
-            reporter.note("note: --flag_crop_driving_video has no effect on a motion template")
-        template = load_template(spec)
-        return PreparedDriving(spec, kind, template.fps, False, template.layout,
-                               template.n_frames, template=template)
+                               template=template, timeline=timeline)
 
     if kind is InputKind.IMAGE:
-        fps, has_audio, hint = DEFAULT_FPS, False, 1
+        fps, has_audio, hint, timeline = DEFAULT_FPS, False, 1, _Timeline()
         h, w = read_image_rgb(spec).shape[:2]
     else:
         probe = probe_video(spec)
         fps, has_audio, (w, h) = probe.fps, probe.has_audio, probe.size
+        timeline = _timeline(time_base, fps, has_audio, reporter)
+        if limit is not None:  # in driving frames
+            limit = timeline.driving(limit - 1) + 1
         hint = round(probe.duration * probe.fps) or limit
         hint = hint if limit is None else min(hint, limit)
     crop = force_crop or w != h
-    analysis = _FaceAnalysis(_frames(spec, kind, limit), mesh, settings, engine.uses_landmarks,
-                             None if crop else engine.input_size)
+    analysis = _FaceAnalysis(_frames(spec, kind, limit, reporter.note), mesh, settings,
+                             engine.uses_landmarks, None if crop else engine.input_size)
     return PreparedDriving(spec, kind, fps, has_audio, layout, hint, analysis=analysis,
-                           engine=engine, crop=crop, reporter=reporter)
+                           engine=engine, crop=crop, reporter=reporter, timeline=timeline)

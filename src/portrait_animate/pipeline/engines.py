@@ -7,7 +7,7 @@ from ..engines.classic import ClassicEngine
 from ..engines.neural import LivePortraitNetworks
 from ..engines.neural.acceleration import EXACT
 from ..engines.neural.animator import NeuralEngine
-from ..engines.neural.weights import resolve_weights_dir
+from ..engines.neural.weights import SYNTHETIC_DETAIL, resolve_weights_dir
 from ..errors import WeightsError
 from .options import AnimateOptions
 from .progress import Reporter
@@ -44,4 +44,7 @@ def load_engine(options: AnimateOptions, reporter: Reporter) -> Engine:
     numerics = (networks.precision if networks.precision != EXACT
                 else str(networks.dtype).split(".")[-1])
     reporter.note(f"engine: neural on {networks.device} ({numerics})")
+    if networks.synthetic:
+        reporter.note(f"warning: these LivePortrait weights are synthetic: {SYNTHETIC_DETAIL}; "
+                      "`portrait-animate weights download` gets the real ones")
     return NeuralEngine(networks)

@@ -3,16 +3,69 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
-from ..engines.neural.acceleration import PRECISIONS
-from ..motion.model import REGIONS
+from ..choices import PRECISIONS, REGIONS
 
-__all__ = ["AnimateOptions", "DRIVING_OPTIONS", "AUDIO_PRIORITIES", "ENGINES", "PRECISIONS"]
+__all__ = ["AnimateOptions", "DRIVING_OPTIONS", "AUDIO_PRIORITIES", "DRIVING_TIME_BASES",
+           "ENGINES", "PRECISIONS", "Range", "RANGES"]
 
 DRIVING_OPTIONS = ("expression-friendly", "pose-friendly")
 AUDIO_PRIORITIES = ("driving", "source")
+#: How a video source's output, at the source's frame rate, takes a driver of another rate.
+DRIVING_TIME_BASES = ("auto", "driving", "output")
 ENGINES = ("auto", "neural", "classic")
+
+
+class Range(NamedTuple):
+    """The finite values a float option may take, and why."""
+
+    low: float
+    high: float
+    why: str
+    low_open: bool = False  # the low bound itself is excluded
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        return above and value <= self.high
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            return f"above {self.low:g}" if self.low_open else f"of at least {self.low:g}"
+        if self.low_open:
+            return f"above {self.low:g} and at most {self.high:g}"
+        return f"from {self.low:g} to {self.high:g}"
+
+    def problem(self, option: str, value: float, default: float) -> str | None:
+        """Why ``value`` cannot be given to ``option``, as 'problem; fix', or None."""
+        if value in self:
+            return None
+        return (f"{option} {value} is not a finite number {self} ({self.why}); pass one in that "
+                f"range, e.g. the default {default:g}")
+
+
+_CROP_SCALE = Range(1.0, 10.0, "the crop's side in face sizes: below 1 it cuts into the face, "
+                               "past 10 the face is too small in the crop to animate")
+_CROP_SHIFT = Range(-1.0, 1.0, "a shift in crop sizes: past 1 the crop leaves the face")
+#: Every float option's range.
+RANGES = {
+    "driving_multiplier": Range(0.0, 10.0, "it scales the driving motion: 0 freezes the face, "
+                                           "and past 10 even a slight expression moves it "
+                                           "further than the engines can render"),
+    "driving_smooth_observation_variance": Range(0.0, math.inf, "a Kalman observation variance",
+                                                 low_open=True),
+    "det_thresh": Range(0.0, 1.0, "a face-detection confidence", low_open=True),
+    "scale": _CROP_SCALE,
+    "vx_ratio": _CROP_SHIFT,
+    "vy_ratio": _CROP_SHIFT,
+    "scale_crop_driving_video": _CROP_SCALE,
+    "vx_ratio_crop_driving_video": _CROP_SHIFT,
+    "vy_ratio_crop_driving_video": _CROP_SHIFT,
+}
 
 
 @dataclass
@@ -38,6 +91,7 @@ class AnimateOptions:
     driving_multiplier: float = 1.0
     driving_smooth_observation_variance: float = 3e-7
     audio_priority: str = "driving"
+    driving_time_base: str = "auto"
     animation_region: str = "all"
     det_thresh: float = 0.15
     scale: float = 2.3
@@ -61,21 +115,27 @@ class AnimateOptions:
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
-    def conflicts(self) -> list[str]:
-        """Option combinations that cannot work, each as 'problem; fix'."""
+    def invalid_values(self) -> list[str]:
+        """Options whose value cannot work, each as 'problem; fix'."""
         problems = []
         choices = (("animation_region", REGIONS), ("driving_option", DRIVING_OPTIONS),
-                   ("audio_priority", AUDIO_PRIORITIES), ("engine", ENGINES),
+                   ("audio_priority", AUDIO_PRIORITIES),
+                   ("driving_time_base", DRIVING_TIME_BASES), ("engine", ENGINES),
                    ("precision", PRECISIONS))
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 problems.append(f"--{name} {getattr(self, name)!r} is not one of "
                                 f"{', '.join(allowed)}")
-        if not 0 < self.det_thresh <= 1:
-            problems.append("--det_thresh must be in (0, 1]")
-        for name in ("scale", "scale_crop_driving_video", "driving_smooth_observation_variance"):
-            if getattr(self, name) <= 0:
-                problems.append(f"--{name} must be positive")
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, allowed in RANGES.items():
+            problem = allowed.problem(f"--{name}", getattr(self, name), defaults[name])
+            if problem:
+                problems.append(problem)
+        return problems
+
+    def conflicts(self) -> list[str]:
+        """Option combinations that cannot work, each as 'problem; fix'."""
+        problems = []
         if self.flag_normalize_lip and not self.flag_relative_motion:
             problems.append("--flag_normalize_lip needs relative motion; drop "
                             "--no_flag_relative_motion or --flag_normalize_lip")

@@ -1,6 +1,6 @@
 """The files ``animate`` writes (SPEC 4.10): result and concat as .jpg or .mp4, optional
-lossless PNG frames, audio from the source or the driver. Nothing appears under a final name
-before it is complete."""
+lossless PNG frames, audio from the source or the driver, and any file attached (the motion
+template). Nothing appears under a final name before all of them are complete."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..io.files import commit, temp_sibling
+from ..io.files import commit, discard, temp_sibling
 from ..io.images import write_image_rgb
 from ..io.video import VideoWriter
 
@@ -54,6 +55,9 @@ class OutputWriter:
     wait for it. A failure there is raised by the next :meth:`add` or at the end of the
     ``with`` block, and nothing is kept.
 
+    At the end of the ``with`` block every output is finished under a temporary name, and
+    only then are all of them renamed to their final names.
+
     Args:
         names: output paths.
         fps: frame rate of video outputs.
@@ -62,17 +66,23 @@ class OutputWriter:
         fast_video: encode for a real-time pipeline (see :class:`VideoWriter`).
         compose: makes the (result, concat) pair of what :meth:`add` receives, in the
             background thread; without it :meth:`add` receives the pair.
+        sar: sample aspect ratio of the result video's pixels (the source's).
+        audio: a file whose audio both videos take, fitted to their length.
     """
 
     def __init__(self, names: OutputNames, fps: float, save_frames: bool, image: bool,
                  fast_video: bool = False,
-                 compose: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+                 compose: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None,
+                 sar: Fraction = Fraction(1), audio: Path | None = None) -> None:
         self.names, self.fps, self.save_frames, self.image = names, fps, save_frames, image
         self.fast_video = fast_video
         self.count = 0
         self._compose = compose
+        self._sar, self._audio = sar, audio
         self._videos: list[VideoWriter] = []
         self._frames_tmp: Path | None = None
+        #: (temporary, final) files finished, renamed at the end.
+        self._finished: list[tuple[Path, Path]] = []
         self._last: tuple[np.ndarray, np.ndarray] | None = None
         self._queue: queue.Queue[tuple[int, tuple[Any, ...]] | None] = queue.Queue(QUEUED)
         self._error: BaseException | None = None
@@ -81,8 +91,11 @@ class OutputWriter:
     def __enter__(self) -> OutputWriter:
         self.names.dir.mkdir(parents=True, exist_ok=True)
         if not self.image:
-            self._videos = [VideoWriter(path, self.fps, self.fast_video).__enter__()
-                            for path in (self.names.result, self.names.concat)]
+            self._videos = [
+                VideoWriter(self.names.result, self.fps, self.fast_video, self._sar,
+                            self._audio).__enter__(),
+                VideoWriter(self.names.concat, self.fps, self.fast_video,
+                            audio=self._audio).__enter__()]
         if self.save_frames:
             self._frames_tmp = Path(tempfile.mkdtemp(prefix=f".{self.names.frames.name}-",
                                                      dir=self.names.dir))
@@ -96,6 +109,13 @@ class OutputWriter:
             raise self._error
         self._queue.put((self.count, frame))
         self.count += 1
+
+    def attach(self, final: Path, write: Callable[[Path], object]) -> None:
+        """One more output: ``write`` makes it now at the temporary path it is given, and it
+        appears under ``final`` with the others, or not at all."""
+        tmp = temp_sibling(final)
+        self._finished.append((tmp, final))
+        write(tmp)
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -120,19 +140,31 @@ class OutputWriter:
                  tb: TracebackType | None) -> None:
         self._queue.put(None)
         self._worker.join()
-        ok = exc_type is None and self._error is None and self.count > 0
-        for video in self._videos:
-            video.__exit__(None if ok else RuntimeError, None, None)
-        if ok and self.image:
-            write_image_rgb(self.names.concat, self._last[1])
-            write_image_rgb(self.names.result, self._last[0])
-        if self._frames_tmp is not None:
-            if ok:
-                self._replace_dir(self._frames_tmp, self.names.frames)
-            else:
+        try:
+            if exc_type is None and self._error is None and self.count > 0:
+                self._finish()
+                for tmp, final in self._finished:
+                    commit(tmp, final)
+                self._finished.clear()
+                if self._frames_tmp is not None:
+                    self._replace_dir(self._frames_tmp, self.names.frames)
+        finally:
+            for video in self._videos:
+                video.discard()
+            for tmp, _ in self._finished:
+                discard(tmp)
+            if self._frames_tmp is not None:
                 shutil.rmtree(self._frames_tmp, ignore_errors=True)
         if exc_type is None and self._error is not None:
             raise self._error
+
+    def _finish(self) -> None:
+        """Every output complete under its temporary name."""
+        for video in self._videos:
+            self._finished.append((video.finish(), video.path))
+        if self.image:
+            self.attach(self.names.concat, lambda tmp: write_image_rgb(tmp, self._last[1]))
+            self.attach(self.names.result, lambda tmp: write_image_rgb(tmp, self._last[0]))
 
     @staticmethod
     def _replace_dir(tmp: Path, final: Path) -> None:

@@ -18,7 +18,6 @@ import torch
 from ..engines.base import Engine
 from ..errors import InputError
 from ..face.mesh import FaceMesh
-from ..io.video import mux_audio
 from ..motion.editing import EditParams
 from ..motion.retargeting import edited_keypoints, lip_silent_keypoints
 from ..motion.smoothing import kalman_smooth
@@ -180,9 +179,6 @@ def _lip_keypoints(engine: Engine, frames: list[SourceFrame],
     if options.lip_silent:
         return [lip_silent_keypoints(engine, f.motion, engine.layout, f.lip_ratio)
                 for f in frames]
-    if any(f.lip_ratio is None for f in frames):
-        raise InputError("lip retargeting needs a face in the video; use a video with a "
-                         "clearly visible face or lower --det_thresh")
     target = torch.tensor([[0.0, options.lip_ratio]])
     deltas = []
     for f in frames:
@@ -196,7 +192,7 @@ def _lip_keypoints(engine: Engine, frames: list[SourceFrame],
 def retarget_video(spec: str, engine: Engine, options: VideoRetargetOptions,
                    output_dir: str | Path, reporter: Reporter | None = None) -> VideoRetargetResult:
     """Set the lip opening of every frame of a video (or keep the lips silent), stitched,
-    pasted back, with the input's audio.
+    pasted back, with the input's audio and pixel aspect ratio.
 
     Raises:
         InputError: not a readable video, no face, or bad options; nothing is left behind.
@@ -209,20 +205,18 @@ def retarget_video(spec: str, engine: Engine, options: VideoRetargetOptions,
     settings = CropSettings(options.scale, VIDEO_CROP.vx_ratio, VIDEO_CROP.vy_ratio)
     with FaceMesh(options.det_thresh) as mesh:
         source = prepare_source(spec, InputKind.VIDEO, engine, mesh, settings, options.do_crop,
-                                1280, 2, None, reporter)
+                                1280, 2, None, reporter, face_required=not options.lip_silent)
     frames = source.frames_info
     with torch.no_grad():
         keypoints = _lip_keypoints(engine, frames, options)
     names = OutputNames(output_dir, f"{input_name(spec)}_retargeting", image=False)
     compositor = Compositor(engine, options.do_crop)
     rendered = _render(engine, source, keypoints, compositor)
-    with OutputWriter(names, source.fps, save_frames=False, image=False) as writer:
+    with OutputWriter(names, source.fps, save_frames=False, image=False, sar=source.sar,
+                      audio=Path(spec) if source.has_audio else None) as writer:
         for result, concat in reporter.track(rendered, f"retargeting ({engine.name})",
                                              len(frames)):
             writer.add(result, concat)
-    if source.has_audio:
-        for path in (names.result, names.concat):
-            mux_audio(path, Path(spec))
     return VideoRetargetResult(output=names.result, concat=names.concat,
                                n_frames=len(frames), fps=source.fps)
 

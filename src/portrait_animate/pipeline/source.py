@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from itertools import repeat
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -58,6 +60,7 @@ class PreparedSource:
     frames_info: per-frame :class:`SourceFrame` (one for an image).
     fps: exact frame rate of a video source, else None.
     has_audio: whether a video source has an audio stream.
+    sar: the sample (pixel) aspect ratio of a video source's frames, 1 for square pixels.
     """
 
     spec: str
@@ -70,6 +73,7 @@ class PreparedSource:
     _max_dim: int
     _division: int
     _input_size: int
+    sar: Fraction = Fraction(1)
 
     @property
     def is_video(self) -> bool:
@@ -116,20 +120,41 @@ def _frame_info(engine: Engine, crop: np.ndarray, track: FaceTrack | None, i: in
         M_c2o=M_c2o)
 
 
-def _no_face(spec: str, what: str) -> InputError:
-    return InputError(f"no face found in the source {what} {spec}; use a portrait with a clearly "
-                      "visible face, lower --det_thresh, or pass --no_flag_do_crop")
+def _no_face(spec: str, kind: InputKind, whole_frame_works: bool) -> InputError:
+    """No face in the source, with only the fixes that can work: the whole frame is animated
+    uncropped only by an engine that needs no landmarks, for a task that needs no face."""
+    problem = f"no face found in the source {kind.value}"
+    cli = ["use a portrait with a clearly visible face", "try a lower --det_thresh"]
+    page = ["upload a portrait with a clearly visible face"]
+    if whole_frame_works:
+        cli.append("pass --no_flag_do_crop to animate the whole frame")
+        page.append('untick "do crop (source)" to animate the whole frame')
+    return InputError(f"{problem} {spec}; {_either(cli)}",
+                      page=f"{problem} {Path(spec).name}; {_either(page)}")
+
+
+def _either(fixes: list[str]) -> str:
+    return fixes[0] if len(fixes) == 1 else ", ".join(fixes[:-1]) + f" or {fixes[-1]}"
 
 
 def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                    settings: CropSettings, do_crop: bool, max_dim: int, division: int,
-                   limit: int | None, reporter: Reporter) -> PreparedSource:
-    """Detect, crop and run the motion extractor on the source's frames (at most ``limit``)."""
+                   limit: int | None, reporter: Reporter, *,
+                   face_required: bool = False) -> PreparedSource:
+    """Detect, crop and run the motion extractor on the source's frames (at most ``limit``).
+
+    Args:
+        face_required: the caller needs the face's landmarks even without cropping.
+
+    Raises:
+        InputError: no face where one is needed (to crop, or for landmarks).
+    """
+    whole_frame_works = not (engine.uses_landmarks or face_required)
     if kind is InputKind.IMAGE:
         image = resize_to_limit(read_image_rgb(spec), max_dim, division)
         track = track_faces([image], mesh, settings, engine.uses_landmarks)
-        if do_crop and track is None:
-            raise _no_face(spec, "image")
+        if track is None and (do_crop or not whole_frame_works):
+            raise _no_face(spec, kind, whole_frame_works)
         crop_track = track if do_crop else None
         _, crop = _model_input(image, crop_track, 0, engine.input_size)
         info = _frame_info(engine, crop, track, 0, _crop_to_frame(crop_track, 0), image.shape[:2])
@@ -137,13 +162,15 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                               division, engine.input_size)
 
     probe = probe_video(spec)
-    frames = (resize_to_limit(f, max_dim, division) for f in iter_frames(spec, limit=limit))
+    frames = (resize_to_limit(f, max_dim, division)
+              for f in iter_frames(spec, limit=limit, warn=reporter.note))
     track = track_faces(reporter.track(frames, "source faces"), mesh, settings,
                         engine.uses_landmarks)
-    if do_crop and track is None:
-        raise _no_face(spec, "video")
+    if track is None and (do_crop or not whole_frame_works):
+        raise _no_face(spec, kind, whole_frame_works)
     source = PreparedSource(spec, kind, [], probe.fps, probe.has_audio, None,
-                            track if do_crop else None, max_dim, division, engine.input_size)
+                            track if do_crop else None, max_dim, division, engine.input_size,
+                            probe.sar)
     n = len(track) if track is not None else sum(1 for _ in iter_frames(spec, limit=limit))
     for i, (frame, crop) in enumerate(reporter.track(source.frames(n), "source motion", n)):
         M_c2o = _crop_to_frame(source._track, i)

@@ -26,39 +26,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm
 
+from ...choices import EXACT, FAST, PRECISIONS
 from ...models import WarpingOutput
 from ...models.dense_motion import DenseMotionNetwork, keypoint_gaussians, make_coordinate_grid
 from ...models.spade_generator import SPADE, SPADEDecoder, SPADEResnetBlock
 from ...models.warping_network import WarpingNetwork
 
 __all__ = ["EXACT", "FAST", "PRECISIONS", "FastDecoder", "FastWarping", "UpsampledConv",
-           "accelerate", "bf16_supported", "resolve_precision"]
+           "accelerate"]
 
-EXACT = "fp32-exact"
-FAST = "bf16-fast"
-PRECISIONS = ("auto", EXACT, FAST)
 FAST_DTYPE = torch.bfloat16
-
-
-def bf16_supported() -> bool:
-    """Whether this CPU has native bfloat16 dot products (AVX512-BF16 or AMX)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16-fast`` on a CPU with native bfloat16, else ``fp32-exact``.
-
-    Raises:
-        ValueError: unknown precision, or ``bf16-fast`` on a device other than the CPU.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return FAST if device.type == "cpu" and bf16_supported() else EXACT
-    if precision == FAST and device.type != "cpu":
-        raise ValueError(f"precision {FAST} runs on the CPU only, not on {device}; "
-                         f"use {EXACT} or auto")
-    return precision
 
 
 def accelerate(networks: dict[str, nn.Module]) -> dict[str, nn.Module]:

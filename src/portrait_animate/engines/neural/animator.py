@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 
 from ...motion.model import LIVEPORTRAIT_LAYOUT, Motion
+from .device import all_cores
 from .engine import LivePortraitNetworks, image_to_tensor, tensor_to_image
 
 __all__ = ["NeuralEngine"]
-
-CPU_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-    (os.cpu_count() or 1)
-
-
-@contextmanager
-def _all_cores() -> Iterator[None]:
-    """The networks on every core, even after the classic engine (in the same process, as in
-    the app) dropped torch to one thread for its tiny tensor ops."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(CPU_CORES)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class NeuralEngine:
@@ -48,21 +30,21 @@ class NeuralEngine:
         return image_to_tensor(crop, self.networks.device)
 
     def motion(self, crop: np.ndarray, landmarks: np.ndarray | None = None) -> Motion:
-        with _all_cores():
+        with all_cores():
             info = self.networks.extract_motion(self._tensor(crop))
         return Motion(scale=info.scale.cpu(), R=info.rotation.cpu(), exp=info.exp.cpu(),
                       t=info.t.cpu(), kp=info.kp.cpu())
 
     def appearance(self, crop: np.ndarray, frame: np.ndarray | None = None,
                    M_c2o: np.ndarray | None = None) -> torch.Tensor:
-        with _all_cores():
+        with all_cores():
             return self.networks.extract_features(self._tensor(crop))
 
     def render(self, appearance: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor,
                driving_crop: np.ndarray | None = None,
                driving_motion: Motion | None = None) -> np.ndarray:
         device = self.networks.device
-        with _all_cores():
+        with all_cores():
             image = self.networks.warp_decode(appearance, x_s.to(device), x_d.to(device))
         return tensor_to_image(image)[0]
 

@@ -1,10 +1,30 @@
-"""Device and precision choice (SPEC 1.3, with half precision on CUDA only)."""
+"""Device and precision choice (SPEC 1.3, with half precision on CUDA only), and the CPU
+threads the networks run on."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
-__all__ = ["select_device", "select_dtype"]
+__all__ = ["CPU_CORES", "all_cores", "select_device", "select_dtype"]
+
+CPU_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+    (os.cpu_count() or 1)
+
+
+@contextmanager
+def all_cores() -> Iterator[None]:
+    """torch on every core, even after the classic engine (in the same process, as in the
+    app) dropped it to one thread for its tiny tensor ops."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(CPU_CORES)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def select_device(force_cpu: bool = False, device_id: int = 0) -> torch.device:

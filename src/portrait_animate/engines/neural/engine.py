@@ -13,9 +13,11 @@ from torch import nn
 from ...models import MotionExtractorOutput, WarpingOutput
 from ...models.checks import check_keypoints, check_shape
 from ...motion import apply_stitching_delta, bins_to_degrees, rotation_matrix, transform_keypoints
-from .acceleration import EXACT, FAST, accelerate, resolve_precision
+from .acceleration import EXACT, FAST, accelerate
 from .config import CHECKPOINTS, build_network
 from .device import select_device, select_dtype
+from .precision import PathTimings, check_precision, measure_paths, resolve_precision
+from .synthetic import is_synthetic
 from .weights import load_network, read_network_state_dict, resolve_weights_dir
 
 __all__ = ["KeypointInfo", "LivePortraitNetworks", "image_to_tensor", "tensor_to_image"]
@@ -79,11 +81,13 @@ class LivePortraitNetworks:
     Build with :meth:`from_pretrained`. Every call runs without autograd; F, M, W and G run
     under float16 autocast when ``dtype`` is float16 (CUDA only), S and the retargeting MLPs
     always in float32. With ``precision`` ``bf16-fast``, W and G are the fast CPU versions
-    of :mod:`.acceleration` (float32 in and out).
+    of :mod:`.acceleration` (float32 in and out). ``synthetic``: the weights are the test
+    weights of ``weights synth``, which animate nothing meaningful.
     """
 
     def __init__(self, networks: dict[str, nn.Module], device: torch.device,
-                 dtype: torch.dtype = torch.float32, precision: str = EXACT) -> None:
+                 dtype: torch.dtype = torch.float32, precision: str = EXACT,
+                 synthetic: bool = False) -> None:
         missing = [c.name for c in CHECKPOINTS if c.name not in networks]
         if missing:
             raise ValueError(f"networks missing: {missing}")
@@ -91,6 +95,7 @@ class LivePortraitNetworks:
         self.device = device
         self.dtype = dtype
         self.precision = precision
+        self.synthetic = synthetic
 
     @classmethod
     def from_pretrained(cls, weights_dir: str | os.PathLike | None = None, *,
@@ -107,19 +112,30 @@ class LivePortraitNetworks:
                 and with the ``fp32-exact`` networks.
             device_id: CUDA device index.
             precision: ``fp32-exact`` (the plain networks: the parity path), ``bf16-fast``
-                (CPU only) or ``auto`` (see :func:`~.acceleration.resolve_precision`).
+                (CPU only) or ``auto`` (the faster of the two, measured once per CPU and
+                library versions: see :func:`~.precision.resolve_precision`).
         """
         folder = resolve_weights_dir(weights_dir)
         device = select_device(force_cpu, device_id)
-        precision = resolve_precision(precision, device)
-        networks, cache = {}, {}
+        check_precision(precision, device)
+        networks, cache, synthetic = {}, {}, False
         for checkpoint in CHECKPOINTS:
             state, path = read_network_state_dict(folder, checkpoint, cache)
+            synthetic = synthetic or is_synthetic(folder, checkpoint, state)
             network = load_network(build_network(checkpoint), state, path, checkpoint.name)
             networks[checkpoint.name] = network.to(device)
+        fast: dict[str, nn.Module] = {}
+
+        def measure() -> PathTimings:
+            fast.update(accelerate(networks))
+            return measure_paths(networks, fast)
+
+        precision = resolve_precision(precision, device, measure)
         if precision == FAST:
-            return cls(accelerate(networks), device, torch.float32, precision)
-        return cls(networks, device, select_dtype(device, use_half_precision), precision)
+            return cls(fast or accelerate(networks), device, torch.float32, precision,
+                       synthetic)
+        return cls(networks, device, select_dtype(device, use_half_precision), precision,
+                   synthetic)
 
     def compile(self) -> None:
         """Wrap W and G in ``torch.compile``; the first frame then takes a while longer.

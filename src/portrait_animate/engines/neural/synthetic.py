@@ -10,19 +10,25 @@ import shutil
 import tempfile
 import zlib
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .config import CHECKPOINTS, Checkpoint, build_network
-from .weights import cache_root, find_checkpoint_file
+from .weights import cache_root, find_checkpoint_file, liveportrait_dir
 
 __all__ = ["fill_tensor", "synthetic_state_dict", "write_synthetic_weights",
-           "cached_synthetic_weights", "SYNTHETIC_VERSION"]
+           "cached_synthetic_weights", "follows_fill_rule", "is_synthetic", "MARKER",
+           "SYNTHETIC_VERSION"]
 
 #: Bump when the fill rule or the layout changes, so that stale caches are regenerated.
 SYNTHETIC_VERSION = "v1"
+#: The file that marks a ``liveportrait/`` folder as synthetic, for people and programs.
+MARKER = "SYNTHETIC"
+#: A drawn tensor at least this long identifies the fill rule: real weights never match it.
+_PROBE_MIN_VALUES = 8
 
 
 def _rng(fill_name: str) -> np.random.Generator:
@@ -74,8 +80,30 @@ def synthetic_state_dict(checkpoint: Checkpoint) -> OrderedDict[str, torch.Tenso
     return OrderedDict((k, out[k]) for k in template)
 
 
+def follows_fill_rule(checkpoint: Checkpoint, state: Mapping[str, torch.Tensor]) -> bool:
+    """Whether a network's state dict was made by the fill rule, judged by its smallest drawn
+    tensor of at least a few values."""
+    drawn = [(value.numel(), key) for key, value in state.items()
+             if not key.endswith(("weight_u", "weight_v", "num_batches_tracked"))
+             and isinstance(value, torch.Tensor) and value.numel() >= _PROBE_MIN_VALUES]
+    if not drawn:
+        return False
+    key = min(drawn)[1]
+    value = state[key]
+    expected = fill_tensor(key, tuple(value.shape), checkpoint.fill_prefix + key)
+    return value.dtype == torch.float32 and np.array_equal(value.cpu().numpy(), expected)
+
+
+def is_synthetic(folder: Path, checkpoint: Checkpoint,
+                 state: Mapping[str, torch.Tensor]) -> bool:
+    """Whether a network's weights found under ``folder`` are synthetic: the folder has the
+    marker of :func:`write_synthetic_weights`, or the state dict follows the fill rule."""
+    return (liveportrait_dir(folder) / MARKER).is_file() or follows_fill_rule(checkpoint, state)
+
+
 def write_synthetic_weights(dest: str | Path) -> Path:
-    """Write all five checkpoint files under ``dest/liveportrait/``; returns that folder.
+    """Write all five checkpoint files and the :data:`MARKER` under ``dest/liveportrait/``;
+    returns that folder.
 
     Files are written into a temporary folder beside ``dest`` and moved in when complete.
     """
@@ -98,6 +126,9 @@ def write_synthetic_weights(dest: str | Path) -> Path:
             final = dest / rel
             final.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(Path(tmp) / rel), final)
+    (target / MARKER).write_text(
+        f"Synthetic LivePortrait weights (fill rule {SYNTHETIC_VERSION}, "
+        "`portrait-animate weights synth`): for tests only, output is meaningless.\n")
     return target
 
 

@@ -26,17 +26,21 @@ __all__ = [
     "cache_root",
     "default_weights_dir",
     "search_locations",
+    "liveportrait_dir",
     "resolve_weights_dir",
     "find_checkpoint_file",
     "read_state_dict",
     "read_network_state_dict",
     "load_network",
     "FileReport",
+    "SYNTHETIC_DETAIL",
     "check_weights_dir",
 ]
 
 ENV_VAR = "PORTRAIT_ANIMATE_WEIGHTS"
 CACHE_ENV_VAR = "PORTRAIT_ANIMATE_CACHE"
+#: What synthetic weights are good for, as ``weights check`` says it.
+SYNTHETIC_DETAIL = "for tests only, output is meaningless"
 HOW_TO_GET = ("get them with `portrait-animate weights download`, or pass --weights_dir / set "
               f"{ENV_VAR} to a folder holding the published `liveportrait/` files")
 
@@ -61,7 +65,8 @@ def search_locations(weights_dir: str | os.PathLike | None = None) -> list[tuple
     return places
 
 
-def _liveportrait_dir(folder: Path) -> Path:
+def liveportrait_dir(folder: Path) -> Path:
+    """``folder/liveportrait`` when it exists, else ``folder`` itself."""
     return folder / "liveportrait" if (folder / "liveportrait").is_dir() else folder
 
 
@@ -71,7 +76,7 @@ def _relative_file(checkpoint_file: str) -> str:
 
 def find_checkpoint_file(folder: Path, checkpoint_file: str) -> Path | None:
     """The ``.pth`` (or same-stem ``.safetensors``) of ``checkpoint_file`` under ``folder``."""
-    path = _liveportrait_dir(folder) / _relative_file(checkpoint_file)
+    path = liveportrait_dir(folder) / _relative_file(checkpoint_file)
     for candidate in (path, path.with_suffix(".safetensors")):
         if candidate.is_file():
             return candidate
@@ -93,7 +98,7 @@ def resolve_weights_dir(weights_dir: str | os.PathLike | None = None) -> Path:
     for _, folder in places:
         missing = [f for f in _checkpoint_files() if find_checkpoint_file(folder, f) is None]
         if not missing:
-            return _liveportrait_dir(folder)
+            return liveportrait_dir(folder)
         first_missing = first_missing or missing[0]
     searched = "; ".join(f"{path} ({origin})" for origin, path in places)
     raise WeightsError(f"LivePortrait weights not found: missing {first_missing}; searched "
@@ -108,7 +113,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor | dict[str, torch.Tens
 
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+    except (OSError, RuntimeError, ValueError, EOFError, KeyError, IndexError, TypeError,
+            AttributeError, pickle.UnpicklingError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"cannot read weights file {path}: {reason}; the file is corrupt or "
                            f"not a checkpoint, {HOW_TO_GET}") from exc
@@ -175,24 +181,49 @@ def load_network(module: nn.Module, state: dict, source: Path, name: str) -> nn.
 
 @dataclass
 class FileReport:
-    """What ``weights check`` found for one network."""
+    """What ``weights check`` found for one network.
+
+    Attributes:
+        synthetic: the file holds synthetic weights (``weights synth``): valid for tests,
+            meaningless for animation.
+    """
 
     name: str
     file: str
     path: Path | None
     ok: bool
     detail: str
+    synthetic: bool = False
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``synthetic``, ``invalid`` or ``missing``."""
+        if self.path is None:
+            return "missing"
+        if not self.ok:
+            return "invalid"
+        return "synthetic" if self.synthetic else "ok"
+
+
+def _file_problem(exc: WeightsError, path: Path) -> str:
+    """An error about one file without its path and the advice on getting weights."""
+    text = str(exc).replace(f" {path}", "")
+    for separator in (", ", "; "):
+        text = text.removesuffix(f"{separator}{HOW_TO_GET}")
+    return text
 
 
 def check_weights_dir(folder: Path) -> list[FileReport]:
     """Check every network's checkpoint under ``folder`` against the published layout."""
     from .config import build_network
+    from .synthetic import is_synthetic
 
     reports, cache = [], {}
     for checkpoint in CHECKPOINTS:
         path = find_checkpoint_file(folder, checkpoint.file)
         if path is None:
-            reports.append(FileReport(checkpoint.name, checkpoint.file, None, False, "missing"))
+            reports.append(FileReport(checkpoint.name, checkpoint.file, None, False,
+                                      "no .pth or .safetensors file"))
             continue
         try:
             with torch.device("meta"):
@@ -200,10 +231,17 @@ def check_weights_dir(folder: Path) -> list[FileReport]:
             state, _ = read_network_state_dict(folder, checkpoint, cache)
             missing, unexpected, wrong = _mismatches(module, state)
         except WeightsError as exc:
-            reports.append(FileReport(checkpoint.name, checkpoint.file, path, False, str(exc)))
+            reports.append(FileReport(checkpoint.name, checkpoint.file, path, False,
+                                      _file_problem(exc, path)))
             continue
         problems = len(missing) + len(unexpected) + len(wrong)
-        detail = (f"{len(state)} tensors match" if not problems else
-                  f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrong-shape")
-        reports.append(FileReport(checkpoint.name, checkpoint.file, path, not problems, detail))
+        if problems:
+            detail = (f"{len(missing)} missing, {len(unexpected)} unexpected, "
+                      f"{len(wrong)} wrong-shape")
+            reports.append(FileReport(checkpoint.name, checkpoint.file, path, False, detail))
+            continue
+        synthetic = is_synthetic(folder, checkpoint, state)
+        detail = SYNTHETIC_DETAIL if synthetic else f"{len(state)} tensors match"
+        reports.append(FileReport(checkpoint.name, checkpoint.file, path, True, detail,
+                                  synthetic))
     return reports

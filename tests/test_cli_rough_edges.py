@@ -1,0 +1,228 @@
+"""A new user's first hour (issue 11): a bad -o, bad numbers, slow start-up, unreadable help,
+MediaPipe's noise, and the ``doctor`` self-check."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from portrait_animate.cli.main import COMMANDS, build_parser, main
+from portrait_animate.pipeline import animate as animate_module
+from portrait_animate.pipeline.animate import MAX_SHIFT, _FrameAnimator
+from portrait_animate.pipeline.options import RANGES, AnimateOptions
+from portrait_animate.pipeline.progress import Reporter
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "portrait_animate"]
+QUICK = ["animate", "-s", "sample:astronaut", "-d", "sample:astronaut", "--engine", "classic",
+         "--quiet"]
+
+
+def _run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, **env}, timeout=300)
+
+
+@pytest.fixture
+def no_face_analysis(monkeypatch):
+    """Bad input must be refused before the face mesh is even created."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("face analysis started before the input was checked")
+
+    monkeypatch.setattr(animate_module, "FaceMesh", refuse)
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "; " in lines[0], "the message names a fix after the problem"
+    return lines[0]
+
+
+# 1. -o naming a file
+
+
+@pytest.mark.parametrize("under", [False, True], ids=["file", "path under a file"])
+def test_output_folder_that_is_a_file(under, tmp_path, capsys, no_face_analysis):
+    existing = tmp_path / "taken.mp4"
+    existing.write_bytes(b"keep me")
+    out = existing / "sub" if under else existing
+    assert main([*QUICK, "-o", str(out)]) == 2
+    message = _one_error_line(capsys)
+    assert str(existing) in message and "-o" in message
+    assert existing.read_bytes() == b"keep me" and sorted(tmp_path.iterdir()) == [existing]
+
+
+# 2. numeric options
+
+
+def test_every_float_option_has_a_range():
+    floats = {f.name for f in fields(AnimateOptions) if isinstance(f.default, float)}
+    assert floats == set(RANGES)
+    for name, allowed in RANGES.items():
+        assert getattr(AnimateOptions, name) in allowed, f"the default of {name} is refused"
+
+
+@pytest.mark.parametrize("name", sorted(RANGES))
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_numbers_are_refused(name, value):
+    problems = AnimateOptions("s.jpg", "d.mp4", **{name: value}).invalid_values()
+    assert len(problems) == 1 and problems[0].startswith(f"--{name} ")
+    assert "finite number" in problems[0] and "; " in problems[0]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1000", "-1"])
+def test_bad_multiplier_is_one_line_before_any_work(value, tmp_path, capsys, no_face_analysis):
+    out = tmp_path / "out"
+    assert main([*QUICK, "-o", str(out), "--driving_multiplier", value]) == 2
+    message = _one_error_line(capsys)
+    assert "--driving_multiplier" in message and "from 0 to 10" in message
+    assert not out.exists(), "nothing is written for refused options (no template either)"
+
+
+def test_app_refuses_non_finite_limits(capsys):
+    assert main(["app", "--max_upload_mb", "nan"]) == 2
+    assert "--max_upload_mb nan" in _one_error_line(capsys)
+
+
+class _Notes(Reporter):
+    def __init__(self) -> None:
+        super().__init__(quiet=True)
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def _shift_check(shifts: list[float], multiplier: float) -> list[str]:
+    """The notes of the per-frame check when frame i moves every keypoint by shifts[i] face
+    sizes."""
+    x_s = torch.tensor([[[-0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 0.0]]])  # size 1
+    reporter = _Notes()
+    animator = SimpleNamespace(
+        options=AnimateOptions("s.jpg", "d.mp4", driving_multiplier=multiplier),
+        engine=SimpleNamespace(name="classic"), reporter=reporter, _warned_shift=False)
+    for i, shift in enumerate(shifts):
+        _FrameAnimator._check_shift(animator, i, x_s, x_s + torch.tensor([shift, 0.0, 0.0]))
+    return reporter.notes
+
+
+def test_motion_beyond_what_the_engine_renders_is_said_once():
+    assert _shift_check([0.1, MAX_SHIFT * 0.99, 0.3], multiplier=1.0) == []
+    notes = _shift_check([0.1, MAX_SHIFT * 2, MAX_SHIFT * 3], multiplier=4.0)
+    assert len(notes) == 1 and notes[0].startswith("warning: frame 1 ")
+    assert "classic engine" in notes[0] and "lower --driving_multiplier (4)" in notes[0]
+
+
+# 6. start-up
+
+
+@pytest.mark.parametrize("args", [["--help"], ["presets"], ["animate", "--help"]])
+def test_start_up_loads_neither_torch_nor_gradio(args):
+    code = ("import sys\nfrom portrait_animate.cli.main import main\n"
+            f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted({'torch', 'gradio', 'mediapipe', 'cv2'} & set(sys.modules))\n"
+            "print('heavy:', heavy, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert "heavy: []" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["presets"]])
+def test_start_up_within_target(args):
+    # Importing gradio alone takes about 3 s here, torch about 2 s: either fails this.
+    start = time.perf_counter()
+    result = _run_cli(*args)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0 and result.stdout and not result.stderr
+    assert elapsed <= 1.5, f"portrait-animate {' '.join(args)} took {elapsed:.2f} s"
+
+
+def test_presets_lists_every_preset():
+    from portrait_animate.motion.presets import PRESETS
+
+    result = _run_cli("presets")
+    assert [line.split()[0] for line in result.stdout.splitlines()] == [
+        f"preset:{name}" for name in PRESETS]
+
+
+# 7. help
+
+
+def _help_texts(monkeypatch) -> dict[str, str]:
+    monkeypatch.setenv("COLUMNS", "80")
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    return {"": parser.format_help(), **{name: p.format_help() for name, p in commands.items()}}
+
+
+def test_help_fits_80_columns(monkeypatch):
+    texts = _help_texts(monkeypatch)
+    assert set(texts) == {"", *COMMANDS}
+    for command, text in texts.items():
+        wide = [line for line in text.splitlines() if len(line) > 80]
+        assert not wide, f"{command or 'top-level'} --help: {wide}"
+
+
+def test_help_shows_defaults(monkeypatch):
+    text = " ".join(_help_texts(monkeypatch)["animate"].split())
+    for option, default in [("-o PATH, --output_dir PATH", "animations/"),
+                            ("--driving_multiplier FLOAT", "1.0"), ("--scale FLOAT", "2.3"),
+                            ("--det_thresh FLOAT", "0.15"), ("--animation_region", "all"),
+                            ("--audio_priority", "driving")]:
+        assert re.search(re.escape(option) + r" [^-]*\(default: " + re.escape(default) + r"\)",
+                         text), option
+    assert "(default: None)" not in text
+
+
+def test_readme_does_not_call_examples_defaults():
+    readme = " ".join((REPO / "README.md").read_text().split())
+    defaults = AnimateOptions("s", "d")
+    assert (f"the defaults are `--driving_multiplier {defaults.driving_multiplier}` and "
+            f"`--scale {defaults.scale}`") in readme
+    assert not re.search(r"defaults? \([^)]*--driving_multiplier 1\.2", readme)
+
+
+# 8. noise
+
+
+def test_quiet_success_prints_nothing(tmp_path):
+    result = _run_cli(*QUICK, "-o", str(tmp_path / "out"))
+    assert result.returncode == 0
+    assert (result.stdout, result.stderr) == ("", "")
+    assert (tmp_path / "out/astronaut--astronaut.jpg").is_file()
+
+
+# doctor
+
+
+def test_doctor_reports_what_a_bug_report_needs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PORTRAIT_ANIMATE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("PORTRAIT_ANIMATE_WEIGHTS", raising=False)
+    assert main(["doctor"]) == 0
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1)
+                for line in capsys.readouterr().out.splitlines())
+    for name in ("python", "portrait-animate", "torch", "mediapipe", "cpu", "cpu flags",
+                 "torch threads", "opencv threads", "OMP_NUM_THREADS", "weights", "ffmpeg",
+                 "chromium"):
+        assert rows.get(name), f"doctor prints no {name!r}"
+    assert rows["torch"] == torch.__version__
+    assert rows["weights"].startswith("not found")
+    assert "version" in rows["ffmpeg"]
+
+
+def test_readme_troubleshooting_names_doctor():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
+    assert "portrait-animate doctor" in section

@@ -1,0 +1,158 @@
+"""Every output video holds exactly the frames rendered, its audio fitted to their length, in
+time with them and with the source's pixel shape; a failure leaves nothing behind, and a
+truncated input is reported (issue 11, items 3, 4, 5, 9, 13)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+import portrait_animate.io.video as video_io
+from media import FFMPEG, audio_seconds, clip, frame_count, read_video, streams
+from portrait_animate.cli.main import main
+from portrait_animate.engines.classic import ClassicEngine
+from portrait_animate.io.video import iter_frames
+from portrait_animate.pipeline.animate import animate
+from portrait_animate.pipeline.options import AnimateOptions
+from portrait_animate.pipeline.retargeting import VideoRetargetOptions, retarget_video
+
+#: One video frame at 25 fps: the audio may differ from the video by less.
+FRAME_25 = 0.04
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([FFMPEG, "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="module")
+def media_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="module")
+def source_clip(shared, media_dir) -> Path:
+    """12 frames of s13 at 25 fps (0.48 s), small, with non-square pixels (SAR 15:16) and
+    0.25 s of audio: shorter than the video."""
+    path = media_dir / "s13_sar.mp4"
+    _ffmpeg("-i", str(shared / "assets/source/s13.mp4"),
+            "-f", "lavfi", "-i", "sine=frequency=440:duration=0.25", "-map", "0:v", "-map", "1:a",
+            "-frames:v", "12", "-vf", "scale=360:540,setsar=15/16", "-c:v", "libx264",
+            "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ramp_driver(shared, media_dir) -> tuple[Path, list[float]]:
+    """12 frames of d12 at 30 fps, each brighter than the last (so that a frame tells which
+    driving frame it shows), with 1 s of audio; and the mean brightness of each frame."""
+    face = cv2.resize(cv2.imread(str(shared / "assets/driving/d12.jpg"))[..., ::-1], (256, 256))
+    frames = [np.clip(face.astype(np.int16) + 6 * j, 0, 255).astype(np.uint8)
+              for j in range(12)]
+    silent = media_dir / "ramp_silent.mp4"
+    writer = imageio_ffmpeg.write_frames(str(silent), (256, 256), fps=30, codec="libx264",
+                                         quality=None, output_params=["-crf", "10"],
+                                         macro_block_size=1, ffmpeg_log_level="error")
+    writer.send(None)
+    for frame in frames:
+        writer.send(frame)
+    writer.close()
+    path = media_dir / "ramp.mp4"
+    _ffmpeg("-i", str(silent), "-f", "lavfi", "-i", "sine=frequency=300:duration=1",
+            "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(path))
+    return path, [float(f.mean()) for f in frames]
+
+
+def _animate(source: Path, driving: Path, out: Path, *extra: str) -> int:
+    return main(["animate", "--engine", "classic", "-s", str(source), "-d", str(driving),
+                 "-o", str(out), "--quiet", *extra])
+
+
+def _check_video(path: Path, frames: int, fps: float = 25.0) -> None:
+    """``frames`` frames, and audio lasting as long, to less than a frame."""
+    assert frame_count(path) == frames, path.name
+    assert audio_seconds(path) == pytest.approx(frames / fps, abs=0.5 / fps), path.name
+
+
+def test_videos_keep_every_frame_and_the_source_pixel_shape(shared, source_clip, tmp_path):
+    """The audio (0.25 s) is padded to the 12 frames (0.48 s), not the video cut to the
+    audio; the result has the source's 15:16 pixels."""
+    assert _animate(source_clip, shared / "assets/driving/d12.jpg", tmp_path,
+                    "--save_frames") == 0
+    assert len(list((tmp_path / "s13_sar--d12_frames").glob("*.png"))) == 12
+    for name in ("s13_sar--d12.mp4", "s13_sar--d12_concat.mp4"):
+        _check_video(tmp_path / name, 12)
+    assert "SAR 15:16" in streams(tmp_path / "s13_sar--d12.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "d12_template.npz", "s13_sar--d12.mp4", "s13_sar--d12_concat.mp4",
+        "s13_sar--d12_frames"]
+
+
+def _driving_frames_shown(concat: Path, means: list[float]) -> list[int]:
+    """Per concat frame, the ramp frame of its driving panel (the nearest in brightness)."""
+    frames, _ = read_video(concat)
+    return [int(np.argmin([abs(f[:, :512].mean() - m) for m in means])) for f in frames]
+
+
+def test_a_driver_with_audio_is_resampled_onto_the_output_time_base(source_clip, ramp_driver,
+                                                                      tmp_path):
+    """The 30 fps driver in a 25 fps output shows, at i / 25 s, its frame nearest in time, so
+    that its audio stays in time; --driving_time_base driving keeps the reference's frame for
+    frame."""
+    driving, means = ramp_driver
+    assert _animate(source_clip, driving, tmp_path / "auto") == 0
+    concat = tmp_path / "auto/s13_sar--ramp_concat.mp4"
+    # round(i * 30 / 25) for the 10 output frames of the 0.4 s driver
+    assert _driving_frames_shown(concat, means) == [0, 1, 2, 4, 5, 6, 7, 8, 10, 11]
+    for path in (concat, tmp_path / "auto/s13_sar--ramp.mp4"):
+        _check_video(path, 10)
+
+    assert _animate(source_clip, driving, tmp_path / "parity",
+                    "--driving_time_base", "driving") == 0
+    concat = tmp_path / "parity/s13_sar--ramp_concat.mp4"
+    assert _driving_frames_shown(concat, means) == list(range(12))
+    _check_video(concat, 12)
+
+
+def test_a_failure_at_the_end_leaves_no_output_and_no_template(shared, source_clip, tmp_path,
+                                                               monkeypatch):
+    """Adding the audio fails after every frame is rendered: the template, the videos and
+    their temporary files all go."""
+    monkeypatch.setattr(video_io, "ffmpeg_exe", lambda: shutil.which("false"))
+    assert _animate(source_clip, shared / "assets/driving/d12.jpg", tmp_path) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_truncated_video_is_reported_with_the_frames_read(shared, media_dir, tmp_path,
+                                                           capsys):
+    full = media_dir / "d9_faststart.mp4"
+    _ffmpeg("-i", str(shared / "assets/driving/d9.mp4"), "-t", "0.6", "-c:v", "libx264",
+            "-preset", "ultrafast", "-c:a", "aac", "-movflags", "+faststart", str(full))
+    truncated = tmp_path / "half.mp4"
+    truncated.write_bytes(full.read_bytes()[:full.stat().st_size // 2])
+    warnings: list[str] = []
+    assert len(list(iter_frames(full, warn=warnings.append))) == 18 and warnings == []
+    read = len(list(iter_frames(truncated, warn=warnings.append)))
+    assert 0 < read < 14 and len(warnings) == 1
+    assert f"stopped after {read} frames" in warnings[0] and "announces 18" in warnings[0]
+
+    result = animate(AnimateOptions(str(shared / "assets/source/s6.jpg"), str(truncated),
+                                    output_dir=str(tmp_path / "out"), engine="classic"))
+    assert result.n_frames == read
+    assert f"stopped after {read} frames" in capsys.readouterr().err
+
+
+def test_video_retargeting_keeps_frames_audio_and_pixel_shape(shared, media_dir, tmp_path):
+    """d9 has 15:16 pixels: the retargeted video displays as wide as the input."""
+    talking = clip(shared / "assets/driving/d9.mp4", media_dir / "d9.mp4", 0.3)
+    assert "SAR 15:16" in streams(talking)
+    result = retarget_video(str(talking), ClassicEngine(), VideoRetargetOptions(), tmp_path)
+    frames = frame_count(talking)
+    for path in (result.output, result.concat):
+        _check_video(path, frames, fps=30.0)
+    assert "SAR 15:16" in streams(result.output)
