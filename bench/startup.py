@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from portrait_animate.cli.doctor import cpu_model
+from portrait_animate.engines.neural.precision import cpu_description
 
 TARGET_S = 1.5
 SCRIPT = Path(sys.executable).with_name("portrait-animate")
@@ -48,7 +48,7 @@ def main() -> None:
             times[name].append(_seconds(argv))
     medians = {name: statistics.median(values) for name, values in times.items()}
     python, torch = (medians[name] for name in BASELINES)
-    print(f"CPU: {cpu_model()}; median of {args.repeats} runs each, interleaved")
+    print(f"CPU: {cpu_description()[0]}; median of {args.repeats} runs each, interleaved")
     print(f"{'command':<34} {'seconds':>8} {'x python':>9} {'x torch':>8}")
     for name, seconds in medians.items():
         print(f"{name:<34} {seconds:8.3f} {seconds / python:9.1f} {seconds / torch:8.2f}")

@@ -8,12 +8,11 @@ import os
 import platform
 import shutil
 from importlib import metadata
-from pathlib import Path
 
 from ..errors import WeightsError
 from .options import add_weights_option
 
-__all__ = ["configure", "cpu_model"]
+__all__ = ["configure"]
 
 PACKAGES = ("portrait-animate", "torch", "mediapipe", "numpy", "opencv-contrib-python",
             "scikit-image", "imageio-ffmpeg", "gradio")
@@ -51,32 +50,17 @@ def _versions() -> list[Row]:
             *((package, _version(package)) for package in PACKAGES)]
 
 
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields in /proc/cpuinfo (Linux; empty elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    first = text.split("\n\n", 1)[0]
-    return {key.strip(): value.strip() for key, _, value in
-            (line.partition(":") for line in first.splitlines())}
-
-
-def cpu_model() -> str:
-    """The CPU's model name, as lscpu shows it."""
-    return _cpuinfo().get("model name") or platform.processor() or "unknown"
-
-
 def _cpu() -> list[Row]:
     import torch
 
-    info = _cpuinfo()
-    flags = set(info.get("flags", "").split())
+    from ..engines.neural.precision import cpu_description
+
+    model, flags = cpu_description()
     has = " ".join(f for f in CPU_FLAGS if f in flags) or "none"
     lacks = " ".join(f for f in CPU_FLAGS if f not in flags) or "none"
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cuda = torch.cuda.get_device_name() if torch.cuda.is_available() else "no"
-    return [("cpu", cpu_model()),
+    return [("cpu", model),
             ("cpu cores", f"{os.cpu_count()} ({usable} usable by this process)"),
             ("cpu flags", f"{has}; lacks {lacks}" if flags else "unknown (no /proc/cpuinfo)"),
             ("torch cpu capability", torch.backends.cpu.get_cpu_capability()),
