@@ -2,7 +2,8 @@
 
 Streaming means only small per-frame motion arrays are held for the whole video, so the two
 peaks must differ by less than 20%. Each run is a fresh process driving the scikit-image
-astronaut by ``d0.mp4`` looped to length; RSS is the process's ``ru_maxrss``.
+astronaut by ``d0.mp4`` looped to length, then (video to video) that looped video driving
+itself as the source; RSS is the process's ``ru_maxrss``.
 
 Both runs use the classic engine; the neural engine needs ~4 s per frame on this CPU
 (67 minutes for 1,000 frames), so ``--neural N`` measures it (synthetic weights) on N and 4N
@@ -33,11 +34,11 @@ def loop_video(src: Path, dst: Path, frames: int) -> Path:
     return dst
 
 
-def child(driving: str, out: str, engine: str) -> None:
+def child(source: str, driving: str, out: str, engine: str) -> None:
     from portrait_animate.pipeline.animate import animate
     from portrait_animate.pipeline.options import AnimateOptions
 
-    options = AnimateOptions(source="sample:astronaut", driving=driving, output_dir=out,
+    options = AnimateOptions(source=source, driving=driving, output_dir=out,
                              quiet=True, flag_force_cpu=True, engine=engine)
     if engine == "neural":
         from portrait_animate.engines.neural import cached_synthetic_weights
@@ -48,19 +49,21 @@ def child(driving: str, out: str, engine: str) -> None:
     print(json.dumps({"frames": result.n_frames, "peak_mib": peak_mib}))
 
 
-def measure(driving: Path, out: Path, engine: str) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", str(driving), str(out),
-                             engine], capture_output=True, text=True, check=True)
+def measure(source: str, driving: Path, out: Path, engine: str) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--child", source, str(driving),
+                             str(out), engine], capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def compare(src: Path, tmp: Path, engine: str, short: int, long: int) -> None:
+def compare(src: Path, tmp: Path, engine: str, short: int, long: int,
+            video_source: bool = False) -> None:
     rows = []
     for n in (short, long):
         video = loop_video(src, tmp / f"drive{n}.mp4", n)
-        rows.append(measure(video, tmp / f"out-{engine}-{n}", engine))
+        source = str(video) if video_source else "sample:astronaut"
+        rows.append(measure(source, video, tmp / f"out-{engine}-{n}-{video_source}", engine))
     ratio = rows[1]["peak_mib"] / rows[0]["peak_mib"]
-    print(f"engine {engine}")
+    print(f"engine {engine}, {'video' if video_source else 'image'} source")
     for row in rows:
         print(f"  {row['frames']:>5} frames: peak RSS {row['peak_mib']:8.1f} MiB")
     verdict = "ok" if ratio < 1.2 else "GROWS"
@@ -72,13 +75,14 @@ def main() -> None:
     parser.add_argument("--driving", default=str(REPO.parent / "shared/assets/driving/d0.mp4"))
     parser.add_argument("--neural", type=int, default=0,
                         help="also measure the neural engine on N and 4N frames")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
     with tempfile.TemporaryDirectory() as tmp:
         compare(Path(args.driving), Path(tmp), "classic", 100, 1000)
+        compare(Path(args.driving), Path(tmp), "classic", 100, 1000, video_source=True)
         if args.neural:
             compare(Path(args.driving), Path(tmp), "neural", args.neural, 4 * args.neural)
 

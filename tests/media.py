@@ -56,3 +56,13 @@ def audio_seconds(path: Path, rate: int = 48000) -> float:
                           "-ar", str(rate), "-f", "s16le", "-"], capture_output=True,
                          check=True).stdout
     return len(pcm) / 2 / rate
+
+
+def write_video(frames: list[np.ndarray], dst: Path, fps: float = 25.0) -> Path:
+    """RGB frames, all of one size, as an H.264 video."""
+    h, w = frames[0].shape[:2]
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                    "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", str(dst)],
+                   input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames), check=True)
+    return dst

@@ -18,7 +18,7 @@ import torch
 
 from portrait_animate.cli.main import COMMANDS, build_parser, main
 from portrait_animate.pipeline import animate as animate_module
-from portrait_animate.pipeline.animate import MAX_SHIFT, _FrameAnimator
+from portrait_animate.pipeline.animate import MAX_SHIFT, FrameAnimator
 from portrait_animate.pipeline.options import RANGES, AnimateOptions
 from portrait_animate.pipeline.progress import Reporter
 
@@ -114,7 +114,7 @@ def _shift_check(shifts: list[float], multiplier: float) -> list[str]:
         options=AnimateOptions("s.jpg", "d.mp4", driving_multiplier=multiplier),
         engine=SimpleNamespace(name="classic"), reporter=reporter, _warned_shift=False)
     for i, shift in enumerate(shifts):
-        _FrameAnimator._check_shift(animator, i, x_s, x_s + torch.tensor([shift, 0.0, 0.0]))
+        FrameAnimator._check_shift(animator, i, x_s, x_s + torch.tensor([shift, 0.0, 0.0]))
     return reporter.notes
 
 

@@ -42,7 +42,9 @@ def _run_case(name: str, precision: str, shared: Path, weights: Path, out: Path,
     folder = shared / "reference/pipeline"
     monkeypatch.chdir(folder)
     argv = ["animate", *spec["common_argv"], *case["argv"], "--weights_dir", str(weights),
-            "-o", str(out), "--quiet", "--precision", precision]
+            "-o", str(out), "--quiet", "--precision", precision,
+            # the reference's motion: no smoothing, the first frame as the anchor
+            "--driving_smooth", "0", "--driving_anchor", "first"]
     assert main(argv) == 0
     src = Path(case["argv"][case["argv"].index("-s") + 1]).stem
     drv = Path(case["argv"][case["argv"].index("-d") + 1]).stem

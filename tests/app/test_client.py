@@ -64,3 +64,15 @@ def test_api_errors_are_messages(client, tmp_path, caplog, capsys):
     logged = [r for r in caplog.records if "no face found" in r.getMessage()]
     assert len(logged) == 1 and logged[0].levelno == logging.INFO and not logged[0].exc_info
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_animate_endpoint_takes_the_stable_motion_options(client, shared):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    names = {p["parameter_name"] for p in endpoints["/animate"]["parameters"]}
+    assert {"driving_smooth", "driving_anchor"} <= names
+    with pytest.raises(Exception) as info:
+        client.predict(source_image=handle_file(shared / "assets/source/s0.jpg"),
+                       driving_image=handle_file(shared / "assets/driving/d12.jpg"),
+                       driving_tab="Image", engine="classic", driving_anchor="middle",
+                       api_name="/animate")
+    assert "--driving_anchor 'middle' is not first, auto or a frame index" in str(info.value)

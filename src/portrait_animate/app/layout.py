@@ -147,8 +147,11 @@ class _Handlers:
                 source_image: str | None = None, source_video: str | None = None,
                 driving_video: str | None = None, driving_image: str | None = None,
                 driving_template: str | None = None, driving_preset: str | None = None,
+                driving_smooth: float = AnimateOptions.driving_smooth,
+                driving_anchor: str = AnimateOptions.driving_anchor,
                 progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
-        """Inputs without a value come last, so that API calls may leave them out."""
+        """Inputs without a value, or with a default, come last, so that API calls may leave
+        them out."""
         src_tab, source = _pick(source_tab, {"Image": source_image, "Video": source_video},
                                 NO_SOURCE)
         preset = f"{PRESET_PREFIX}{driving_preset}" if driving_preset else None
@@ -176,7 +179,8 @@ class _Handlers:
             flag_pasteback=flag_pasteback, flag_stitching=flag_stitching,
             animation_region=animation_region, driving_option=driving_option,
             driving_multiplier=driving_multiplier,
-            driving_smooth_observation_variance=driving_smooth_observation_variance)
+            driving_smooth_observation_variance=driving_smooth_observation_variance,
+            driving_smooth=driving_smooth, driving_anchor=str(driving_anchor))
         paths = (str(result.output), str(result.concat))
         if result.fps is not None:
             return (*paths, None, None)
@@ -300,6 +304,14 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
                               label="motion smooth strength (v2v)", minimum=1e-11,
                               maximum=1e-2, step=1e-8)
         engine_radio = _engine_radio(base.engine)
+    with gr.Accordion("Stable motion (driving video)", open=False), gr.Row():
+        driving_smooth = gr.Number(base.driving_smooth, label="driving smooth",
+                                   minimum=0.0, maximum=10.0, step=0.5,
+                                   info="frames of zero-phase smoothing; 0 turns it off")
+        driving_anchor = gr.Dropdown(["auto", "first"], value=base.driving_anchor,
+                                     allow_custom_value=True, label="driving anchor",
+                                     info="the frame relative motion starts from: auto (the "
+                                          "most neutral), first, or a frame number")
     with gr.Row():
         animate_button = gr.Button("🚀 Animate", variant="primary", elem_id="animate-button")
         clear = gr.ClearButton(value="🧹 Clear")
@@ -315,7 +327,7 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
     inputs = [source_tab, driving_tab, do_crop, *source_crop, crop_driving, *driving_crop,
               normalize_lip, relative, pasteback, stitching, region, driving_option, multiplier,
               smoothing, engine_radio, source_image, source_video, driving_video, driving_image,
-              driving_template, driving_preset]
+              driving_template, driving_preset, driving_smooth, driving_anchor]
     outputs = [result_video, concat_video, result_image, concat_image]
     clear.add([source_image, source_video, driving_video, driving_image, driving_template,
                *outputs])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from dataclasses import MISSING, fields
 
 from ..choices import REGIONS
@@ -32,13 +33,21 @@ HELP = {
     "flag_eye_retargeting": "drive eye openness by the driving eye ratio",
     "flag_lip_retargeting": "drive lip openness by the driving lip ratio",
     "flag_stitching": "stitch the animated face into the source (needed for paste-back)",
-    "flag_relative_motion": "motion relative to the first driving frame (else absolute)",
+    "flag_relative_motion": "motion relative to the anchor driving frame, see --driving_anchor "
+                            "(else absolute)",
     "flag_pasteback": "paste the animated crop back into the full source frame",
     "flag_do_crop": "crop the source to the face (else resize it whole to 256x256)",
     "driving_option": "kept for the reference's scripts; both give the same result, as in the "
                       "reference (relative motion starts at the source, so the rescaling is 1)",
     "driving_multiplier": "scale of the driving motion",
     "driving_smooth_observation_variance": "Kalman observation variance for a video source",
+    "driving_smooth": "zero-phase smoothing of a driving video's motion and a source video's "
+                      "landmarks, in frames (a Gaussian's sigma; it keeps blinks); 0 turns it "
+                      "off (the reference's output)",
+    "driving_anchor": "the driving frame relative motion starts from: first (the reference's), "
+                      "auto (the most neutral face: closed mouth, open eyes, frontal, usual "
+                      "expression; the first frame unless another is clearly more neutral) or "
+                      "a frame index N",
     "audio_priority": "audio track from the driving or the source video when both have one",
     "driving_time_base": "a video source's output keeps its frame rate; a driver of another "
                          "rate is taken frame for frame (driving, as the reference does) or "
@@ -68,6 +77,7 @@ CHOICES = {"driving_option": DRIVING_OPTIONS, "audio_priority": AUDIO_PRIORITIES
            "driving_time_base": DRIVING_TIME_BASES,
            "animation_region": REGIONS, "engine": ENGINES, "precision": PRECISIONS}
 SHORT = {"source": "-s", "driving": "-d", "output_dir": "-o"}
+METAVARS = {"weights_dir": "DIR", "driving_anchor": "first|auto|N"}
 
 
 INPUTS = ("source", "driving", "output_dir")
@@ -81,11 +91,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=_run)
 
 
-def add_animate_options(parser: argparse.ArgumentParser, inputs: bool = True) -> None:
+def add_animate_options(parser: argparse.ArgumentParser, inputs: bool = True,
+                        only: Collection[str] | None = None) -> None:
     """Every AnimateOptions field as an option; without ``inputs``, all but the source,
-    driving and output folder (the app takes those from the page)."""
+    driving and output folder (the app takes those from the page); with ``only``, those
+    fields alone."""
     for field in fields(AnimateOptions):
-        if not inputs and field.name in INPUTS:
+        if (not inputs and field.name in INPUTS) or (only is not None and field.name not in only):
             continue
         if field.name.startswith("flag_"):
             add_flag(parser, field.name, field.default, HELP[field.name])
@@ -108,14 +120,15 @@ def add_animate_options(parser: argparse.ArgumentParser, inputs: bool = True) ->
         elif isinstance(field.default, int):
             kwargs.update(type=int, metavar="INT")
         else:
-            kwargs["metavar"] = "PATH" if field.name != "weights_dir" else "DIR"
+            kwargs["metavar"] = METAVARS.get(field.name, "PATH")
         parser.add_argument(*names, **kwargs)
 
 
 def options_from_args(args: argparse.Namespace, **given: str) -> AnimateOptions:
-    """The options parsed into ``args``; ``given`` supplies fields that were not options."""
+    """The options parsed into ``args``; ``given`` supplies fields that were not options, and
+    fields that are neither keep their defaults."""
     values = {name: getattr(args, name) for name in AnimateOptions.field_names()
-              if name not in given}
+              if name not in given and hasattr(args, name)}
     return AnimateOptions(**values, **given)
 
 

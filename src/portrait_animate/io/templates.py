@@ -143,7 +143,8 @@ def _load_npz(path: Path) -> MotionTemplate:
         return MotionTemplate(motions=motions, fps=float(arrays["fps"]),
                               eye_ratios=arrays.get("eye_ratios"),
                               lip_ratios=arrays.get("lip_ratios"),
-                              layout=str(arrays["layout"]))
+                              layout=str(arrays["layout"]),
+                              anchor=int(arrays["anchor"]) if "anchor" in arrays else None)
     except (KeyError, ValueError, IndexError, TypeError) as exc:
         raise _fail(path, str(exc)) from exc
 
@@ -179,4 +180,6 @@ def save_template(path: str | os.PathLike, template: MotionTemplate) -> Path:
         arrays["eye_ratios"] = template.eye_ratios.astype(np.float32)
     if template.lip_ratios is not None:
         arrays["lip_ratios"] = template.lip_ratios.astype(np.float32)
+    if template.anchor is not None:
+        arrays["anchor"] = np.array(template.anchor)
     return save_npz(path, arrays)

@@ -86,7 +86,8 @@ def compose_image_source(src: Motion, drv_i: Motion, drv_0: Motion, layout: Keyp
     Args:
         src: source motion, with ``kp``.
         drv_i: motion of driving frame i.
-        drv_0: motion of the first driving frame (``drv_i`` itself for a driving image).
+        drv_0: motion of the anchor, the driving frame relative motion starts from (the first
+            in the reference, ``--driving_anchor``; ``drv_i`` itself for a driving image).
         layout: keypoint layout.
         mode: relative/absolute, region and driving kind.
 
@@ -126,7 +127,8 @@ class VideoSourceTracks:
 
 
 def video_source_tracks(src: Sequence[Motion], drv: Sequence[Motion], layout: KeypointLayout,
-                        mode: DrivingMode, smooth_variance: float) -> VideoSourceTracks:
+                        mode: DrivingMode, smooth_variance: float,
+                        anchor: Motion | None = None) -> VideoSourceTracks:
     """Expression and rotation tracks for n source frames, Kalman-smoothed for a driving video.
 
     Args:
@@ -135,9 +137,11 @@ def video_source_tracks(src: Sequence[Motion], drv: Sequence[Motion], layout: Ke
         layout: keypoint layout.
         mode: relative/absolute, region and driving kind.
         smooth_variance: observation variance of the smoother.
+        anchor: the driving motion relative motion starts from (``--driving_anchor``); the
+            first driving frame's without it.
     """
     n = len(src)
-    d0 = drv[0]
+    d0 = drv[0] if anchor is None else anchor
     if mode.driving_is_video:
         if mode.relative:
             exp = [((s.exp.numpy() + d.exp.numpy()) - d0.exp.numpy())

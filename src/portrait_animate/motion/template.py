@@ -19,6 +19,8 @@ class MotionTemplate:
     eye_ratios: (N, 2) per-frame eye open ratios, or None (e.g. animal templates).
     lip_ratios: (N, 1) per-frame lip open ratios, or None.
     layout: name of the keypoint layout the motion is expressed on.
+    anchor: the frame relative motion started from when it was made (``--driving_anchor``),
+        or None when not recorded (reference templates).
     """
 
     motions: list[Motion]
@@ -26,6 +28,7 @@ class MotionTemplate:
     eye_ratios: np.ndarray | None = None
     lip_ratios: np.ndarray | None = None
     layout: str = "liveportrait-21"
+    anchor: int | None = None
 
     def __post_init__(self) -> None:
         n = len(self.motions)
@@ -35,6 +38,8 @@ class MotionTemplate:
                                    ("lip_ratios", self.lip_ratios, 1)):
             if ratios is not None and ratios.shape != (n, cols):
                 raise ValueError(f"{name} must have shape ({n}, {cols}), got {ratios.shape}")
+        if self.anchor is not None and not 0 <= self.anchor < n:
+            raise ValueError(f"anchor must be a frame index below {n}, got {self.anchor}")
 
     @property
     def n_frames(self) -> int:

@@ -39,12 +39,12 @@ from .driving import PreparedDriving, TimeBase, prepare_driving
 from .engines import load_engine
 from .faces import CropSettings
 from .inputs import InputKind, check_readable, classify_input, input_name
-from .options import AnimateOptions
+from .options import AnimateOptions, parse_anchor
 from .outputs import OutputNames, OutputWriter, concat_panels
 from .progress import Reporter
 from .source import PreparedSource, SourceFrame, prepare_source
 
-__all__ = ["AnimateResult", "animate", "MAX_SHIFT"]
+__all__ = ["AnimateResult", "animate", "FrameAnimator", "MAX_SHIFT"]
 
 #: How far the driven keypoints may move from the source's, in face sizes (the longer side of
 #: the source keypoints' box), before the engines tear the face: on the classic engine a head
@@ -113,11 +113,15 @@ def _frame_count(source: PreparedSource, driving: PreparedDriving) -> int | None
     return None if driving.kind is InputKind.VIDEO else driving.n_frames
 
 
-class _FrameAnimator:
+class FrameAnimator:
     """Decides the keypoints of each animated frame; frame i's driving motion is known when
     it is asked for (all of them from the start for a video source, which smooths them).
+    ``animate`` and ``live`` both use it, so a frame is composed the same way in both.
 
     Args:
+        driving: a :class:`PreparedDriving`, or any object with its ``is_video``,
+            ``motion(i)``, ``motions(n)``, ``anchor_motion()``, ``eye_ratio(i)`` and
+            ``lip_ratio(i)``.
         n: frames to animate (known for a video source).
     """
 
@@ -139,7 +143,8 @@ class _FrameAnimator:
             driving_multiplier=options.driving_multiplier)
         self.tracks = (video_source_tracks(
             [f.motion for f in source.frames_info[:n]], driving.motions(n),
-            engine.layout, self.mode, options.driving_smooth_observation_variance)
+            engine.layout, self.mode, options.driving_smooth_observation_variance,
+            anchor=driving.anchor_motion() if options.flag_relative_motion else None)
             if source.is_video else None)
         self.expression_friendly = (
             options.flag_relative_motion and options.driving_option == "expression-friendly"
@@ -155,19 +160,26 @@ class _FrameAnimator:
     def _composed(self, i: int, info: SourceFrame) -> torch.Tensor:
         layout = self.engine.layout
         if self.tracks is None:
-            motion = compose_image_source(info.motion, self.driving.motion(i),
-                                          self.driving.motion(0), layout, self.mode)
+            drv_i = self.driving.motion(i)
+            anchor = self.driving.anchor_motion() if self.mode.relative else drv_i
+            motion = compose_image_source(info.motion, drv_i, anchor, layout, self.mode)
         else:
             rot = None if self.tracks.R is None else self.tracks.R[i]
             motion = compose_video_source(info.motion, self.driving.motion(i),
                                           self.tracks.exp[i], rot, layout, self.mode)
         x_d = motion.keypoints()
         if self.expression_friendly:
-            if self._x_d_0 is None:
-                self._x_d_0 = x_d
-                self._multiplier = expression_friendly_multiplier(info.x_s, x_d)
+            if self._x_d_0 is None:  # the anchor's keypoints
+                anchor = self.driving.anchor_motion()
+                self._x_d_0 = compose_image_source(info.motion, anchor, anchor, layout,
+                                                   self.mode).keypoints()
+                self._multiplier = expression_friendly_multiplier(info.x_s, self._x_d_0)
             x_d = apply_expression_friendly(info.x_s, x_d, self._x_d_0, self._multiplier)
         return x_d
+
+    def reset_anchor(self) -> None:
+        """Forget what was derived from the driving anchor: the driver has a new one."""
+        self._x_d_0 = None
 
     def _lip_normalize_delta(self, key: int, info: SourceFrame) -> torch.Tensor | None:
         if not (self.options.flag_normalize_lip and info.lip_ratio is not None):
@@ -218,7 +230,7 @@ def _paste_back_active(options: AnimateOptions) -> bool:
     return options.flag_pasteback and options.flag_do_crop and stitched
 
 
-def _render_frames(engine: Engine, animator: _FrameAnimator, source: PreparedSource,
+def _render_frames(engine: Engine, animator: FrameAnimator, source: PreparedSource,
                    driving: PreparedDriving, n: int | None) -> Iterator[tuple]:
     """Per frame, the render and what :func:`_composer` needs besides: the source frame, its
     crop map and the concat's first panels."""
@@ -282,8 +294,10 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: PreparedS
     names = OutputNames(options.output_dir,
                         f"{input_name(options.source)}--{input_name(options.driving)}",
                         image_result)
-    animator = _FrameAnimator(engine, options, source, driving, n, reporter)
+    animator = FrameAnimator(engine, options, source, driving, n, reporter)
     driving.ready()
+    if options.flag_relative_motion:
+        driving.anchor()  # chosen, and told, before the first frame
     frames = _render_frames(engine, animator, source, driving, n)
     compose = _composer(engine, _paste_back_active(options))
     audio = None if image_result else _audio(options, source, driving, reporter)
@@ -333,10 +347,14 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
     with FaceMesh(options.det_thresh) as mesh:
         source = prepare_source(options.source, src_kind, engine, mesh, source_settings,
                                 options.flag_do_crop, options.source_max_dim,
-                                options.source_division, None, reporter)
+                                options.source_division, None, reporter,
+                                smooth=options.driving_smooth)
         limit = len(source.frames_info) if source.is_video and drv_kind is InputKind.VIDEO \
             else None
+        anchor = parse_anchor(options.driving_anchor) if options.flag_relative_motion \
+            else "first"
         with prepare_driving(options.driving, drv_kind, engine, mesh, driving_settings,
                              options.flag_crop_driving_video, limit, reporter,
-                             _time_base(options, source)) as driving:
+                             _time_base(options, source), smooth=options.driving_smooth,
+                             anchor=anchor) as driving:
             return _animate_prepared(options, engine, source, driving, reporter)

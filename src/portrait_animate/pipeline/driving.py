@@ -30,8 +30,10 @@ from ..face.mesh import FaceMesh
 from ..io.images import read_image_rgb
 from ..io.templates import load_template
 from ..io.video import iter_frames, probe_video
+from ..motion.anchor import choose_anchor
 from ..motion.model import Motion
 from ..motion.presets import PRESET_PREFIX, preset_template
+from ..motion.smoothing import smooth_motion_stream, smoothing_radius
 from ..motion.template import MotionTemplate
 from .faces import CROP_SIZE, CropSettings, FaceTrack, driving_crop, points_in_input, track_faces
 from .inputs import InputKind
@@ -264,6 +266,10 @@ class PreparedDriving:
         crop: crop the frames to the averaged box (else resize them whole).
         reporter: shows the waits for the whole analysis.
         timeline: the driving frame of each output frame (frame for frame without).
+        smooth: ``--driving_smooth``, the strength of the zero-phase smoothing of a driving
+            video's motion (0: none).
+        anchor: ``--driving_anchor``, the driving frame relative motion starts from: ``first``,
+            ``auto`` (the most neutral) or an index (:func:`parse_anchor`).
 
     Frames are counted in output frames (:meth:`frames`, :meth:`motion`, :attr:`n_frames`,
     ...); only :attr:`template` holds the driver's own frames.
@@ -282,7 +288,8 @@ class PreparedDriving:
                  frames_hint: int | None, *, template: MotionTemplate | None = None,
                  analysis: _FaceAnalysis | None = None, engine: Engine | None = None,
                  crop: bool = False, reporter: Reporter | None = None,
-                 timeline: _Timeline | None = None) -> None:
+                 timeline: _Timeline | None = None, smooth: float = 0.0,
+                 anchor: str | int = "first") -> None:
         self.spec, self.kind, self.fps, self.has_audio, self.layout = \
             spec, kind, fps, has_audio, layout
         self.frames_hint = frames_hint
@@ -292,7 +299,12 @@ class PreparedDriving:
         self._crop, self._reporter = crop, reporter or Reporter(quiet=True)
         self._timeline = timeline or _Timeline()
         self._bbox: np.ndarray | None = None
+        #: The driving frames' motion as taken, and as smoothed (the one used).
+        self._raw: list[Motion] = []
         self._motions: list[Motion] = []
+        self._smooth = smooth if analysis is not None and kind is InputKind.VIDEO else 0.0
+        self._anchor_spec = anchor
+        self._anchor: int | None = None
 
     @property
     def is_video(self) -> bool:
@@ -341,7 +353,7 @@ class PreparedDriving:
         motion is taken once and kept for :meth:`motion` and the template (also that of the
         driving frames skipped after the last one shown, before output frame n's)."""
         end = None if n is None or not self.is_video else self._timeline.driving(n)
-        driving = self._driving_frames(end)
+        driving = self._motion_frames(end)
         shown, item = -1, None
         try:
             for i in range(n) if n is not None else count():
@@ -355,9 +367,25 @@ class PreparedDriving:
         finally:
             driving.close()
 
+    def _motion_frames(self, n: int | None
+                       ) -> Generator[tuple[np.ndarray | None, Motion], None, None]:
+        """:meth:`frames` of the first n driving frames (all without n): their motion
+        smoothed, which looks ahead as far as the smoothing reaches past frame n."""
+        ahead = smoothing_radius(self._smooth) if self._smooth > 0 else 0
+        raw = self._driving_frames(None if n is None else n + ahead)
+        stream = smooth_motion_stream(raw, self._smooth)
+        try:
+            for i, (panel, motion) in enumerate(islice(stream, n)):
+                if i == len(self._motions):
+                    self._motions.append(motion)
+                yield panel, self._motions[i]
+        finally:
+            stream.close()
+            raw.close()
+
     def _driving_frames(self, n: int | None
                         ) -> Generator[tuple[np.ndarray | None, Motion], None, None]:
-        """:meth:`frames` of the first n driving frames (all without n)."""
+        """The first n driving frames (all without n) with their motion as taken."""
         if self._analysis is None:
             total = self._template.n_frames if n is None else n
             yield from ((None, m) for m in self._template.motions[:total])
@@ -380,12 +408,12 @@ class PreparedDriving:
                         return
                     decoded = i + 1
                     panel = driving_crop(frame, self._bbox, size)
-                if i == len(self._motions):
+                if i == len(self._raw):
                     points = None if face.points is None else face.points[0]
                     landmarks = points_in_input(points, self._analysis.frame_shape, to_crop,
                                                 size)
-                    self._motions.append(self._engine.motion(panel, landmarks))
-                yield panel, self._motions[i]
+                    self._raw.append(self._engine.motion(panel, landmarks))
+                yield panel, self._raw[i]
                 if not self.is_video:  # one driving image for every frame
                     return
         finally:
@@ -395,7 +423,7 @@ class PreparedDriving:
     def _take_motions(self, m: int) -> None:
         """Take the motion of the first m driving frames now (a decoding pass) where not yet."""
         if self._analysis is not None and len(self._motions) < m:
-            for _ in self._driving_frames(m):
+            for _ in self._motion_frames(m):
                 pass
 
     def motions(self, n: int) -> list[Motion]:
@@ -405,8 +433,56 @@ class PreparedDriving:
 
     def motion(self, i: int) -> Motion:
         """Output frame i's motion; :meth:`frames` has reached it."""
-        j = self._frame(i)
+        return self._driving_motion(self._frame(i))
+
+    def _driving_motion(self, j: int) -> Motion:
         return self._template.motions[j] if self._template is not None else self._motions[j]
+
+    def anchor(self) -> int:
+        """The driving frame relative motion starts from, chosen (and told) once.
+
+        Raises:
+            InputError: an index past the driver's last frame.
+        """
+        if self._anchor is None:
+            self._anchor = self._choose_anchor()
+            if self.is_video:
+                how = ("--driving_anchor first" if self._anchor_spec == "first" else
+                       f"--driving_anchor {self._anchor_spec}")
+                saved = (self._template is not None and self._template.anchor is not None
+                         and self._anchor_spec == "auto")
+                self._reporter.note(
+                    f"driving anchor: frame {self._anchor} "
+                    f"({'saved in the template' if saved else how}); relative motion starts "
+                    "from it")
+        return self._anchor
+
+    def anchor_motion(self) -> Motion:
+        """The motion of :meth:`anchor`'s frame."""
+        return self._driving_motion(self.anchor())
+
+    def _choose_anchor(self) -> int:
+        spec = self._anchor_spec
+        if not self.is_video or spec == "first":
+            return 0
+        if isinstance(spec, int):
+            if self._template is None:
+                self.ready()
+                self._take_motions(spec + 1)
+            frames = len(self._motions) if self._template is None else self._template.n_frames
+            if spec >= frames:
+                last = "the motion template" if self._template is not None else \
+                    "the driving video"
+                raise InputError(f"--driving_anchor {spec} is past the last frame of {last} "
+                                 f"{self.spec} ({frames} frames); pass an index below {frames} "
+                                 "or auto")
+            return spec
+        if self.kind is InputKind.PRESET:
+            return 0  # presets start at rest by design
+        template = self.template
+        if self._template is not None and template.anchor is not None:
+            return template.anchor
+        return choose_anchor(template.motions, template.eye_ratios, template.lip_ratios)
 
     def eye_ratio(self, i: int) -> float | None:
         if self._template is None:
@@ -431,7 +507,7 @@ class PreparedDriving:
         return MotionTemplate(
             motions=self._motions[:len(faces)], fps=self.fps, layout=self.layout,
             eye_ratios=np.concatenate([f.eye_ratios for f in faces]),
-            lip_ratios=np.concatenate([f.lip_ratios for f in faces]))
+            lip_ratios=np.concatenate([f.lip_ratios for f in faces]), anchor=self._anchor)
 
     def close(self) -> None:
         """Stop the analysis of a driving video or image, if it runs."""
@@ -447,13 +523,14 @@ class PreparedDriving:
 
 def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                     settings: CropSettings, force_crop: bool, limit: int | None,
-                    reporter: Reporter, time_base: TimeBase | None = None) -> PreparedDriving:
+                    reporter: Reporter, time_base: TimeBase | None = None, *,
+                    smooth: float = 0.0, anchor: str | int = "first") -> PreparedDriving:
     """The driver of at most ``limit`` output frames; a video or image is analysed from now
     on with ``mesh``, which only the analysis may use until :meth:`PreparedDriving.close`.
 
     The driver is cropped to one averaged box when ``force_crop`` is set or it is not square.
     ``time_base``, the output's of a video source, decides whether a driver of several
-    frames is resampled onto it.
+    frames is resampled onto it. ``smooth`` and ``anchor``: see :class:`PreparedDriving`.
     """
     layout = engine.layout.name
     if kind in (InputKind.PRESET, InputKind.TEMPLATE):
@@ -468,7 +545,8 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
         timeline = _timeline(time_base if template.n_frames > 1 else None, template.fps,
                              False, reporter)
         return PreparedDriving(spec, kind, template.fps, False, layout, template.n_frames,
-                               template=template, timeline=timeline)
+                               template=template, timeline=timeline, reporter=reporter,
+                               anchor=anchor)
 
     if kind is InputKind.IMAGE:
         fps, has_audio, hint, timeline = DEFAULT_FPS, False, 1, _Timeline()
@@ -485,4 +563,5 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
     analysis = _FaceAnalysis(_frames(spec, kind, limit, reporter.note), mesh, settings,
                              engine.uses_landmarks, None if crop else engine.input_size)
     return PreparedDriving(spec, kind, fps, has_audio, layout, hint, analysis=analysis,
-                           engine=engine, crop=crop, reporter=reporter, timeline=timeline)
+                           engine=engine, crop=crop, reporter=reporter, timeline=timeline,
+                           smooth=smooth, anchor=anchor)

@@ -7,7 +7,7 @@ found, for leading frames), so frames are never dropped or shifted.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -23,9 +23,10 @@ from ..face.crop import (
 )
 from ..face.mesh import FaceMesh
 from ..face.ratios import eye_ratios, lip_ratio
+from ..motion.smoothing import zero_phase_smooth
 
-__all__ = ["CropSettings", "FaceTrack", "track_faces", "source_crop", "driving_crop",
-           "CROP_SIZE", "MODEL_SIZE"]
+__all__ = ["CropSettings", "FaceTrack", "track_faces", "smooth_track", "source_crop",
+           "driving_crop", "CROP_SIZE", "MODEL_SIZE"]
 
 CROP_SIZE = 512
 MODEL_SIZE = 256
@@ -101,6 +102,19 @@ def track_faces(frames: Iterable[np.ndarray], mesh: FaceMesh, settings: CropSett
                      lip_ratios=np.array([lips[j] for j in take], dtype=np.float32),
                      found=np.array(found),
                      points=[kept[j] for j in take] if keep_points else None)
+
+
+def smooth_track(track: FaceTrack, settings: CropSettings, strength: float) -> FaceTrack:
+    """The track with its landmarks smoothed in time (:func:`zero_phase_smooth`, ``strength``
+    frames) and its crop boxes and ratios taken again from them, so that a still head keeps
+    still crops; the track itself without landmarks or with ``strength`` 0."""
+    if strength <= 0 or track.points is None or len(track) < 3:
+        return track
+    points = zero_phase_smooth(np.stack(track.points), strength)  # (T, 478, 3)
+    return replace(track, boxes=[settings.box(p[:, :2]) for p in points],
+                   eye_ratios=np.array([eye_ratios(p[:, :2]) for p in points], np.float32),
+                   lip_ratios=np.array([(lip_ratio(p[:, :2]),) for p in points], np.float32),
+                   points=list(points))
 
 
 def points_in_input(points: np.ndarray | None, frame_shape: tuple[int, int],

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from ..choices import PRECISIONS, REGIONS
 
 __all__ = ["AnimateOptions", "DRIVING_OPTIONS", "AUDIO_PRIORITIES", "DRIVING_TIME_BASES",
-           "ENGINES", "PRECISIONS", "Range", "RANGES"]
+           "ENGINES", "PRECISIONS", "Range", "RANGES", "parse_anchor"]
 
 DRIVING_OPTIONS = ("expression-friendly", "pose-friendly")
 AUDIO_PRIORITIES = ("driving", "source")
@@ -58,6 +58,8 @@ RANGES = {
                                            "further than the engines can render"),
     "driving_smooth_observation_variance": Range(0.0, math.inf, "a Kalman observation variance",
                                                  low_open=True),
+    "driving_smooth": Range(0.0, 10.0, "the smoothing's reach in driving frames (a Gaussian's "
+                                       "sigma): 0 turns it off, past 10 it blurs real motion"),
     "det_thresh": Range(0.0, 1.0, "a face-detection confidence", low_open=True),
     "scale": _CROP_SCALE,
     "vx_ratio": _CROP_SHIFT,
@@ -66,6 +68,22 @@ RANGES = {
     "vx_ratio_crop_driving_video": _CROP_SHIFT,
     "vy_ratio_crop_driving_video": _CROP_SHIFT,
 }
+
+
+def parse_anchor(value: str | int) -> str | int:
+    """``first``, ``auto`` or a frame index N >= 0 (``--driving_anchor``).
+
+    Raises:
+        ValueError: anything else.
+    """
+    text = str(value).strip()
+    if text in ("first", "auto"):
+        return text
+    if text.isdigit():
+        return int(text)
+    raise ValueError(f"--driving_anchor {value!r} is not first, auto or a frame index (0, 1, "
+                     "...); pass one of those")
+
 
 
 @dataclass
@@ -90,6 +108,8 @@ class AnimateOptions:
     driving_option: str = "expression-friendly"
     driving_multiplier: float = 1.0
     driving_smooth_observation_variance: float = 3e-7
+    driving_smooth: float = 2.5
+    driving_anchor: str = "auto"
     audio_priority: str = "driving"
     driving_time_base: str = "auto"
     animation_region: str = "all"
@@ -126,6 +146,10 @@ class AnimateOptions:
             if getattr(self, name) not in allowed:
                 problems.append(f"--{name} {getattr(self, name)!r} is not one of "
                                 f"{', '.join(allowed)}")
+        try:
+            parse_anchor(self.driving_anchor)
+        except ValueError as exc:
+            problems.append(str(exc))
         defaults = {f.name: f.default for f in fields(self)}
         for name, allowed in RANGES.items():
             problem = allowed.problem(f"--{name}", getattr(self, name), defaults[name])

@@ -24,6 +24,7 @@ from .faces import (
     CropSettings,
     FaceTrack,
     points_in_input,
+    smooth_track,
     source_crop,
     track_faces,
 )
@@ -140,11 +141,13 @@ def _either(fixes: list[str]) -> str:
 def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                    settings: CropSettings, do_crop: bool, max_dim: int, division: int,
                    limit: int | None, reporter: Reporter, *,
-                   face_required: bool = False) -> PreparedSource:
+                   face_required: bool = False, smooth: float = 0.0) -> PreparedSource:
     """Detect, crop and run the motion extractor on the source's frames (at most ``limit``).
 
     Args:
         face_required: the caller needs the face's landmarks even without cropping.
+        smooth: strength of the smoothing of a video source's landmarks, and so of its crop
+            boxes and ratios, in frames (``--driving_smooth``; 0: none).
 
     Raises:
         InputError: no face where one is needed (to crop, or for landmarks).
@@ -165,9 +168,13 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
     frames = (resize_to_limit(f, max_dim, division)
               for f in iter_frames(spec, limit=limit, warn=reporter.note))
     track = track_faces(reporter.track(frames, "source faces"), mesh, settings,
-                        engine.uses_landmarks)
+                        engine.uses_landmarks or smooth > 0)
     if track is None and (do_crop or not whole_frame_works):
         raise _no_face(spec, kind, whole_frame_works)
+    if track is not None:
+        track = smooth_track(track, settings, smooth)
+        if not engine.uses_landmarks:
+            track.points = None
     source = PreparedSource(spec, kind, [], probe.fps, probe.has_audio, None,
                             track if do_crop else None, max_dim, division, engine.input_size,
                             probe.sar)

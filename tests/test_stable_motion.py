@@ -1,0 +1,168 @@
+"""Stable motion (issue 12): smoothing of the driving motion and of a source video's crops,
+the neutral anchor, and classic video-to-video that costs about what image-to-video does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from media import read_video, write_video
+from portrait_animate.cli.main import main
+from portrait_animate.engines.classic.anatomy import LIPS
+from portrait_animate.face.mesh import FaceMesh
+from portrait_animate.io.templates import load_template
+from portrait_animate.pipeline.animate import animate
+from portrait_animate.pipeline.engines import load_engine
+from portrait_animate.pipeline.faces import CropSettings
+from portrait_animate.pipeline.inputs import InputKind
+from portrait_animate.pipeline.options import AnimateOptions
+from portrait_animate.pipeline.progress import Reporter
+from portrait_animate.pipeline.source import prepare_source
+
+SIZE = 256
+#: d0's frame 28 is a broad smile with teeth; its frames 0-9 are neutral.
+SMILE, NEUTRAL = 28, range(10)
+
+
+def _d0_frames(shared: Path, wanted: list[int]) -> dict[int, np.ndarray]:
+    frames, _ = read_video(shared / "assets/driving/d0.mp4")
+    return {i: cv2.resize(frames[i], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+            for i in set(wanted)}
+
+
+def _noisy_still(frame: np.ndarray, n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
+            for _ in range(n)]
+
+
+def _mouth(mesh: FaceMesh, image: np.ndarray) -> np.ndarray:
+    """The lips' landmarks around their centre, in inter-pupil distances."""
+    points = mesh.landmarks(image)
+    assert points is not None
+    lips = points[list(LIPS)]
+    return (lips - lips.mean(axis=0)) / np.linalg.norm(points[468] - points[473])
+
+
+def test_auto_anchor_skips_a_smiling_first_frame(shared, tmp_path):
+    d0 = _d0_frames(shared, [SMILE, *NEUTRAL])
+    driving = write_video([d0[SMILE]] * 2 + [d0[i] for i in NEUTRAL], tmp_path / "smile.mp4")
+    source = tmp_path / "source.png"
+    cv2.imwrite(str(source), cv2.cvtColor(d0[0], cv2.COLOR_RGB2BGR))
+    results = {}
+    for anchor in ("auto", "first"):
+        results[anchor] = animate(AnimateOptions(
+            source=str(source), driving=str(driving), output_dir=str(tmp_path / anchor),
+            engine="classic", quiet=True, save_frames=True, driving_anchor=anchor))
+    chosen = load_template(results["auto"].template).anchor
+    assert chosen >= 2, f"auto kept the smiling frame {chosen} as the anchor"
+    assert load_template(results["first"].template).anchor == 0
+    with FaceMesh() as mesh:
+        rest = _mouth(mesh, d0[0])
+        errors = {}
+        for anchor, result in results.items():
+            pngs = sorted(result.frames_dir.glob("*.png"))[2:]  # the driver is neutral here
+            errors[anchor] = np.mean([
+                np.linalg.norm(_mouth(mesh, cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB))
+                               - rest, axis=1).mean() for p in pngs])
+    # auto: the neutral driver leaves the mouth at rest; first: the smile is taken away
+    assert errors["auto"] < 0.03, errors
+    assert errors["first"] > 2 * errors["auto"], errors
+
+
+def test_anchor_index_and_bad_anchors(shared, tmp_path, capsys):
+    d0 = _d0_frames(shared, list(NEUTRAL))
+    driving = write_video([d0[i] for i in NEUTRAL], tmp_path / "d.mp4")
+    source = tmp_path / "s.png"
+    cv2.imwrite(str(source), cv2.cvtColor(d0[0], cv2.COLOR_RGB2BGR))
+    base = ["animate", "--engine", "classic", "-s", str(source), "-d", str(driving)]
+    assert main([*base, "-o", str(tmp_path / "ok"), "--driving_anchor", "4"]) == 0
+    assert "driving anchor: frame 4 (--driving_anchor 4)" in capsys.readouterr().err
+    assert load_template(tmp_path / "ok/d_template.npz").anchor == 4
+    # the template keeps its anchor: auto takes it, and says so
+    template = tmp_path / "ok/d_template.npz"
+    assert main([*base[:-2], "-d", str(template), "-o", str(tmp_path / "tpl")]) == 0
+    assert "driving anchor: frame 4 (saved in the template)" in capsys.readouterr().err
+    for value, words in (("40", "past the last frame"), ("middle", "not first, auto")):
+        out = tmp_path / f"bad{value}"
+        assert main([*base, "-o", str(out), "--driving_anchor", value]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0] and "Traceback" not in err[0], err
+        assert not out.exists() or not any(out.iterdir())
+
+
+def _rendered_motion(template: Path) -> float:
+    motions = load_template(template).motions
+    x = np.stack([m.keypoints()[0].numpy() for m in motions])
+    iod = np.linalg.norm(x[:, 468, :2] - x[:, 473, :2], axis=1).mean()
+    return float(np.linalg.norm(np.diff(x[:, :468, :2], axis=0), axis=-1).mean() / iod)
+
+
+def test_driving_smooth_steadies_a_still_driver(shared, tmp_path):
+    frame = _d0_frames(shared, [0])[0]
+    driving = write_video(_noisy_still(frame, 24), tmp_path / "still.mp4")
+    source = tmp_path / "s.png"
+    cv2.imwrite(str(source), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    motion = {}
+    for smooth in (0.0, AnimateOptions.driving_smooth):
+        result = animate(AnimateOptions(source=str(source), driving=str(driving),
+                                        output_dir=str(tmp_path / str(smooth)), quiet=True,
+                                        engine="classic", driving_smooth=smooth))
+        motion[smooth] = _rendered_motion(result.template)
+    assert motion[AnimateOptions.driving_smooth] < 0.4 * motion[0.0], motion
+
+
+def test_source_video_crops_keep_still(shared, tmp_path):
+    frame = _d0_frames(shared, [0])[0]
+    video = write_video(_noisy_still(frame, 16, seed=1), tmp_path / "src.mp4")
+    centres = {}
+    with FaceMesh() as mesh:
+        for smooth in (0.0, 2.5):
+            engine = load_engine(AnimateOptions(source="", driving="", engine="classic"),
+                                 Reporter(quiet=True))
+            source = prepare_source(str(video), InputKind.VIDEO, engine, mesh,
+                                    CropSettings(2.3, 0.0, -0.125), True, 1280, 2, None,
+                                    Reporter(quiet=True), smooth=smooth)
+            centres[smooth] = np.stack([b.center for b in source._track.boxes])
+    jitter = {k: np.linalg.norm(np.diff(c, axis=0), axis=1).mean() for k, c in centres.items()}
+    assert jitter[2.5] < 0.5 * jitter[0.0], jitter
+
+
+_MEASURE = """
+import json, resource, sys, time
+from portrait_animate.pipeline.animate import animate
+from portrait_animate.pipeline.options import AnimateOptions
+start = time.perf_counter()
+result = animate(AnimateOptions(source=sys.argv[1], driving=sys.argv[2], output_dir=sys.argv[3],
+                                engine="classic", quiet=True))
+print(json.dumps({"seconds": time.perf_counter() - start, "frames": result.n_frames,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _measure(source: Path, driving: Path, out: Path) -> dict:
+    run = subprocess.run([sys.executable, "-c", _MEASURE, str(source), str(driving), str(out)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_classic_video_to_video_scales(shared, tmp_path):
+    """300 frames of video driving video: flat memory, and about the cost of an image source
+    per frame (the O(D^3) Kalman smoother took minutes and GBs here)."""
+    d0 = _d0_frames(shared, list(NEUTRAL))
+    frames = [d0[i] for i in NEUTRAL]
+    video = write_video([frames[(i // 10) % 2 * 9 + (-1) ** ((i // 10) % 2) * (i % 10)]
+                         for i in range(300)], tmp_path / "v300.mp4")
+    image = tmp_path / "first.png"
+    cv2.imwrite(str(image), cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR))
+    v2v = _measure(video, video, tmp_path / "v2v")
+    i2v = _measure(image, video, tmp_path / "i2v")
+    assert v2v["frames"] == i2v["frames"] == 300
+    assert v2v["rss_mb"] < 1500, v2v
+    per_frame = {k: m["seconds"] / m["frames"] for k, m in (("v2v", v2v), ("i2v", i2v))}
+    assert per_frame["v2v"] <= 2 * per_frame["i2v"], per_frame
