@@ -23,6 +23,7 @@ from ..pipeline.options import DRIVING_OPTIONS, ENGINES, AnimateOptions
 from ..pipeline.progress import Reporter
 from ..pipeline.retargeting import VideoRetargetOptions
 from .backend import AppBackend
+from .live import LiveHandlers, live_section
 
 __all__ = ["build_app", "page_message", "user_errors", "EXPRESSION_SLIDERS",
            "MOVEMENT_SLIDERS"]
@@ -446,4 +447,6 @@ def build_app(backend: AppBackend) -> gr.Blocks:
         _animation_section(handlers, backend.base, astronaut)
         _image_retargeting_section(handlers, engine, astronaut)
         _video_retargeting_section(handlers, engine)
+        with gr.Tab("📷 Live"):
+            live_section(LiveHandlers(backend), engine, astronaut, user_errors)
     return demo

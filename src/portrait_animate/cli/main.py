@@ -25,6 +25,8 @@ COMMANDS = {
     "presets": ("presets", "list the built-in driving motions (-d preset:NAME)"),
     "weights": ("weights", "download, synthesise or check LivePortrait weights"),
     "debug-stages": ("debug", "run every network stage on two images and save them as .npz"),
+    "live": ("live", "animate a portrait from a camera in real time (window, virtual camera, "
+                     "recording)"),
     "app": ("app", "serve the web app (animation, image and video retargeting)"),
     "doctor": ("doctor", "check the installation: versions, CPU, threads, weights, ffmpeg"),
 }

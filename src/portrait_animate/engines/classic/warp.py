@@ -27,6 +27,10 @@ CHIN, FOREHEAD = 152, 10
 
 #: Coarse grid cells across the face.
 GRID_PER_FACE = 96
+#: Grid points along the region's longer side, at most: a small face in a large frame gets a
+#: coarser grid (the region spans six face sizes, most of it the smooth falloff outside), so
+#: that the cost follows the frame's size, not the face's smallness.
+MAX_GRID_SIDE = 256
 #: Margin of the region of interest around both landmark sets, in face sizes.
 ROI_MARGIN = 2.5
 #: Reach of the extension outside the face (Gaussian falloff), in face sizes: long above the
@@ -163,7 +167,7 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
     x0, y0, x1, y1 = _roi(np.concatenate([source, target]), size, frame_shape)
     # Coarse samples sit at the centres of k x k cells, where cv2.resize's bilinear
     # upsampling puts them, so upsampling reproduces them exactly.
-    k = max(int(round(size / GRID_PER_FACE)), 1)
+    k = max(int(round(size / GRID_PER_FACE)), -(-max(x1 - x0, y1 - y0) // MAX_GRID_SIDE), 1)
     nx, ny = -(-(x1 - x0) // k), -(-(y1 - y0) // k)
     origin = np.array([x0 + 0.5 * k - 0.5, y0 + 0.5 * k - 0.5])
     gx, gy = origin[0] + np.arange(nx) * k, origin[1] + np.arange(ny) * k

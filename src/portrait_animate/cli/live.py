@@ -1,0 +1,79 @@
+"""``portrait-animate live``: a camera drives a portrait in real time."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from ..errors import InputError
+from ..live.options import LIVE_ANIMATE_OPTIONS, LiveOptions
+from ..pipeline.options import Range
+from .animate import add_animate_options, options_from_args
+
+__all__ = ["configure"]
+
+RANGES = {"live_smooth": Range(0.0, 10.0, "a filter strength: 0 turns it off, 1 is the "
+                                          "One-Euro paper's 1 Hz cutoff at rest, 2 halves it"),
+          "max_seconds": Range(0.0, math.inf, "a duration", low_open=True)}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "portrait-animate live -s SOURCE [--camera 0|PATH|URL] [options]"
+    parser.description = (
+        "Animate a portrait from a camera in real time. Motion is relative to the first frame "
+        "with a face; press n in the window to set a new neutral face, q to quit. A video "
+        "file given as the camera plays at its own frame rate, like a camera.")
+    parser.add_argument("-s", "--source", required=True, metavar="PATH",
+                        help="source portrait image (or sample:astronaut)")
+    parser.add_argument("--camera", default="0", metavar="0|PATH|URL",
+                        help="camera device index, video file or stream URL")
+    parser.add_argument("--no_window", action="store_true",
+                        help="show no window (one is shown where there is a display)")
+    parser.add_argument("--virtual_camera", action="store_true",
+                        help="send the result to a virtual camera (pyvirtualcam: pip install "
+                             "'portrait-animate[live]')")
+    parser.add_argument("--record", metavar="OUT.mp4",
+                        help="record the result, one frame per camera frame")
+    parser.add_argument("--max_seconds", type=float, metavar="S",
+                        help=f"stop after this long, {RANGES['max_seconds']}")
+    parser.add_argument("--stats_json", metavar="FILE",
+                        help="write frames in/rendered/dropped, fps and latency here")
+    parser.add_argument("--live_smooth", type=float, default=1.0, metavar="FLOAT",
+                        help=f"One-Euro filter on the driving motion, {RANGES['live_smooth']}")
+    add_animate_options(parser, inputs=False, only=LIVE_ANIMATE_OPTIONS)
+    parser.set_defaults(run=_run)
+
+
+def _check(args: argparse.Namespace, options: LiveOptions) -> None:
+    """Fail on a bad option before the camera or the engine is opened."""
+    problems = options.animate.invalid_values()
+    for name, allowed in RANGES.items():
+        value = getattr(args, name)
+        if value is not None:
+            problems.append(allowed.problem(f"--{name}", value, 1.0))
+    for option, path in (("--record", args.record), ("--stats_json", args.stats_json)):
+        if path is None:
+            continue
+        folder = Path(path).parent
+        if not folder.is_dir():
+            problems.append(f"{option} {path}: the folder {folder} does not exist; create it "
+                            "or pick another path")
+    if args.record is not None and Path(args.record).suffix.lower() != ".mp4":
+        problems.append(f"--record {args.record}: the recording is an .mp4; name it so")
+    problems = [p for p in problems if p]
+    if problems:
+        raise InputError(problems[0])
+
+
+def _run(args: argparse.Namespace) -> int:
+    options = LiveOptions(
+        animate=options_from_args(args, source=args.source, driving="", output_dir=""),
+        camera=args.camera, window=not args.no_window, virtual_camera=args.virtual_camera,
+        record=args.record, max_seconds=args.max_seconds, stats_json=args.stats_json,
+        live_smooth=args.live_smooth)
+    _check(args, options)
+    from ..live.run import run_live  # torch and the engines: loaded when running only
+
+    run_live(options)
+    return 0

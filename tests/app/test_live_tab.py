@@ -1,0 +1,91 @@
+"""The app's Live tab in headless Chromium, fed by Chromium's fake camera: a .y4m made from a
+driving video that starts neutral and smiles with an open mouth."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS
+from media import FFMPEG, read_video
+from portrait_animate.face.mesh import FaceMesh
+from portrait_animate.face.ratios import lip_ratio
+
+SECONDS = 12.0
+
+
+@pytest.fixture
+def camera_page(shared, app_server, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (`make test` installs it as root)")
+    from playwright.sync_api import sync_playwright
+
+    y4m = tmp_path / "camera.y4m"  # d0's first 1.6 s: neutral, then a broad smile
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(shared / "assets/driving/d0.mp4"),
+                    "-t", "1.6", "-vf", "scale=320:320,fps=25", "-pix_fmt", "yuv420p", str(y4m)],
+                   check=True)
+    flags = [*CHROMIUM_FLAGS, "--use-fake-device-for-media-stream",
+             "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={y4m}"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                      permissions=["camera"])
+        page = context.new_page()
+        page.set_default_timeout(120_000)
+        page.goto(app_server.url, wait_until="load")
+        yield page
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "live_tab.png"), full_page=True)
+        browser.close()
+
+
+def test_live_tab_streams_the_animated_portrait(camera_page):
+    page = camera_page
+    page.get_by_role("tab", name="📷 Live").click()
+    webcam = page.locator("#live-webcam")
+    webcam.get_by_text("Click to Access Webcam").click()
+    webcam.get_by_role("button", name="capture photo").click()  # starts the stream
+    output = page.locator("#live-output img")
+    seen: dict[str, np.ndarray] = {}
+    end = time.monotonic() + SECONDS
+    while time.monotonic() < end:
+        src = output.get_attribute("src") if output.count() else None
+        if src and src not in seen:
+            data = page.request.get(src).body()
+            seen[src] = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8),
+                                                  cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        time.sleep(0.1)
+    figures = page.locator("#live-figures textarea").input_value()
+    assert len(seen) >= 5, f"{len(seen)} animated frames arrived; {figures!r}"
+    assert "fps" in figures and "ms per frame" in figures, figures
+    with FaceMesh() as mesh:
+        ratios = [lip_ratio(p) for f in seen.values() if (p := mesh.landmarks(f)) is not None]
+    # the camera loops neutral -> open smile, and the portrait's mouth follows it
+    assert len(ratios) >= 5 and max(ratios) - min(ratios) > 0.05, np.round(ratios, 3)
+
+
+def test_live_sessions_are_separate_and_one_page_holds_an_engine(shared, app_server):
+    from portrait_animate.app.live import LiveHandlers, LiveState
+    from portrait_animate.errors import InputError
+
+    frames, _ = read_video(shared / "assets/driving/d0.mp4")
+    neutral, smile = (cv2.resize(frames[i], (320, 320)) for i in (0, 28))
+    handlers = LiveHandlers(app_server.backend)
+    first, second = LiveState(), LiveState()
+    rest, _, first = handlers.frame(neutral, None, "classic", "all", 1.0, first)
+    moved, figures, first = handlers.frame(smile, None, "classic", "all", 1.0, first)
+    assert "face" in figures and np.abs(moved.astype(int) - rest).mean() > 0.5
+    with pytest.raises(InputError, match="in use by another page"):
+        handlers.frame(neutral, None, "classic", "all", 1.0, second)
+    # a session of its own once the engine is free: its anchor is its own first face
+    handlers._holders.clear()
+    own, _, second = handlers.frame(smile, None, "classic", "all", 1.0, second)
+    assert second.session is not first.session
+    assert np.abs(own.astype(int) - rest).mean() < np.abs(moved.astype(int) - rest).mean()
+    first.close()
+    second.close()

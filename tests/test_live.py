@@ -1,0 +1,134 @@
+"""``portrait-animate live`` (issue 13): a video file played as a camera drives a portrait;
+the recording has one frame per camera frame and follows the driver; a face that goes away
+holds, eases to rest and comes back; the neutral face can be set again; no virtual camera
+device is one line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from media import frame_count, read_video, write_video
+from portrait_animate.cli.main import main
+from portrait_animate.face.mesh import FaceMesh
+from portrait_animate.face.ratios import lip_ratio
+from portrait_animate.live.session import (
+    EASE_SECONDS,
+    HOLD_SECONDS,
+    LiveSession,
+    prepare_live_source,
+)
+from portrait_animate.pipeline.engines import load_engine
+from portrait_animate.pipeline.options import AnimateOptions
+from portrait_animate.pipeline.progress import Reporter
+
+SIZE = 256
+#: d0: neutral from frame 0, a broad smile with an open mouth from frame 20 on.
+FRAMES = range(0, 40, 2)
+
+
+def _d0(shared: Path, frames: Sequence[int] = FRAMES) -> list[np.ndarray]:
+    video, _ = read_video(shared / "assets/driving/d0.mp4")
+    return [cv2.resize(video[i], (SIZE, SIZE), interpolation=cv2.INTER_AREA) for i in frames]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return float(10 * np.log10(255**2 / max(mse, 1e-12)))
+
+
+def _lip_ratios(mesh: FaceMesh, frames: list[np.ndarray]) -> np.ndarray:
+    return np.array([lip_ratio(p) if (p := mesh.landmarks(f)) is not None else np.nan
+                     for f in frames])
+
+
+def test_live_records_one_frame_per_camera_frame_and_follows_the_mouth(shared, tmp_path):
+    # a camera at 5 fps, so that even a slow, busy CI machine animates every frame
+    camera = write_video(_d0(shared), tmp_path / "camera.mp4", fps=5)
+    record, stats_path = tmp_path / "live.mp4", tmp_path / "stats.json"
+    assert main(["live", "-s", "sample:astronaut", "--camera", str(camera), "--engine",
+                 "classic", "--no_window", "--record", str(record), "--stats_json",
+                 str(stats_path), "--quiet"]) == 0
+    stats = json.loads(stats_path.read_text())
+    assert {"frames_in", "frames_rendered", "frames_dropped", "fps", "latency_ms_p50",
+            "latency_ms_p95"} <= set(stats)
+    assert stats["frames_in"] == len(FRAMES) == frame_count(record) == stats["frames_recorded"]
+    assert stats["frames_rendered"] + stats["frames_dropped"] == stats["frames_in"]
+    assert stats["frames_dropped"] <= 2, stats
+    assert 0 < stats["latency_ms_p50"] <= stats["latency_ms_p95"]
+    recorded, _ = read_video(record)
+    with FaceMesh() as mesh:
+        driver = _lip_ratios(mesh, _d0(shared))
+        ours = _lip_ratios(mesh, recorded)
+    assert not np.isnan(ours).any()
+    assert np.corrcoef(driver, ours)[0, 1] > 0.8, (driver.round(3), ours.round(3))
+    assert ours[-5:].mean() > ours[:5].mean() + 0.05  # the mouth opens with the driver's
+    assert not list(tmp_path.glob(".*")), "temporary files left"
+
+
+@pytest.fixture(scope="module")
+def session_parts(shared):
+    options = AnimateOptions(source="sample:astronaut", driving="", engine="classic")
+    engine = load_engine(options, Reporter(quiet=True))
+    mesh = FaceMesh()
+    source = prepare_live_source(options, engine, mesh, Reporter(quiet=True))
+    yield engine, options, source, mesh
+    mesh.close()
+
+
+def test_no_face_holds_eases_to_rest_and_recovers(shared, session_parts):
+    session = LiveSession(*session_parts)
+    faces = _d0(shared, [0, 2, 4, 26, 28, 28])  # neutral (the anchor), then a smile
+    blank = np.full_like(faces[0], 90)
+    fps = 25.0
+    out = [session.process(f, i / fps) for i, f in enumerate(faces)]
+    smiling = out[-1].image
+    assert _psnr(smiling, session.rest) < 35  # animated
+    t0 = len(faces) / fps
+    held = session.process(blank, t0)
+    assert not held.face and _psnr(held.image, smiling) > 40  # holds
+    halfway = session.process(blank, t0 + HOLD_SECONDS + EASE_SECONDS / 2)
+    rested = session.process(blank, t0 + HOLD_SECONDS + EASE_SECONDS + 0.1)
+    assert _psnr(rested.image, session.rest) > 40  # eased back to rest
+    assert _psnr(halfway.image, session.rest) < _psnr(rested.image, session.rest)
+    back = session.process(faces[-1], t0 + 2.0)
+    assert back.face and _psnr(back.image, smiling) > 30  # the face is taken up again
+
+
+def test_set_neutral_makes_the_current_face_the_rest(shared, session_parts):
+    session = LiveSession(*session_parts, live_smooth=0)
+    neutral, smile = _d0(shared, [0, 28])
+    session.process(neutral, 0.0)
+    moved = session.process(smile, 0.04).image
+    assert _psnr(moved, session.rest) < 35
+    session.set_neutral()
+    assert _psnr(session.process(smile, 0.08).image, session.rest) > 40
+    assert _psnr(session.process(neutral, 0.12).image, session.rest) < 35
+
+
+def test_virtual_camera_without_a_device_is_one_line(shared, tmp_path, capsys):
+    pytest.importorskip("pyvirtualcam", reason="the [live] extra (pyvirtualcam) is not installed")
+    if any(Path("/dev").glob("video*")):
+        pytest.skip("this machine has video devices; a loopback one may exist")
+    camera = write_video(_d0(shared, range(0, 4)), tmp_path / "camera.mp4")
+    code = main(["live", "-s", "sample:astronaut", "--camera", str(camera), "--engine",
+                 "classic", "--no_window", "--virtual_camera"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "virtual camera" in err[0] and "v4l2loopback" in err[0], err
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--camera", "/no/such.mp4"], "--camera /no/such.mp4: no such file"),
+    (["--live_smooth", "-1"], "--live_smooth -1.0 is not a finite number"),
+    (["--record", "out.avi"], "the recording is an .mp4"),
+])
+def test_bad_live_options_are_one_line(args, words, capsys):
+    assert main(["live", "-s", "sample:astronaut", "--no_window", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
