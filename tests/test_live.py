@@ -16,7 +16,7 @@ import pytest
 from media import frame_count, read_video, write_video
 from portrait_animate.cli.main import main
 from portrait_animate.face.mesh import FaceMesh
-from portrait_animate.face.ratios import lip_ratio
+from portrait_animate.face.ratios import eye_ratios, lip_ratio
 from portrait_animate.live.session import (
     EASE_SECONDS,
     HOLD_SECONDS,
@@ -69,6 +69,26 @@ def test_live_records_one_frame_per_camera_frame_and_follows_the_mouth(shared, t
     assert np.corrcoef(driver, ours)[0, 1] > 0.8, (driver.round(3), ours.round(3))
     assert ours[-5:].mean() > ours[:5].mean() + 0.05  # the mouth opens with the driver's
     assert not list(tmp_path.glob(".*")), "temporary files left"
+
+
+def test_live_recording_follows_the_eyes(shared, tmp_path):
+    video, _ = read_video(shared / "assets/driving/d9.mp4")  # blinks at frames 12-16 and 40-46
+    frames = [cv2.resize(video[i], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+              for i in (0, 4, 8, 13, 14, 20, 28, 32, 41, 43, 48, 56)]
+    camera = write_video(frames, tmp_path / "camera.mp4", fps=5)
+    record = tmp_path / "live.mp4"
+    assert main(["live", "-s", "sample:astronaut", "--camera", str(camera), "--engine",
+                 "classic", "--no_window", "--record", str(record), "--quiet"]) == 0
+    recorded, _ = read_video(record)
+    assert len(recorded) == len(frames)
+    with FaceMesh() as mesh:
+        def eyes(images: list[np.ndarray]) -> np.ndarray:
+            return np.array([np.mean(eye_ratios(mesh.landmarks(f))) for f in images])
+
+        driver, ours = eyes(frames), eyes(recorded)
+    closed = driver < 0.5 * driver.max()
+    assert closed.sum() >= 2 and (~closed).sum() >= 2, driver.round(3)
+    assert ours[closed].mean() < 0.7 * ours[~closed].mean(), (driver.round(3), ours.round(3))
 
 
 @pytest.fixture(scope="module")

@@ -241,3 +241,34 @@ def test_auto_loads_the_path_measured_faster(synthetic_weights, bf16_cpu, monkey
                                                 precision="auto")
     assert len(built) == 1 and measured == [(SPADEDecoder, built[0])]
     assert nets.precision == FAST and nets.networks["G"] is built[0]
+
+
+def test_fp32_exact_turns_tf32_off_while_the_networks_run(networks, monkeypatch):
+    """fp32-exact is really fp32 on CUDA: cuDNN and matmul TF32 are off inside every network
+    call (PyTorch leaves cuDNN's on by default) and as before after it."""
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return torch.zeros(1, 3, 512, 512)
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    monkeypatch.setitem(networks.networks, "G", spy)
+    try:  # flags read through properties: set and put back by hand
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        assert networks.precision == EXACT
+        networks.decode(torch.zeros(1, 256, 64, 64))
+        assert seen == [(False, False)]
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_fp32_exact_by_name_is_float32_on_cuda_and_fp16_stays_the_default():
+    from portrait_animate.engines.neural.device import select_dtype
+
+    cuda, cpu = torch.device("cuda:0"), torch.device("cpu")
+    assert select_dtype(cuda, True, "auto") == torch.float16  # the reference's default
+    assert select_dtype(cuda, True, EXACT) == torch.float32
+    assert select_dtype(cuda, False, "auto") == torch.float32
+    assert select_dtype(cpu, True, "auto") == torch.float32

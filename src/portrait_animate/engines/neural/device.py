@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import torch
 
+from ...choices import EXACT
+
 __all__ = ["CPU_CORES", "all_cores", "select_device", "select_dtype"]
 
 CPU_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
@@ -38,6 +40,9 @@ def select_device(force_cpu: bool = False, device_id: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def select_dtype(device: torch.device, use_half_precision: bool) -> torch.dtype:
-    """float16 autocast only when asked for and on CUDA; float32 everywhere else."""
-    return torch.float16 if use_half_precision and device.type == "cuda" else torch.float32
+def select_dtype(device: torch.device, use_half_precision: bool,
+                 precision: str = "auto") -> torch.dtype:
+    """float16 autocast only when asked for and on CUDA, unless ``--precision fp32-exact`` is
+    asked for by name (really float32: the parity path); float32 everywhere else."""
+    half = use_half_precision and device.type == "cuda" and precision != EXACT
+    return torch.float16 if half else torch.float32
