@@ -34,7 +34,7 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
-from portrait_animate.engines.base import Engine
+from portrait_animate.engines.base import Engine, RenderItem
 from portrait_animate.engines.classic import ClassicEngine
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.pipeline.animate import animate
@@ -131,6 +131,10 @@ class Recorder:
                **kwargs: object) -> np.ndarray:
         self.targets.append(x_d[0].numpy().copy())
         return self._engine.render(appearance, x_s, x_d, **kwargs)
+
+    def render_batch(self, items: list[RenderItem]) -> list[np.ndarray]:
+        self.targets.extend(item.x_d[0].numpy().copy() for item in items)
+        return self._engine.render_batch(items)
 
 
 def rendered_motion(targets: list[np.ndarray]) -> float:

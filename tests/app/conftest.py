@@ -67,7 +67,9 @@ def page(browser, app_server, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(180_000)
-    page.goto(app_server.url, wait_until="networkidle")
+    # The Live tab's stream keeps a heartbeat connection open: never network-idle.
+    page.goto(app_server.url, wait_until="load")
+    page.wait_for_selector("#animate-button")
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)

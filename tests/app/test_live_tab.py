@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,28 +19,25 @@ SECONDS = 12.0
 
 
 @pytest.fixture
-def camera_page(shared, app_server, tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (`make test` installs it as root)")
-    from playwright.sync_api import sync_playwright
-
+def camera_page(shared, app_server, browser, tmp_path):
+    """A page of a second Chromium, launched by the session's Playwright with a fake camera."""
     y4m = tmp_path / "camera.y4m"  # d0's first 1.6 s: neutral, then a broad smile
     subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(shared / "assets/driving/d0.mp4"),
                     "-t", "1.6", "-vf", "scale=320:320,fps=25", "-pix_fmt", "yuv420p", str(y4m)],
                    check=True)
     flags = [*CHROMIUM_FLAGS, "--use-fake-device-for-media-stream",
              "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={y4m}"]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                      permissions=["camera"])
-        page = context.new_page()
-        page.set_default_timeout(120_000)
-        page.goto(app_server.url, wait_until="load")
-        yield page
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "live_tab.png"), full_page=True)
-        browser.close()
+    camera_browser = browser.browser_type.launch(executable_path=CHROMIUM, args=flags)
+    context = camera_browser.new_context(viewport={"width": 1400, "height": 1000},
+                                         permissions=["camera"])
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(app_server.url, wait_until="load")
+    page.wait_for_selector("#live-webcam")
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "live_tab.png"), full_page=True)
+    camera_browser.close()
 
 
 def test_live_tab_streams_the_animated_portrait(camera_page):
@@ -70,22 +66,21 @@ def test_live_tab_streams_the_animated_portrait(camera_page):
 
 
 def test_live_sessions_are_separate_and_one_page_holds_an_engine(shared, app_server):
-    from portrait_animate.app.live import LiveHandlers, LiveState
+    from portrait_animate.app.live import LiveHandlers
     from portrait_animate.errors import InputError
 
     frames, _ = read_video(shared / "assets/driving/d0.mp4")
     neutral, smile = (cv2.resize(frames[i], (320, 320)) for i in (0, 28))
     handlers = LiveHandlers(app_server.backend)
-    first, second = LiveState(), LiveState()
-    rest, _, first = handlers.frame(neutral, None, "classic", "all", 1.0, first)
-    moved, figures, first = handlers.frame(smile, None, "classic", "all", 1.0, first)
+    rest, _ = handlers.frame_for("a", neutral, None, "classic", "all", 1.0)
+    moved, figures = handlers.frame_for("a", smile, None, "classic", "all", 1.0)
     assert "face" in figures and np.abs(moved.astype(int) - rest).mean() > 0.5
     with pytest.raises(InputError, match="in use by another page"):
-        handlers.frame(neutral, None, "classic", "all", 1.0, second)
+        handlers.frame_for("b", neutral, None, "classic", "all", 1.0)
     # a session of its own once the engine is free: its anchor is its own first face
     handlers._holders.clear()
-    own, _, second = handlers.frame(smile, None, "classic", "all", 1.0, second)
-    assert second.session is not first.session
+    own, _ = handlers.frame_for("b", smile, None, "classic", "all", 1.0)
+    assert handlers.session("b").session is not handlers.session("a").session
     assert np.abs(own.astype(int) - rest).mean() < np.abs(moved.astype(int) - rest).mean()
-    first.close()
-    second.close()
+    for name in ("a", "b"):
+        handlers.session(name).close()

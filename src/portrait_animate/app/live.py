@@ -2,8 +2,12 @@
 streams back, with the same :class:`~portrait_animate.live.session.LiveSession` as
 ``portrait-animate live``.
 
-Each browser session has its own live session (``gr.State``: anchor, filter, face mesh); one
-browser at a time may stream per engine, and a second one is told so."""
+Each browser session has its own live session (anchor, filter, face mesh), kept here by
+Gradio's session hash, so that one idle for :data:`FORGET_SECONDS` is closed and its face
+mesh freed; one browser at a time may stream per engine, and a second one is told so.
+
+A streaming event makes Gradio keep a heartbeat connection open on every page of the app, so
+the page never goes network-idle: wait for an element instead."""
 
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ __all__ = ["live_section", "LiveHandlers"]
 
 #: Seconds without a frame after which a browser's hold on an engine lapses.
 IDLE_SECONDS = 5.0
+#: Seconds without a frame after which a browser's live session is closed.
+FORGET_SECONDS = 120.0
 STREAM_EVERY = 0.04
 
 
@@ -38,6 +44,7 @@ class LiveState:
     session: LiveSession | None = None
     mesh: FaceMesh | None = None
     started: float = field(default_factory=time.monotonic)
+    seen: float = field(default_factory=time.monotonic)
     frames: int = 0
     latencies: list[float] = field(default_factory=list)
 
@@ -52,27 +59,42 @@ class LiveHandlers:
 
     def __init__(self, backend: AppBackend) -> None:
         self.backend = backend
-        self._holders: dict[str, tuple[int, float]] = {}
+        self._holders: dict[str, tuple[str, float]] = {}
+        self._states: dict[str, LiveState] = {}
         self._lock = threading.Lock()
 
-    def _hold(self, engine: str, state: LiveState) -> None:
+    def _hold(self, engine: str, session: str) -> None:
         now = time.monotonic()
         with self._lock:
             holder = self._holders.get(engine)
-            if holder is not None and holder[0] != id(state) and now - holder[1] < IDLE_SECONDS:
+            if holder is not None and holder[0] != session and now - holder[1] < IDLE_SECONDS:
                 raise InputError(f"the live {engine} engine is in use by another page; try "
                                  "again when it stops, or pick the other engine")
-            self._holders[engine] = (id(state), now)
+            self._holders[engine] = (session, now)
+
+    def _state(self, session: str) -> LiveState:
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, v in self._states.items() if now - v.seen > FORGET_SECONDS]:
+                self._states.pop(key).close()
+            state = self._states.setdefault(session, LiveState())
+            state.seen = now
+            return state
 
     def frame(self, image: np.ndarray | None, source: str | None, engine: str, region: str,
-              multiplier: float, state: LiveState | None) -> tuple:
-        """The portrait animated by one webcam frame, the figures, and the session's state."""
-        state = state or LiveState()
+              multiplier: float, request: gr.Request) -> tuple:
+        """The portrait animated by one webcam frame of the page's session, and the figures."""
+        return self.frame_for(request.session_hash, image, source, engine, region, multiplier)
+
+    def frame_for(self, session: str, image: np.ndarray | None, source: str | None,
+                  engine: str, region: str, multiplier: float) -> tuple:
+        """:meth:`frame` for the browser session ``session``."""
+        state = self._state(session)
         if image is None:
-            return None, "", state
+            return None, ""
         start = time.monotonic()
         engine_name = self.backend.engines.get(engine).name
-        self._hold(engine_name, state)
+        self._hold(engine_name, session)
         key = (source, engine_name, region, float(multiplier))
         if state.session is None or state.key != key:
             state.close()
@@ -93,12 +115,16 @@ class LiveHandlers:
         fps = state.frames / max(time.monotonic() - state.started, 1e-6)
         figures = (f"{fps:.1f} fps · {np.median(state.latencies):.0f} ms per frame (p50) · "
                    f"{'face' if result.face else 'no face'}")
-        return result.image, figures, state
+        return result.image, figures
 
-    def set_neutral(self, state: LiveState | None) -> LiveState | None:
+    def set_neutral(self, request: gr.Request) -> None:
+        state = self._states.get(request.session_hash)
         if state is not None and state.session is not None:
             state.session.set_neutral()
-        return state
+
+    def session(self, session: str) -> LiveState | None:
+        """The live state of a browser session, if it has one."""
+        return self._states.get(session)
 
 
 def live_section(handlers: LiveHandlers, engine: str, astronaut: str,
@@ -123,9 +149,7 @@ def live_section(handlers: LiveHandlers, engine: str, astronaut: str,
         region = gr.Radio(list(REGIONS), value="all", label="animation region")
         multiplier = gr.Number(1.0, label="driving multiplier", minimum=0.0, maximum=2.0,
                                step=0.1)
-    state = gr.State(None)
-    webcam.stream(user_errors(handlers.frame),
-                  [webcam, source, engine_radio, region, multiplier, state],
-                  [output, figures, state], stream_every=STREAM_EVERY, time_limit=600,
+    webcam.stream(user_errors(handlers.frame), [webcam, source, engine_radio, region, multiplier],
+                  [output, figures], stream_every=STREAM_EVERY, time_limit=600,
                   concurrency_limit=None, api_visibility="private")
-    neutral.click(handlers.set_neutral, [state], [state], api_visibility="private")
+    neutral.click(handlers.set_neutral, None, None, api_visibility="private")

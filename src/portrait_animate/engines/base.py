@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -9,7 +11,18 @@ import torch
 
 from ..motion.model import KeypointLayout, Motion
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "RenderItem"]
+
+
+@dataclass(frozen=True)
+class RenderItem:
+    """One frame to render: see :meth:`Engine.render` for the fields."""
+
+    appearance: Any
+    x_s: torch.Tensor
+    x_d: torch.Tensor
+    driving_crop: np.ndarray | None = None
+    driving_motion: Motion | None = None
 
 
 class Engine(Protocol):
@@ -51,3 +64,11 @@ class Engine(Protocol):
     def retarget_eyes(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor: ...
 
     def retarget_lip(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor: ...
+
+    def render_batch(self, items: Sequence[RenderItem]) -> list[np.ndarray]:
+        """:meth:`render` of several frames in one go (one batch of W and G on the neural
+        engine), in order; the same images as rendering them one by one."""
+
+    def batch_size(self, requested: int = 0) -> int:
+        """Frames :meth:`render_batch` takes at a time: ``requested`` when above 0, else the
+        engine's own choice (1 where batching does not help)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..engines.base import Engine
+from ..engines.base import Engine, RenderItem
 from ..errors import InputError
 from ..face.mesh import FaceMesh
 from ..io.files import check_output_folder
@@ -231,18 +231,31 @@ def _paste_back_active(options: AnimateOptions) -> bool:
 
 
 def _render_frames(engine: Engine, animator: FrameAnimator, source: PreparedSource,
-                   driving: PreparedDriving, n: int | None) -> Iterator[tuple]:
+                   driving: PreparedDriving, n: int | None, batch: int = 1) -> Iterator[tuple]:
     """Per frame, the render and what :func:`_composer` needs besides: the source frame, its
-    crop map and the concat's first panels."""
+    crop map and the concat's first panels. Frames are rendered ``batch`` at a time, and
+    yielded one by one in order."""
     appearance = None
+    pending: list[tuple] = []
+
+    def flush() -> Iterator[tuple]:
+        renders = engine.render_batch([item for item, *_ in pending])
+        for rendered, (_, frame, M_c2o, panels) in zip(renders, pending, strict=True):
+            yield rendered, frame, M_c2o, panels
+        pending.clear()
+
     pairs = zip(driving.frames(n), source.frames(n), strict=False)  # an image source repeats
     for i, ((panel, motion), (frame, model_input)) in enumerate(pairs):
         info, x_d = animator.keypoints(i)
         if source.is_video or appearance is None:
             appearance = engine.appearance(model_input, frame, info.M_c2o)
-        rendered = engine.render(appearance, info.x_s, x_d, driving_crop=panel,
-                                 driving_motion=motion)
-        yield rendered, frame, info.M_c2o, [model_input] if panel is None else [panel, model_input]
+        item = RenderItem(appearance, info.x_s, x_d, driving_crop=panel, driving_motion=motion)
+        pending.append((item, frame, info.M_c2o,
+                        [model_input] if panel is None else [panel, model_input]))
+        if len(pending) >= batch:
+            yield from flush()
+    if pending:
+        yield from flush()
 
 
 def _composer(engine: Engine, paste: bool) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
@@ -298,7 +311,8 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: PreparedS
     driving.ready()
     if options.flag_relative_motion:
         driving.anchor()  # chosen, and told, before the first frame
-    frames = _render_frames(engine, animator, source, driving, n)
+    frames = _render_frames(engine, animator, source, driving, n,
+                            engine.batch_size(options.batch_size))
     compose = _composer(engine, _paste_back_active(options))
     audio = None if image_result else _audio(options, source, driving, reporter)
     template_path = None

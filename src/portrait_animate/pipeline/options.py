@@ -128,6 +128,7 @@ class AnimateOptions:
     engine: str = "auto"
     precision: str = "auto"
     weights_dir: str | None = None
+    batch_size: int = 0
     save_frames: bool = False
     quiet: bool = False
 
@@ -146,6 +147,9 @@ class AnimateOptions:
             if getattr(self, name) not in allowed:
                 problems.append(f"--{name} {getattr(self, name)!r} is not one of "
                                 f"{', '.join(allowed)}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 0:
+            problems.append(f"--batch_size {self.batch_size} is not a whole number of frames "
+                            "of at least 0; pass 0 (the engine's choice) or a frame count")
         try:
             parse_anchor(self.driving_anchor)
         except ValueError as exc:

@@ -7,6 +7,7 @@ composed driving landmarks, and paints the mouth interior an opening mouth needs
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -17,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from ...errors import InputError
 from ...face.mesh import FaceMesh
 from ...motion.model import Motion
+from ..base import RenderItem
 from . import retarget
 from .eyes import WARP_POINTS, paint_eyes, separate_lids
 from .motion import classic_layout, motion_from_landmarks, to_normalized
@@ -100,6 +102,15 @@ class ClassicEngine:
     def appearance(self, crop: np.ndarray, frame: np.ndarray,
                    M_c2o: np.ndarray | None) -> ClassicAppearance:
         return ClassicAppearance(frame=frame, to_frame=_normalized_to_frame(M_c2o, frame.shape[:2]))
+
+    def render_batch(self, items: Sequence[RenderItem]) -> list[np.ndarray]:
+        """Each frame rendered in turn: the warp has no batch to share."""
+        return [self.render(item.appearance, item.x_s, item.x_d, item.driving_crop,
+                            item.driving_motion) for item in items]
+
+    def batch_size(self, requested: int = 0) -> int:
+        """``requested``, else 1."""
+        return requested if requested > 0 else 1
 
     def render(self, appearance: ClassicAppearance, x_s: torch.Tensor, x_d: torch.Tensor,
                driving_crop: np.ndarray | None = None,

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from ...motion.model import LIVEPORTRAIT_LAYOUT, Motion
+from ..base import RenderItem
 from .device import all_cores
 from .engine import LivePortraitNetworks, image_to_tensor, tensor_to_image
 
 __all__ = ["NeuralEngine"]
+
+#: Peak GPU bytes per frame of a W + G batch: 35 GB at batch 8 in float32 on an H200
+#: (issue 14's measurement); float16 taken as half of it.
+GPU_BYTES_PER_FRAME = {False: 4_400_000_000, True: 2_200_000_000}
+GPU_MEMORY_SHARE = 0.8
+MAX_GPU_BATCH = 16
 
 
 class NeuralEngine:
@@ -43,10 +52,36 @@ class NeuralEngine:
     def render(self, appearance: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor,
                driving_crop: np.ndarray | None = None,
                driving_motion: Motion | None = None) -> np.ndarray:
+        return self.render_batch([RenderItem(appearance, x_s, x_d)])[0]
+
+    def render_batch(self, items: Sequence[RenderItem]) -> list[np.ndarray]:
+        """W and G over the frames as one batch; a shared appearance (an image source's) is
+        expanded, not copied."""
+        if not items:
+            return []
         device = self.networks.device
+        first = items[0].appearance
+        if all(item.appearance is first for item in items):
+            feature = first.expand(len(items), *first.shape[1:])
+        else:
+            feature = torch.cat([item.appearance for item in items])
+        x_s = torch.cat([item.x_s for item in items]).to(device)
+        x_d = torch.cat([item.x_d for item in items]).to(device)
         with all_cores():
-            image = self.networks.warp_decode(appearance, x_s.to(device), x_d.to(device))
-        return tensor_to_image(image)[0]
+            images = self.networks.warp_decode(feature, x_s, x_d)
+        return list(tensor_to_image(images))
+
+    def batch_size(self, requested: int = 0) -> int:
+        """``requested``, or 1 on the CPU (a batch does not make a CPU frame cheaper), or as
+        many frames as a share of the GPU's free memory holds (at most 16)."""
+        if requested > 0:
+            return requested
+        device = self.networks.device
+        if device.type != "cuda":
+            return 1
+        free, _ = torch.cuda.mem_get_info(device)
+        per_frame = GPU_BYTES_PER_FRAME[self.networks.dtype == torch.float16]
+        return max(1, min(MAX_GPU_BATCH, int(GPU_MEMORY_SHARE * free) // per_frame))
 
     def stitch(self, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
         device = self.networks.device
