@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from jitter import Recorder, read_video
+from memory import peak_rss_mib
 
 REPO = Path(__file__).resolve().parents[1]
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -59,7 +59,7 @@ def child(camera: str, seconds: str, engine: str) -> None:
         options.weights_dir = str(cached_synthetic_weights())
     stats = run_live(LiveOptions(animate=options, camera=camera, window=False,
                                  max_seconds=float(seconds)))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     print(json.dumps({**asdict(stats), "peak_mib": peak}))
 
 

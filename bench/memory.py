@@ -3,7 +3,8 @@
 Streaming means only small per-frame motion arrays are held for the whole video, so the two
 peaks must differ by less than 20%. Each run is a fresh process driving the scikit-image
 astronaut by ``d0.mp4`` looped to length, then (video to video) that looped video driving
-itself as the source; RSS is the process's ``ru_maxrss``.
+itself as the source; RSS is the process's peak (VmHWM: ``ru_maxrss`` would carry a larger
+parent's peak across exec).
 
 Both runs use the classic engine; the neural engine needs ~4 s per frame on this CPU
 (67 minutes for 1,000 frames), so ``--neural N`` measures it (synthetic weights) on N and 4N
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +34,13 @@ def loop_video(src: Path, dst: Path, frames: int) -> Path:
     return dst
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory since its exec, in MiB (Linux)."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def child(source: str, driving: str, out: str, engine: str) -> None:
     from portrait_animate.pipeline.animate import animate
     from portrait_animate.pipeline.options import AnimateOptions
@@ -45,7 +52,7 @@ def child(source: str, driving: str, out: str, engine: str) -> None:
 
         options.weights_dir = str(cached_synthetic_weights())
     result = animate(options)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     print(json.dumps({"frames": result.n_frames, "peak_mib": peak_mib}))
 
 

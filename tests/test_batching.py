@@ -29,7 +29,8 @@ def test_neural_batch_equals_frames_one_at_a_time(networks, shared):
     images = engine.render_batch([RenderItem(feature, x_s, x_d) for x_d in x_ds])
     assert len(images) == 2 and all(img.shape == (512, 512, 3) for img in images)
     expected = (batched.permute(0, 2, 3, 1).clamp(0, 1) * 255).numpy().astype(np.uint8)
-    np.testing.assert_array_equal(np.stack(images), expected)
+    # the same batch computed again: equal but for float noise at a level's edge
+    assert np.abs(np.stack(images).astype(int) - expected).max() <= 1
 
 
 def _frames(out) -> list[np.ndarray]:
