@@ -20,7 +20,7 @@ from ..face.ratios import eye_ratios, lip_ratio
 from ..motion.model import Motion
 from ..motion.one_euro import OneEuroMotionFilter
 from ..motion.smoothing import blend_motion
-from ..pipeline.animate import FrameAnimator
+from ..pipeline.animate import FrameAnimator, paste_back_active
 from ..pipeline.compositing import Compositor
 from ..pipeline.faces import CROP_SIZE, CropSettings, driving_crop, points_in_input
 from ..pipeline.inputs import InputKind, classify_input
@@ -135,7 +135,7 @@ class LiveSession:
         self._frame = frame
         info = source.frames_info[0]
         self._appearance = engine.appearance(model_input, frame, info.M_c2o)
-        self._compositor = Compositor(engine, options.flag_pasteback and options.flag_do_crop)
+        self._compositor = Compositor(engine, paste_back_active(options))
         self._rest = self._compositor(engine.render(self._appearance, info.x_s, info.x_s),
                                       frame, info.M_c2o)[0]
         self._bbox: np.ndarray | None = None

@@ -44,7 +44,7 @@ from .outputs import OutputNames, OutputWriter, concat_panels
 from .progress import Reporter
 from .source import PreparedSource, SourceFrame, prepare_source
 
-__all__ = ["AnimateResult", "animate", "FrameAnimator", "MAX_SHIFT"]
+__all__ = ["AnimateResult", "animate", "FrameAnimator", "MAX_SHIFT", "paste_back_active"]
 
 #: How far the driven keypoints may move from the source's, in face sizes (the longer side of
 #: the source keypoints' box), before the engines tear the face: on the classic engine a head
@@ -225,7 +225,8 @@ class FrameAnimator:
                            f"it ({MAX_SHIFT:.0%}); {fix}")
 
 
-def _paste_back_active(options: AnimateOptions) -> bool:
+def paste_back_active(options: AnimateOptions) -> bool:
+    """Whether the result is pasted back into the source frame (else it is the crop)."""
     stitched = options.flag_stitching or options.flag_pasteback_without_stitching
     return options.flag_pasteback and options.flag_do_crop and stitched
 
@@ -313,7 +314,7 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: PreparedS
         driving.anchor()  # chosen, and told, before the first frame
     frames = _render_frames(engine, animator, source, driving, n,
                             engine.batch_size(options.batch_size))
-    compose = _composer(engine, _paste_back_active(options))
+    compose = _composer(engine, paste_back_active(options))
     audio = None if image_result else _audio(options, source, driving, reporter)
     template_path = None
     if driving.kind in (InputKind.IMAGE, InputKind.VIDEO):
