@@ -13,7 +13,9 @@ from portrait_animate.engines.neural.animator import NeuralEngine
 from portrait_animate.io.images import read_image_rgb
 
 
-def test_neural_batch_equals_frames_one_at_a_time(networks, shared):
+def test_neural_batch_equals_frames_one_at_a_time(networks, shared, monkeypatch):
+    """render_batch runs W and G once over the batch: its float output (caught on its way to
+    the image) equals each frame's alone within 1e-5, and its images are those floats."""
     engine = NeuralEngine(networks)
     crop = cv2.resize(read_image_rgb(shared / "assets/source/s6.jpg"), (256, 256))
     feature = engine.appearance(crop)
@@ -21,16 +23,23 @@ def test_neural_batch_equals_frames_one_at_a_time(networks, shared):
     x_ds = [x_s + 0.02 * torch.randn(generator=torch.Generator().manual_seed(i),
                                      size=x_s.shape) for i in range(2)]
     device = networks.device
-    batched = networks.warp_decode(feature.expand(2, *feature.shape[1:]),
-                                   torch.cat([x_s, x_s]).to(device), torch.cat(x_ds).to(device))
-    for i, x_d in enumerate(x_ds):
-        alone = networks.warp_decode(feature, x_s.to(device), x_d.to(device))
-        torch.testing.assert_close(batched[i:i + 1], alone, atol=1e-5, rtol=0)
+    alone = [networks.warp_decode(feature, x_s.to(device), x_d.to(device)) for x_d in x_ds]
+    caught = []
+    warp_decode = networks.warp_decode
+
+    def catching(*args):
+        caught.append(warp_decode(*args))
+        return caught[-1]
+
+    monkeypatch.setattr(networks, "warp_decode", catching)
     images = engine.render_batch([RenderItem(feature, x_s, x_d) for x_d in x_ds])
+    (batched,) = caught
+    assert batched.shape[0] == 2
+    for i in range(2):
+        torch.testing.assert_close(batched[i:i + 1], alone[i], atol=1e-5, rtol=0)
     assert len(images) == 2 and all(img.shape == (512, 512, 3) for img in images)
     expected = (batched.permute(0, 2, 3, 1).clamp(0, 1) * 255).numpy().astype(np.uint8)
-    # the same batch computed again: equal but for float noise at a level's edge
-    assert np.abs(np.stack(images).astype(int) - expected).max() <= 1
+    assert np.array_equal(np.stack(images), expected)
 
 
 def _frames(out) -> list[np.ndarray]:
@@ -52,3 +61,64 @@ def test_a_negative_batch_size_is_refused(capsys):
     assert main(["animate", "-s", "sample:astronaut", "-d", "preset:talk", "--batch_size",
                  "-1"]) == 2
     assert "--batch_size -1 is not a whole number" in capsys.readouterr().err
+
+
+def test_the_overlapped_pipeline_writes_what_the_sequential_one_does(tmp_path, shared):
+    """The producer thread (motion, keypoints, appearance ahead of the renderer) changes
+    nothing: a video source driven by a video, so that every frame has its own appearance."""
+    from tests.media import loop_video, read_video
+
+    from portrait_animate.pipeline.animate import animate
+    from portrait_animate.pipeline.options import AnimateOptions
+
+    video = loop_video(shared / "assets/driving/d0.mp4", tmp_path / "d0_8.mp4", 8)
+    results = []
+    for overlap in (True, False):
+        out = tmp_path / str(overlap)
+        options = AnimateOptions(source=str(video), driving=str(video), output_dir=str(out),
+                                 engine="classic", quiet=True, save_frames=True,
+                                 batch_size=3)
+        results.append(animate(options, overlap=overlap))
+    overlapped, sequential = results
+    assert overlapped.n_frames == sequential.n_frames == 8
+    a, b = _frames(tmp_path / "True"), _frames(tmp_path / "False")
+    assert len(a) == len(b) == 8
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert overlapped.output.read_bytes() == sequential.output.read_bytes()
+    assert len(read_video(overlapped.output)[0]) == 8
+
+
+def test_ahead_keeps_order_raises_where_the_producer_failed_and_stops_it():
+    from portrait_animate.pipeline.prefetch import ahead
+
+    assert list(ahead(range(50), 3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise RuntimeError("decoder broke")
+
+    got = []
+    try:
+        for item in ahead(failing(), 2):
+            got.append(item)
+    except RuntimeError as exc:
+        assert str(exc) == "decoder broke"
+    else:
+        raise AssertionError("the producer's error was lost")
+    assert got == [1]
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    stream = ahead(endless(), 2)
+    assert next(stream) == 0
+    stream.close()
+    count = len(produced)
+    assert count <= 4  # at most the queue's depth and one item in hand ahead
+    assert len(produced) == count

@@ -144,7 +144,8 @@ def _load_npz(path: Path) -> MotionTemplate:
                               eye_ratios=arrays.get("eye_ratios"),
                               lip_ratios=arrays.get("lip_ratios"),
                               layout=str(arrays["layout"]),
-                              anchor=int(arrays["anchor"]) if "anchor" in arrays else None)
+                              anchor=int(arrays["anchor"]) if "anchor" in arrays else None,
+                              crop_box=arrays.get("crop_box"))
     except (KeyError, ValueError, IndexError, TypeError) as exc:
         raise _fail(path, str(exc)) from exc
 
@@ -182,4 +183,6 @@ def save_template(path: str | os.PathLike, template: MotionTemplate) -> Path:
         arrays["lip_ratios"] = template.lip_ratios.astype(np.float32)
     if template.anchor is not None:
         arrays["anchor"] = np.array(template.anchor)
+    if template.crop_box is not None:
+        arrays["crop_box"] = np.asarray(template.crop_box)
     return save_npz(path, arrays)

@@ -21,6 +21,9 @@ class MotionTemplate:
     layout: name of the keypoint layout the motion is expressed on.
     anchor: the frame relative motion started from when it was made (``--driving_anchor``),
         or None when not recorded (reference templates).
+    crop_box: the [x0, y0, x1, y1] box the driving crops were cut from in the driving
+        frames, or None (the frames were resized whole, or it was not recorded); with it the
+        driving video's pixels can be cropped again as the motion was taken.
     """
 
     motions: list[Motion]
@@ -29,6 +32,7 @@ class MotionTemplate:
     lip_ratios: np.ndarray | None = None
     layout: str = "liveportrait-21"
     anchor: int | None = None
+    crop_box: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.motions)

@@ -1,13 +1,16 @@
 """``animate``: a source image or video driven by a video, an image or a motion template
 (SPEC 4), streamed frame by frame.
 
-Three threads overlap: the driving video's decoding and face analysis (:mod:`.driving`), the
-rendering of each frame as soon as its driving face is known (here), and the compositing
-(paste-back, concat), PNG and video encoding (:mod:`.outputs`, ffmpeg in its own processes)."""
+Four threads overlap: the driving video's decoding and face analysis (:mod:`.driving`); each
+frame's driving motion, keypoints and source appearance (:func:`_render_items`, run ahead by
+:func:`.prefetch.ahead`); the rendering, a batch of frames at a time (here); and the
+compositing (paste-back, concat), PNG and video encoding (:mod:`.outputs`, ffmpeg in its own
+processes). Queues between them are bounded, so memory stays flat in video length."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,7 @@ from ..motion.retargeting import (
     source_eye_target,
     source_video_eye_delta,
 )
+from ..motion.template import MotionTemplate
 from .compositing import Compositor
 from .driving import PreparedDriving, TimeBase, prepare_driving
 from .engines import load_engine
@@ -41,10 +45,12 @@ from .faces import CropSettings
 from .inputs import InputKind, check_readable, classify_input, input_name
 from .options import AnimateOptions, parse_anchor
 from .outputs import OutputNames, OutputWriter, concat_panels
+from .prefetch import ahead
 from .progress import Reporter
 from .source import PreparedSource, SourceFrame, prepare_source
 
-__all__ = ["AnimateResult", "animate", "FrameAnimator", "MAX_SHIFT", "paste_back_active"]
+__all__ = ["AnimateResult", "FrameAnimator", "MAX_SHIFT", "analyse_driving", "animate",
+           "check_inputs", "paste_back_active", "prepare_animation_source"]
 
 #: How far the driven keypoints may move from the source's, in face sizes (the longer side of
 #: the source keypoints' box), before the engines tear the face: on the classic engine a head
@@ -231,28 +237,34 @@ def paste_back_active(options: AnimateOptions) -> bool:
     return options.flag_pasteback and options.flag_do_crop and stitched
 
 
-def _render_frames(engine: Engine, animator: FrameAnimator, source: PreparedSource,
-                   driving: PreparedDriving, n: int | None, batch: int = 1) -> Iterator[tuple]:
-    """Per frame, the render and what :func:`_composer` needs besides: the source frame, its
-    crop map and the concat's first panels. Frames are rendered ``batch`` at a time, and
-    yielded one by one in order."""
+def _render_items(engine: Engine, animator: FrameAnimator, source: PreparedSource,
+                  driving: PreparedDriving, n: int | None) -> Iterator[tuple]:
+    """Per frame, what the renderer takes (:class:`RenderItem`) and what :func:`_composer`
+    needs besides: the source frame, its crop map and the concat's first panels."""
     appearance = None
-    pending: list[tuple] = []
-
-    def flush() -> Iterator[tuple]:
-        renders = engine.render_batch([item for item, *_ in pending])
-        for rendered, (_, frame, M_c2o, panels) in zip(renders, pending, strict=True):
-            yield rendered, frame, M_c2o, panels
-        pending.clear()
-
     pairs = zip(driving.frames(n), source.frames(n), strict=False)  # an image source repeats
     for i, ((panel, motion), (frame, model_input)) in enumerate(pairs):
         info, x_d = animator.keypoints(i)
         if source.is_video or appearance is None:
             appearance = engine.appearance(model_input, frame, info.M_c2o)
         item = RenderItem(appearance, info.x_s, x_d, driving_crop=panel, driving_motion=motion)
-        pending.append((item, frame, info.M_c2o,
-                        [model_input] if panel is None else [panel, model_input]))
+        yield item, frame, info.M_c2o, [model_input] if panel is None else [panel, model_input]
+
+
+def _render_frames(engine: Engine, items: Iterable[tuple], batch: int = 1) -> Iterator[tuple]:
+    """Per frame, the render and what :func:`_composer` needs besides, from
+    :func:`_render_items`. Frames are rendered ``batch`` at a time, and yielded one by one
+    in order."""
+    pending: list[tuple] = []
+
+    def flush() -> Iterator[tuple]:
+        renders = engine.render_batch([item for item, *_ in pending])
+        for rendered, (_, *rest) in zip(renders, pending, strict=True):
+            yield rendered, *rest
+        pending.clear()
+
+    for entry in items:
+        pending.append(entry)
         if len(pending) >= batch:
             yield from flush()
     if pending:
@@ -299,8 +311,10 @@ def _audio(options: AnimateOptions, source: PreparedSource, driving: PreparedDri
 
 
 def _animate_prepared(options: AnimateOptions, engine: Engine, source: PreparedSource,
-                      driving: PreparedDriving, reporter: Reporter) -> AnimateResult:
-    """Animate, encode and write the outputs of a prepared source and driver."""
+                      driving: PreparedDriving, reporter: Reporter,
+                      overlap: bool = True) -> AnimateResult:
+    """Animate, encode and write the outputs of a prepared source and driver (see
+    :func:`animate` for ``overlap``)."""
     _check_driving(options, driving, engine)
     n = _frame_count(source, driving)
     image_result = not source.is_video and not driving.is_video
@@ -312,8 +326,11 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: PreparedS
     driving.ready()
     if options.flag_relative_motion:
         driving.anchor()  # chosen, and told, before the first frame
-    frames = _render_frames(engine, animator, source, driving, n,
-                            engine.batch_size(options.batch_size))
+    batch = engine.batch_size(options.batch_size)
+    items = _render_items(engine, animator, source, driving, n)
+    # decoding, face analysis and motion run ahead of the renderer, at most two batches
+    frames = _render_frames(engine, ahead(items, 2 * batch, "render-items") if overlap
+                            else items, batch)
     compose = _composer(engine, paste_back_active(options))
     audio = None if image_result else _audio(options, source, driving, reporter)
     template_path = None
@@ -335,15 +352,16 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: PreparedS
                          fps=None if image_result else fps, engine=engine.name)
 
 
-def animate(options: AnimateOptions, engine: Engine | None = None,
-            reporter: Reporter | None = None) -> AnimateResult:
-    """Animate ``options.source`` by ``options.driving`` and write the outputs.
+def check_inputs(options: AnimateOptions) -> tuple[InputKind, InputKind]:
+    """What :func:`animate` checks before it loads an engine: the options' values and
+    conflicts, the inputs' kinds and that they can be read, and the output folder.
+
+    Returns:
+        The source's and the driver's kinds.
 
     Raises:
-        InputError: bad input or conflicting options; nothing is left behind.
-        WeightsError: the neural engine's weights are missing or invalid.
+        InputError: the first problem, in one line that names its fix.
     """
-    reporter = reporter or Reporter(options.quiet)
     src_kind = classify_input(options.source, "source")
     if src_kind is InputKind.TEMPLATE:
         raise InputError("the source must be an image or a video, not a motion template")
@@ -352,24 +370,79 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
     check_readable(options.source, src_kind)
     check_readable(options.driving, drv_kind)
     check_output_folder(options.output_dir, "-o")
-    engine = engine or load_engine(options, reporter)
+    return src_kind, drv_kind
 
-    source_settings = CropSettings(options.scale, options.vx_ratio, options.vy_ratio,
-                                   options.flag_do_rot)
-    driving_settings = CropSettings(options.scale_crop_driving_video,
-                                    options.vx_ratio_crop_driving_video,
-                                    options.vy_ratio_crop_driving_video, rotate=False)
-    with FaceMesh(options.det_thresh) as mesh:
-        source = prepare_source(options.source, src_kind, engine, mesh, source_settings,
-                                options.flag_do_crop, options.source_max_dim,
-                                options.source_division, None, reporter,
-                                smooth=options.driving_smooth)
+
+def prepare_animation_source(options: AnimateOptions, kind: InputKind, engine: Engine,
+                             mesh: FaceMesh, reporter: Reporter) -> PreparedSource:
+    """``options.source`` analysed as :func:`animate` does: reusable by every animation of it
+    with the same engine and source options."""
+    settings = CropSettings(options.scale, options.vx_ratio, options.vy_ratio,
+                            options.flag_do_rot)
+    return prepare_source(options.source, kind, engine, mesh, settings, options.flag_do_crop,
+                          options.source_max_dim, options.source_division, None, reporter,
+                          smooth=options.driving_smooth)
+
+
+def _driving_settings(options: AnimateOptions) -> CropSettings:
+    return CropSettings(options.scale_crop_driving_video, options.vx_ratio_crop_driving_video,
+                        options.vy_ratio_crop_driving_video, rotate=False)
+
+
+def _anchor(options: AnimateOptions) -> str | int:
+    return parse_anchor(options.driving_anchor) if options.flag_relative_motion else "first"
+
+
+def analyse_driving(options: AnimateOptions, kind: InputKind, engine: Engine,
+                    reporter: Reporter) -> MotionTemplate:
+    """The whole analysis of a driving video or image (``options.driving``): its motion
+    template, with the crop box its crops were cut from and, under ``--driving_anchor auto``,
+    the anchor. :func:`animate` takes it as ``analysed`` for any source, instead of analysing
+    the driver again.
+
+    Raises:
+        InputError: no face in the driver, or it cannot be decoded.
+    """
+    if kind not in (InputKind.IMAGE, InputKind.VIDEO):
+        raise InputError(f"only a driving video or image is analysed, not {options.driving}")
+    with FaceMesh(options.det_thresh) as mesh, prepare_driving(
+            options.driving, kind, engine, mesh, _driving_settings(options),
+            options.flag_crop_driving_video, None, reporter, smooth=options.driving_smooth,
+            anchor=_anchor(options)) as driving:
+        driving.ready()
+        if options.flag_relative_motion:
+            driving.anchor()
+        return driving.template
+
+
+def animate(options: AnimateOptions, engine: Engine | None = None,
+            reporter: Reporter | None = None, overlap: bool = True, *,
+            source: PreparedSource | None = None,
+            analysed: MotionTemplate | None = None) -> AnimateResult:
+    """Animate ``options.source`` by ``options.driving`` and write the outputs.
+
+    ``overlap`` runs the driving frames' motion, the keypoints and the source's appearance in
+    a thread ahead of the renderer; without it they run between renders, on this thread (the
+    same outputs, slower). ``source`` (:func:`prepare_animation_source`) and ``analysed``
+    (:func:`analyse_driving`), made with this engine and options, skip those analyses: a
+    batch shares them between animations.
+
+    Raises:
+        InputError: bad input or conflicting options; nothing is left behind.
+        WeightsError: the neural engine's weights are missing or invalid.
+    """
+    reporter = reporter or Reporter(options.quiet)
+    src_kind, drv_kind = check_inputs(options)
+    engine = engine or load_engine(options, reporter)
+    needs_mesh = source is None or (analysed is None and drv_kind in (InputKind.IMAGE,
+                                                                      InputKind.VIDEO))
+    with FaceMesh(options.det_thresh) if needs_mesh else contextlib.nullcontext() as mesh:
+        if source is None:
+            source = prepare_animation_source(options, src_kind, engine, mesh, reporter)
         limit = len(source.frames_info) if source.is_video and drv_kind is InputKind.VIDEO \
             else None
-        anchor = parse_anchor(options.driving_anchor) if options.flag_relative_motion \
-            else "first"
-        with prepare_driving(options.driving, drv_kind, engine, mesh, driving_settings,
+        with prepare_driving(options.driving, drv_kind, engine, mesh, _driving_settings(options),
                              options.flag_crop_driving_video, limit, reporter,
                              _time_base(options, source), smooth=options.driving_smooth,
-                             anchor=anchor) as driving:
-            return _animate_prepared(options, engine, source, driving, reporter)
+                             anchor=_anchor(options), analysed=analysed) as driving:
+            return _animate_prepared(options, engine, source, driving, reporter, overlap)

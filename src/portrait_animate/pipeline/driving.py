@@ -270,6 +270,9 @@ class PreparedDriving:
             video's motion (0: none).
         anchor: ``--driving_anchor``, the driving frame relative motion starts from: ``first``,
             ``auto`` (the most neutral) or an index (:func:`parse_anchor`).
+        pixels: the template is the analysis of the driving video or image ``spec`` (as
+            :attr:`template` gives it), whose frames are decoded again, cropped by its
+            ``crop_box``, for the driving crops.
 
     Frames are counted in output frames (:meth:`frames`, :meth:`motion`, :attr:`n_frames`,
     ...); only :attr:`template` holds the driver's own frames.
@@ -289,7 +292,7 @@ class PreparedDriving:
                  analysis: _FaceAnalysis | None = None, engine: Engine | None = None,
                  crop: bool = False, reporter: Reporter | None = None,
                  timeline: _Timeline | None = None, smooth: float = 0.0,
-                 anchor: str | int = "first") -> None:
+                 anchor: str | int = "first", pixels: bool = False) -> None:
         self.spec, self.kind, self.fps, self.has_audio, self.layout = \
             spec, kind, fps, has_audio, layout
         self.frames_hint = frames_hint
@@ -298,7 +301,8 @@ class PreparedDriving:
         self._template, self._analysis, self._engine = template, analysis, engine
         self._crop, self._reporter = crop, reporter or Reporter(quiet=True)
         self._timeline = timeline or _Timeline()
-        self._bbox: np.ndarray | None = None
+        self._pixels = pixels
+        self._bbox: np.ndarray | None = template.crop_box if pixels else None
         #: The driving frames' motion as taken, and as smoothed (the one used).
         self._raw: list[Motion] = []
         self._motions: list[Motion] = []
@@ -388,7 +392,17 @@ class PreparedDriving:
         """The first n driving frames (all without n) with their motion as taken."""
         if self._analysis is None:
             total = self._template.n_frames if n is None else n
-            yield from ((None, m) for m in self._template.motions[:total])
+            motions = self._template.motions[:total]
+            if not self._pixels:
+                yield from ((None, m) for m in motions)
+                return
+            size = self._engine.input_size
+            decoder = _frames(self.spec, self.kind, len(motions))
+            try:
+                for frame, motion in zip(decoder, motions, strict=False):
+                    yield driving_crop(frame, self._bbox, size), motion
+            finally:
+                decoder.close()
             return
         self.ready()
         size = self._engine.input_size
@@ -507,7 +521,8 @@ class PreparedDriving:
         return MotionTemplate(
             motions=self._motions[:len(faces)], fps=self.fps, layout=self.layout,
             eye_ratios=np.concatenate([f.eye_ratios for f in faces]),
-            lip_ratios=np.concatenate([f.lip_ratios for f in faces]), anchor=self._anchor)
+            lip_ratios=np.concatenate([f.lip_ratios for f in faces]), anchor=self._anchor,
+            crop_box=self._bbox)
 
     def close(self) -> None:
         """Stop the analysis of a driving video or image, if it runs."""
@@ -524,13 +539,17 @@ class PreparedDriving:
 def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                     settings: CropSettings, force_crop: bool, limit: int | None,
                     reporter: Reporter, time_base: TimeBase | None = None, *,
-                    smooth: float = 0.0, anchor: str | int = "first") -> PreparedDriving:
+                    smooth: float = 0.0, anchor: str | int = "first",
+                    analysed: MotionTemplate | None = None) -> PreparedDriving:
     """The driver of at most ``limit`` output frames; a video or image is analysed from now
     on with ``mesh``, which only the analysis may use until :meth:`PreparedDriving.close`.
 
     The driver is cropped to one averaged box when ``force_crop`` is set or it is not square.
     ``time_base``, the output's of a video source, decides whether a driver of several
     frames is resampled onto it. ``smooth`` and ``anchor``: see :class:`PreparedDriving`.
+    ``analysed``, the :attr:`PreparedDriving.template` of this video or image prepared with
+    the same engine, crop settings and smoothing, stands for its analysis: only its frames
+    are decoded again (``mesh`` is not used).
     """
     layout = engine.layout.name
     if kind in (InputKind.PRESET, InputKind.TEMPLATE):
@@ -560,6 +579,13 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
         hint = round(probe.duration * probe.fps) or limit
         hint = hint if limit is None else min(hint, limit)
     crop = force_crop or w != h
+    if analysed is not None:
+        if crop and analysed.crop_box is None:
+            raise InputError(f"the analysis given for {spec} has no crop box; analyse the "
+                             "driver again")
+        return PreparedDriving(spec, kind, fps, has_audio, layout, analysed.n_frames,
+                               template=analysed, engine=engine, crop=crop, reporter=reporter,
+                               timeline=timeline, anchor=anchor, pixels=True)
     analysis = _FaceAnalysis(_frames(spec, kind, limit, reporter.note), mesh, settings,
                              engine.uses_landmarks, None if crop else engine.input_size)
     return PreparedDriving(spec, kind, fps, has_audio, layout, hint, analysis=analysis,
