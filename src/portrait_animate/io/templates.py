@@ -17,7 +17,8 @@ from ..motion.model import Motion
 from ..motion.template import MotionTemplate
 from .files import save_npz
 
-__all__ = ["TEMPLATE_EXTENSIONS", "load_template", "save_template", "SafeUnpickler"]
+__all__ = ["TEMPLATE_EXTENSIONS", "load_template", "save_template", "SafeUnpickler",
+           "template_from_bytes", "template_to_bytes"]
 
 TEMPLATE_EXTENSIONS = (".pkl", ".npz")
 FORMAT = "portrait-animate-motion-template-v1"
@@ -124,9 +125,10 @@ def _load_pickle(path: Path) -> MotionTemplate:
     return _from_reference_dict(data, path)
 
 
-def _load_npz(path: Path) -> MotionTemplate:
+def _load_npz(path: Path, data: bytes | None = None) -> MotionTemplate:
+    """An ``.npz`` template from ``path``, or from ``data`` (``path`` names it in errors)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(path if data is None else io.BytesIO(data), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError) as exc:
         raise _fail(path, f"it is not a readable .npz ({exc})") from exc
@@ -167,8 +169,28 @@ def load_template(path: str | os.PathLike) -> MotionTemplate:
                      ".npz")
 
 
+def template_from_bytes(data: bytes, name: str = "template.npz") -> MotionTemplate:
+    """A template from the bytes of an ``.npz`` file (:func:`template_to_bytes`).
+
+    Raises:
+        InputError: malformed; ``name`` names it.
+    """
+    return _load_npz(Path(name), data)
+
+
+def template_to_bytes(template: MotionTemplate) -> bytes:
+    """The ``.npz`` file :func:`save_template` writes, as bytes."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **_arrays(template))
+    return buffer.getvalue()
+
+
 def save_template(path: str | os.PathLike, template: MotionTemplate) -> Path:
     """Write ``template`` as ``.npz`` (no pickle inside) atomically."""
+    return save_npz(path, _arrays(template))
+
+
+def _arrays(template: MotionTemplate) -> dict[str, np.ndarray]:
     def stack(name: str) -> np.ndarray:
         return np.stack([getattr(m, name).numpy() for m in template.motions])
 
@@ -185,4 +207,4 @@ def save_template(path: str | os.PathLike, template: MotionTemplate) -> Path:
         arrays["anchor"] = np.array(template.anchor)
     if template.crop_box is not None:
         arrays["crop_box"] = np.asarray(template.crop_box)
-    return save_npz(path, arrays)
+    return arrays

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..choices import PRECISIONS, REGIONS
 
@@ -135,6 +135,34 @@ class AnimateOptions:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+    @classmethod
+    def value_problems(cls, values: dict[str, Any]) -> list[str]:
+        """Why ``values`` (option name -> value, as parsed from JSON) cannot be options: an
+        unknown name or a value of the wrong type, each as 'problem; fix'. Values in range
+        and combinations are :meth:`invalid_values` and :meth:`conflicts`'s."""
+        known = {f.name: f for f in fields(cls)}
+        problems = []
+        for name, value in values.items():
+            field = known.get(name)
+            if field is None:
+                problems.append(f"unknown option {name!r}; see `portrait-animate animate "
+                                "--help` for the names")
+                continue
+            default = field.default
+            if isinstance(default, bool):
+                ok, kind = isinstance(value, bool), "true or false"
+            elif isinstance(default, float):
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                kind = "a number"
+            elif isinstance(default, int):
+                ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+            else:  # paths and choices; weights_dir may be null
+                ok = isinstance(value, str) or (value is None and default is None)
+                kind = "a string"
+            if not ok:
+                problems.append(f"option {name!r} is {value!r}; give it {kind}")
+        return problems
 
     def invalid_values(self) -> list[str]:
         """Options whose value cannot work, each as 'problem; fix'."""

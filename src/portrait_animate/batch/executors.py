@@ -1,0 +1,165 @@
+"""Where batch work runs: local worker processes (``concurrent.futures``), or Ray actors on
+a local or remote cluster. Both run a :class:`~.worker.Worker` per process or actor, which
+loads its engines once; the coordinator keeps at most :attr:`Executor.capacity` tasks in
+flight, so nothing queues inside them and a killed batch has little to redo."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Hashable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Protocol
+
+from ..errors import InputError
+from .worker import Outcome, Worker, die_with_parent
+
+__all__ = ["Executor", "LocalExecutor", "RayExecutor"]
+
+
+class Executor(Protocol):
+    """Runs :class:`Worker` methods (``analyse`` or ``run``) somewhere.
+
+    Attributes:
+        capacity: tasks that run at once.
+        where: a few words for the summary.
+    """
+
+    capacity: int
+    where: str
+    uploads: bool
+
+    def submit(self, tag: Hashable, method: str, *args: Any) -> None:
+        """Start ``Worker.<method>(*args)``; its outcome comes back with ``tag``."""
+
+    def next_done(self) -> tuple[Hashable, Outcome]:
+        """Wait for a task to finish."""
+
+    def put(self, data: bytes) -> Any:
+        """``data`` made available to the workers (passed as an argument of :meth:`submit`)."""
+
+    def close(self) -> None: ...
+
+
+_worker: Worker | None = None
+
+
+def _start_worker(threads: int) -> None:
+    global _worker
+    die_with_parent()
+    _worker = Worker(threads)
+
+
+def _call(method: str, *args: Any) -> Outcome:
+    return getattr(_worker, method)(*args)
+
+
+class LocalExecutor:
+    """``workers`` local processes. A process that dies fails the tasks it was running with
+    that reason (the batch retries them) and the processes are started again."""
+
+    uploads = False
+
+    def __init__(self, workers: int) -> None:
+        self.capacity = workers
+        self.where = f"{workers} local worker{'s' if workers > 1 else ''}"
+        self._threads = max(1, (os.cpu_count() or 1) // workers)
+        self._pool = self._new_pool()
+        self._running: dict[Future, tuple[Hashable, ProcessPoolExecutor]] = {}
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.capacity, multiprocessing.get_context("spawn"),
+                                   initializer=_start_worker, initargs=(self._threads,))
+
+    def submit(self, tag: Hashable, method: str, *args: Any) -> None:
+        self._running[self._pool.submit(_call, method, *args)] = (tag, self._pool)
+
+    def put(self, data: bytes) -> bytes:
+        return data
+
+    def next_done(self) -> tuple[Hashable, Outcome]:
+        done, _ = wait(list(self._running), return_when=FIRST_COMPLETED)
+        future = next(iter(done))
+        tag, pool = self._running.pop(future)
+        try:
+            return tag, future.result()
+        except BrokenProcessPool:
+            # every task of the pool fails with it: a new pool runs the retries
+            if pool is self._pool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
+            return tag, Outcome(error="a worker process died (killed, or out of memory)")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _RayWorker:
+    """The Ray actor: one :class:`Worker`."""
+
+    def __init__(self, threads: int) -> None:
+        self._worker = Worker(threads)
+
+    def call(self, method: str, *args: Any) -> Outcome:
+        return getattr(self._worker, method)(*args)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--ray_address needs Ray: pip install 'portrait-animate[ray]'") from None
+    return ray
+
+
+class RayExecutor:
+    """Ray actors, each a :class:`Worker` with one CPU (and ``gpus`` GPUs). Ray restarts an
+    actor that dies and retries its task ``retries`` times.
+
+    Args:
+        address: ``local`` (start a local cluster of ``workers`` CPUs), ``auto`` (the cluster
+            this machine belongs to) or ``ray://host:10001``.
+        workers: actors; 0: one per CPU of the cluster.
+        gpus: GPUs each actor asks for.
+        upload: inputs go through the object store and outputs come back as bytes, for
+            workers that do not share this machine's files.
+    """
+
+    def __init__(self, address: str, workers: int, gpus: float, upload: bool,
+                 retries: int) -> None:
+        ray = self._ray = _import_ray()
+        kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False,
+                                  "configure_logging": False}
+        if address == "local":
+            ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
+        else:
+            ray.init(address=address, **kwargs)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.capacity = workers or max(1, cpus)
+        self.uploads = upload
+        self.where = f"{self.capacity} Ray actor{'s' if self.capacity > 1 else ''} " \
+                     f"({address})"
+        actor = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=-1,
+                           max_task_retries=retries)(_RayWorker)
+        self._idle = [actor.remote(1) for _ in range(self.capacity)]
+        self._running: dict[Any, tuple[Hashable, Any]] = {}
+
+    def submit(self, tag: Hashable, method: str, *args: Any) -> None:
+        actor = self._idle.pop()
+        self._running[actor.call.remote(method, *args)] = (tag, actor)
+
+    def put(self, data: bytes) -> Any:
+        return self._ray.put(data)
+
+    def next_done(self) -> tuple[Hashable, Outcome]:
+        (ref,), _ = self._ray.wait(list(self._running), num_returns=1)
+        tag, actor = self._running.pop(ref)
+        self._idle.append(actor)
+        try:
+            return tag, self._ray.get(ref)
+        except self._ray.exceptions.RayError as exc:
+            return tag, Outcome(error=f"the Ray task failed: {type(exc).__name__}")
+
+    def close(self) -> None:
+        self._ray.shutdown()

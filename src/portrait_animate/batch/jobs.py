@@ -1,0 +1,171 @@
+"""Batch jobs: read from a ``.jsonl`` file (one job a line) or made as the cross product of
+sources and drivings, and validated before anything runs."""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..pipeline.animate import check_inputs
+from ..pipeline.inputs import InputKind, input_name
+from ..pipeline.options import AnimateOptions
+
+__all__ = ["Job", "JobProblem", "cross_jobs", "read_jobs", "validate"]
+
+#: Options a job cannot set: the batch decides them.
+BATCH_DECIDES = ("output_dir", "quiet")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+@dataclass
+class Job:
+    """One animation of a batch.
+
+    Attributes:
+        name: its folder under the batch's output folder.
+        line: its line in the jobs file (None for a cross product).
+        values: its ``animate`` options by name, source and driving included (no output
+            folder): the batch's defaults, then the job's own.
+        source_kind, driving_kind: what its inputs are, once validated.
+    """
+
+    name: str
+    line: int | None
+    values: dict[str, Any]
+    source_kind: InputKind | None = field(default=None, compare=False)
+    driving_kind: InputKind | None = field(default=None, compare=False)
+
+    def options(self, output_dir: str | Path) -> AnimateOptions:
+        return AnimateOptions(**self.values, output_dir=str(output_dir), quiet=True)
+
+    def spec(self) -> str:
+        """Its options as canonical JSON: a job whose spec changed is not done."""
+        return json.dumps(self.values, sort_keys=True)
+
+    @property
+    def where(self) -> str:
+        return f"line {self.line}" if self.line is not None else f"job {self.name}"
+
+
+@dataclass
+class JobProblem:
+    """A job that cannot run: where it is and why, in one line."""
+
+    where: str
+    message: str
+    name: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+def _values(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    return {**defaults, **given}
+
+
+def read_jobs(path: str | Path, defaults: dict[str, Any]) -> tuple[list[Job], list[JobProblem]]:
+    """The jobs of a ``.jsonl`` file, each line ``{"source", "driving", "name"?, options...}``
+    over ``defaults``, and the lines that are not jobs (blank lines and ``#`` comments are
+    skipped).
+
+    Raises:
+        InputError: the file is missing or not a ``.jsonl`` file.
+    """
+    path = Path(path)
+    if path.suffix != ".jsonl":
+        raise InputError(f"the jobs file {path} is not a .jsonl file (one JSON object a line); "
+                         "give a .jsonl file or --sources and --drivings")
+    if not path.is_file():
+        raise InputError(f"jobs file not found: {path}; check the path")
+    jobs, problems = [], []
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = text.strip()
+        if not text or text.startswith("#"):
+            continue
+        where = f"line {number}"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(JobProblem(where, f"not JSON ({exc.msg}); write one JSON object "
+                                              "a line"))
+            continue
+        if not isinstance(data, dict):
+            problems.append(JobProblem(where, "not a JSON object; write {\"source\": ..., "
+                                              "\"driving\": ...}"))
+            continue
+        name = data.pop("name", str(number))
+        missing = [key for key in ("source", "driving") if key not in data]
+        if missing:
+            problems.append(JobProblem(where, f"no {' or '.join(missing)}; every job needs "
+                                              "\"source\" and \"driving\"", str(name)))
+            continue
+        jobs.append(Job(str(name) if isinstance(name, int) else name, number,
+                        _values(defaults, data)))
+    return jobs, problems
+
+
+def _expand(pattern: str, what: str) -> list[str]:
+    """A folder's files, or a glob's matches, sorted."""
+    folder = Path(pattern)
+    if folder.is_dir():
+        paths = sorted(str(p) for p in folder.iterdir() if p.is_file()
+                       and not p.name.startswith("."))
+    else:
+        paths = sorted(glob.glob(pattern))
+    if not paths:
+        raise InputError(f"--{what} {pattern} matches no file; give a folder or a glob such "
+                         "as 'faces/*.jpg'")
+    return paths
+
+
+def cross_jobs(sources: str, drivings: str, defaults: dict[str, Any]) -> list[Job]:
+    """Every source with every driving, named ``SOURCE--DRIVING`` after their file names.
+
+    Raises:
+        InputError: a folder or glob that matches no file.
+    """
+    jobs = []
+    for source in _expand(sources, "sources"):
+        for driving in _expand(drivings, "drivings"):
+            name = f"{input_name(source)}--{input_name(driving)}"
+            jobs.append(Job(name, None, _values(defaults, {"source": source,
+                                                           "driving": driving})))
+    return jobs
+
+
+def _problem(job: Job, out_dir: Path) -> str | None:
+    if not isinstance(job.name, str) or not _NAME.fullmatch(job.name):
+        return (f"name {job.name!r} is not a folder name; use letters, digits, '.', '_' and "
+                "'-' (not first), at most 128")
+    decided = [key for key in BATCH_DECIDES if key in job.values]
+    if decided:
+        return f"option {decided[0]!r} is the batch's to decide; drop it from the job"
+    problems = AnimateOptions.value_problems(job.values)
+    if problems:
+        return problems[0]
+    try:
+        job.source_kind, job.driving_kind = check_inputs(job.options(out_dir))
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def validate(jobs: list[Job], out_dir: Path) -> list[JobProblem]:
+    """What keeps each job from running (missing or unreadable inputs, unknown options, wrong
+    types, values out of range, conflicting options, names taken twice), in job order; each
+    valid job gets its inputs' kinds."""
+    problems, seen = [], {}
+    for job in jobs:
+        message = _problem(job, out_dir)
+        if message is None and job.name in seen:
+            message = f"name {job.name!r} is taken by {seen[job.name]}; give each job its own"
+        if message is not None:
+            problems.append(JobProblem(job.where, message, job.name))
+        else:
+            seen[job.name] = job.where
+    return problems

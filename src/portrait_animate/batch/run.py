@@ -1,0 +1,331 @@
+"""The batch coordinator: validates the jobs, skips those done, analyses each distinct driver
+once, runs the rest on an executor and moves each job's outputs into place when it is done.
+
+Each job is written into ``OUT_DIR/.staging/<name>/`` and renamed to ``OUT_DIR/<name>/`` when
+complete, then recorded done; a killed batch leaves only staging folders, removed by the next
+run, which re-runs the jobs not recorded done."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..errors import InputError
+from ..io.files import atomic_path
+from ..pipeline.inputs import InputKind
+from .executors import Executor, LocalExecutor, RayExecutor
+from .jobs import Job, JobProblem, validate
+from .state import DONE, INVALID, BatchState, JobRecord, RunCounts
+from .worker import ANALYSIS_OPTIONS, ENGINE_OPTIONS, Outcome
+
+__all__ = ["BatchInputError", "BatchOptions", "BatchResult", "run_batch"]
+
+STAGING = ".staging"
+DRIVINGS = ".drivings"
+
+
+class BatchInputError(InputError):
+    """Jobs that cannot run; each is listed."""
+
+    def __init__(self, problems: list[JobProblem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        super().__init__(f"{len(problems)} job{'s' if len(problems) > 1 else ''} cannot run "
+                         f"(nothing ran; fix them, or pass --skip_invalid to run the rest):\n"
+                         f"{lines}")
+
+
+@dataclass
+class BatchOptions:
+    """How a batch runs (its jobs' own options are ``animate``'s).
+
+    Attributes:
+        workers: local worker processes (or Ray actors; 0 there: one per cluster CPU).
+        retries: times a job that failed for another reason than its input is tried again.
+        skip_invalid: run the valid jobs when some are invalid, instead of none.
+        ray_address: run on Ray (``local``, ``auto`` or ``ray://host:10001``), else locally.
+        ray_num_gpus: GPUs each Ray actor asks for.
+        ray_upload: send inputs through Ray's object store (and outputs back).
+        quiet: no progress bars.
+    """
+
+    workers: int = 1
+    retries: int = 1
+    skip_invalid: bool = False
+    ray_address: str | None = None
+    ray_num_gpus: float = 0.0
+    ray_upload: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class BatchResult:
+    """Attributes:
+    records: every valid job's state, in job order.
+    skipped: jobs already done before this run.
+    invalid: jobs that could not run.
+    counts: what this run did.
+    seconds: its length.
+    where: the executor, in words.
+    """
+
+    records: list[JobRecord]
+    skipped: list[str]
+    invalid: list[JobProblem]
+    counts: RunCounts
+    seconds: float
+    where: str = ""
+    failed: list[JobRecord] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.failed = [r for r in self.records if r.status != DONE]
+
+    @property
+    def exit_code(self) -> int:
+        """0: every job done; 1: any failed or skipped as invalid."""
+        return 1 if self.failed or self.invalid else 0
+
+
+def _driving_key(job: Job) -> str:
+    """What a driver's analysis depends on: its file (path, size, time) and options."""
+    path = Path(job.values["driving"]).resolve()
+    stat = path.stat()
+    options = job.options(".")
+    parts = [str(path), stat.st_size, stat.st_mtime_ns,
+             *(getattr(options, name) for name in (*ENGINE_OPTIONS, *ANALYSIS_OPTIONS))]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
+
+
+def _done(record: JobRecord | None, job: Job, out_dir: Path) -> bool:
+    return (record is not None and record.status == DONE and record.spec == job.spec()
+            and bool(record.outputs)
+            and all((out_dir / job.name / name).is_file() for name in record.outputs))
+
+
+def _executor(options: BatchOptions) -> Executor:
+    if options.ray_address:
+        return RayExecutor(options.ray_address, options.workers, options.ray_num_gpus,
+                           options.ray_upload, options.retries)
+    return LocalExecutor(max(1, options.workers))
+
+
+class _Progress:
+    """Jobs and frames bars on stderr; nothing when quiet."""
+
+    def __init__(self, quiet: bool, jobs: int) -> None:
+        self._bars = None if quiet else Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=Console(stderr=True))
+        if self._bars is not None:
+            self._bars.start()
+            self._jobs = self._bars.add_task("jobs", total=jobs)
+            self._frames = self._bars.add_task("frames", total=None)
+
+    def frames_total(self, total: int) -> None:
+        if self._bars is not None:
+            self._bars.update(self._frames, total=total)
+
+    def advance(self, jobs: int, frames: int) -> None:
+        if self._bars is not None:
+            self._bars.advance(self._jobs, jobs)
+            self._bars.advance(self._frames, frames)
+
+    def stop(self) -> None:
+        if self._bars is not None:
+            self._bars.stop()
+
+
+class _Run:
+    """One run over the jobs to do."""
+
+    def __init__(self, todo: list[Job], state: BatchState, executor: Executor,
+                 options: BatchOptions, out_dir: Path, progress: _Progress) -> None:
+        self.todo, self.state, self.executor = todo, state, executor
+        self.options, self.out_dir, self.progress = options, out_dir, progress
+        self.counts = RunCounts()
+        self.keys: dict[str, str] = {}
+        self.templates: dict[str, Any] = {}
+        self.frames: dict[str, int] = {}
+        self.broken: dict[str, Outcome] = {}
+        self.uploads: dict[str, Any] = {}
+
+    def _count(self, outcome: Outcome) -> None:
+        self.counts.engines_loaded += outcome.engines_loaded
+        self.counts.sources_analysed += outcome.sources_analysed
+        self.state.count(self.counts)
+
+    def _upload(self, spec: str) -> Any:
+        if not self.executor.uploads or not Path(spec).is_file():
+            return None
+        if spec not in self.uploads:
+            self.uploads[spec] = self.executor.put(Path(spec).read_bytes())
+        return self.uploads[spec]
+
+    def _drive(self, tasks: deque, start: Any, finish: Any) -> None:
+        """Keep the executor full from ``tasks`` until all are finished."""
+        running = 0
+        while tasks or running:
+            while tasks and running < self.executor.capacity:
+                if start(tasks.popleft()):
+                    running += 1
+            if running:
+                tag, outcome = self.executor.next_done()
+                running -= 1
+                self._count(outcome)
+                finish(tag, outcome, tasks)
+
+    def analyse(self) -> None:
+        """Each distinct driving video or image analysed once (or its saved analysis)."""
+        needed: dict[str, Job] = {}
+        for job in self.todo:
+            if job.driving_kind in (InputKind.IMAGE, InputKind.VIDEO):
+                key = self.keys[job.name] = _driving_key(job)
+                saved = self.state.driving(key)
+                if saved is not None and Path(saved).is_file():
+                    self._keep(key, Path(saved).read_bytes())
+                else:
+                    needed.setdefault(key, job)
+
+        def start(key: str) -> bool:
+            job = needed[key]
+            self.executor.submit(key, "analyse", job.values,
+                                 self._upload(job.values["driving"]))
+            return True
+
+        def finish(key: Hashable, outcome: Outcome, tasks: deque) -> None:
+            if outcome.error is not None:
+                self.broken[key] = outcome
+                return
+            path = self.out_dir / DRIVINGS / f"{key}.npz"
+            path.parent.mkdir(exist_ok=True)
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(outcome.template)
+            self.state.analysed(key, needed[key].values["driving"], str(path),
+                                outcome.frames, outcome.seconds)
+            self.counts.drivings_analysed += 1
+            self._keep(key, outcome.template, outcome.frames)
+
+        self._drive(deque(needed), start, finish)
+
+    def _keep(self, key: str, template: bytes, frames: int | None = None) -> None:
+        if frames is None:
+            from ..io.templates import template_from_bytes
+
+            frames = template_from_bytes(template).n_frames
+        self.frames[key] = frames
+        self.templates[key] = self.executor.put(template)
+
+    def run(self) -> None:
+        jobs = {job.name: job for job in self.todo}
+        self.progress.frames_total(sum(self.frames.get(self.keys.get(name, ""), 0)
+                                       for name in jobs))
+        ordered = sorted(self.todo, key=lambda j: (str(j.values["source"]),
+                                                   str(j.values["driving"])))
+
+        def start(name: str) -> bool:
+            job, key = jobs[name], self.keys.get(name)
+            attempt = self.state.started(name)
+            if key in self.broken:  # its driver has no analysis: the job fails with it
+                self.state.failed(name, self.broken[key].error, None, retry=False)
+                self.progress.advance(1, 0)
+                return False
+            folder = None
+            if not self.executor.uploads:
+                folder = self.out_dir / STAGING / name
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir(parents=True)
+                folder = str(folder)
+            self.executor.submit((name, attempt), "run", job.values, folder,
+                                 self.templates.get(key), self._upload(job.values["source"]),
+                                 self._upload(job.values["driving"]))
+            return True
+
+        def finish(tag: Hashable, outcome: Outcome, tasks: deque) -> None:
+            name, attempt = tag
+            if outcome.error is None:
+                self._place(name, outcome)
+                self.state.finished(name, outcome.files, outcome.frames, outcome.seconds)
+                self.counts.jobs_run += 1
+                self.progress.advance(1, outcome.frames)
+                return
+            retry = not outcome.bad_input and attempt <= self.options.retries
+            self.state.failed(name, outcome.error, outcome.seconds, retry)
+            if retry:
+                tasks.append(name)
+            else:
+                self.progress.advance(1, 0)
+
+        self._drive(deque(job.name for job in ordered), start, finish)
+
+    def _place(self, name: str, outcome: Outcome) -> None:
+        """The job's finished outputs, renamed into place as a whole."""
+        staging = self.out_dir / STAGING / name
+        if outcome.blobs is not None:
+            for relative, data in outcome.blobs.items():
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                (staging / relative).write_bytes(data)
+        final = self.out_dir / name
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+
+
+def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
+              options: BatchOptions | None = None) -> BatchResult:
+    """Run ``jobs`` into ``out_dir`` (``problems``: lines of the jobs file that are not jobs).
+
+    Raises:
+        BatchInputError: invalid jobs, without ``skip_invalid``; nothing ran.
+        InputError: another batch holds ``out_dir``, or Ray is missing.
+    """
+    options = options or BatchOptions()
+    begin = time.perf_counter()
+    out_dir = Path(out_dir)
+    problems = [*problems, *validate(jobs, out_dir)]
+    if problems and not options.skip_invalid:
+        raise BatchInputError(problems)
+    bad = {problem.where for problem in problems}
+    valid = [job for job in jobs if job.where not in bad]
+    if not valid and not problems:
+        raise InputError("no jobs to run; give a jobs file with at least one job")
+    with BatchState(out_dir) as state:
+        shutil.rmtree(out_dir / STAGING, ignore_errors=True)
+        for problem in problems:
+            if problem.name is not None and problem.name not in {j.name for j in valid}:
+                state.queue(problem.name, None, "{}", INVALID, problem.message)
+        todo, skipped = [], []
+        for job in valid:
+            if _done(state.record(job.name), job, out_dir):
+                skipped.append(job.name)
+                continue
+            shutil.rmtree(out_dir / job.name, ignore_errors=True)  # not recorded done
+            state.queue(job.name, job.line, job.spec())
+            todo.append(job)
+        run = None
+        where = "nothing to run"
+        if todo:
+            executor = _executor(options)
+            where = executor.where
+            progress = _Progress(options.quiet, len(todo))
+            try:
+                run = _Run(todo, state, executor, options, out_dir, progress)
+                run.analyse()
+                run.run()
+            finally:
+                progress.stop()
+                executor.close()
+                shutil.rmtree(out_dir / STAGING, ignore_errors=True)
+        counts = run.counts if run is not None else RunCounts()
+        state.count(counts)
+        records = [state.record(job.name) for job in valid]
+    return BatchResult(records, skipped, [p for p in problems], counts,
+                       time.perf_counter() - begin, where)

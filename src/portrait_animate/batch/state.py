@@ -1,0 +1,154 @@
+"""A batch's state in ``OUT_DIR/batch.sqlite``: every job's status, attempts, error, outputs
+and timings, the driving analyses made, and each run's counts. One batch process at a time
+holds ``OUT_DIR/batch.lock``; the lock goes with the process, even a killed one."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+
+__all__ = ["BatchState", "JobRecord", "RunCounts", "DONE", "FAILED", "INVALID", "QUEUED",
+           "RUNNING"]
+
+QUEUED, RUNNING, DONE, FAILED, INVALID = "queued", "running", "done", "failed", "invalid"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY, line INTEGER, spec TEXT NOT NULL, status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT, outputs TEXT, frames INTEGER,
+    seconds REAL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS drivings (
+    key TEXT PRIMARY KEY, driving TEXT NOT NULL, path TEXT NOT NULL, frames INTEGER NOT NULL,
+    seconds REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL,
+    jobs_run INTEGER NOT NULL DEFAULT 0, engines_loaded INTEGER NOT NULL DEFAULT 0,
+    drivings_analysed INTEGER NOT NULL DEFAULT 0, sources_analysed INTEGER NOT NULL DEFAULT 0);
+"""
+
+
+@dataclass
+class JobRecord:
+    name: str
+    line: int | None
+    spec: str
+    status: str
+    attempts: int
+    error: str | None
+    outputs: list[str]
+    frames: int | None
+    seconds: float | None
+
+
+@dataclass
+class RunCounts:
+    """What one run of the batch did (the ``runs`` table)."""
+
+    jobs_run: int = 0
+    engines_loaded: int = 0
+    drivings_analysed: int = 0
+    sources_analysed: int = 0
+
+
+class BatchState:
+    """The state of the batch writing into ``out_dir``; use it as a context manager.
+
+    Raises:
+        InputError: another batch process holds ``out_dir``.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self._lock_file = None
+        self._db: sqlite3.Connection | None = None
+        self._run: int | None = None
+
+    def __enter__(self) -> BatchState:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self.out_dir / "batch.lock", "a+")  # noqa: SIM115 (held while open)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            lock.close()
+            raise InputError(f"another batch ({holder}) is running on {self.out_dir}; wait "
+                             "for it to finish, or give another -o") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        self._lock_file = lock
+        self._db = sqlite3.connect(self.out_dir / "batch.sqlite", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._run = self._db.execute("INSERT INTO runs (started) VALUES (?)",
+                                     (time.time(),)).lastrowid
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._db is not None:
+            self._db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+    def record(self, name: str) -> JobRecord | None:
+        row = self._db.execute("SELECT name, line, spec, status, attempts, error, outputs, "
+                               "frames, seconds FROM jobs WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        return JobRecord(*row[:6], json.loads(row[6] or "[]"), row[7], row[8])
+
+    def records(self) -> list[JobRecord]:
+        names = [row[0] for row in self._db.execute("SELECT name FROM jobs ORDER BY rowid")]
+        return [self.record(name) for name in names]
+
+    def queue(self, name: str, line: int | None, spec: str, status: str = QUEUED,
+              error: str | None = None) -> None:
+        """A job to run (or an invalid one, with ``error``), its attempts counted afresh."""
+        self._db.execute(
+            "INSERT INTO jobs (name, line, spec, status, attempts, error, updated) "
+            "VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT(name) DO UPDATE SET line = excluded.line, "
+            "spec = excluded.spec, status = excluded.status, attempts = 0, "
+            "error = excluded.error, outputs = NULL, frames = NULL, seconds = NULL, "
+            "updated = excluded.updated", (name, line, spec, status, error, time.time()))
+
+    def started(self, name: str) -> int:
+        """Mark a job running; its attempt number."""
+        self._db.execute("UPDATE jobs SET status = ?, attempts = attempts + 1, updated = ? "
+                         "WHERE name = ?", (RUNNING, time.time(), name))
+        return self._db.execute("SELECT attempts FROM jobs WHERE name = ?",
+                                (name,)).fetchone()[0]
+
+    def finished(self, name: str, outputs: list[str], frames: int, seconds: float) -> None:
+        self._db.execute("UPDATE jobs SET status = ?, error = NULL, outputs = ?, frames = ?, "
+                         "seconds = ?, updated = ? WHERE name = ?",
+                         (DONE, json.dumps(outputs), frames, seconds, time.time(), name))
+
+    def failed(self, name: str, error: str, seconds: float | None, retry: bool) -> None:
+        self._db.execute("UPDATE jobs SET status = ?, error = ?, seconds = ?, updated = ? "
+                         "WHERE name = ?",
+                         (QUEUED if retry else FAILED, error, seconds, time.time(), name))
+
+    def driving(self, key: str) -> str | None:
+        """The saved analysis of a driver, by its key."""
+        row = self._db.execute("SELECT path FROM drivings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def analysed(self, key: str, driving: str, path: str, frames: int, seconds: float) -> None:
+        self._db.execute("INSERT OR REPLACE INTO drivings VALUES (?, ?, ?, ?, ?)",
+                         (key, driving, path, frames, seconds))
+
+    def count(self, counts: RunCounts) -> None:
+        """This run's counts so far."""
+        self._db.execute("UPDATE runs SET finished = ?, jobs_run = ?, engines_loaded = ?, "
+                         "drivings_analysed = ?, sources_analysed = ? WHERE id = ?",
+                         (time.time(), counts.jobs_run, counts.engines_loaded,
+                          counts.drivings_analysed, counts.sources_analysed, self._run))

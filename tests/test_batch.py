@@ -1,0 +1,245 @@
+"""``portrait-animate batch`` (issue 15): statuses and exit codes of a mixed jobs file, a re-run
+that does no work, a SIGKILLed batch resumed, one analysis per driver, a dead worker replaced,
+and a real local Ray cluster writing what local workers write."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from media import loop_video
+from portrait_animate.batch.state import BatchState
+from portrait_animate.cli.main import main
+
+ENGINE = ["--engine", "classic"]
+
+
+@pytest.fixture(scope="module")
+def driving8(shared, tmp_path_factory) -> Path:
+    """The first 8 frames of d0.mp4."""
+    return loop_video(shared / "assets/driving/d0.mp4",
+                      tmp_path_factory.mktemp("drv") / "d0_8.mp4", 8)
+
+
+def _jobs(path: Path, jobs: list[dict]) -> Path:
+    path.write_text("\n".join(json.dumps(job) for job in jobs) + "\n")
+    return path
+
+
+def _db(out: Path, query: str) -> list[tuple]:
+    db = sqlite3.connect(out / "batch.sqlite")
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
+def _statuses(out: Path) -> dict[str, tuple]:
+    return {name: (status, error) for name, status, error in
+            _db(out, "SELECT name, status, error FROM jobs")}
+
+
+def _last_run(out: Path) -> dict:
+    row = _db(out, "SELECT jobs_run, engines_loaded, drivings_analysed, sources_analysed "
+                   "FROM runs ORDER BY id DESC LIMIT 1")[0]
+    return dict(zip(("jobs_run", "engines_loaded", "drivings_analysed", "sources_analysed"),
+                    row, strict=True))
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    """Every job output under ``out`` (not the state), by relative path."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.parent != out and not p.parts[len(out.parts)].startswith(".")}
+
+
+def test_a_mixed_jobs_file_gives_each_job_its_status_and_the_right_exit_code(
+        shared, driving8, tmp_path, capsys):
+    blank = tmp_path / "blank.jpg"
+    cv2.imwrite(str(blank), np.full((256, 256, 3), 128, np.uint8))
+    src = shared / "assets/source"
+    jobs = _jobs(tmp_path / "jobs.jsonl", [
+        {"source": str(src / "s6.jpg"), "driving": str(driving8), "name": "s6"},
+        {"source": str(src / "s0.jpg"), "driving": str(shared / "assets/driving/d12.jpg"),
+         "animation_region": "lip", "flag_relative_motion": False},
+        {"source": str(tmp_path / "missing.jpg"), "driving": str(driving8)},
+        {"source": str(blank), "driving": str(driving8), "name": "faceless"},
+        {"source": str(src / "s5.jpg"), "driving": str(driving8), "animation_regio": "lip"},
+        {"source": str(src / "s5.jpg"), "driving": str(driving8), "driving_multiplier": "x"},
+    ])
+    out = tmp_path / "out"
+    # invalid lines: every one reported with its line number, and nothing runs
+    assert main(["batch", str(jobs), "-o", str(out), *ENGINE]) == 2
+    err = capsys.readouterr().err
+    assert "3 jobs cannot run" in err
+    assert "line 3: source not found" in err and "missing.jpg" in err
+    assert "line 5: unknown option 'animation_regio'" in err
+    assert "line 6: option 'driving_multiplier' is 'x'; give it a number" in err
+    assert not out.exists()
+
+    assert main(["batch", str(jobs), "-o", str(out), "--skip_invalid", "--quiet",
+                 *ENGINE]) == 1
+    err = capsys.readouterr().err
+    assert "failed: faceless: no face found in the source image" in err
+    statuses = _statuses(out)
+    assert statuses["s6"] == ("done", None) and statuses["2"] == ("done", None)
+    assert statuses["faceless"][0] == "failed" and "no face" in statuses["faceless"][1]
+    assert statuses["3"][0] == statuses["5"][0] == statuses["6"][0] == "invalid"
+    assert sorted(p.name for p in (out / "s6").iterdir()) == [
+        "d0_8_template.npz", "s6--d0_8.mp4", "s6--d0_8_concat.mp4"]
+    assert sorted(p.name for p in (out / "2").iterdir()) == [
+        "d12_template.npz", "s0--d12.jpg", "s0--d12_concat.jpg"]
+    assert not (out / "faceless").exists() and not (out / ".staging").exists()
+    recorded = dict(_db(out, "SELECT name, outputs FROM jobs WHERE status = 'done'"))
+    assert json.loads(recorded["s6"]) == ["d0_8_template.npz", "s6--d0_8.mp4",
+                                          "s6--d0_8_concat.mp4"]
+
+
+def test_a_rerun_does_no_work_for_done_jobs(shared, tmp_path, capsys):
+    src, drv = shared / "assets/source", shared / "assets/driving/d12.jpg"
+    jobs = _jobs(tmp_path / "jobs.jsonl", [
+        {"source": str(src / name), "driving": str(drv), "name": name.split(".")[0]}
+        for name in ("s6.jpg", "s0.jpg")])
+    out = tmp_path / "out"
+    assert main(["batch", str(jobs), "-o", str(out), "--quiet", *ENGINE]) == 0
+    assert _last_run(out) == {"jobs_run": 2, "engines_loaded": 1, "drivings_analysed": 1,
+                              "sources_analysed": 2}
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")}
+    assert main(["batch", str(jobs), "-o", str(out), *ENGINE]) == 0
+    assert "0 done, 2 skipped (done before)" in capsys.readouterr().err
+    assert _last_run(out) == {"jobs_run": 0, "engines_loaded": 0, "drivings_analysed": 0,
+                              "sources_analysed": 0}
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")} == before
+    # a job whose options changed is run again, alone, with the saved analysis of its driver
+    assert main(["batch", str(jobs), "-o", str(out), "--quiet", "--driving_multiplier", "1.5",
+                 *ENGINE]) == 0
+    assert _last_run(out)["jobs_run"] == 2
+
+
+def test_two_batches_on_one_folder_refuse(shared, tmp_path, capsys):
+    jobs = _jobs(tmp_path / "jobs.jsonl", [
+        {"source": str(shared / "assets/source/s6.jpg"),
+         "driving": str(shared / "assets/driving/d12.jpg")}])
+    out = tmp_path / "out"
+    with BatchState(out):
+        assert main(["batch", str(jobs), "-o", str(out), "--quiet", *ENGINE]) == 2
+    assert f"another batch (pid {os.getpid()}) is running on {out}" in capsys.readouterr().err
+
+
+def _batch_process(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "portrait_animate", "batch", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(out: Path, query: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert process.poll() is None, process.stderr.read()
+        if (out / "batch.sqlite").exists():
+            try:
+                if _db(out, query)[0][0]:
+                    return
+            except sqlite3.OperationalError:  # tables not made yet
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {query}")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_sigkilled_batch_resumes_with_every_job_done_once_and_no_partial_file(
+        shared, driving8, tmp_path):
+    src = shared / "assets/source"
+    names = ["s6.jpg", "s0.jpg", "s5.jpg", "s22.jpg"]
+    jobs = _jobs(tmp_path / "jobs.jsonl", [
+        {"source": str(src / name), "driving": str(driving8)} for name in names])
+    out = tmp_path / "out"
+    process = _batch_process([str(jobs), "-o", str(out), "--quiet", *ENGINE])
+    _wait_for(out, "SELECT count(*) FROM jobs WHERE status = 'done'", process)
+    workers = _children(process.pid)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = _db(out, "SELECT count(*) FROM jobs WHERE status = 'done'")[0][0]
+    assert done_before < len(names)  # killed mid-way
+    time.sleep(0.5)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]]
+    assert main(["batch", str(jobs), "-o", str(out), "--quiet", *ENGINE]) == 0
+    assert _last_run(out)["jobs_run"] == len(names) - done_before
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        ".drivings", "1", "2", "3", "4"]
+    for i, name in enumerate(names, start=1):
+        stem = name.split(".")[0]
+        assert sorted(p.name for p in (out / str(i)).iterdir()) == [
+            "d0_8_template.npz", f"{stem}--d0_8.mp4", f"{stem}--d0_8_concat.mp4"]
+    assert not (out / ".staging").exists()
+
+
+def test_a_dead_worker_is_replaced_and_its_job_retried(shared, driving8, tmp_path):
+    src = shared / "assets/source"
+    jobs = _jobs(tmp_path / "jobs.jsonl", [
+        {"source": str(src / name), "driving": str(driving8)} for name in ("s6.jpg", "s0.jpg")])
+    out = tmp_path / "out"
+    process = _batch_process([str(jobs), "-o", str(out), "--quiet", *ENGINE])
+    _wait_for(out, "SELECT count(*) FROM drivings", process)
+    worker = max(_children(process.pid))  # the worker, started after the resource tracker
+    os.kill(worker, signal.SIGKILL)
+    assert process.wait(timeout=180) == 0, process.stderr.read()
+    assert _statuses(out) == {"1": ("done", None), "2": ("done", None)}
+    # the job the worker was running when it died was tried again
+    assert sorted(n for (n,) in _db(out, "SELECT attempts FROM jobs")) == [1, 2]
+
+
+def test_the_driver_is_analysed_once_and_ray_writes_what_local_workers_write(
+        shared, driving8, tmp_path):
+    sources, drivings = tmp_path / "sources", tmp_path / "drivings"
+    sources.mkdir()
+    drivings.mkdir()
+    for name in ("s6.jpg", "s0.jpg", "s5.jpg"):
+        shutil.copy(shared / "assets/source" / name, sources)
+    shutil.copy(shared / "assets/driving/d12.jpg", drivings)
+    shutil.copy(driving8, drivings)
+    cross = ["--sources", str(sources), "--drivings", str(drivings), "--quiet", *ENGINE]
+    local = tmp_path / "local"
+    assert main(["batch", *cross, "-o", str(local), "--workers", "2"]) == 0
+    counts = _last_run(local)
+    assert counts["jobs_run"] == 6
+    assert counts["drivings_analysed"] == 2  # one per driver, for 3 sources each
+    assert len(list((local / ".drivings").glob("*.npz"))) == 2
+    assert counts["engines_loaded"] == 2  # one per worker
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    on_ray = tmp_path / "ray"
+    process = subprocess.run(
+        [sys.executable, "-m", "portrait_animate", "batch", *cross, "-o", str(on_ray),
+         "--ray_address", "local", "--workers", "2", "--ray_upload"],
+        capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr
+    assert _last_run(on_ray)["drivings_analysed"] == 2
+    a, b = _files(local), _files(on_ray)
+    assert sorted(a) == sorted(b) and len(a) == 6 * 3
+    images = [name for name in a if name.endswith(".jpg")]
+    assert len(images) == 6 and all(a[name] == b[name] for name in images)
+    for name in a:  # the videos too, frame for frame
+        if name.endswith(".mp4"):
+            assert a[name] == b[name], name
