@@ -15,15 +15,14 @@ from portrait_animate.io.images import read_image_rgb
 
 def test_neural_batch_equals_frames_one_at_a_time(networks, shared, monkeypatch):
     """render_batch runs W and G once over the batch: its float output (caught on its way to
-    the image) equals each frame's alone within 1e-5, and its images are those floats."""
+    the image) equals each frame's rendered alone within 1e-5, and its images are those
+    floats."""
     engine = NeuralEngine(networks)
     crop = cv2.resize(read_image_rgb(shared / "assets/source/s6.jpg"), (256, 256))
     feature = engine.appearance(crop)
     x_s = engine.motion(crop).keypoints()
-    x_ds = [x_s + 0.02 * torch.randn(generator=torch.Generator().manual_seed(i),
-                                     size=x_s.shape) for i in range(2)]
-    device = networks.device
-    alone = [networks.warp_decode(feature, x_s.to(device), x_d.to(device)) for x_d in x_ds]
+    items = [RenderItem(feature, x_s, x_s + 0.02 * torch.randn(
+        generator=torch.Generator().manual_seed(i), size=x_s.shape)) for i in range(2)]
     caught = []
     warp_decode = networks.warp_decode
 
@@ -32,9 +31,11 @@ def test_neural_batch_equals_frames_one_at_a_time(networks, shared, monkeypatch)
         return caught[-1]
 
     monkeypatch.setattr(networks, "warp_decode", catching)
-    images = engine.render_batch([RenderItem(feature, x_s, x_d) for x_d in x_ds])
-    (batched,) = caught
-    assert batched.shape[0] == 2
+    for item in items:
+        engine.render_batch([item])
+    images = engine.render_batch(items)
+    *alone, batched = caught
+    assert [a.shape[0] for a in alone] == [1, 1] and batched.shape[0] == 2
     for i in range(2):
         torch.testing.assert_close(batched[i:i + 1], alone[i], atol=1e-5, rtol=0)
     assert len(images) == 2 and all(img.shape == (512, 512, 3) for img in images)

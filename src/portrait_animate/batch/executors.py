@@ -33,8 +33,8 @@ class Executor(Protocol):
     def submit(self, tag: Hashable, method: str, *args: Any) -> None:
         """Start ``Worker.<method>(*args)``; its outcome comes back with ``tag``."""
 
-    def next_done(self) -> tuple[Hashable, Outcome]:
-        """Wait for a task to finish."""
+    def next_done(self, timeout: float | None = None) -> tuple[Hashable, Outcome] | None:
+        """Wait for a task to finish (None when ``timeout`` passes first)."""
 
     def put(self, data: bytes) -> Any:
         """``data`` made available to the workers (passed as an argument of :meth:`submit`)."""
@@ -78,8 +78,10 @@ class LocalExecutor:
     def put(self, data: bytes) -> bytes:
         return data
 
-    def next_done(self) -> tuple[Hashable, Outcome]:
-        done, _ = wait(list(self._running), return_when=FIRST_COMPLETED)
+    def next_done(self, timeout: float | None = None) -> tuple[Hashable, Outcome] | None:
+        done, _ = wait(list(self._running), timeout, return_when=FIRST_COMPLETED)
+        if not done:
+            return None
         future = next(iter(done))
         tag, pool = self._running.pop(future)
         try:
@@ -152,8 +154,11 @@ class RayExecutor:
     def put(self, data: bytes) -> Any:
         return self._ray.put(data)
 
-    def next_done(self) -> tuple[Hashable, Outcome]:
-        (ref,), _ = self._ray.wait(list(self._running), num_returns=1)
+    def next_done(self, timeout: float | None = None) -> tuple[Hashable, Outcome] | None:
+        ready, _ = self._ray.wait(list(self._running), num_returns=1, timeout=timeout)
+        if not ready:
+            return None
+        (ref,) = ready
         tag, actor = self._running.pop(ref)
         self._idle.append(actor)
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import shutil
 import signal
 import sys
@@ -26,7 +27,8 @@ from ..pipeline.options import AnimateOptions
 from ..pipeline.progress import Reporter
 from ..pipeline.source import PreparedSource
 
-__all__ = ["Outcome", "Worker", "ENGINE_OPTIONS", "ANALYSIS_OPTIONS", "SOURCE_OPTIONS"]
+__all__ = ["ANALYSIS_OPTIONS", "ENGINE_OPTIONS", "JobCancelledError", "Outcome", "SOURCE_OPTIONS",
+           "Worker"]
 
 #: The options that make an engine: a worker keeps one engine for each combination.
 ENGINE_OPTIONS = ("engine", "weights_dir", "precision", "flag_use_half_precision",
@@ -68,6 +70,38 @@ class Outcome:
     seconds: float = 0.0
     engines_loaded: int = 0
     sources_analysed: int = 0
+
+
+class JobCancelledError(PortraitAnimateError):
+    """The job was cancelled while it ran."""
+
+
+class _Watched(Reporter):
+    """A silent reporter that writes the frames animated to ``folder/progress.json`` (at most
+    every quarter second) and stops the job when ``folder/cancel`` appears: how a job in
+    another process reports progress and is cancelled."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(quiet=True)
+        self._folder = folder
+        self._written = 0.0
+
+    def _write(self, frames: int, total: int | None) -> None:
+        tmp = self._folder / ".progress.json"
+        tmp.write_text(json.dumps({"frames": frames, "total": total}))
+        tmp.replace(self._folder / "progress.json")
+        self._written = time.monotonic()
+
+    def track(self, items: Any, description: str, total: int | None = None) -> Any:
+        animating, done = description.startswith("animating"), 0
+        for done, item in enumerate(items, start=1):
+            if (self._folder / "cancel").exists():
+                raise JobCancelledError("cancelled")
+            yield item
+            if animating and time.monotonic() - self._written > 0.25:
+                self._write(done, total)
+        if animating:
+            self._write(done, total)
 
 
 def _key(options: AnimateOptions, names: tuple[str, ...]) -> tuple:
@@ -171,9 +205,11 @@ class Worker:
         return self._counted(outcome, loaded, analysed, start)
 
     def run(self, values: dict[str, Any], folder: str | None, template: bytes | None = None,
-            source_data: bytes | None = None, driving_data: bytes | None = None) -> Outcome:
+            source_data: bytes | None = None, driving_data: bytes | None = None,
+            watch: str | None = None) -> Outcome:
         """Animate one job into ``folder`` (its staging folder; None: a folder of the
-        worker's, whose files come back as bytes)."""
+        worker's, whose files come back as bytes). ``watch``: a folder where the job writes
+        its progress and looks for a cancel file (see :class:`_Watched`)."""
         start, loaded, analysed = time.perf_counter(), self._loaded, self._analysed
         own = folder is None
         out = Path(tempfile.mkdtemp(dir=self._inputs)) if own else Path(folder)
@@ -182,7 +218,8 @@ class Worker:
         options = AnimateOptions(**values, output_dir=str(out), quiet=True)
         try:
             engine = self._engine(options)
-            result = animate(options, engine, Reporter(quiet=True),
+            reporter = Reporter(quiet=True) if watch is None else _Watched(Path(watch))
+            result = animate(options, engine, reporter,
                              source=self._source(options, engine),
                              analysed=None if template is None else self._template(template))
             files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())

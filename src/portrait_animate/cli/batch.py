@@ -18,8 +18,7 @@ __all__ = ["configure"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.usage = ("portrait-animate batch JOBS.jsonl -o OUT_DIR [options]\n"
-                    "       portrait-animate batch --sources DIR_OR_GLOB --drivings DIR_OR_GLOB "
-                    "-o OUT_DIR [options]")
+                    "       portrait-animate batch --sources GLOB --drivings GLOB -o OUT_DIR ...")
     parser.description = (
         "Run many animations: one job a line of JOBS.jsonl ({\"source\": ..., \"driving\": ..., "
         "\"name\"?: ..., any animate option by name}), or every source with every driving. "

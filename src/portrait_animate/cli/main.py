@@ -24,6 +24,7 @@ COMMANDS = {
     "animate": ("animate", "animate a portrait by a driving video, image or motion template"),
     "batch": ("batch", "run many animations from a jobs file or sources x drivings, resumable, "
                        "on local workers or a Ray cluster"),
+    "serve": ("serve", "serve the REST API: a persistent job queue over HTTP"),
     "presets": ("presets", "list the built-in driving motions (-d preset:NAME)"),
     "weights": ("weights", "download, synthesise or check LivePortrait weights"),
     "debug-stages": ("debug", "run every network stage on two images and save them as .npz"),

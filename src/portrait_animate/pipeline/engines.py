@@ -12,10 +12,11 @@ from ..errors import WeightsError
 from .options import AnimateOptions
 from .progress import Reporter
 
-__all__ = ["load_engine"]
+__all__ = ["load_engine", "weights_found"]
 
 
-def _weights_found(weights_dir: str | None) -> bool:
+def weights_found(weights_dir: str | None) -> bool:
+    """Whether LivePortrait weights are found in ``weights_dir`` (or the default places)."""
     try:
         resolve_weights_dir(weights_dir)
     except WeightsError:
@@ -28,7 +29,7 @@ def load_engine(options: AnimateOptions, reporter: Reporter) -> Engine:
     classic, and says which in one line."""
     name = options.engine
     if name == "auto":
-        name = "neural" if _weights_found(options.weights_dir) else "classic"
+        name = "neural" if weights_found(options.weights_dir) else "classic"
         reporter.note(f"engine: {name} (" + ("LivePortrait weights found" if name == "neural"
                       else "no LivePortrait weights found; `portrait-animate weights download` "
                            "gets them") + ")")

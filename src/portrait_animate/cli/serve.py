@@ -1,0 +1,82 @@
+"""``portrait-animate serve``: the REST service (see :mod:`portrait_animate.service`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..errors import InputError
+
+__all__ = ["configure"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Serve the REST API: POST /v1/jobs (multipart: source, driving file or preset name, "
+        "options as JSON), GET /v1/jobs/{id}, /result and /concat, DELETE /v1/jobs/{id}, "
+        "GET /v1/jobs?status=, GET /v1/health; OpenAPI at /docs. Jobs survive a restart.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8891, help="port to listen on")
+    parser.add_argument("--data_dir", default="service-data", metavar="DIR",
+                        help="jobs' state (service.sqlite) and files")
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument("--api_key", default=None, metavar="KEY",
+                      help="require 'Authorization: Bearer KEY' (default: "
+                           "$PORTRAIT_ANIMATE_API_KEY, else none)")
+    keys.add_argument("--api_key_file", default=None, metavar="FILE",
+                      help="read the key from this file (its first line)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="local worker processes, each loading its engines once")
+    where.add_argument("--ray_address", default=None, metavar="ADDR",
+                       help="run jobs on Ray (local, auto, ray://host:10001); its workers "
+                            "must share --data_dir")
+    parser.add_argument("--max_upload_mb", type=float, default=100.0, metavar="MB",
+                        help="largest upload (413 beyond)")
+    parser.add_argument("--max_video_seconds", type=float, default=120.0, metavar="S",
+                        help="longest video upload, read from its container")
+    parser.add_argument("--keep_hours", type=float, default=24.0, metavar="H",
+                        help="finished jobs and their files are deleted after this long")
+    parser.add_argument("--retries", type=int, default=1, metavar="N",
+                        help="times a job is run again when its worker died under it")
+    parser.set_defaults(run=_run)
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    if args.api_key_file is not None:
+        path = Path(args.api_key_file)
+        try:
+            key = path.read_text().splitlines()[0].strip() if path.is_file() else ""
+        except (OSError, IndexError, UnicodeDecodeError):
+            key = ""
+        if not key:
+            raise InputError(f"--api_key_file {path} holds no key; write the key on its first "
+                             "line")
+        return key
+    return args.api_key or os.environ.get("PORTRAIT_ANIMATE_API_KEY") or None
+
+
+def _run(args: argparse.Namespace) -> int:
+    for name in ("max_upload_mb", "max_video_seconds", "keep_hours"):
+        if not getattr(args, name) > 0:
+            raise InputError(f"--{name} {getattr(args, name)} is not above 0; pass a positive "
+                             "number")
+    if args.workers < 1 or args.retries < 0:
+        raise InputError("--workers must be at least 1 and --retries at least 0")
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port {args.port} is not a port; pass 1-65535")
+    import uvicorn
+
+    from ..service import ServiceSettings, create_app
+
+    settings = ServiceSettings(
+        data_dir=Path(args.data_dir), api_key=_api_key(args), workers=args.workers,
+        ray_address=args.ray_address, max_upload_mb=args.max_upload_mb,
+        max_video_seconds=args.max_video_seconds, keep_hours=args.keep_hours,
+        retries=args.retries)
+    print(f"portrait-animate service on http://{args.host}:{args.port} (API docs at /docs, "
+          f"data in {settings.data_dir}{', key required' if settings.api_key else ''})",
+          flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0

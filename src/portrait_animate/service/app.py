@@ -1,0 +1,259 @@
+"""The REST service: FastAPI routes over the job store and the runner (OpenAPI at ``/docs``).
+
+Every error a client sees is one line in ``{"detail": ...}`` with a 4xx status for its own
+mistakes; anything else is a 500 with no trace (the trace goes to the server's log)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.datastructures import UploadFile
+
+from ..batch.executors import Executor, LocalExecutor, RayExecutor
+from ..batch.jobs import Job, validate
+from ..errors import InputError
+from ..motion.presets import PRESET_PREFIX, PRESETS
+from ..pipeline.engines import weights_found
+from .runner import Runner
+from .store import STATUSES, JobRow, JobStore
+from .uploads import TooLarge, save_upload
+
+__all__ = ["ServiceSettings", "create_app"]
+
+log = logging.getLogger("portrait_animate.service")
+
+MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
+
+
+@dataclass
+class ServiceSettings:
+    """Attributes:
+    data_dir: jobs' state (``service.sqlite``) and files.
+    api_key: required as ``Authorization: Bearer KEY`` on every route but health.
+    workers: local worker processes (or Ray actors).
+    ray_address: run jobs on Ray instead (its workers must share ``data_dir``).
+    max_upload_mb: largest upload.
+    max_video_seconds: longest video upload.
+    keep_hours: finished jobs are deleted after this long.
+    retries: times a job is run again after a worker died under it.
+    """
+
+    data_dir: Path
+    api_key: str | None = None
+    workers: int = 1
+    ray_address: str | None = None
+    max_upload_mb: float = 100.0
+    max_video_seconds: float = 120.0
+    keep_hours: float = 24.0
+    retries: int = 1
+
+
+def _executor(settings: ServiceSettings) -> Executor:
+    if settings.ray_address:
+        return RayExecutor(settings.ray_address, settings.workers, 0.0, False, settings.retries)
+    return LocalExecutor(settings.workers)
+
+
+def _progress(store: JobStore, job: JobRow) -> dict[str, int | None]:
+    if job.status == "done":
+        return {"frames": job.frames, "total": job.frames}
+    path = store.folder(job.id) / "progress.json"
+    if job.status == "running" and path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+    return {"frames": 0, "total": None}
+
+
+def _view(store: JobStore, job: JobRow) -> dict[str, Any]:
+    return {"id": job.id, "status": job.status, "progress": _progress(store, job),
+            "error": job.error, "attempts": job.attempts,
+            "timings": {"created": job.created, "started": job.started,
+                        "finished": job.finished, "seconds": job.seconds},
+            "options": {k: v for k, v in job.values.items() if k not in ("source", "driving")}}
+
+
+def _bad(status: int, message: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=message)
+
+
+_FORM_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["source", "driving"], "properties": {
+        "source": {"type": "string", "format": "binary",
+                   "description": "the portrait: an image or a video"},
+        "driving": {"description": "a driving video or image, or a preset's name (talk, "
+                                   "preset:talk)",
+                    "oneOf": [{"type": "string", "format": "binary"}, {"type": "string"}]},
+        "options": {"type": "string", "description": "animate's options as a JSON object, "
+                                                     "e.g. {\"animation_region\": \"lip\"}"}}}}}}}
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The service's app; the runner and its workers start with it and stop with it."""
+    store = JobStore(settings.data_dir.resolve())
+    limit = int(settings.max_upload_mb * 2**20)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        requeued = store.requeue_running()
+        if requeued:
+            log.warning("%d job(s) left running by the last server queued again", requeued)
+        executor = _executor(settings)
+        runner = Runner(store, executor, settings.retries, settings.keep_hours)
+        app.state.runner = runner
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+            executor.close()
+            store.close()
+
+    app = FastAPI(title="portrait-animate", lifespan=lifespan,
+                  description="Animate portraits on request: submit a job, poll it, fetch "
+                              "the result.")
+
+    def authorised(request: Request) -> None:
+        if settings.api_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {settings.api_key}".encode()):
+            raise HTTPException(401, "missing or wrong API key; send 'Authorization: Bearer "
+                                     "KEY'", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; the server's log has the details"},
+                            status_code=500)
+
+    def job_or_404(job_id: str) -> JobRow:
+        job = store.get(job_id)
+        if job is None:
+            raise _bad(404, f"no job {job_id!r}")
+        return job
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        """Engines available, and the queue."""
+        runner: Runner = app.state.runner
+        return {"status": "ok", "engines": {"classic": True, "neural": weights_found(None)},
+                "queued": store.count("queued"), "running": store.count("running"),
+                "workers": runner.executor.capacity}
+
+    async def _driving(form: Any, folder: Path) -> str:
+        driving = form.get("driving")
+        if isinstance(driving, UploadFile):
+            return str(save_upload(driving.file, folder, "driving", limit,
+                                   settings.max_video_seconds, "driving upload"))
+        name = (driving or "").removeprefix(PRESET_PREFIX)
+        if name not in PRESETS:
+            raise _bad(422, f"driving {driving!r} is neither a file nor a preset; send a file, "
+                            f"or one of {', '.join(PRESETS)}")
+        return PRESET_PREFIX + name
+
+    def _options(form: Any) -> dict[str, Any]:
+        text = form.get("options") or "{}"
+        if not isinstance(text, str):
+            raise _bad(422, "options must be a JSON object as a form field, not a file")
+        try:
+            options = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _bad(422, f"options are not JSON ({exc.msg}); send a JSON object") from None
+        if not isinstance(options, dict):
+            raise _bad(422, "options must be a JSON object of animate's option names")
+        clash = [key for key in ("source", "driving", "name") if key in options]
+        if clash:
+            raise _bad(422, f"option {clash[0]!r} is a form field of its own; drop it from "
+                            "options")
+        return options
+
+    @app.post("/v1/jobs", status_code=202, dependencies=[Depends(authorised)],
+              openapi_extra=_FORM_DOC)
+    async def submit(request: Request) -> dict[str, str]:
+        """Queue a job: ``source`` (file), ``driving`` (file or preset name) and
+        ``options`` (JSON)."""
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > 2 * limit + 2**20:
+            raise _bad(413, f"the request is over {2 * settings.max_upload_mb:g} MB; each "
+                            f"upload may be {settings.max_upload_mb:g} MB")
+        job_id, folder = store.new_folder()
+        try:
+            async with request.form() as form:
+                options = _options(form)
+                source = form.get("source")
+                if not isinstance(source, UploadFile):
+                    raise _bad(422, "no source file; send the portrait as 'source'")
+                values = {**options, "driving": await _driving(form, folder),
+                          "source": str(save_upload(source.file, folder, "source", limit,
+                                                    settings.max_video_seconds, "source upload"))}
+            problems = validate([Job(job_id, None, values)], folder)
+            if problems:
+                raise _bad(422, problems[0].message)
+        except TooLarge as exc:
+            store.delete(job_id)
+            raise _bad(413, str(exc)) from None
+        except InputError as exc:
+            store.delete(job_id)
+            raise _bad(422, str(exc)) from None
+        except BaseException:
+            store.delete(job_id)
+            raise
+        store.add(job_id, values)
+        return {"id": job_id, "status": "queued"}
+
+    @app.get("/v1/jobs", dependencies=[Depends(authorised)])
+    def list_jobs(status: str | None = None) -> dict[str, Any]:
+        """Every job, or those of one status."""
+        if status is not None and status not in STATUSES:
+            raise _bad(422, f"status {status!r} is not one of {', '.join(STATUSES)}")
+        return {"jobs": [_view(store, job) for job in store.list(status)]}
+
+    @app.get("/v1/jobs/{job_id}", dependencies=[Depends(authorised)])
+    def status(job_id: str) -> dict[str, Any]:
+        """A job's status, progress in frames, error and timings."""
+        return _view(store, job_or_404(job_id))
+
+    def _file(job_id: str, which: str) -> FileResponse:
+        job = job_or_404(job_id)
+        if job.status != "done":
+            raise _bad(409, f"job {job_id} is {job.status}, not done; poll it until it is")
+        name = job.result if which == "result" else job.concat
+        path = store.folder(job_id) / "out" / name
+        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix,
+                                                             "application/octet-stream"),
+                            filename=path.name)
+
+    @app.get("/v1/jobs/{job_id}/result", dependencies=[Depends(authorised)])
+    def result(job_id: str) -> FileResponse:
+        """The animated result (video/mp4, or image/jpeg for an image driven by an image)."""
+        return _file(job_id, "result")
+
+    @app.get("/v1/jobs/{job_id}/concat", dependencies=[Depends(authorised)])
+    def concat(job_id: str) -> FileResponse:
+        """Driving | source | result side by side."""
+        return _file(job_id, "concat")
+
+    @app.delete("/v1/jobs/{job_id}", dependencies=[Depends(authorised)])
+    def cancel(job_id: str) -> dict[str, str]:
+        """Cancel a queued or running job, or delete a finished one, with its files."""
+        job = job_or_404(job_id)
+        if job.status == "running":
+            (store.folder(job_id) / "cancel").touch()
+            store.delete(job_id, files=False)  # the runner removes them when the job stops
+        else:
+            store.delete(job_id)
+        return {"id": job_id, "status": "cancelled" if job.status in ("queued", "running")
+                else "deleted"}
+
+    return app

@@ -1,0 +1,75 @@
+"""Uploads to the service: saved under a size limit, and told apart by their content (Pillow
+reads an image's header, ffmpeg a video's container), never by their name."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError
+from ..io.video import probe_video
+
+__all__ = ["TooLarge", "save_upload", "IMAGE_FORMATS"]
+
+#: Pillow's format name -> the extension the pipeline reads it by.
+IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
+_CHUNK = 1 << 20
+
+
+class TooLarge(InputError):  # noqa: N818 (an HTTP 413, named as such)
+    """An upload over the size limit."""
+
+
+def _copy_limited(data: BinaryIO, dst: Path, limit: int, what: str) -> None:
+    written = 0
+    with open(dst, "wb") as out:
+        while chunk := data.read(_CHUNK):
+            written += len(chunk)
+            if written > limit:
+                raise TooLarge(f"the {what} is over {limit / 2**20:g} MB; send a smaller file")
+            out.write(chunk)
+    if written == 0:
+        raise InputError(f"the {what} is empty; send an image or a video")
+
+
+def _image_extension(path: Path) -> str | None:
+    try:
+        with Image.open(path) as image:
+            fmt = image.format
+            image.verify()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return IMAGE_FORMATS.get(fmt)
+
+
+def save_upload(data: BinaryIO, folder: Path, stem: str, limit: int,
+                max_video_seconds: float, what: str) -> Path:
+    """Save an uploaded image or video as ``folder/stem.EXT``, EXT from its content.
+
+    Raises:
+        TooLarge: over ``limit`` bytes (nothing is kept).
+        InputError: empty, neither an image nor a video, or a video longer than
+            ``max_video_seconds`` (read from its container before any frame is decoded).
+    """
+    tmp = folder / f".{stem}.upload.mp4"  # probed as a video if not an image
+    try:
+        _copy_limited(data, tmp, limit, what)
+        extension = _image_extension(tmp)
+        if extension is None:
+            try:
+                info = probe_video(tmp)
+            except InputError:
+                raise InputError(f"the {what} is neither an image (JPEG, PNG, WebP, BMP) nor a "
+                                 "video ffmpeg can read; send one of those") from None
+            if info.duration > max_video_seconds:
+                raise InputError(f"the {what} lasts {info.duration:.1f} s, over the limit of "
+                                 f"{max_video_seconds:g} s; send a shorter video")
+            extension = ".mp4"  # ffmpeg reads any container by its content
+        final = folder / f"{stem}{extension}"
+        shutil.move(tmp, final)
+        return final
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,210 @@
+"""``portrait-animate serve`` (issue 16), as a real server process on loopback with real HTTP:
+keys, limits, bad uploads, path traversal, cancelling, results, the Python client, and a
+server SIGKILLed mid-job that loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from media import frame_count, loop_video
+from portrait_animate.client import Client, ServiceError
+
+KEY = "test-key-123"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir.parent / f"server-{self.port}.log"
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "portrait_animate", "serve", "--port", str(self.port),
+                 "--data_dir", str(data_dir), *extra], stdout=log, stderr=subprocess.STDOUT)
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("the server did not start: " + self.log.read_text())
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        self.process.send_signal(sig)
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("service") / "data"
+    server = Server(data, "--api_key", KEY, "--max_upload_mb", "1")
+    yield server
+    server.kill(signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Iterator[Client]:
+    with Client(server.url, KEY) as client:
+        yield client
+
+
+def _healthy(server: Server) -> None:
+    response = httpx.get(f"{server.url}/v1/health", timeout=10)
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_with_a_key_every_route_but_health_needs_it(server):
+    assert httpx.get(f"{server.url}/v1/health").status_code == 200
+    for method, path in (("GET", "/v1/jobs"), ("GET", "/v1/jobs/" + "0" * 32),
+                         ("POST", "/v1/jobs"), ("DELETE", "/v1/jobs/" + "0" * 32)):
+        response = httpx.request(method, f"{server.url}{path}")
+        assert response.status_code == 401, (method, path)
+        assert "API key" in response.json()["detail"]
+        wrong = httpx.request(method, f"{server.url}{path}",
+                              headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+    assert httpx.get(f"{server.url}/v1/jobs", headers=AUTH).status_code == 200
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+def test_an_oversize_upload_gets_413(server, shared):
+    big = os.urandom(int(1.5 * 2**20))
+    response = httpx.post(f"{server.url}/v1/jobs", headers=AUTH,
+                          files={"source": ("big.jpg", big)}, data={"driving": "talk"})
+    assert response.status_code == 413
+    assert "over 1 MB" in response.json()["detail"]
+    # over twice the limit: refused from the Content-Length, before the body is read
+    huge = httpx.post(f"{server.url}/v1/jobs", headers=AUTH,
+                      files={"source": ("huge.jpg", os.urandom(3 * 2**20))})
+    assert huge.status_code == 413
+    assert not any((Path(p) / "source.jpg").exists() for p in _job_dirs(server))
+    _healthy(server)
+
+
+def _job_dirs(server: Server) -> list[Path]:
+    data = Path(server.process.args[server.process.args.index("--data_dir") + 1])
+    return list((data / "jobs").iterdir())
+
+
+def test_garbage_and_faceless_images_fail_with_one_line_and_the_server_goes_on(
+        server, client, tmp_path):
+    garbage = tmp_path / "photo.jpg"
+    garbage.write_bytes(b"\xff\xd8\xff" + os.urandom(5000))  # a JPEG's magic, then noise
+    with pytest.raises(ServiceError) as bad:
+        client.submit(garbage, "preset:talk")
+    assert bad.value.status == 422
+    assert "neither an image" in str(bad.value) and "\n" not in str(bad.value)
+    text = tmp_path / "face.png"
+    text.write_text("not a picture")
+    with pytest.raises(ServiceError, match="neither an image"):
+        client.submit(text, "preset:talk")
+    faceless = tmp_path / "wall.jpg"
+    cv2.imwrite(str(faceless), np.full((300, 300, 3), 140, np.uint8))
+    with pytest.raises(ServiceError, match="unknown option 'regio'"):
+        client.submit(faceless, "preset:talk", regio="lip")
+    job = client.submit(faceless, "preset:talk")
+    with pytest.raises(ServiceError) as failed:
+        client.wait(job, timeout=120)
+    message = str(failed.value)
+    assert "no face found in the source image source.jpg" in message
+    assert "Traceback" not in message and str(_job_dirs(server)[0].parent) not in message
+    assert client.status(job)["status"] == "failed"
+    _healthy(server)
+
+
+def test_ids_that_try_to_leave_the_jobs_folder_get_404(server):
+    for path in ("/v1/jobs/..%2F..%2Fservice.sqlite", "/v1/jobs/..%2Fservice.sqlite/result",
+                 "/v1/jobs/%2e%2e/concat", "/v1/jobs/" + "a" * 31 + "%2F/result",
+                 "/v1/jobs/../service.sqlite", "/v1/jobs/0123456789abcdef0123456789ABCDEF"):
+        response = httpx.get(f"{server.url}{path}", headers=AUTH)
+        assert response.status_code == 404, path
+        assert b"SQLite" not in response.content
+
+
+def test_a_job_runs_and_its_result_and_concat_download(server, client, shared, tmp_path):
+    job = client.submit(shared / "assets/source/s6.jpg", shared / "assets/driving/d12.jpg",
+                        animation_region="lip")
+    status = client.wait(job, timeout=120)
+    assert status["progress"] == {"frames": 1, "total": 1}
+    assert status["options"] == {"animation_region": "lip"}
+    response = httpx.get(f"{server.url}/v1/jobs/{job}/result", headers=AUTH)
+    assert response.headers["content-type"] == "image/jpeg"
+    image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape[0] > 100
+    concat = client.download(job, tmp_path / "concat.jpg", concat=True)
+    assert cv2.imread(str(concat)).shape[1] > image.shape[1]
+    assert job in [j["id"] for j in client.jobs("done")]
+    assert job not in [j["id"] for j in client.jobs("queued")]
+    assert httpx.get(f"{server.url}/v1/jobs?status=nope", headers=AUTH).status_code == 422
+
+
+def test_cancel_a_queued_and_a_running_job(server, client, shared):
+    source = shared / "assets/source/s0.jpg"
+    running = client.submit(source, "preset:talk")
+    queued = client.submit(source, "preset:talk")  # one worker: it waits
+    end = time.monotonic() + 120
+    while client.status(running)["status"] != "running" or \
+            not client.status(running)["progress"]["frames"]:
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    assert client.status(queued)["status"] == "queued"
+    client.cancel(queued)
+    client.cancel(running)
+    for job in (queued, running):
+        with pytest.raises(ServiceError) as gone:
+            client.status(job)
+        assert gone.value.status == 404
+    folders = {p.name for p in _job_dirs(server)}
+    assert queued not in folders
+    end = time.monotonic() + 60
+    while running in {p.name for p in _job_dirs(server)}:  # removed when the worker stops
+        assert time.monotonic() < end
+        time.sleep(0.1)
+    assert client.health()["running"] == 0
+    _healthy(server)
+
+
+def test_a_sigkilled_server_loses_no_accepted_job(shared, tmp_path):
+    driving = loop_video(shared / "assets/driving/d0.mp4", tmp_path / "d0_40.mp4", 40)
+    data = tmp_path / "data"
+    server = Server(data)
+    client = Client(server.url)
+    source = shared / "assets/source"
+    jobs = [client.submit(source / name, driving) for name in ("s6.jpg", "s0.jpg", "s5.jpg")]
+    end = time.monotonic() + 120
+    while not client.status(jobs[0])["progress"]["frames"]:
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    server.kill()
+    restarted = Server(data)
+    try:
+        client = Client(restarted.url)
+        for job in jobs:
+            status = client.wait(job, timeout=240)
+            assert status["progress"]["frames"] == 40
+            video = client.download(job, tmp_path / f"{job}.mp4")
+            assert frame_count(video) == 40
+        assert client.status(jobs[0])["attempts"] == 2  # run again from scratch
+    finally:
+        restarted.kill(signal.SIGTERM)
