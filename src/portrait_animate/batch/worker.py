@@ -221,6 +221,7 @@ class Worker:
             reporter = Reporter(quiet=True) if watch is None else _Watched(Path(watch))
             result = animate(options, engine, reporter,
                              source=self._source(options, engine),
+                             mesh=self._mesh(options.det_thresh),
                              analysed=None if template is None else self._template(template))
             files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
             outcome = Outcome(files=files, frames=result.n_frames)

@@ -418,14 +418,16 @@ def analyse_driving(options: AnimateOptions, kind: InputKind, engine: Engine,
 def animate(options: AnimateOptions, engine: Engine | None = None,
             reporter: Reporter | None = None, overlap: bool = True, *,
             source: PreparedSource | None = None,
-            analysed: MotionTemplate | None = None) -> AnimateResult:
+            analysed: MotionTemplate | None = None,
+            mesh: FaceMesh | None = None) -> AnimateResult:
     """Animate ``options.source`` by ``options.driving`` and write the outputs.
 
     ``overlap`` runs the driving frames' motion, the keypoints and the source's appearance in
     a thread ahead of the renderer; without it they run between renders, on this thread (the
     same outputs, slower). ``source`` (:func:`prepare_animation_source`) and ``analysed``
     (:func:`analyse_driving`), made with this engine and options, skip those analyses: a
-    batch shares them between animations.
+    batch shares them between animations. ``mesh``, a face mesh of ``options.det_thresh``
+    that nothing else uses meanwhile, is used instead of a new one.
 
     Raises:
         InputError: bad input or conflicting options; nothing is left behind.
@@ -436,7 +438,8 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
     engine = engine or load_engine(options, reporter)
     needs_mesh = source is None or (analysed is None and drv_kind in (InputKind.IMAGE,
                                                                       InputKind.VIDEO))
-    with FaceMesh(options.det_thresh) if needs_mesh else contextlib.nullcontext() as mesh:
+    own_mesh = needs_mesh and mesh is None
+    with FaceMesh(options.det_thresh) if own_mesh else contextlib.nullcontext(mesh) as mesh:
         if source is None:
             source = prepare_animation_source(options, src_kind, engine, mesh, reporter)
         limit = len(source.frames_info) if source.is_video and drv_kind is InputKind.VIDEO \
