@@ -76,15 +76,18 @@ def test_a_mixed_jobs_file_gives_each_job_its_status_and_the_right_exit_code(
         {"source": str(blank), "driving": str(driving8), "name": "faceless"},
         {"source": str(src / "s5.jpg"), "driving": str(driving8), "animation_regio": "lip"},
         {"source": str(src / "s5.jpg"), "driving": str(driving8), "driving_multiplier": "x"},
+        {"source": str(src / "s5.jpg"), "driving": str(driving8), "flag_normalize_lip": True,
+         "flag_relative_motion": False},
     ])
     out = tmp_path / "out"
     # invalid lines: every one reported with its line number, and nothing runs
     assert main(["batch", str(jobs), "-o", str(out), *ENGINE]) == 2
     err = capsys.readouterr().err
-    assert "3 jobs cannot run" in err
+    assert "4 jobs cannot run" in err
     assert "line 3: source not found" in err and "missing.jpg" in err
     assert "line 5: unknown option 'animation_regio'" in err
     assert "line 6: option 'driving_multiplier' is 'x'; give it a number" in err
+    assert "line 7: conflicting options: --flag_normalize_lip needs relative motion" in err
     assert not out.exists()
 
     assert main(["batch", str(jobs), "-o", str(out), "--skip_invalid", "--quiet",
@@ -94,7 +97,7 @@ def test_a_mixed_jobs_file_gives_each_job_its_status_and_the_right_exit_code(
     statuses = _statuses(out)
     assert statuses["s6"] == ("done", None) and statuses["2"] == ("done", None)
     assert statuses["faceless"][0] == "failed" and "no face" in statuses["faceless"][1]
-    assert statuses["3"][0] == statuses["5"][0] == statuses["6"][0] == "invalid"
+    assert {statuses[n][0] for n in ("3", "5", "6", "7")} == {"invalid"}
     assert sorted(p.name for p in (out / "s6").iterdir()) == [
         "d0_8_template.npz", "s6--d0_8.mp4", "s6--d0_8_concat.mp4"]
     assert sorted(p.name for p in (out / "2").iterdir()) == [
@@ -243,3 +246,14 @@ def test_the_driver_is_analysed_once_and_ray_writes_what_local_workers_write(
     for name in a:  # the videos too, frame for frame
         if name.endswith(".mp4"):
             assert a[name] == b[name], name
+
+
+def test_ray_missing_is_one_line(shared, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as when not installed
+    jobs = _jobs(tmp_path / "jobs.jsonl", [
+        {"source": str(shared / "assets/source/s6.jpg"),
+         "driving": str(shared / "assets/driving/d12.jpg")}])
+    assert main(["batch", str(jobs), "-o", str(tmp_path / "out"), "--ray_address", "local",
+                 *ENGINE]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --ray_address needs Ray: pip install 'portrait-animate[ray]'\n"

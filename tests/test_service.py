@@ -20,6 +20,8 @@ import pytest
 
 from media import frame_count, loop_video
 from portrait_animate.client import Client, ServiceError
+from portrait_animate.service.runner import Runner
+from portrait_animate.service.store import JobStore
 
 KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -58,7 +60,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("service") / "data"
-    server = Server(data, "--api_key", KEY, "--max_upload_mb", "1")
+    server = Server(data, "--api_key", KEY, "--max_upload_mb", "1", "--max_video_seconds", "1.5")
     yield server
     server.kill(signal.SIGTERM)
 
@@ -100,6 +102,34 @@ def test_an_oversize_upload_gets_413(server, shared):
     assert huge.status_code == 413
     assert not any((Path(p) / "source.jpg").exists() for p in _job_dirs(server))
     _healthy(server)
+
+
+def test_a_video_over_the_length_limit_gets_422(server, client, shared, tmp_path):
+    long = loop_video(shared / "assets/driving/d0.mp4", tmp_path / "long.mp4", 60)  # 2.4 s
+    assert long.stat().st_size < 2**20
+    with pytest.raises(ServiceError) as refused:
+        client.submit(shared / "assets/source/s6.jpg", long)
+    assert refused.value.status == 422
+    assert "lasts 2.4 s, over the limit of 1.5 s" in str(refused.value)
+
+
+def test_finished_jobs_expire_with_their_files(tmp_path):
+    store = JobStore(tmp_path)
+    job, folder = store.new_folder()
+    store.add(job, {"source": "x"})
+    store.next_queued()
+    (folder / "out").mkdir()
+    store.done(job, "r.mp4", "c.mp4", 3, 1.0)
+    kept, kept_folder = store.new_folder()
+    store.add(kept, {"source": "y"})
+    runner = Runner(store, executor=None, keep_hours=1 / 3600)  # a second
+    runner._cleanup()
+    assert store.get(job) is not None  # not a second old yet
+    time.sleep(1.1)
+    runner._cleaned = 0.0
+    runner._cleanup()
+    assert store.get(job) is None and not folder.exists()
+    assert store.get(kept) is not None and kept_folder.exists()  # queued: kept
 
 
 def _job_dirs(server: Server) -> list[Path]:
