@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ..batch.executors import Executor, LocalExecutor, RayExecutor
@@ -154,8 +155,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def _driving(form: Any, folder: Path) -> str:
         driving = form.get("driving")
         if isinstance(driving, UploadFile):
-            return str(save_upload(driving.file, folder, "driving", limit,
-                                   settings.max_video_seconds, "driving upload"))
+            return str(await run_in_threadpool(save_upload, driving.file, folder, "driving",
+                                               limit, settings.max_video_seconds,
+                                               "driving upload"))
         name = (driving or "").removeprefix(PRESET_PREFIX)
         if name not in PRESETS:
             raise _bad(422, f"driving {driving!r} is neither a file nor a preset; send a file, "
@@ -188,16 +190,17 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             raise _bad(413, f"the request is over {2 * settings.max_upload_mb:g} MB; each "
                             f"upload may be {settings.max_upload_mb:g} MB")
         job_id, folder = store.new_folder()
-        try:
+        try:  # copying, probing and checking the files block: they run off the event loop
             async with request.form() as form:
                 options = _options(form)
                 source = form.get("source")
                 if not isinstance(source, UploadFile):
                     raise _bad(422, "no source file; send the portrait as 'source'")
                 values = {**options, "driving": await _driving(form, folder),
-                          "source": str(save_upload(source.file, folder, "source", limit,
-                                                    settings.max_video_seconds, "source upload"))}
-            problems = validate([Job(job_id, None, values)], folder)
+                          "source": str(await run_in_threadpool(
+                              save_upload, source.file, folder, "source", limit,
+                              settings.max_video_seconds, "source upload"))}
+            problems = await run_in_threadpool(validate, [Job(job_id, None, values)], folder)
             if problems:
                 raise _bad(422, problems[0].message)
         except TooLarge as exc:
