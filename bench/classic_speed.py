@@ -12,7 +12,13 @@ source driven by the video looped to ``--loop_frames`` frames. It runs idle and 
 competing CPU-bound process that the bench starts (a Python busy loop), alternately,
 ``--repeats`` times; it prints the medians and the loaded / idle slowdown.
 
+Faces: ``animate --source_faces all`` end to end on a 960x360 group picture of 1, 2 and 3
+copies of the source face (the same canvas each time, empty places grey), driven by the
+video looped to ``--faces_frames`` frames, interleaved ``--repeats`` times; it prints the
+median ms per frame, the ratio to one face and the cost of each added face.
+
     .venv/bin/python bench/classic_speed.py [--driving ../shared/assets/driving/d0.mp4]
+        [--part all|engine|end-to-end|faces]
 """
 
 from __future__ import annotations
@@ -111,10 +117,11 @@ def looped(video: Path, dst: Path, frames: int) -> Path:
     return dst
 
 
-def animate_fps(source: Path, driving: Path, out: Path) -> float:
+def animate_fps(source: Path, driving: Path, out: Path, faces: str = "largest") -> float:
     begin = time.perf_counter()
     result = animate(AnimateOptions(source=str(source), driving=str(driving),
-                                    output_dir=str(out), engine="classic", quiet=True))
+                                    output_dir=str(out), engine="classic", quiet=True,
+                                    source_faces=faces))
     return result.n_frames / (time.perf_counter() - begin)
 
 
@@ -142,36 +149,76 @@ def end_to_end(source: np.ndarray, driving: Path, frames: int,
     return idle, loaded
 
 
+def faces_scaling(source: np.ndarray, driving: Path, frames: int,
+                  repeats: int) -> dict[int, list[float]]:
+    """ms per frame of ``animate --source_faces all`` with 1, 2 and 3 faces, interleaved."""
+    tile = cv2.resize(source, (300, 300), interpolation=cv2.INTER_AREA)
+    ms: dict[int, list[float]] = defaultdict(list)
+    with tempfile.TemporaryDirectory() as tmp:
+        video = looped(driving, Path(tmp) / "driving.mp4", frames)
+        pictures = {}
+        for n in (1, 2, 3):
+            canvas = np.full((360, 960, 3), 200, np.uint8)
+            for k in range(n):
+                canvas[30:330, 10 + 320 * k:310 + 320 * k] = tile
+            pictures[n] = Path(tmp) / f"group{n}.png"
+            cv2.imwrite(str(pictures[n]), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+        for _ in range(repeats):
+            for n, picture in pictures.items():
+                ms[n].append(1e3 / animate_fps(picture, video, Path(tmp) / "out", "all"))
+    return ms
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--driving", default=str(REPO.parent / "shared/assets/driving/d0.mp4"))
     parser.add_argument("--frames", type=int, default=75, help="engine frames")
     parser.add_argument("--loop_frames", type=int, default=300, help="end-to-end frames")
     parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs of each kind")
+    parser.add_argument("--faces_frames", type=int, default=100,
+                        help="frames of each run with 1, 2 and 3 faces")
+    parser.add_argument("--part", choices=("all", "engine", "end-to-end", "faces"),
+                        default="all", help="run one part only")
     args = parser.parse_args()
     frames = frames_of(Path(args.driving), args.frames)
     source = frames[0]
-    engine = ClassicEngine()
-    classic_fps(engine, source, frames[:5])  # warm-up
-    fps, steps = classic_fps(engine, source, frames)
-    baseline = rbf_fps(engine, source, frames)
-    print(f"{len(frames)} frames {SIZE}x{SIZE}, {os.cpu_count()} cores")
-    print(f"classic engine      {fps:7.1f} fps   ({1e3 / fps:.1f} ms/frame)")
-    for name, ms in sorted(steps.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<16}{ms:7.2f} ms")
-    print(f"RBF warp baseline   {baseline:7.1f} fps   classic / baseline = {fps / baseline:.2f}")
+    print(f"{SIZE}x{SIZE} source, {os.cpu_count()} cores")
+    if args.part in ("all", "engine"):
+        engine = ClassicEngine()
+        classic_fps(engine, source, frames[:5])  # warm-up
+        fps, steps = classic_fps(engine, source, frames)
+        baseline = rbf_fps(engine, source, frames)
+        print(f"classic engine, {len(frames)} frames: {fps:7.1f} fps   "
+              f"({1e3 / fps:.1f} ms/frame)")
+        for name, ms in sorted(steps.items(), key=lambda kv: -kv[1]):
+            print(f"  {name:<16}{ms:7.2f} ms")
+        print(f"RBF warp baseline   {baseline:7.1f} fps   classic / baseline = "
+              f"{fps / baseline:.2f}")
 
-    idle, loaded = end_to_end(source, Path(args.driving), args.loop_frames, args.repeats)
-    idle_fps, loaded_fps = statistics.median(idle), statistics.median(loaded)
-    print(f"animate end to end, {args.loop_frames} frames (load, decode, face analysis, "
-          "render, concat, two H.264 encodes), median of "
-          f"{args.repeats}:")
-    print(f"  idle              {idle_fps:7.1f} fps   (target >= {TARGET_FPS:.0f})   runs "
-          + " ".join(f"{v:.1f}" for v in idle))
-    print(f"  one busy process  {loaded_fps:7.1f} fps   runs "
-          + " ".join(f"{v:.1f}" for v in loaded))
-    print(f"  slowdown          {idle_fps / loaded_fps:7.2f} x     (target <= "
-          f"{TARGET_SLOWDOWN})")
+    if args.part in ("all", "end-to-end"):
+        idle, loaded = end_to_end(source, Path(args.driving), args.loop_frames, args.repeats)
+        idle_fps, loaded_fps = statistics.median(idle), statistics.median(loaded)
+        print(f"animate end to end, {args.loop_frames} frames (load, decode, face analysis, "
+              "render, concat, two H.264 encodes), median of "
+              f"{args.repeats}:")
+        print(f"  idle              {idle_fps:7.1f} fps   (target >= {TARGET_FPS:.0f})   runs "
+              + " ".join(f"{v:.1f}" for v in idle))
+        print(f"  one busy process  {loaded_fps:7.1f} fps   runs "
+              + " ".join(f"{v:.1f}" for v in loaded))
+        print(f"  slowdown          {idle_fps / loaded_fps:7.2f} x     (target <= "
+              f"{TARGET_SLOWDOWN})")
+
+    if args.part in ("all", "faces"):
+        ms = faces_scaling(source, Path(args.driving), args.faces_frames, args.repeats)
+        one = statistics.median(ms[1])
+        print(f"animate --source_faces all, 960x360 group picture, {args.faces_frames} frames, "
+              f"median of {args.repeats} (target: at most linear in the faces):")
+        for n, runs in ms.items():
+            median = statistics.median(runs)
+            added = "" if n == 1 else f"   +{(median - one) / (n - 1):.1f} ms per added face"
+            faces = f"{n} face{'s' if n > 1 else ' '}"
+            print(f"  {faces}  {median:7.1f} ms/frame   x{median / one:.2f} (linear: x{n})"
+                  f"{added}   runs " + " ".join(f"{v:.1f}" for v in runs))
 
 
 if __name__ == "__main__":

@@ -44,3 +44,19 @@ def networks(synthetic_weights: Path):
     from portrait_animate.engines.neural import LivePortraitNetworks
 
     return LivePortraitNetworks.from_pretrained(synthetic_weights, force_cpu=True)
+
+
+@pytest.fixture(scope="session")
+def group_picture(shared: Path, tmp_path_factory) -> Path:
+    """A group photo of three ``../shared`` portraits of different sizes, 1040x480: s6
+    (largest, left), s0 (middle) and s5 (smallest, right, lowest)."""
+    from media import face_tile, group_canvas
+    from portrait_animate.face.mesh import FaceMesh
+    from portrait_animate.io.images import read_image_rgb, write_image_rgb
+
+    with FaceMesh() as mesh:
+        tiles = [(face_tile(read_image_rgb(shared / f"assets/source/{name}.jpg"), side, mesh),
+                  x, y) for name, side, x, y in (("s6", 400, 20, 40), ("s0", 320, 440, 100),
+                                                 ("s5", 240, 780, 160))]
+    return write_image_rgb(tmp_path_factory.mktemp("group") / "group.png",
+                           group_canvas(tiles, (480, 1040)))

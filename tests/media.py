@@ -66,3 +66,25 @@ def write_video(frames: list[np.ndarray], dst: Path, fps: float = 25.0) -> Path:
                     "-pix_fmt", "yuv420p", str(dst)],
                    input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames), check=True)
     return dst
+
+
+def face_tile(image: np.ndarray, side: int, mesh, context: float = 2.5) -> np.ndarray:
+    """A ``side`` x ``side`` tile of an RGB image centred on its largest face, which spans
+    1/``context`` of it (``mesh``: a FaceMesh)."""
+    import cv2
+
+    points = mesh.landmarks(image)
+    centre = (points.min(axis=0) + points.max(axis=0)) / 2
+    s = side / (context * np.ptp(points, axis=0).max())
+    M = np.array([[s, 0, side / 2 - s * centre[0]], [0, s, side / 2 - s * centre[1]]])
+    return cv2.warpAffine(image, M, (side, side), flags=cv2.INTER_AREA,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def group_canvas(tiles: list[tuple[np.ndarray, int, int]], size: tuple[int, int],
+                 grey: int = 200) -> np.ndarray:
+    """(H, W) = ``size`` grey canvas with each (tile, x, y) pasted at x, y: a group photo."""
+    canvas = np.full((*size, 3), grey, np.uint8)
+    for tile, x, y in tiles:
+        canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
+    return canvas

@@ -6,7 +6,7 @@ presets without loading them.
 
 from __future__ import annotations
 
-__all__ = ["REGIONS", "EXACT", "FAST", "PRECISIONS", "PRESET_PREFIX", "PRESET_FPS",
+__all__ = ["REGIONS", "EXACT", "FACE_ORDERS", "FAST", "PRECISIONS", "PRESET_PREFIX", "PRESET_FPS",
            "PRESET_CATALOGUE"]
 
 REGIONS = ("exp", "pose", "lip", "eyes", "all")
@@ -26,3 +26,8 @@ PRESET_CATALOGUE: dict[str, tuple[float, str]] = {
     "talk": (4.0, "talking mouth with small head motion and a blink"),
     "surprise": (3.0, "raised brows and an open mouth"),
 }
+
+#: How faces are numbered (``--face_order``): by size, largest first; by the box centre's x,
+#: from the left or from the right; by its y, from the top; by its distance from the image's
+#: centre, nearest first.
+FACE_ORDERS = ("large-small", "left-right", "right-left", "top-bottom", "distance-from-center")

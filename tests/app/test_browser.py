@@ -97,3 +97,27 @@ def test_a_failure_is_a_message_in_the_page(page):
     message = page.get_by_text("no source: upload an image or a video first")
     message.first.wait_for()
     assert "Traceback" not in page.content()
+
+
+def test_the_faces_of_a_group_photo_are_shown_and_picked(page, shared, group_picture):
+    page.get_by_text("Faces (group photos and videos)").click()
+    _upload(page, "source-image", group_picture)
+    _wait_for_new_image(page, "#faces-preview img", None)
+    preview = _image_at(page, "#faces-preview img")
+    source = read_image_rgb(group_picture)
+    assert preview.shape == source.shape
+    assert np.abs(preview[..., ::-1].astype(int) - source).max() > 100  # the numbers drawn
+    page.locator("#source-faces input").click()
+    options = page.get_by_role("option")
+    options.first.wait_for()
+    assert options.all_inner_texts() == ["all", "0", "1", "2"]
+    options.filter(has_text="1").click()
+    page.keyboard.press("Escape")
+    page.get_by_role("tab", name="Driving Image").click()
+    _upload(page, "driving-image", shared / "assets/driving/d19.jpg")
+    page.locator("#animate-button").click()
+    _wait_for_new_image(page, "#result-image img", None)
+    result = _image_at(page, "#result-image img")[..., ::-1]
+    diff = np.abs(result.astype(int) - source).mean(axis=2)
+    # face 1 (s0, the middle one) opened its mouth; the largest (s6) did not
+    assert diff[195:324, 547:653].mean() > 2 * diff[161:325, 155:285].mean()

@@ -76,3 +76,31 @@ def test_animate_endpoint_takes_the_stable_motion_options(client, shared):
                        driving_tab="Image", engine="classic", driving_anchor="middle",
                        api_name="/animate")
     assert "--driving_anchor 'middle' is not first, auto or a frame index" in str(info.value)
+
+
+#: Boxes of the group picture's faces (tests/conftest.py), numbered by size.
+GROUP_FACES = ((155, 161, 285, 325), (547, 195, 653, 324), (855, 231, 945, 328))
+
+
+def _changed_faces(result: np.ndarray, source: np.ndarray) -> list[bool]:
+    """Which of the group picture's faces changed: by more than twice the least changed
+    (the page's images are JPEG or WebP, whose noise alone changes every face a little)."""
+    diff = np.abs(result.astype(int) - source).mean(axis=2)
+    faces = [diff[y0:y1, x0:x1].mean() for x0, y0, x1, y1 in GROUP_FACES]
+    return [bool(face > 2 * min(faces)) for face in faces]
+
+
+def test_animate_endpoint_animates_the_faces_picked(client, shared, group_picture):
+    source = read_image_rgb(group_picture)
+    result = client.predict(source_image=handle_file(group_picture),
+                            driving_image=handle_file(shared / "assets/driving/d19.jpg"),
+                            driving_tab="Image", engine="classic", source_faces=["0", "2"],
+                            api_name="/animate")[2]
+    assert _changed_faces(read_image_rgb(result), source) == [True, False, True]
+
+
+def test_retarget_image_endpoint_edits_the_face_picked(client, group_picture):
+    source = read_image_rgb(group_picture)
+    _, pasted, _ = client.predict(image=handle_file(group_picture), lip_ratio=0.6, face="1",
+                                  engine="classic", api_name="/retarget_image")
+    assert _changed_faces(read_image_rgb(pasted), source) == [False, True, False]

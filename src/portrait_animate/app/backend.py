@@ -11,10 +11,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..engines.base import Engine
+from ..face.mesh import FaceMesh
 from ..motion.editing import EditParams
 from ..pipeline.animate import AnimateResult, animate
 from ..pipeline.compositing import Compositor
 from ..pipeline.engines import load_engine
+from ..pipeline.face_list import FaceList, list_faces
 from ..pipeline.faces import CropSettings
 from ..pipeline.inputs import InputKind
 from ..pipeline.options import AnimateOptions
@@ -93,6 +95,18 @@ class AppBackend:
         self._edits_lock = threading.Lock()
         #: engine name -> render latency of every editing tick, in ms.
         self.tick_ms: dict[str, list[float]] = defaultdict(list)
+        self._mesh: FaceMesh | None = None
+        self._mesh_lock = threading.Lock()
+
+    def find_faces(self, path: str, kind: InputKind, order: str,
+                   frames: int | None = None) -> FaceList:
+        """The numbered faces of a checked image or video (a video's first ``frames``), with
+        their preview; one face mesh serves every call, one at a time."""
+        with self._mesh_lock:
+            if self._mesh is None:
+                self._mesh = FaceMesh(self.base.det_thresh)
+            return list_faces(path, kind, self._mesh, order, self.base.source_max_dim,
+                              self.base.source_division, frames)
 
     def _job_dir(self, prefix: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.work_dir))
@@ -107,10 +121,11 @@ class AppBackend:
                       output_dir=str(self._job_dir("animate")), quiet=True, **options)
         return animate(job, engine=self.engines.get(engine), reporter=reporter)
 
-    def _edit_state(self, path: str, engine: Engine, do_crop: bool,
-                    scale: float) -> tuple[_EditState, float]:
+    def _edit_state(self, path: str, engine: Engine, do_crop: bool, scale: float,
+                    face: int | None, face_order: str) -> tuple[_EditState, float]:
         file = Path(path)
-        key = (str(file), file.stat().st_mtime_ns, engine.name, do_crop, float(scale))
+        key = (str(file), file.stat().st_mtime_ns, engine.name, do_crop, float(scale), face,
+               face_order)
         with self._edits_lock:
             if key in self._edits:
                 self._edits.move_to_end(key)
@@ -120,7 +135,8 @@ class AppBackend:
         source = prepare_editable_image(path, engine, do_crop=do_crop, settings=settings,
                                         det_thresh=self.base.det_thresh,
                                         max_dim=self.base.source_max_dim,
-                                        division=self.base.source_division)
+                                        division=self.base.source_division, face=face,
+                                        face_order=face_order)
         state = _EditState(source, Compositor(engine, do_crop))
         with self._edits_lock:
             self._edits[key] = state
@@ -129,16 +145,21 @@ class AppBackend:
         return state, (time.perf_counter() - start) * 1000
 
     def edit_source(self, path: str, engine: str, do_crop: bool = True,
-                    scale: float = EDIT_CROP.scale) -> EditableImage:
-        """The prepared (and cached) image for editing: its ratios start the sliders."""
-        return self._edit_state(path, self.engines.get(engine), do_crop, scale)[0].source
+                    scale: float = EDIT_CROP.scale, face: int | None = None,
+                    face_order: str = "large-small") -> EditableImage:
+        """The prepared (and cached) image for editing, its largest face or face ``face``:
+        its ratios start the sliders."""
+        return self._edit_state(path, self.engines.get(engine), do_crop, scale, face,
+                                face_order)[0].source
 
     def edit(self, path: str, params: EditParams, *, engine: str, do_crop: bool = True,
              stitching: bool = True, scale: float = EDIT_CROP.scale,
-             eye_ratio: float | None = None, lip_ratio: float | None = None) -> EditTick:
-        """Render one edit; only the render runs when the image was prepared before."""
+             eye_ratio: float | None = None, lip_ratio: float | None = None,
+             face: int | None = None, face_order: str = "large-small") -> EditTick:
+        """Render one edit (of the largest face, or face ``face``); only the render runs when
+        the image was prepared before."""
         model = self.engines.get(engine)
-        state, prepare_ms = self._edit_state(path, model, do_crop, scale)
+        state, prepare_ms = self._edit_state(path, model, do_crop, scale, face, face_order)
         start = time.perf_counter()
         image = render_edit(model, state.source, params, stitching=stitching,
                             eye_ratio=eye_ratio, lip_ratio=lip_ratio,

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from ..choices import FACE_ORDERS
 from ..errors import InputError, PortraitAnimateError
 from ..io.images import read_image_rgb, write_image_rgb
 from ..io.video import probe_video
@@ -128,6 +129,8 @@ POSE_MOVES_NOTHING = ('the "pose" animation region moves nothing with a driving 
 
 
 SOURCE_KINDS = {"Image": InputKind.IMAGE, "Video": InputKind.VIDEO}
+#: A source video's faces are listed from its first frames.
+FACE_PREVIEW_FRAMES = 25
 DRIVING_KINDS = {"Video": InputKind.VIDEO, "Image": InputKind.IMAGE,
                  "Template": InputKind.TEMPLATE, "Preset": InputKind.PRESET}
 
@@ -150,9 +153,14 @@ class _Handlers:
                 driving_template: str | None = None, driving_preset: str | None = None,
                 driving_smooth: float = AnimateOptions.driving_smooth,
                 driving_anchor: str = AnimateOptions.driving_anchor,
+                source_faces: list[str] | str | None = None,
+                face_order: str = AnimateOptions.face_order,
+                driving_face: str = AnimateOptions.driving_face,
+                face_map: str = AnimateOptions.face_map,
                 progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
         """Inputs without a value, or with a default, come last, so that API calls may leave
-        them out."""
+        them out. ``source_faces``: the face numbers chosen, or all (none: the largest
+        face), or the option's text (all, largest, 0,2)."""
         src_tab, source = _pick(source_tab, {"Image": source_image, "Video": source_video},
                                 NO_SOURCE)
         preset = f"{PRESET_PREFIX}{driving_preset}" if driving_preset else None
@@ -181,18 +189,45 @@ class _Handlers:
             animation_region=animation_region, driving_option=driving_option,
             driving_multiplier=driving_multiplier,
             driving_smooth_observation_variance=driving_smooth_observation_variance,
-            driving_smooth=driving_smooth, driving_anchor=str(driving_anchor))
+            driving_smooth=driving_smooth, driving_anchor=str(driving_anchor),
+            source_faces=_faces_option(source_faces), face_order=face_order,
+            driving_face=str(driving_face).strip() or "largest", face_map=face_map or "")
         paths = (str(result.output), str(result.concat))
         if result.fps is not None:
             return (*paths, None, None)
         return (None, None, *paths)
 
+    def find_faces(self, source_tab: str, face_order: str, source_image: str | None = None,
+                   source_video: str | None = None) -> tuple:
+        """The source's faces: a preview with their numbers, and their choices (none chosen:
+        the largest face is animated)."""
+        kind = SOURCE_KINDS.get(source_tab, InputKind.IMAGE)
+        path = source_image if kind is InputKind.IMAGE else source_video
+        if not path:
+            return None, gr.update(choices=[], value=[])
+        path = self.backend.upload(path, "source", kind)
+        found = self.backend.find_faces(path, kind, face_order, frames=FACE_PREVIEW_FRAMES)
+        choices = ["all", *(str(f.number) for f in found.faces)]
+        return found.preview, gr.update(choices=choices, value=[])
+
+    def find_edit_faces(self, image: str | None = None) -> tuple:
+        """The image's faces for editing: a preview with their numbers, and the face picker
+        (largest, or a number)."""
+        if not image:
+            return None, gr.update(choices=["largest"], value="largest")
+        image = self.backend.upload(image, "image", InputKind.IMAGE)
+        found = self.backend.find_faces(image, InputKind.IMAGE, "large-small")
+        choices = ["largest", *(str(f.number) for f in found.faces)]
+        return found.preview, gr.update(choices=choices, value="largest")
+
     def init_retargeting_image(self, flag_do_crop: bool, scale: float, engine: str,
-                               image: str | None = None) -> tuple[float, float]:
+                               image: str | None = None,
+                               face: str = "largest") -> tuple[float, float]:
         if not image:
             return 0.0, 0.0
         image = self.backend.upload(image, "image", InputKind.IMAGE)
-        source = self.backend.edit_source(image, engine, flag_do_crop, scale)
+        source = self.backend.edit_source(image, engine, flag_do_crop, scale,
+                                          _edit_face(face))
         return source.eye_ratio or 0.0, source.lip_ratio or 0.0
 
     def retarget_image(self, eye_ratio: float, lip_ratio: float,
@@ -200,9 +235,11 @@ class _Handlers:
                        mov_z: float, pouting: float, pursing: float, grin: float,
                        lip_open: float, smile: float, wink: float, eyebrow: float,
                        gaze_x: float, gaze_y: float, flag_do_crop: bool, flag_stitching: bool,
-                       scale: float, engine: str, image: str | None = None) -> tuple:
+                       scale: float, engine: str, image: str | None = None,
+                       face: str = "largest") -> tuple:
         """The edited crop, the pasted-back result and the tick's latency. A ratio of 0
-        means "no value set": the eyes or lips stay as they are."""
+        means "no value set": the eyes or lips stay as they are. ``face``: the face edited,
+        largest or its number (large-small); the others stay as they are."""
         if not image:
             return None, None, ""
         image = self.backend.upload(image, "image", InputKind.IMAGE)
@@ -212,7 +249,8 @@ class _Handlers:
                             gaze_x=gaze_x, gaze_y=gaze_y)
         tick = self.backend.edit(image, params, engine=engine, do_crop=flag_do_crop,
                                  stitching=flag_stitching, scale=scale,
-                                 eye_ratio=eye_ratio or None, lip_ratio=lip_ratio or None)
+                                 eye_ratio=eye_ratio or None, lip_ratio=lip_ratio or None,
+                                 face=_edit_face(face))
         cached = "face analysis cached" if tick.prepare_ms == 0 else \
             f"face analysis {tick.prepare_ms:.0f} ms"
         status = f"{tick.engine} engine: render {tick.render_ms:.0f} ms ({cached})"
@@ -230,6 +268,28 @@ class _Handlers:
             det_thresh=self.backend.base.det_thresh)
         result = self.backend.retarget_video(video, options, engine, _PageReporter(progress))
         return str(result.concat), str(result.output)
+
+
+def _faces_option(chosen: list[str] | str | None) -> str:
+    """``--source_faces`` from the faces chosen (numbers, or all; none: largest) or the
+    option's own text."""
+    if isinstance(chosen, str):
+        return chosen.strip() or "largest"
+    chosen = [str(c).strip() for c in chosen or ()]
+    if "all" in chosen:
+        return "all"
+    return ",".join(chosen) if chosen else "largest"
+
+
+def _edit_face(face: str | None) -> int | None:
+    """The face picker's value as a face number, None for the largest."""
+    text = str(face or "largest").strip()
+    if text == "largest":
+        return None
+    if not text.isdigit():
+        raise InputError(f"face {text!r} is not largest or a face number (0, 1, ...); pick "
+                         "one from the list")
+    return int(text)
 
 
 def _engine_radio(default: str) -> gr.Radio:
@@ -313,6 +373,23 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
                                      allow_custom_value=True, label="driving anchor",
                                      info="the frame relative motion starts from: auto (the "
                                           "most neutral), first, or a frame number")
+    with gr.Accordion("👥 Faces (group photos and videos)", open=False):
+        with gr.Row():
+            face_order = gr.Dropdown(list(FACE_ORDERS), value=base.face_order,
+                                     label="face order", elem_id="face-order",
+                                     info="how the faces are numbered")
+            source_faces = gr.Dropdown([], value=[], multiselect=True,
+                                       allow_custom_value=True, label="source faces to animate",
+                                       info="their numbers, or all; none: the largest face",
+                                       elem_id="source-faces")
+            driving_face = gr.Textbox(base.driving_face, label="driving face",
+                                      info="the face of the driver that drives them: "
+                                           "largest, or its number", elem_id="driving-face")
+            face_map = gr.Textbox(base.face_map, label="face map", elem_id="face-map",
+                                  info="source faces driven by other driving faces: "
+                                       "SOURCE:DRIVING pairs, e.g. 0:1,1:0")
+        faces_preview = gr.Image(label="faces found in the source", interactive=False,
+                                 elem_id="faces-preview")
     with gr.Row():
         animate_button = gr.Button("🚀 Animate", variant="primary", elem_id="animate-button")
         clear = gr.ClearButton(value="🧹 Clear")
@@ -328,8 +405,13 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
     inputs = [source_tab, driving_tab, do_crop, *source_crop, crop_driving, *driving_crop,
               normalize_lip, relative, pasteback, stitching, region, driving_option, multiplier,
               smoothing, engine_radio, source_image, source_video, driving_video, driving_image,
-              driving_template, driving_preset, driving_smooth, driving_anchor]
+              driving_template, driving_preset, driving_smooth, driving_anchor, source_faces,
+              face_order, driving_face, face_map]
     outputs = [result_video, concat_video, result_image, concat_image]
+    find = user_errors(handlers.find_faces)
+    for event in (source_image.change, source_video.change, face_order.input):
+        event(find, [source_tab, face_order, source_image, source_video],
+              [faces_preview, source_faces], api_visibility="private")
     clear.add([source_image, source_video, driving_video, driving_image, driving_template,
                *outputs])
     animate_button.click(user_errors(handlers.animate), inputs, outputs, api_name="animate",
@@ -366,6 +448,13 @@ def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str)
         with gr.Column():
             image = gr.Image(type="filepath", label="source image", elem_id="edit-image")
             gr.Examples([[astronaut]], [image], label="example", cache_examples=False)
+            with gr.Accordion("👥 Faces", open=False):
+                edit_face = gr.Dropdown(["largest"], value="largest", label="face to edit",
+                                        allow_custom_value=True,
+                                        info="numbered by size, largest first",
+                                        elem_id="edit-face")
+                edit_preview = gr.Image(label="faces found", interactive=False,
+                                        elem_id="edit-faces-preview")
         with gr.Column():
             with gr.Accordion("Facial movement sliders", open=True):
                 movement = {n: _slider(s, n) for n, s in MOVEMENT_SLIDERS.items()}
@@ -380,13 +469,21 @@ def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str)
                               interactive=False)
     status = gr.Markdown(elem_id="edit-status", label="status")
     sliders = [*movement.values(), *expression.values()]
-    inputs = [eye_ratio, lip_ratio, *sliders, do_crop, stitching, scale, engine_radio, image]
+    inputs = [eye_ratio, lip_ratio, *sliders, do_crop, stitching, scale, engine_radio, image,
+              edit_face]
     outputs = [crop_out, pasted_out, status]
     render = user_errors(handlers.retarget_image)
-    image.change(user_errors(handlers.init_retargeting_image),
-                 [do_crop, scale, engine_radio, image], [eye_ratio, lip_ratio],
-                 api_name="init_retargeting_image", concurrency_id="engine").then(
+    init = user_errors(handlers.init_retargeting_image)
+    image.change(user_errors(handlers.find_edit_faces), [image], [edit_preview, edit_face],
+                 api_visibility="private").then(
+        init, [do_crop, scale, engine_radio, image, edit_face], [eye_ratio, lip_ratio],
+        api_name="init_retargeting_image", concurrency_id="engine").then(
         render, inputs, outputs, api_name="retarget_image", concurrency_id="engine")
+    edit_face.input(init, [do_crop, scale, engine_radio, image, edit_face],
+                    [eye_ratio, lip_ratio], api_visibility="private",
+                    concurrency_id="engine").then(render, inputs, outputs,
+                                                  api_visibility="private",
+                                                  concurrency_id="engine")
     # input fires on the user's moves only (drag or typing), not when init sets the ratios.
     for control in [eye_ratio, lip_ratio, *sliders]:
         control.input(render, inputs, outputs, api_visibility="private",

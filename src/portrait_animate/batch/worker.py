@@ -25,7 +25,7 @@ from ..pipeline.animate import analyse_driving, animate, check_inputs, prepare_a
 from ..pipeline.engines import load_engine
 from ..pipeline.options import AnimateOptions
 from ..pipeline.progress import Reporter
-from ..pipeline.source import PreparedSource
+from ..pipeline.source import SourceGroup
 
 __all__ = ["ANALYSIS_OPTIONS", "ENGINE_OPTIONS", "JobCancelledError", "Outcome", "SOURCE_OPTIONS",
            "Worker"]
@@ -36,10 +36,11 @@ ENGINE_OPTIONS = ("engine", "weights_dir", "precision", "flag_use_half_precision
 #: The options a driver's analysis depends on (besides the engine's).
 ANALYSIS_OPTIONS = ("det_thresh", "flag_crop_driving_video", "scale_crop_driving_video",
                     "vx_ratio_crop_driving_video", "vy_ratio_crop_driving_video",
-                    "driving_smooth")
+                    "driving_smooth", "driving_face", "face_order")
 #: The options a source's analysis depends on (besides the engine's).
 SOURCE_OPTIONS = ("det_thresh", "scale", "vx_ratio", "vy_ratio", "flag_do_rot", "flag_do_crop",
-                  "source_max_dim", "source_division", "driving_smooth")
+                  "source_max_dim", "source_division", "driving_smooth", "source_faces",
+                  "face_order")
 SOURCES_KEPT = 4
 TEMPLATES_KEPT = 8
 _PR_SET_PDEATHSIG = 1
@@ -129,7 +130,7 @@ class Worker:
             torch.set_num_threads(max(1, threads))
         self._engines: dict[tuple, Any] = {}
         self._meshes: dict[float, FaceMesh] = {}
-        self._sources: OrderedDict[tuple, PreparedSource] = OrderedDict()
+        self._sources: OrderedDict[tuple, SourceGroup] = OrderedDict()
         self._templates: OrderedDict[str, MotionTemplate] = OrderedDict()
         self._inputs = Path(tempfile.mkdtemp(prefix="portrait-animate-batch-"))
         self._loaded = self._analysed = 0
@@ -146,7 +147,7 @@ class Worker:
             self._meshes[det_thresh] = FaceMesh(det_thresh).__enter__()
         return self._meshes[det_thresh]
 
-    def _source(self, options: AnimateOptions, engine: Any) -> PreparedSource:
+    def _source(self, options: AnimateOptions, engine: Any) -> SourceGroup:
         key = (options.source, _key(options, ENGINE_OPTIONS), _key(options, SOURCE_OPTIONS))
         if key in self._sources:
             self._sources.move_to_end(key)

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Collection
 from dataclasses import MISSING, fields
 
-from ..choices import REGIONS
+from ..choices import FACE_ORDERS, REGIONS
 from ..pipeline.options import (
     AUDIO_PRIORITIES,
     DRIVING_OPTIONS,
@@ -66,6 +66,15 @@ HELP = {
     "vy_ratio_crop_driving_video": "driving crop vertical shift, in crop sizes",
     "flag_do_torch_compile": "compile W and G with torch.compile (slow first frame)",
     "flag_pasteback_without_stitching": "paste back even with --no_flag_stitching",
+    "source_faces": "the source faces to animate: largest (the reference's), all, or face "
+                    "numbers N[,M...] as `portrait-animate faces SOURCE` lists them",
+    "face_order": "how faces are numbered: by size (large-small), by position (left-right, "
+                  "right-left, top-bottom) or by distance from the image's centre "
+                  "(distance-from-center)",
+    "driving_face": "the driving face that drives every source face: largest, or its number "
+                    "(numbered by --face_order)",
+    "face_map": "source faces driven by other driving faces, as SOURCE:DRIVING pairs "
+                "(0:1,1:0); faces not named take --driving_face",
     "engine": "animation engine: auto (neural when weights are found), neural or classic",
     "precision": "neural numerics: fp32-exact (parity), bf16-fast (CPU, up to ~2x faster, "
                  ">= 40 dB of fp32-exact) or auto (the faster on this CPU, measured once)",
@@ -77,9 +86,12 @@ HELP = {
 }
 CHOICES = {"driving_option": DRIVING_OPTIONS, "audio_priority": AUDIO_PRIORITIES,
            "driving_time_base": DRIVING_TIME_BASES,
-           "animation_region": REGIONS, "engine": ENGINES, "precision": PRECISIONS}
+           "animation_region": REGIONS, "engine": ENGINES, "precision": PRECISIONS,
+           "face_order": FACE_ORDERS}
 SHORT = {"source": "-s", "driving": "-d", "output_dir": "-o"}
-METAVARS = {"weights_dir": "DIR", "driving_anchor": "first|auto|N"}
+METAVARS = {"weights_dir": "DIR", "driving_anchor": "first|auto|N",
+            "source_faces": "all|largest|N[,M...]", "driving_face": "largest|N",
+            "face_map": "S:D[,S:D...]", "face_order": "ORDER"}
 
 
 INPUTS = ("source", "driving", "output_dir")
@@ -117,6 +129,8 @@ def add_animate_options(parser: argparse.ArgumentParser, inputs: bool = True,
             kwargs["action"] = "store_true"
         elif field.name in CHOICES:
             kwargs["choices"] = CHOICES[field.name]
+            if field.name in METAVARS:
+                kwargs["metavar"] = METAVARS[field.name]
         elif isinstance(field.default, float):
             kwargs.update(type=float, metavar="FLOAT")
         elif isinstance(field.default, int):

@@ -25,6 +25,7 @@ COMMANDS = {
     "batch": ("batch", "run many animations from a jobs file or sources x drivings, resumable, "
                        "on local workers or a Ray cluster"),
     "serve": ("serve", "serve the REST API: a persistent job queue over HTTP"),
+    "faces": ("faces", "list the faces of an image or video, numbered, with a preview"),
     "presets": ("presets", "list the built-in driving motions (-d preset:NAME)"),
     "weights": ("weights", "download, synthesise or check LivePortrait weights"),
     "debug-stages": ("debug", "run every network stage on two images and save them as .npz"),

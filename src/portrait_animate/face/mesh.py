@@ -8,13 +8,15 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from ..choices import FACE_ORDERS
 from ..io.images import SAMPLE_PREFIX, read_image_rgb
 
-__all__ = ["FaceMesh", "NUM_LANDMARKS"]
+__all__ = ["DetectedFace", "FaceMesh", "NUM_LANDMARKS", "box_iou", "order_faces"]
 
 NUM_LANDMARKS = 478
 #: Side of the zoomed view the mesh runs on when the face is small in the frame.
@@ -25,6 +27,69 @@ ZOOM_CONTEXT = 2.5
 WARM_UP_SIZE = 128
 
 _STDERR_LOCK = threading.Lock()
+#: A detection and a mesh are the same face when their boxes overlap at least this much (IoU).
+SAME_FACE_IOU = 0.3
+#: Images longer than this many times their shorter side are also searched in square tiles.
+TILE_ABOVE = 1.2
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face of an image.
+
+    Attributes:
+        points: (478, 3) landmarks, as :meth:`FaceMesh.landmarks3d` gives them.
+        box: [x0, y0, x1, y1] of the landmarks, in pixels.
+        score: the detector's confidence, or None when only the mesh found the face.
+    """
+
+    points: np.ndarray
+    box: np.ndarray
+    score: float | None
+
+    @property
+    def size(self) -> float:
+        """The box's longer side, in pixels."""
+        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+
+    @property
+    def center(self) -> np.ndarray:
+        return (self.box[:2] + self.box[2:]) / 2
+
+
+def _landmark_box(points: np.ndarray) -> np.ndarray:
+    return np.concatenate([points[:, :2].min(axis=0), points[:, :2].max(axis=0)])
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two [x0, y0, x1, y1] boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def order_faces(faces: list[DetectedFace], order: str, shape: tuple[int, ...]
+                ) -> list[DetectedFace]:
+    """``faces`` numbered by ``order`` (one of :data:`FACE_ORDERS`) in an image of ``shape``
+    (H, W, ...); ties keep the given order.
+
+    Raises:
+        ValueError: an unknown order.
+    """
+    h, w = shape[:2]
+    keys = {
+        "large-small": lambda f: -f.size,
+        "left-right": lambda f: f.center[0],
+        "right-left": lambda f: -f.center[0],
+        "top-bottom": lambda f: f.center[1],
+        "distance-from-center": lambda f: float(np.hypot(f.center[0] - w / 2,
+                                                         f.center[1] - h / 2)),
+    }
+    if order not in keys:
+        raise ValueError(f"face order {order!r} is not one of {', '.join(FACE_ORDERS)}")
+    return sorted(faces, key=keys[order])
 
 
 @contextmanager
@@ -110,29 +175,100 @@ class FaceMesh:
         points = self._mesh_points(image)
         return points if points is not None else self._zoomed_points(image)
 
-    def _mesh_points(self, image: np.ndarray) -> np.ndarray | None:
+    def _mesh_points(self, image: np.ndarray, central: bool = False) -> np.ndarray | None:
+        """The largest face's mesh, or with ``central`` the one nearest the image's centre."""
         faces = self._mesh.process(image).multi_face_landmarks or []
         if not faces:
             return None
         h, w = image.shape[:2]
         points = [np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark])
                   for face in faces]
+        if central:
+            middle = np.array([w / 2, h / 2])
+            return min(points, key=lambda p: float(np.linalg.norm(
+                p[:, :2].mean(axis=0) - middle)))
         return max(points, key=_box_area)
 
+    def _detections(self, image: np.ndarray, origin: tuple[int, int] = (0, 0)
+                    ) -> list[tuple[np.ndarray, float]]:
+        """The detector's ([x0, y0, x1, y1] pixels, score) of every face, offset by
+        ``origin`` (where ``image`` sits in a larger one)."""
+        h, w = image.shape[:2]
+        found = []
+        for detection in self._detector.process(image).detections or []:
+            b = detection.location_data.relative_bounding_box
+            box = np.array([b.xmin * w, b.ymin * h, (b.xmin + b.width) * w,
+                            (b.ymin + b.height) * h]) + np.tile(origin, 2)
+            found.append((box, float(detection.score[0])))
+        return found
+
+    def _tiled_detections(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """Detections in the whole image and in square tiles of its shorter side overlapping
+        by half (the detector sees a wide group photo squashed into a square, where faces
+        are too small for it), merged: of boxes overlapping by :data:`SAME_FACE_IOU` or
+        more, the best scored."""
+        h, w = image.shape[:2]
+        side = min(h, w)
+        found = self._detections(image)
+        if max(h, w) > side * TILE_ABOVE:
+            steps = -(-2 * (max(h, w) - side) // side)
+            for start in np.linspace(0, max(h, w) - side, steps + 1).round().astype(int):
+                x, y = (start, 0) if w > h else (0, start)
+                found += self._detections(np.ascontiguousarray(
+                    image[y:y + side, x:x + side]), (x, y))
+        kept: list[tuple[np.ndarray, float]] = []
+        for box, score in sorted(found, key=lambda f: -f[1]):
+            if all(box_iou(box, other) < SAME_FACE_IOU for other, _ in kept):
+                kept.append((box, score))
+        return kept
+
+    def faces(self, image: np.ndarray, order: str = "large-small") -> list[DetectedFace]:
+        """Every face of an (H, W, 3) uint8 RGB image, numbered by ``order``
+        (:func:`order_faces`).
+
+        The detector runs on the whole image and on square tiles of it; each face it finds
+        gets its mesh from a zoomed view of it, so small faces beside large ones are found
+        too. Faces only the mesh finds on the whole image (large, close-up ones), clear of
+        every detected face, are added without a score.
+        """
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} "
+                             f"{image.dtype}")
+        image = np.ascontiguousarray(image)
+        faces: list[DetectedFace] = []
+
+        def add(points: np.ndarray, score: float | None, most: float) -> None:
+            box = _landmark_box(points)
+            if all(box_iou(box, known.box) <= most for known in faces):
+                faces.append(DetectedFace(points, box, score))
+
+        for box, score in self._tiled_detections(image):
+            points = self._zoomed_at(image, box)
+            if points is not None:
+                add(points, score, SAME_FACE_IOU)
+        h, w = image.shape[:2]
+        for face in self._mesh.process(image).multi_face_landmarks or []:
+            # a mesh overlapping a detected face is that face, often badly placed
+            add(np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark]), None, 0.0)
+        return order_faces(faces, order, image.shape)
+
     def _zoomed_points(self, image: np.ndarray) -> np.ndarray | None:
-        detections = self._detector.process(image).detections or []
+        detections = self._detections(image)
         if not detections:
             return None
-        h, w = image.shape[:2]
-        boxes = [d.location_data.relative_bounding_box for d in detections]
-        box = max(boxes, key=lambda b: b.width * w * b.height * h)
-        cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
-        side = ZOOM_CONTEXT * max(box.width * w, box.height * h)
+        box = max((box for box, _ in detections),
+                  key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+        return self._zoomed_at(image, box)
+
+    def _zoomed_at(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """The mesh of the face in ``box``, run on a zoomed view around it."""
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        side = ZOOM_CONTEXT * max(box[2] - box[0], box[3] - box[1])
         s = ZOOM_SIZE / side
         to_view = np.array([[s, 0, ZOOM_SIZE / 2 - s * cx], [0, s, ZOOM_SIZE / 2 - s * cy]])
         view = cv2.warpAffine(image, to_view, (ZOOM_SIZE, ZOOM_SIZE), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        points = self._mesh_points(view)
+        points = self._mesh_points(view, central=True)
         if points is None:
             return None
         points[:, :2] -= to_view[:, 2]

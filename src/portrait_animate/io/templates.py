@@ -17,8 +17,8 @@ from ..motion.model import Motion
 from ..motion.template import MotionTemplate
 from .files import save_npz
 
-__all__ = ["TEMPLATE_EXTENSIONS", "load_template", "save_template", "SafeUnpickler",
-           "template_from_bytes", "template_to_bytes"]
+__all__ = ["TEMPLATE_EXTENSIONS", "load_template", "save_template", "save_face_templates",
+           "SafeUnpickler", "template_from_bytes", "template_to_bytes"]
 
 TEMPLATE_EXTENSIONS = (".pkl", ".npz")
 FORMAT = "portrait-animate-motion-template-v1"
@@ -125,8 +125,23 @@ def _load_pickle(path: Path) -> MotionTemplate:
     return _from_reference_dict(data, path)
 
 
-def _load_npz(path: Path, data: bytes | None = None) -> MotionTemplate:
-    """An ``.npz`` template from ``path``, or from ``data`` (``path`` names it in errors)."""
+def _face_prefix(arrays: dict[str, np.ndarray], face: int | None, path: Path) -> str:
+    """The key prefix of face ``face``'s track in a template's arrays ('' for its first)."""
+    numbers = [int(n) for n in arrays.get("face_numbers", ())]
+    if face is None or (numbers and face == numbers[0]):
+        return ""
+    if face not in numbers:
+        held = (f"the driving faces {', '.join(map(str, numbers))}" if numbers
+                else "one face's motion")
+        raise InputError(f"the motion template {path} holds {held}, not face {face}; pick one "
+                         "of those, or re-create the template from the driving video with that "
+                         "face")
+    return f"face{face}/"
+
+
+def _load_npz(path: Path, data: bytes | None = None, face: int | None = None) -> MotionTemplate:
+    """An ``.npz`` template from ``path``, or from ``data`` (``path`` names it in errors): the
+    track of driving face ``face``, or its first."""
     try:
         with np.load(path if data is None else io.BytesIO(data), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -134,6 +149,9 @@ def _load_npz(path: Path, data: bytes | None = None) -> MotionTemplate:
         raise _fail(path, f"it is not a readable .npz ({exc})") from exc
     if str(arrays.get("format", "")) != FORMAT:
         raise _fail(path, f"it is not a {FORMAT} file")
+    prefix = _face_prefix(arrays, face, path)
+    arrays = {k.removeprefix(prefix): v for k, v in arrays.items()
+              if k.startswith(prefix) or k in ("format", "layout", "fps")}
     n = len(arrays.get("exp", ()))
     try:
         motions = [Motion(scale=torch.from_numpy(arrays["scale"][i]),
@@ -152,19 +170,22 @@ def _load_npz(path: Path, data: bytes | None = None) -> MotionTemplate:
         raise _fail(path, str(exc)) from exc
 
 
-def load_template(path: str | os.PathLike) -> MotionTemplate:
-    """Read a ``.npz`` template of ours or a reference ``.pkl`` (any key spelling).
+def load_template(path: str | os.PathLike, face: int | None = None) -> MotionTemplate:
+    """Read a ``.npz`` template of ours or a reference ``.pkl`` (any key spelling): the track
+    of driving face ``face`` (its number when the template was made), or the first.
 
     Raises:
-        InputError: missing, unsafe or malformed file.
+        InputError: missing, unsafe or malformed file, or no track of that face.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"motion template not found: {path}; check the path")
     if path.suffix == ".pkl":
+        if face is not None:
+            _face_prefix({}, face, path)  # a reference template holds one face
         return _load_pickle(path)
     if path.suffix == ".npz":
-        return _load_npz(path)
+        return _load_npz(path, face=face)
     raise InputError(f"unsupported template extension {path.suffix!r} for {path}; use .pkl or "
                      ".npz")
 
@@ -188,6 +209,22 @@ def template_to_bytes(template: MotionTemplate) -> bytes:
 def save_template(path: str | os.PathLike, template: MotionTemplate) -> Path:
     """Write ``template`` as ``.npz`` (no pickle inside) atomically."""
     return save_npz(path, _arrays(template))
+
+
+def save_face_templates(path: str | os.PathLike,
+                        templates: dict[int | None, MotionTemplate]) -> Path:
+    """Write one motion track per driving face in one ``.npz``, atomically: the first as a
+    plain template (what any reader takes), the others under ``face{N}/`` keys, with the
+    faces' numbers in ``face_numbers`` (:func:`load_template` ``face`` picks one). A single
+    track of the largest face (number None) is a plain template."""
+    (first, template), *others = templates.items()
+    arrays = _arrays(template)
+    if first is not None:
+        arrays["face_numbers"] = np.array([first, *(n for n, _ in others)])
+    for number, other in others:
+        arrays.update({f"face{number}/{k}": v for k, v in _arrays(other).items()
+                       if k not in ("format", "layout", "fps")})
+    return save_npz(path, arrays)
 
 
 def _arrays(template: MotionTemplate) -> dict[str, np.ndarray]:

@@ -20,8 +20,9 @@ import torch
 from ..engines.base import Engine, RenderItem
 from ..errors import InputError
 from ..face.mesh import FaceMesh
+from ..face.tracking import FacePick, FaceTracker
 from ..io.files import check_output_folder
-from ..io.templates import save_template
+from ..io.templates import save_face_templates
 from ..motion.composition import (
     DrivingMode,
     apply_expression_friendly,
@@ -43,14 +44,20 @@ from .driving import PreparedDriving, TimeBase, prepare_driving
 from .engines import load_engine
 from .faces import CropSettings
 from .inputs import InputKind, check_readable, classify_input, input_name
-from .options import AnimateOptions, parse_anchor
+from .options import (
+    AnimateOptions,
+    parse_anchor,
+    parse_driving_face,
+    parse_face_map,
+    parse_faces,
+)
 from .outputs import OutputNames, OutputWriter, concat_panels
 from .prefetch import ahead
 from .progress import Reporter
-from .source import PreparedSource, SourceFrame, prepare_source
+from .source import PreparedSource, SourceFrame, SourceGroup, prepare_source_faces
 
 __all__ = ["AnimateResult", "FrameAnimator", "MAX_SHIFT", "analyse_driving", "animate",
-           "check_inputs", "paste_back_active", "prepare_animation_source"]
+           "check_inputs", "driving_faces", "paste_back_active", "prepare_animation_source"]
 
 #: How far the driven keypoints may move from the source's, in face sizes (the longer side of
 #: the source keypoints' box), before the engines tear the face: on the classic engine a head
@@ -87,6 +94,12 @@ def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: Input
     problems = options.conflicts()
     if drv_kind is InputKind.PRESET and not options.flag_relative_motion:
         problems.append("a preset drives relative motion; drop --no_flag_relative_motion")
+    if drv_kind is InputKind.PRESET and (options.driving_face != "largest" or options.face_map):
+        problems.append("a preset moves one face; drop --driving_face and --face_map, or "
+                        "drive by a video, an image or a template of several faces")
+    if options.source_faces != "largest" and not paste_back_active(options):
+        problems.append("several source faces are animated in the whole source frame; drop "
+                        "--no_flag_do_crop, --no_flag_pasteback and --no_flag_stitching")
     if options.flag_source_video_eye_retargeting and src_kind is not InputKind.VIDEO:
         problems.append("--flag_source_video_eye_retargeting needs a source video; drop it for "
                         "an image source")
@@ -237,28 +250,48 @@ def paste_back_active(options: AnimateOptions) -> bool:
     return options.flag_pasteback and options.flag_do_crop and stitched
 
 
-def _render_items(engine: Engine, animator: FrameAnimator, source: PreparedSource,
-                  driving: PreparedDriving, n: int | None) -> Iterator[tuple]:
-    """Per frame, what the renderer takes (:class:`RenderItem`) and what :func:`_composer`
-    needs besides: the source frame, its crop map and the concat's first panels."""
-    appearance = None
-    pairs = zip(driving.frames(n), source.frames(n), strict=False)  # an image source repeats
-    for i, ((panel, motion), (frame, model_input)) in enumerate(pairs):
-        info, x_d = animator.keypoints(i)
-        if source.is_video or appearance is None:
-            appearance = engine.appearance(model_input, frame, info.M_c2o)
-        item = RenderItem(appearance, info.x_s, x_d, driving_crop=panel, driving_motion=motion)
-        yield item, frame, info.M_c2o, [model_input] if panel is None else [panel, model_input]
+def _render_items(engine: Engine, animators: list[FrameAnimator], source: SourceGroup,
+                  drivers: list[PreparedDriving], n: int | None) -> Iterator[tuple]:
+    """Per frame, what the renderer takes (a :class:`RenderItem` per face) and what
+    :func:`_composer` needs besides: the source frame, each face's crop map, the concat's
+    first panels and the landmarks of the faces kept still.
+
+    ``animators`` animate the source's faces, in order; each animator's driver is one of
+    ``drivers``, whose first gives the concat its driving panel."""
+    appearances: list = [None] * len(animators)
+    by_driver = [drivers.index(a.driving) for a in animators]
+    streams = zip(*(d.frames(n) for d in drivers), strict=False)
+    pairs = zip(streams, source.frames(n), strict=False)  # an image source repeats
+    for i, (driven, (frame, model_inputs)) in enumerate(pairs):
+        items, maps = [], []
+        for k, animator in enumerate(animators):
+            info, x_d = animator.keypoints(i)
+            if source.first.is_video or appearances[k] is None:
+                appearances[k] = engine.appearance(model_inputs[k], frame, info.M_c2o)
+            panel, motion = driven[by_driver[k]]
+            items.append(RenderItem(appearances[k], info.x_s, x_d, driving_crop=panel,
+                                    driving_motion=motion))
+            maps.append(info.M_c2o)
+        panel = driven[0][0]
+        j = i if source.first.is_video else 0
+        still = [track.points[j] for track in source.still]
+        yield (items, frame, maps,
+               [model_inputs[0]] if panel is None else [panel, model_inputs[0]], still)
 
 
 def _render_frames(engine: Engine, items: Iterable[tuple], batch: int = 1) -> Iterator[tuple]:
-    """Per frame, the render and what :func:`_composer` needs besides, from
-    :func:`_render_items`. Frames are rendered ``batch`` at a time, and yielded one by one
-    in order."""
+    """Per frame, the renders (a list: one whole frame, or one crop per face) and what
+    :func:`_composer` needs besides, from :func:`_render_items`. Frames are rendered
+    ``batch`` at a time, and yielded one by one in order; a whole-frame engine renders a
+    frame's faces together (``render_faces``)."""
     pending: list[tuple] = []
 
     def flush() -> Iterator[tuple]:
-        renders = engine.render_batch([item for item, *_ in pending])
+        if engine.renders_full_frame and any(len(faces) > 1 for faces, *_ in pending):
+            renders = [[engine.render_faces(faces)] for faces, *_ in pending]
+        else:
+            flat = iter(engine.render_batch([item for faces, *_ in pending for item in faces]))
+            renders = [[next(flat) for _ in faces] for faces, *_ in pending]
         for rendered, (_, *rest) in zip(renders, pending, strict=True):
             yield rendered, *rest
         pending.clear()
@@ -272,13 +305,14 @@ def _render_frames(engine: Engine, items: Iterable[tuple], batch: int = 1) -> It
 
 
 def _composer(engine: Engine, paste: bool) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
-    """(render, source frame, crop map, first panels) -> (result, concat), run by the output
-    thread."""
+    """(renders, source frame, crop maps, first panels, still faces) -> (result, concat), run
+    by the output thread."""
     compositor = Compositor(engine, paste)
 
-    def compose(rendered: np.ndarray, frame: np.ndarray, M_c2o: np.ndarray | None,
-                panels: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        result, crop_view = compositor(rendered, frame, M_c2o)
+    def compose(rendered: list[np.ndarray], frame: np.ndarray, maps: list[np.ndarray | None],
+                panels: list[np.ndarray], still: list[np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray]:
+        result, crop_view = compositor.group(rendered, frame, maps, still)
         return result, concat_panels([*panels, crop_view])
 
     return compose
@@ -310,41 +344,48 @@ def _audio(options: AnimateOptions, source: PreparedSource, driving: PreparedDri
     return audio
 
 
-def _animate_prepared(options: AnimateOptions, engine: Engine, source: PreparedSource,
-                      driving: PreparedDriving, reporter: Reporter,
-                      overlap: bool = True) -> AnimateResult:
-    """Animate, encode and write the outputs of a prepared source and driver (see
-    :func:`animate` for ``overlap``)."""
-    _check_driving(options, driving, engine)
-    n = _frame_count(source, driving)
-    image_result = not source.is_video and not driving.is_video
-    fps = source.fps if source.is_video else driving.fps
+def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGroup,
+                      by_face: dict[int | None, PreparedDriving], wanted: list[int | None],
+                      reporter: Reporter, overlap: bool = True) -> AnimateResult:
+    """Animate, encode and write the outputs of a prepared source and its drivers (see
+    :func:`animate` for ``overlap``): ``by_face`` holds the driver of each driving face
+    (number, or None for the largest), source face k is driven by face ``wanted[k]``'s."""
+    drivers = list(by_face.values())
+    driving = drivers[0]
+    for each in drivers:
+        _check_driving(options, each, engine)
+    n = _frame_count(source.first, driving)
+    image_result = not source.first.is_video and not driving.is_video
+    fps = source.first.fps if source.first.is_video else driving.fps
     names = OutputNames(options.output_dir,
                         f"{input_name(options.source)}--{input_name(options.driving)}",
                         image_result)
-    animator = FrameAnimator(engine, options, source, driving, n, reporter)
-    driving.ready()
-    if options.flag_relative_motion:
-        driving.anchor()  # chosen, and told, before the first frame
+    animators = [FrameAnimator(engine, options, face, by_face[number], n, reporter)
+                 for face, number in zip(source.faces, wanted, strict=True)]
+    for each in drivers:
+        each.ready()
+        if options.flag_relative_motion:
+            each.anchor()  # chosen, and told, before the first frame
     batch = engine.batch_size(options.batch_size)
-    items = _render_items(engine, animator, source, driving, n)
+    items = _render_items(engine, animators, source, drivers, n)
     # decoding, face analysis and motion run ahead of the renderer, at most two batches
     frames = _render_frames(engine, ahead(items, 2 * batch, "render-items") if overlap
                             else items, batch)
     compose = _composer(engine, paste_back_active(options))
-    audio = None if image_result else _audio(options, source, driving, reporter)
+    audio = None if image_result else _audio(options, source.first, driving, reporter)
     template_path = None
     if driving.kind in (InputKind.IMAGE, InputKind.VIDEO):
         template_path = names.dir / f"{input_name(options.driving)}_template.npz"
     # The classic engine renders faster than x264's default preset encodes: its videos take
     # the fast encoding; the neural engine's keep the default, as the reference writes them.
     with OutputWriter(names, fps, options.save_frames, image_result,
-                      engine.name == "classic", compose, source.sar, audio) as writer:
+                      engine.name == "classic", compose, source.first.sar, audio) as writer:
         total = driving.frames_hint if n is None else n
         for frame in reporter.track(frames, f"animating ({engine.name})", total):
             writer.add(*frame)
         if template_path is not None:  # written with the other outputs, or not at all
-            writer.attach(template_path, lambda tmp: save_template(tmp, driving.template))
+            writer.attach(template_path, lambda tmp: save_face_templates(
+                tmp, {number: each.template for number, each in by_face.items()}))
     reporter.note(f"wrote {names.result} and {names.concat}")
     return AnimateResult(output=names.result, concat=names.concat,
                          frames_dir=names.frames if options.save_frames else None,
@@ -374,14 +415,24 @@ def check_inputs(options: AnimateOptions) -> tuple[InputKind, InputKind]:
 
 
 def prepare_animation_source(options: AnimateOptions, kind: InputKind, engine: Engine,
-                             mesh: FaceMesh, reporter: Reporter) -> PreparedSource:
-    """``options.source`` analysed as :func:`animate` does: reusable by every animation of it
-    with the same engine and source options."""
+                             mesh: FaceMesh, reporter: Reporter) -> SourceGroup:
+    """``options.source`` analysed as :func:`animate` does (each face it animates): reusable
+    by every animation of it with the same engine and source options."""
     settings = CropSettings(options.scale, options.vx_ratio, options.vy_ratio,
                             options.flag_do_rot)
-    return prepare_source(options.source, kind, engine, mesh, settings, options.flag_do_crop,
-                          options.source_max_dim, options.source_division, None, reporter,
-                          smooth=options.driving_smooth)
+    return prepare_source_faces(options.source, kind, engine, mesh, settings,
+                                options.flag_do_crop, options.source_max_dim,
+                                options.source_division, reporter,
+                                faces=parse_faces(options.source_faces),
+                                order=options.face_order, smooth=options.driving_smooth)
+
+
+def driving_faces(options: AnimateOptions, numbers: list[int | None]) -> list[int | None]:
+    """The driving face of each source face numbered in ``numbers``: its ``--face_map``
+    entry, else ``--driving_face`` (None: the largest)."""
+    pairs = parse_face_map(options.face_map)
+    default = parse_driving_face(options.driving_face)
+    return [pairs.get(n, default) if n is not None else default for n in numbers]
 
 
 def _driving_settings(options: AnimateOptions) -> CropSettings:
@@ -391,6 +442,13 @@ def _driving_settings(options: AnimateOptions) -> CropSettings:
 
 def _anchor(options: AnimateOptions) -> str | int:
     return parse_anchor(options.driving_anchor) if options.flag_relative_motion else "first"
+
+
+def _driving_mesh(mesh: FaceMesh, number: int | None,
+                  options: AnimateOptions) -> FaceMesh | FacePick:
+    """What finds the driving face: the mesh (the largest face), or a pick of face
+    ``number`` numbered by ``--face_order``."""
+    return mesh if number is None else FacePick(FaceTracker(mesh, options.face_order), number)
 
 
 def analyse_driving(options: AnimateOptions, kind: InputKind, engine: Engine,
@@ -405,10 +463,11 @@ def analyse_driving(options: AnimateOptions, kind: InputKind, engine: Engine,
     """
     if kind not in (InputKind.IMAGE, InputKind.VIDEO):
         raise InputError(f"only a driving video or image is analysed, not {options.driving}")
+    number = parse_driving_face(options.driving_face)
     with FaceMesh(options.det_thresh) as mesh, prepare_driving(
-            options.driving, kind, engine, mesh, _driving_settings(options),
-            options.flag_crop_driving_video, None, reporter, smooth=options.driving_smooth,
-            anchor=_anchor(options)) as driving:
+            options.driving, kind, engine, _driving_mesh(mesh, number, options),
+            _driving_settings(options), options.flag_crop_driving_video or number is not None,
+            None, reporter, smooth=options.driving_smooth, anchor=_anchor(options)) as driving:
         driving.ready()
         if options.flag_relative_motion:
             driving.anchor()
@@ -417,7 +476,7 @@ def analyse_driving(options: AnimateOptions, kind: InputKind, engine: Engine,
 
 def animate(options: AnimateOptions, engine: Engine | None = None,
             reporter: Reporter | None = None, overlap: bool = True, *,
-            source: PreparedSource | None = None,
+            source: SourceGroup | None = None,
             analysed: MotionTemplate | None = None,
             mesh: FaceMesh | None = None) -> AnimateResult:
     """Animate ``options.source`` by ``options.driving`` and write the outputs.
@@ -436,16 +495,33 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
     reporter = reporter or Reporter(options.quiet)
     src_kind, drv_kind = check_inputs(options)
     engine = engine or load_engine(options, reporter)
-    needs_mesh = source is None or (analysed is None and drv_kind in (InputKind.IMAGE,
-                                                                      InputKind.VIDEO))
+    analysed_kind = drv_kind in (InputKind.IMAGE, InputKind.VIDEO)
+    needs_mesh = source is None or (analysed is None and analysed_kind)
     own_mesh = needs_mesh and mesh is None
-    with FaceMesh(options.det_thresh) if own_mesh else contextlib.nullcontext(mesh) as mesh:
+    with FaceMesh(options.det_thresh) if own_mesh else contextlib.nullcontext(mesh) as mesh, \
+            contextlib.ExitStack() as stack:
         if source is None:
             source = prepare_animation_source(options, src_kind, engine, mesh, reporter)
-        limit = len(source.frames_info) if source.is_video and drv_kind is InputKind.VIDEO \
-            else None
-        with prepare_driving(options.driving, drv_kind, engine, mesh, _driving_settings(options),
-                             options.flag_crop_driving_video, limit, reporter,
-                             _time_base(options, source), smooth=options.driving_smooth,
-                             anchor=_anchor(options), analysed=analysed) as driving:
-            return _animate_prepared(options, engine, source, driving, reporter, overlap)
+        limit = len(source.first.frames_info) if source.first.is_video and \
+            drv_kind is InputKind.VIDEO else None
+        unused = sorted(set(parse_face_map(options.face_map)) - set(source.numbers))
+        if unused:
+            raise InputError(f"--face_map names source face {unused[0]}, which is not "
+                             f"animated (--source_faces {options.source_faces}); name only "
+                             "animated faces", page=f"the face map names source face "
+                             f"{unused[0]}, which is not animated; name only animated faces")
+        wanted = driving_faces(options, source.numbers)
+        by_face: dict[int | None, PreparedDriving] = {}
+        for number in dict.fromkeys(wanted):  # each driving face once
+            # each driving face's analysis runs in its own thread, with its own mesh
+            face_mesh = mesh if not by_face or not analysed_kind else \
+                stack.enter_context(FaceMesh(options.det_thresh))
+            crop = options.flag_crop_driving_video or number is not None
+            by_face[number] = stack.enter_context(prepare_driving(
+                options.driving, drv_kind, engine,
+                _driving_mesh(face_mesh, number, options) if analysed_kind else face_mesh,
+                _driving_settings(options), crop, limit, reporter,
+                _time_base(options, source.first), smooth=options.driving_smooth,
+                anchor=_anchor(options), analysed=analysed if len(set(wanted)) == 1 else None,
+                face=number))
+        return _animate_prepared(options, engine, source, by_face, wanted, reporter, overlap)

@@ -27,6 +27,7 @@ from ..engines.base import Engine
 from ..errors import InputError
 from ..face.crop import axis_aligned_crop_matrix, mean_bbox
 from ..face.mesh import FaceMesh
+from ..face.tracking import FacePick
 from ..io.images import read_image_rgb
 from ..io.templates import load_template
 from ..io.video import iter_frames, probe_video
@@ -111,7 +112,11 @@ def _timeline(time_base: TimeBase | None, fps: float, has_audio: bool,
     return _Timeline()
 
 
-def _no_face(spec: str) -> InputError:
+def _no_face(spec: str, face: int | None = None) -> InputError:
+    if face is not None:
+        problem = f"the driving input {spec} has no face {face}"
+        return InputError(f"{problem}; run `portrait-animate faces {spec}` to see its faces",
+                          page=f"{problem}; pick another driving face")
     problem = f"no face found in any frame of the driving input {spec}"
     return InputError(f"{problem}; use a driving video or image that shows a face, or lower "
                       "--det_thresh", page=f"{problem}; upload a driving video or image that "
@@ -138,7 +143,7 @@ class _FaceAnalysis:
         panel_size: side of the driving crops to keep, or None to keep none.
     """
 
-    def __init__(self, frames: Generator[np.ndarray, None, None], mesh: FaceMesh,
+    def __init__(self, frames: Generator[np.ndarray, None, None], mesh: FaceMesh | FacePick,
                  settings: CropSettings, keep_points: bool, panel_size: int | None) -> None:
         self._faces: list[FaceTrack | None] = []
         #: Per frame, the frame whose face it uses; -1 before the first face.
@@ -157,7 +162,7 @@ class _FaceAnalysis:
                                         args=(frames, mesh, settings, keep_points, panel_size))
         self._thread.start()
 
-    def _run(self, frames: Generator[np.ndarray, None, None], mesh: FaceMesh,
+    def _run(self, frames: Generator[np.ndarray, None, None], mesh: FaceMesh | FacePick,
              settings: CropSettings, keep_points: bool, panel_size: int | None) -> None:
         last = -1
         try:
@@ -273,6 +278,7 @@ class PreparedDriving:
         pixels: the template is the analysis of the driving video or image ``spec`` (as
             :attr:`template` gives it), whose frames are decoded again, cropped by its
             ``crop_box``, for the driving crops.
+        face: the number of the driving face analysed (None: the largest), for messages.
 
     Frames are counted in output frames (:meth:`frames`, :meth:`motion`, :attr:`n_frames`,
     ...); only :attr:`template` holds the driver's own frames.
@@ -292,7 +298,8 @@ class PreparedDriving:
                  analysis: _FaceAnalysis | None = None, engine: Engine | None = None,
                  crop: bool = False, reporter: Reporter | None = None,
                  timeline: _Timeline | None = None, smooth: float = 0.0,
-                 anchor: str | int = "first", pixels: bool = False) -> None:
+                 anchor: str | int = "first", pixels: bool = False,
+                 face: int | None = None) -> None:
         self.spec, self.kind, self.fps, self.has_audio, self.layout = \
             spec, kind, fps, has_audio, layout
         self.frames_hint = frames_hint
@@ -309,6 +316,7 @@ class PreparedDriving:
         self._smooth = smooth if analysis is not None and kind is InputKind.VIDEO else 0.0
         self._anchor_spec = anchor
         self._anchor: int | None = None
+        self._face = face
 
     @property
     def is_video(self) -> bool:
@@ -335,7 +343,7 @@ class PreparedDriving:
         if self._analysis is None:
             return
         if not self._analysis.has_face():
-            raise _no_face(self.spec)
+            raise _no_face(self.spec, self._face)
         if self._crop and self._bbox is None:
             self._analysed()
             self._bbox = mean_bbox(self._analysis.own_boxes())
@@ -536,30 +544,36 @@ class PreparedDriving:
         self.close()
 
 
-def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
+def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh | FacePick,
                     settings: CropSettings, force_crop: bool, limit: int | None,
                     reporter: Reporter, time_base: TimeBase | None = None, *,
                     smooth: float = 0.0, anchor: str | int = "first",
-                    analysed: MotionTemplate | None = None) -> PreparedDriving:
+                    analysed: MotionTemplate | None = None,
+                    face: int | None = None) -> PreparedDriving:
     """The driver of at most ``limit`` output frames; a video or image is analysed from now
-    on with ``mesh``, which only the analysis may use until :meth:`PreparedDriving.close`.
+    on with ``mesh``, which only the analysis may use until :meth:`PreparedDriving.close`
+    (a :class:`FacePick` analyses one numbered face instead of the largest).
 
     The driver is cropped to one averaged box when ``force_crop`` is set or it is not square.
     ``time_base``, the output's of a video source, decides whether a driver of several
     frames is resampled onto it. ``smooth`` and ``anchor``: see :class:`PreparedDriving`.
     ``analysed``, the :attr:`PreparedDriving.template` of this video or image prepared with
     the same engine, crop settings and smoothing, stands for its analysis: only its frames
-    are decoded again (``mesh`` is not used).
+    are decoded again (``mesh`` is not used). ``face`` picks a template's track of that
+    driving face (a video's or image's face is picked by ``mesh``).
     """
     layout = engine.layout.name
     if kind in (InputKind.PRESET, InputKind.TEMPLATE):
         if kind is InputKind.PRESET:
+            if face is not None:
+                raise InputError(f"a preset moves one face, so it has no driving face {face}; "
+                                 "drop --driving_face and --face_map")
             template = preset_template(spec.removeprefix(PRESET_PREFIX), engine.layout)
         else:
             if force_crop:
                 reporter.note("note: --flag_crop_driving_video has no effect on a motion "
                               "template")
-            template = load_template(spec)
+            template = load_template(spec, face)
             layout = template.layout
         timeline = _timeline(time_base if template.n_frames > 1 else None, template.fps,
                              False, reporter)
@@ -590,4 +604,4 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                              engine.uses_landmarks, None if crop else engine.input_size)
     return PreparedDriving(spec, kind, fps, has_audio, layout, hint, analysis=analysis,
                            engine=engine, crop=crop, reporter=reporter, timeline=timeline,
-                           smooth=smooth, anchor=anchor)
+                           smooth=smooth, anchor=anchor, face=face)

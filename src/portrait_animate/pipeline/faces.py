@@ -23,9 +23,11 @@ from ..face.crop import (
 )
 from ..face.mesh import FaceMesh
 from ..face.ratios import eye_ratios, lip_ratio
+from ..face.tracking import FacePick, FaceTracker
 from ..motion.smoothing import zero_phase_smooth
 
-__all__ = ["CropSettings", "FaceTrack", "track_faces", "smooth_track", "source_crop",
+__all__ = ["CropSettings", "FaceTrack", "track_faces", "track_numbered_faces", "smooth_track",
+           "source_crop",
            "driving_crop", "CROP_SIZE", "MODEL_SIZE"]
 
 CROP_SIZE = 512
@@ -82,13 +84,10 @@ def _nearest_found(found: list[bool]) -> list[int]:
     return source
 
 
-def track_faces(frames: Iterable[np.ndarray], mesh: FaceMesh, settings: CropSettings,
-                keep_points: bool = False) -> FaceTrack | None:
-    """Landmarks of every frame reduced to a crop box and ratios (and kept, if asked);
-    None if no frame has a face."""
+def _track(found_points: Iterable[np.ndarray | None], settings: CropSettings,
+           keep_points: bool) -> FaceTrack | None:
     boxes, eyes, lips, found, kept = [], [], [], [], []
-    for frame in frames:
-        points = mesh.landmarks3d(frame)
+    for points in found_points:
         found.append(points is not None)
         boxes.append(None if points is None else settings.box(points[:, :2]))
         eyes.append((0.0, 0.0) if points is None else eye_ratios(points[:, :2]))
@@ -102,6 +101,28 @@ def track_faces(frames: Iterable[np.ndarray], mesh: FaceMesh, settings: CropSett
                      lip_ratios=np.array([lips[j] for j in take], dtype=np.float32),
                      found=np.array(found),
                      points=[kept[j] for j in take] if keep_points else None)
+
+
+def track_faces(frames: Iterable[np.ndarray], mesh: FaceMesh | FacePick, settings: CropSettings,
+                keep_points: bool = False) -> FaceTrack | None:
+    """Landmarks of every frame (the largest face, or the face a :class:`FacePick` picks)
+    reduced to a crop box and ratios (and kept, if asked); None if no frame has a face."""
+    return _track((mesh.landmarks3d(frame) for frame in frames), settings, keep_points)
+
+
+def track_numbered_faces(frames: Iterable[np.ndarray], mesh: FaceMesh, order: str,
+                         settings: CropSettings, keep_points: bool = False) -> list[FaceTrack]:
+    """Every face of the frames, tracked (:class:`FaceTracker`) and numbered by ``order``:
+    one track per number, a frame where the face is missing borrowing its nearest frame's."""
+    tracker = FaceTracker(mesh, order)
+    points: list[list[np.ndarray | None]] = []  # per number, per frame (float32)
+    for i, frame in enumerate(frames):
+        faces = tracker.update(frame)
+        points += [[None] * i for _ in range(tracker.count - len(points))]
+        for number, track in enumerate(points):
+            face = faces.get(number)
+            track.append(None if face is None else face.points.astype(np.float32))
+    return [_track(track, settings, keep_points) for track in points]
 
 
 def smooth_track(track: FaceTrack, settings: CropSettings, strength: float) -> FaceTrack:

@@ -7,10 +7,11 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
-from ..choices import PRECISIONS, REGIONS
+from ..choices import FACE_ORDERS, PRECISIONS, REGIONS
 
 __all__ = ["AnimateOptions", "DRIVING_OPTIONS", "AUDIO_PRIORITIES", "DRIVING_TIME_BASES",
-           "ENGINES", "PRECISIONS", "Range", "RANGES", "parse_anchor"]
+           "ENGINES", "PRECISIONS", "Range", "RANGES", "parse_anchor", "parse_face_map",
+           "parse_faces", "parse_driving_face"]
 
 DRIVING_OPTIONS = ("expression-friendly", "pose-friendly")
 AUDIO_PRIORITIES = ("driving", "source")
@@ -85,6 +86,58 @@ def parse_anchor(value: str | int) -> str | int:
                      "...); pass one of those")
 
 
+def _face_index(text: str, option: str) -> int:
+    text = text.strip()
+    if not text.isdigit():
+        raise ValueError(f"{option}: {text!r} is not a face number (0, 1, ...); `portrait-animate "
+                         "faces FILE` lists the numbers")
+    return int(text)
+
+
+def parse_faces(value: str) -> str | tuple[int, ...]:
+    """``--source_faces``: ``all``, ``largest`` or face numbers ``N[,M...]`` (sorted, once each).
+
+    Raises:
+        ValueError: anything else.
+    """
+    text = str(value).strip()
+    if text in ("all", "largest"):
+        return text
+    if not text:
+        raise ValueError("--source_faces is empty; pass all, largest or face numbers like 0,2")
+    return tuple(sorted({_face_index(part, "--source_faces") for part in text.split(",")}))
+
+
+def parse_driving_face(value: str) -> int | None:
+    """``--driving_face``: ``largest`` (None) or a face number.
+
+    Raises:
+        ValueError: anything else.
+    """
+    text = str(value).strip()
+    return None if text == "largest" else _face_index(text, "--driving_face")
+
+
+def parse_face_map(value: str) -> dict[int, int]:
+    """``--face_map``: ``SOURCE:DRIVING`` pairs of face numbers, comma-separated (``0:1,1:0``);
+    empty for none.
+
+    Raises:
+        ValueError: a malformed pair, or a source face mapped twice.
+    """
+    pairs: dict[int, int] = {}
+    for part in filter(None, (p.strip() for p in str(value).split(","))):
+        source, sep, driving = part.partition(":")
+        if not sep:
+            raise ValueError(f"--face_map: {part!r} is not SOURCE:DRIVING; pass pairs of face "
+                             "numbers like 0:1,1:0")
+        s, d = _face_index(source, "--face_map"), _face_index(driving, "--face_map")
+        if s in pairs:
+            raise ValueError(f"--face_map maps source face {s} twice; give each source face "
+                             "one driving face")
+        pairs[s] = d
+    return pairs
+
 
 @dataclass
 class AnimateOptions:
@@ -125,6 +178,10 @@ class AnimateOptions:
     vy_ratio_crop_driving_video: float = -0.1
     flag_do_torch_compile: bool = False
     flag_pasteback_without_stitching: bool = False
+    source_faces: str = "largest"
+    face_order: str = "large-small"
+    driving_face: str = "largest"
+    face_map: str = ""
     engine: str = "auto"
     precision: str = "auto"
     weights_dir: str | None = None
@@ -170,7 +227,7 @@ class AnimateOptions:
         choices = (("animation_region", REGIONS), ("driving_option", DRIVING_OPTIONS),
                    ("audio_priority", AUDIO_PRIORITIES),
                    ("driving_time_base", DRIVING_TIME_BASES), ("engine", ENGINES),
-                   ("precision", PRECISIONS))
+                   ("precision", PRECISIONS), ("face_order", FACE_ORDERS))
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 problems.append(f"--{name} {getattr(self, name)!r} is not one of "
@@ -178,10 +235,14 @@ class AnimateOptions:
         if not isinstance(self.batch_size, int) or self.batch_size < 0:
             problems.append(f"--batch_size {self.batch_size} is not a whole number of frames "
                             "of at least 0; pass 0 (the engine's choice) or a frame count")
-        try:
-            parse_anchor(self.driving_anchor)
-        except ValueError as exc:
-            problems.append(str(exc))
+        for parse, value in ((parse_anchor, self.driving_anchor),
+                             (parse_faces, self.source_faces),
+                             (parse_driving_face, self.driving_face),
+                             (parse_face_map, self.face_map)):
+            try:
+                parse(value)
+            except ValueError as exc:
+                problems.append(str(exc))
         defaults = {f.name: f.default for f in fields(self)}
         for name, allowed in RANGES.items():
             problem = allowed.problem(f"--{name}", getattr(self, name), defaults[name])
@@ -195,4 +256,13 @@ class AnimateOptions:
         if self.flag_normalize_lip and not self.flag_relative_motion:
             problems.append("--flag_normalize_lip needs relative motion; drop "
                             "--no_flag_relative_motion or --flag_normalize_lip")
+        if self.face_map and self.source_faces == "largest":
+            problems.append("--face_map maps numbered source faces; pass --source_faces all "
+                            "or the faces' numbers with it")
         return problems
+
+    def several_faces(self) -> bool:
+        """Whether faces are picked by number (``--source_faces`` other than largest, or a
+        driving face other than the largest): every face is then detected and numbered."""
+        return (self.source_faces != "largest" or self.driving_face != "largest"
+                or bool(self.face_map))

@@ -8,7 +8,7 @@ per-image work (detection, crop, motion, appearance, paste-back mask) is done on
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from .faces import CropSettings
 from .inputs import InputKind, check_readable, classify_input, input_name
 from .outputs import OutputNames, OutputWriter, concat_panels
 from .progress import Reporter
-from .source import PreparedSource, SourceFrame, prepare_source
+from .source import PreparedSource, SourceFrame, prepare_source, prepare_source_faces
 
 __all__ = [
     "EditableImage",
@@ -54,6 +54,7 @@ class EditableImage:
         do_crop: the source was cropped to the face (so the result is pasted back).
         eye_ratio: mean eye open ratio rounded to 0.01 (the slider's start), None without a face.
         lip_ratio: lip open ratio rounded to 0.01, None without a face.
+        still: (478, 3) landmarks of each other face of the image, kept as they are.
     """
 
     frame: np.ndarray
@@ -63,6 +64,7 @@ class EditableImage:
     do_crop: bool
     eye_ratio: float | None
     lip_ratio: float | None
+    still: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
@@ -82,24 +84,33 @@ def _first_frame(source: PreparedSource) -> tuple[np.ndarray, np.ndarray]:
 
 def prepare_editable_image(spec: str, engine: Engine, *, do_crop: bool = True,
                            settings: CropSettings = EDIT_CROP, det_thresh: float = 0.15,
-                           max_dim: int = 1280, division: int = 2) -> EditableImage:
-    """Detect, crop and analyse a source image for editing.
+                           max_dim: int = 1280, division: int = 2, face: int | None = None,
+                           face_order: str = "large-small") -> EditableImage:
+    """Detect, crop and analyse a source image for editing: its largest face, or face number
+    ``face`` (numbered by ``face_order``), the other faces kept still.
 
     Raises:
-        InputError: unreadable image, or no face while cropping.
+        InputError: unreadable image, no face while cropping, or no face ``face``.
     """
     if classify_input(spec, "source") is not InputKind.IMAGE:
         raise InputError(f"image editing needs an image, not {spec}; use a .jpg or .png")
+    if face is not None and not do_crop:
+        raise InputError("a face is picked in the cropped image; tick \"do crop\" or edit "
+                         "the largest face")
     with FaceMesh(det_thresh) as mesh:
-        source = prepare_source(spec, InputKind.IMAGE, engine, mesh, settings, do_crop,
-                                max_dim, division, None, Reporter(quiet=True))
+        group = prepare_source_faces(spec, InputKind.IMAGE, engine, mesh, settings, do_crop,
+                                     max_dim, division, Reporter(quiet=True),
+                                     faces="largest" if face is None else (face,),
+                                     order=face_order)
+    source = group.first
     frame, crop = _first_frame(source)
     info = source.frames_info[0]
     eyes = None if info.eye_ratios is None else round(float(np.mean(info.eye_ratios)), 2)
     lip = None if info.lip_ratio is None else round(info.lip_ratio, 2)
     return EditableImage(frame=frame, crop=crop, info=info,
                          appearance=engine.appearance(crop, frame, info.M_c2o),
-                         do_crop=do_crop, eye_ratio=eyes, lip_ratio=lip)
+                         do_crop=do_crop, eye_ratio=eyes, lip_ratio=lip,
+                         still=[track.points[0] for track in group.still])
 
 
 def _changed(target: float | None, start: float | None) -> float | None:
@@ -132,7 +143,7 @@ def render_edit(engine: Engine, source: EditableImage, params: EditParams, *,
                                source_lip_ratio=info.lip_ratio, lip_target=lip_target)
         rendered = engine.render(source.appearance, info.x_s, x_d)
     compositor = compositor or Compositor(engine, source.do_crop)
-    pasted, crop = compositor(rendered, source.frame, info.M_c2o)
+    pasted, crop = compositor.group([rendered], source.frame, [info.M_c2o], source.still)
     return EditedImage(crop=crop, pasted=pasted)
 
 

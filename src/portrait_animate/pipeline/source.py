@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from itertools import repeat
 from pathlib import Path
@@ -27,11 +27,13 @@ from .faces import (
     smooth_track,
     source_crop,
     track_faces,
+    track_numbered_faces,
 )
 from .inputs import InputKind, resize_to_limit
 from .progress import Reporter
 
-__all__ = ["SourceFrame", "PreparedSource", "prepare_source"]
+__all__ = ["SourceFrame", "PreparedSource", "SourceGroup", "prepare_source",
+           "prepare_source_faces"]
 
 
 @dataclass
@@ -92,6 +94,10 @@ class PreparedSource:
             frame = resize_to_limit(raw, self._max_dim, self._division)
             yield _model_input(frame, self._track, i, self._input_size)
 
+    def model_input(self, frame: np.ndarray, i: int) -> np.ndarray:
+        """This face's model input from frame i, decoded by another face of the source."""
+        return _model_input(frame, self._track, i, self._input_size)[1]
+
 
 def _model_input(frame: np.ndarray, track: FaceTrack | None, i: int, size: int) -> tuple:
     if track is None:
@@ -141,13 +147,16 @@ def _either(fixes: list[str]) -> str:
 def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                    settings: CropSettings, do_crop: bool, max_dim: int, division: int,
                    limit: int | None, reporter: Reporter, *,
-                   face_required: bool = False, smooth: float = 0.0) -> PreparedSource:
+                   face_required: bool = False, smooth: float = 0.0,
+                   track: FaceTrack | None = None) -> PreparedSource:
     """Detect, crop and run the motion extractor on the source's frames (at most ``limit``).
 
     Args:
         face_required: the caller needs the face's landmarks even without cropping.
         smooth: strength of the smoothing of a video source's landmarks, and so of its crop
             boxes and ratios, in frames (``--driving_smooth``; 0: none).
+        track: the face to animate, already tracked with its landmarks
+            (:func:`track_numbered_faces`); without it, the largest face of each frame.
 
     Raises:
         InputError: no face where one is needed (to crop, or for landmarks).
@@ -155,7 +164,8 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
     whole_frame_works = not (engine.uses_landmarks or face_required)
     if kind is InputKind.IMAGE:
         image = resize_to_limit(read_image_rgb(spec), max_dim, division)
-        track = track_faces([image], mesh, settings, engine.uses_landmarks)
+        if track is None:
+            track = track_faces([image], mesh, settings, engine.uses_landmarks)
         if track is None and (do_crop or not whole_frame_works):
             raise _no_face(spec, kind, whole_frame_works)
         crop_track = track if do_crop else None
@@ -165,16 +175,17 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                               division, engine.input_size)
 
     probe = probe_video(spec)
-    frames = (resize_to_limit(f, max_dim, division)
-              for f in iter_frames(spec, limit=limit, warn=reporter.note))
-    track = track_faces(reporter.track(frames, "source faces"), mesh, settings,
-                        engine.uses_landmarks or smooth > 0)
+    if track is None:
+        frames = (resize_to_limit(f, max_dim, division)
+                  for f in iter_frames(spec, limit=limit, warn=reporter.note))
+        track = track_faces(reporter.track(frames, "source faces"), mesh, settings,
+                            engine.uses_landmarks or smooth > 0)
     if track is None and (do_crop or not whole_frame_works):
         raise _no_face(spec, kind, whole_frame_works)
     if track is not None:
         track = smooth_track(track, settings, smooth)
         if not engine.uses_landmarks:
-            track.points = None
+            track = replace(track, points=None)
     source = PreparedSource(spec, kind, [], probe.fps, probe.has_audio, None,
                             track if do_crop else None, max_dim, division, engine.input_size,
                             probe.sar)
@@ -184,3 +195,73 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
         source.frames_info.append(_frame_info(engine, crop, track, i, M_c2o, frame.shape[:2]))
     return source
 
+
+@dataclass
+class SourceGroup:
+    """The source's faces to animate.
+
+    Attributes:
+        faces: each face prepared on its own track, in the order of ``numbers``.
+        numbers: the faces' numbers (``--face_order``); None for the largest face of each
+            frame (``--source_faces largest``).
+        still: the tracks, with landmarks, of the faces found but not animated: they are kept
+            as they are in the source.
+    """
+
+    faces: list[PreparedSource]
+    numbers: list[int | None]
+    still: list[FaceTrack] = field(default_factory=list)
+
+    @property
+    def first(self) -> PreparedSource:
+        """The first face's source: the spec, kind, frame rate, audio and frame count, which
+        every face shares."""
+        return self.faces[0]
+
+    def frames(self, n: int | None) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+        """n (frame, model input of each face), as :meth:`PreparedSource.frames`."""
+        first, others = self.faces[0], self.faces[1:]
+        inputs: list[np.ndarray] = []
+        for i, (frame, crop) in enumerate(first.frames(n)):
+            if first.is_video or i == 0:  # an image's inputs repeat
+                inputs = [crop, *(face.model_input(frame, i) for face in others)]
+            yield frame, inputs
+
+
+def prepare_source_faces(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
+                         settings: CropSettings, do_crop: bool, max_dim: int, division: int,
+                         reporter: Reporter, *, faces: str | tuple[int, ...] = "largest",
+                         order: str = "large-small", smooth: float = 0.0) -> SourceGroup:
+    """The source prepared (:func:`prepare_source`) for each face to animate.
+
+    Args:
+        faces: ``largest`` (the largest face of each frame), ``all`` or the faces' numbers
+            (:func:`~portrait_animate.pipeline.options.parse_faces`).
+        order: how the faces are numbered (``--face_order``), tracked through a video.
+
+    Raises:
+        InputError: no face, or a face number the source does not have.
+    """
+    if faces == "largest":
+        return SourceGroup([prepare_source(spec, kind, engine, mesh, settings, do_crop, max_dim,
+                                           division, None, reporter, smooth=smooth)], [None])
+    if kind is InputKind.IMAGE:
+        frames = iter([resize_to_limit(read_image_rgb(spec), max_dim, division)])
+    else:
+        frames = reporter.track((resize_to_limit(f, max_dim, division)
+                                 for f in iter_frames(spec, warn=reporter.note)), "source faces")
+    tracks = track_numbered_faces(frames, mesh, order, settings, keep_points=True)
+    if not tracks:
+        raise _no_face(spec, kind, False)
+    numbers = list(range(len(tracks))) if faces == "all" else list(faces)
+    missing = [n for n in numbers if n >= len(tracks)]
+    if missing:
+        found = "1 face, numbered 0" if len(tracks) == 1 else \
+            f"{len(tracks)} faces, numbered 0-{len(tracks) - 1}"
+        problem = f"the source has no face {missing[0]}: {found} (--face_order {order})"
+        raise InputError(f"{problem}; run `portrait-animate faces {spec}` to see them",
+                         page=f"{problem}; pick among those")
+    prepared = [prepare_source(spec, kind, engine, mesh, settings, do_crop, max_dim, division,
+                               None, reporter, smooth=smooth, track=tracks[n]) for n in numbers]
+    still = [track for n, track in enumerate(tracks) if n not in numbers]
+    return SourceGroup(prepared, numbers, still)

@@ -23,7 +23,7 @@ from . import retarget
 from .eyes import WARP_POINTS, paint_eyes, separate_lids
 from .motion import classic_layout, motion_from_landmarks, to_normalized
 from .mouth import LipColour, lip_colour, paint_mouth
-from .warp import apply_field, warp_field
+from .warp import apply_field, merge_fields, warp_field
 
 __all__ = ["ClassicEngine", "ClassicAppearance"]
 
@@ -116,20 +116,35 @@ class ClassicEngine:
                driving_crop: np.ndarray | None = None,
                driving_motion: Motion | None = None) -> np.ndarray:
         """The full source frame with its face moved from x_s to x_d (1, 478, 3)."""
-        source = appearance.pixels(x_s)
-        target = appearance.pixels(x_d)
-        if appearance.lips is None:
-            appearance.lips = lip_colour(appearance.frame, source)
-        target = separate_lids(target)
-        shown = list(WARP_POINTS)
-        depth = x_d[0, shown, 2].double().numpy()
-        field = warp_field(source[shown], target[shown], depth, appearance.frame.shape[:2])
-        out = apply_field(appearance.frame, field)
-        paint_eyes(out, appearance.frame, source, target)
-        driving_points = None
-        if driving_crop is not None and driving_motion is not None:
-            driving_points = _crop_pixels(driving_motion, driving_crop.shape[1])
-        paint_mouth(out, source, target, appearance.lips, driving_crop, driving_points)
+        return self.render_faces([RenderItem(appearance, x_s, x_d, driving_crop,
+                                             driving_motion)])
+
+    def render_faces(self, items: Sequence[RenderItem]) -> np.ndarray:
+        """The full source frame with every item's face moved (the items' appearances share
+        the frame): one warp field built from every face's (:func:`merge_fields`), then each
+        face's eyes and mouth painted."""
+        frame = items[0].appearance.frame
+        faces, fields = [], []
+        for item in items:
+            appearance = item.appearance
+            source = appearance.pixels(item.x_s)
+            target = appearance.pixels(item.x_d)
+            if appearance.lips is None:
+                appearance.lips = lip_colour(frame, source)
+            target = separate_lids(target)
+            shown = list(WARP_POINTS)
+            depth = item.x_d[0, shown, 2].double().numpy()
+            fields.append(warp_field(source[shown], target[shown], depth, frame.shape[:2],
+                                     weighted=len(items) > 1))
+            faces.append((source, target))
+        out = apply_field(frame, merge_fields(fields))
+        for item, (source, target) in zip(items, faces, strict=True):
+            paint_eyes(out, frame, source, target)
+            driving_points = None
+            if item.driving_crop is not None and item.driving_motion is not None:
+                driving_points = _crop_pixels(item.driving_motion, item.driving_crop.shape[1])
+            paint_mouth(out, source, target, item.appearance.lips, item.driving_crop,
+                        driving_points)
         return out
 
     def stitch(self, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:

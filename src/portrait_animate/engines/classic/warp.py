@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-__all__ = ["WarpField", "warp_field", "apply_field"]
+__all__ = ["WarpField", "warp_field", "merge_fields", "apply_field"]
 
 CHIN, FOREHEAD = 152, 10
 
@@ -50,10 +50,13 @@ class WarpField:
     Attributes:
         roi: (x0, y0, x1, y1) of the region in the frame, exclusive ends.
         map: (y1 - y0, x1 - x0, 2) float32 source coordinates (x, y).
+        weight: (y1 - y0, x1 - x0) float32 share of the face's own displacement in each
+            pixel's (1 inside the face, falling to 0 at the region's edge), when asked for.
     """
 
     roi: tuple[int, int, int, int]
     map: np.ndarray
+    weight: np.ndarray | None = None
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -154,7 +157,7 @@ def _inside_map(origin: np.ndarray, k: int, shape: tuple[int, int], source: np.n
 
 
 def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
-               frame_shape: tuple[int, int]) -> WarpField:
+               frame_shape: tuple[int, int], weighted: bool = False) -> WarpField:
     """The backward field moving ``source`` (N, 2) frame pixels to ``target`` (N, 2).
 
     Args:
@@ -162,6 +165,7 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
         target: where they must appear in the output.
         depth: (N,) depth of the target points, towards the camera negative (any unit).
         frame_shape: (H, W) of the frame.
+        weighted: also give the field's weight (:func:`merge_fields` needs it).
     """
     size = float(np.ptp(np.concatenate([source, target]), axis=0).max())
     x0, y0, x1, y1 = _roi(np.concatenate([source, target]), size, frame_shape)
@@ -187,7 +191,35 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
     full = cv2.resize(field.astype(np.float32), (nx * k, ny * k),
                       interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
     full += _pixel_grid((x0, y0, x1, y1))
-    return WarpField((x0, y0, x1, y1), full)
+    if not weighted:
+        return WarpField((x0, y0, x1, y1), full)
+    weight = cv2.resize(weight[..., 0].astype(np.float32), (nx * k, ny * k),
+                        interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
+    return WarpField((x0, y0, x1, y1), full, weight)
+
+
+def merge_fields(fields: list[WarpField]) -> WarpField:
+    """One field for several faces' weighted fields (:func:`warp_field` ``weighted``): their
+    displacements summed, divided by their summed weight where it passes 1. A face keeps its
+    own motion where the other faces' extensions have faded, and between close faces the
+    motions blend continuously instead of tearing. One field is returned as it is."""
+    if len(fields) == 1:
+        return fields[0]
+    x0 = min(f.roi[0] for f in fields)
+    y0 = min(f.roi[1] for f in fields)
+    x1 = max(f.roi[2] for f in fields)
+    y1 = max(f.roi[3] for f in fields)
+    moved = np.zeros((y1 - y0, x1 - x0, 2), np.float32)
+    total = np.zeros((y1 - y0, x1 - x0), np.float32)
+    for field in fields:
+        if field.weight is None:
+            raise ValueError("merge_fields needs weighted fields (warp_field(weighted=True))")
+        fx0, fy0, fx1, fy1 = field.roi
+        inside = (slice(fy0 - y0, fy1 - y0), slice(fx0 - x0, fx1 - x0))
+        moved[inside] += field.map - _pixel_grid(field.roi)
+        total[inside] += field.weight
+    moved /= np.maximum(total, 1.0)[..., None]
+    return WarpField((x0, y0, x1, y1), moved + _pixel_grid((x0, y0, x1, y1)), total)
 
 
 @lru_cache(maxsize=2)

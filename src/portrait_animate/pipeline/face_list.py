@@ -1,0 +1,115 @@
+"""The numbered faces of an image or video, as ``--source_faces``, ``--driving_face`` and
+``--face_map`` number them, with a preview that shows the numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+from ..face.mesh import FaceMesh
+from ..face.tracking import FaceTracker
+from ..io.images import read_image_rgb
+from ..io.video import iter_frames
+from .inputs import InputKind, resize_to_limit
+
+__all__ = ["ListedFace", "FaceList", "list_faces", "draw_faces"]
+
+
+@dataclass(frozen=True)
+class ListedFace:
+    """One numbered face.
+
+    Attributes:
+        number: its number, as the options take it.
+        box: [x0, y0, x1, y1] of its landmarks in the preview frame (its first frame, if it is
+            not in the preview frame), in pixels of the input resized as ``animate`` resizes it.
+        size: the box's longer side, in pixels.
+        score: the detector's mean confidence, or None when only the mesh found it.
+        first_frame: the first frame it is in (0 for an image).
+        frames: the frames it is in (1 for an image).
+    """
+
+    number: int
+    box: tuple[float, float, float, float]
+    size: float
+    score: float | None
+    first_frame: int
+    frames: int
+
+
+@dataclass
+class FaceList:
+    """Attributes:
+    faces: the faces, by number.
+    preview: (H, W, 3) uint8 RGB frame with the faces' boxes and numbers drawn on it.
+    preview_frame: which frame the preview is (the first with the most faces).
+    n_frames: frames looked at.
+    """
+
+    faces: list[ListedFace]
+    preview: np.ndarray
+    preview_frame: int
+    n_frames: int
+
+
+def list_faces(spec: str, kind: InputKind, mesh: FaceMesh, order: str = "large-small",
+               max_dim: int = 1280, division: int = 2, limit: int | None = None) -> FaceList:
+    """The faces of an image, or tracked through a video's first ``limit`` frames, numbered
+    by ``order``, on the frames resized as ``animate`` resizes a source.
+
+    Raises:
+        InputError: not an image or video.
+    """
+    if kind is InputKind.IMAGE:
+        frames = iter([read_image_rgb(spec)])
+    elif kind is InputKind.VIDEO:
+        frames = iter_frames(spec, limit=limit)
+    else:
+        raise InputError(f"faces are listed in an image or a video, not {spec}; pass one")
+    tracker = FaceTracker(mesh, order)
+    seen: dict[int, list] = {}  # number -> [first frame, frames, scores, first box]
+    best, best_count, best_frame = None, -1, 0
+    boxes_at_best: dict[int, np.ndarray] = {}
+    n = 0
+    for i, raw in enumerate(frames):
+        frame = resize_to_limit(raw, max_dim, division)
+        faces = tracker.update(frame)
+        n = i + 1
+        for number, face in faces.items():
+            entry = seen.setdefault(number, [i, 0, [], face.box])
+            entry[1] += 1
+            if face.score is not None:
+                entry[2].append(face.score)
+        if len(faces) > best_count:
+            best, best_count, best_frame = frame, len(faces), i
+            boxes_at_best = {number: face.box for number, face in faces.items()}
+    listed = []
+    for number in sorted(seen):
+        first, count, scores, first_box = seen[number]
+        box = boxes_at_best.get(number, first_box)
+        listed.append(ListedFace(number, tuple(float(v) for v in box),
+                                 float(max(box[2] - box[0], box[3] - box[1])),
+                                 float(np.mean(scores)) if scores else None, first, count))
+    preview = draw_faces(best, listed)
+    return FaceList(listed, preview, best_frame, n)
+
+
+def draw_faces(image: np.ndarray, faces: list[ListedFace]) -> np.ndarray:
+    """A copy of an (H, W, 3) uint8 RGB image with each face's box and number drawn on it."""
+    out = image.copy()
+    thickness = max(2, round(max(out.shape[:2]) / 400))
+    for face in faces:
+        x0, y0, x1, y1 = (round(v) for v in face.box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 215, 0), thickness, cv2.LINE_AA)
+        text = str(face.number)
+        scale = max(0.6, face.size / 90)
+        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(y0 - h - base - 2 * thickness, 0)
+        cv2.rectangle(out, (x0, top), (x0 + w + 2 * thickness, top + h + base + 2 * thickness),
+                      (255, 215, 0), -1)
+        cv2.putText(out, text, (x0 + thickness, top + h + thickness), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    return out
