@@ -36,6 +36,11 @@ class Engine(Protocol):
         input_size: side of the square face crops it takes.
         uses_landmarks: its motion comes from the face mesh, so the pipeline hands over the
             landmarks it already found instead of the engine detecting them again.
+
+    An engine that ``renders_full_frame`` also has ``render_faces(items) -> np.ndarray``:
+    the source frame the items share with every item's face moved at once, for a frame
+    with several faces (an engine of crops renders each face's crop with
+    :meth:`render_batch`, and the pipeline pastes them back).
     """
 
     name: str
