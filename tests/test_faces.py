@@ -100,6 +100,9 @@ def test_all_opens_every_mouth(group: Path, shared: Path, mesh: FaceMesh, tmp_pa
                       "--source_faces", "all")
     after = _lips(result, mesh, boxes)
     assert all(a > b + 0.02 for a, b in zip(after, before, strict=True)), (before, after)
+    # the concat shows the driver, then the whole group before and after
+    concat = read_image_rgb(tmp_path / "out" / "group--d19_concat.jpg")
+    assert concat.shape == (512, 512 + 2 * 1110, 3)
     # the default still animates only the largest face, as the reference does
     largest = _animate(tmp_path / "largest", group, shared / OPEN_MOUTH, "--engine", "classic")
     after = _lips(largest, mesh, boxes)

@@ -272,11 +272,12 @@ def _render_items(engine: Engine, animators: list[FrameAnimator], source: Source
             items.append(RenderItem(appearances[k], info.x_s, x_d, driving_crop=panel,
                                     driving_motion=motion))
             maps.append(info.M_c2o)
+        # the concat shows the first face's crop, or the whole frame for several faces
+        shown = model_inputs[0] if len(animators) == 1 else frame
         panel = driven[0][0]
         j = i if source.first.is_video else 0
         still = [track.points[j] for track in source.still]
-        yield (items, frame, maps,
-               [model_inputs[0]] if panel is None else [panel, model_inputs[0]], still)
+        yield items, frame, maps, [shown] if panel is None else [panel, shown], still
 
 
 def _render_frames(engine: Engine, items: Iterable[tuple], batch: int = 1) -> Iterator[tuple]:
@@ -304,15 +305,19 @@ def _render_frames(engine: Engine, items: Iterable[tuple], batch: int = 1) -> It
         yield from flush()
 
 
-def _composer(engine: Engine, paste: bool) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+def _composer(engine: Engine, paste: bool,
+              whole: bool = False) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
     """(renders, source frame, crop maps, first panels, still faces) -> (result, concat), run
-    by the output thread."""
+    by the output thread; the concat ends with the first face's crop view, or with the whole
+    result when ``whole`` (several faces)."""
     compositor = Compositor(engine, paste)
 
     def compose(rendered: list[np.ndarray], frame: np.ndarray, maps: list[np.ndarray | None],
                 panels: list[np.ndarray], still: list[np.ndarray]
                 ) -> tuple[np.ndarray, np.ndarray]:
         result, crop_view = compositor.group(rendered, frame, maps, still)
+        if whole:
+            return result, concat_panels([*panels, result], keep_aspect=True)
         return result, concat_panels([*panels, crop_view])
 
     return compose
@@ -371,7 +376,7 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGro
     # decoding, face analysis and motion run ahead of the renderer, at most two batches
     frames = _render_frames(engine, ahead(items, 2 * batch, "render-items") if overlap
                             else items, batch)
-    compose = _composer(engine, paste_back_active(options))
+    compose = _composer(engine, paste_back_active(options), len(source.faces) > 1)
     audio = None if image_result else _audio(options, source.first, driving, reporter)
     template_path = None
     if driving.kind in (InputKind.IMAGE, InputKind.VIDEO):

@@ -28,10 +28,17 @@ PANEL_SIZE = 512
 QUEUED = 4
 
 
-def concat_panels(panels: list[np.ndarray]) -> np.ndarray:
-    """Panels resized to 512x512 and placed side by side."""
-    resized = [p if p.shape[:2] == (PANEL_SIZE, PANEL_SIZE) else
-               cv2.resize(p, (PANEL_SIZE, PANEL_SIZE)) for p in panels]
+def concat_panels(panels: list[np.ndarray], keep_aspect: bool = False) -> np.ndarray:
+    """Panels resized to 512x512, or with ``keep_aspect`` to a height of 512 and an even
+    width in proportion (whole group frames), and placed side by side."""
+    resized = []
+    for p in panels:
+        h, w = p.shape[:2]
+        width = 2 * round(PANEL_SIZE * w / h / 2) if keep_aspect else PANEL_SIZE
+        shrink = keep_aspect and h > PANEL_SIZE
+        resized.append(p if (h, w) == (PANEL_SIZE, width) else
+                       cv2.resize(p, (width, PANEL_SIZE), interpolation=cv2.INTER_AREA
+                                  if shrink else cv2.INTER_LINEAR))
     return np.concatenate(resized, axis=1)
 
 
