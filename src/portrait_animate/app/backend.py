@@ -97,6 +97,8 @@ class AppBackend:
         self.tick_ms: dict[str, list[float]] = defaultdict(list)
         self._mesh: FaceMesh | None = None
         self._mesh_lock = threading.Lock()
+        self._animate_mesh: FaceMesh | None = None
+        self._animate_lock = threading.Lock()
 
     def find_faces(self, path: str, kind: InputKind, order: str,
                    frames: int | None = None) -> FaceList:
@@ -119,7 +121,13 @@ class AppBackend:
         """Animate checked inputs; ``options`` are AnimateOptions fields from the page."""
         job = replace(self.base, source=source, driving=driving, engine=engine,
                       output_dir=str(self._job_dir("animate")), quiet=True, **options)
-        return animate(job, engine=self.engines.get(engine), reporter=reporter)
+        # one face mesh for every animation, one at a time: a new MediaPipe graph per job
+        # grows the process by about 3 MB a job
+        with self._animate_lock:
+            if self._animate_mesh is None:
+                self._animate_mesh = FaceMesh(self.base.det_thresh)
+            return animate(job, engine=self.engines.get(engine), reporter=reporter,
+                           mesh=self._animate_mesh)
 
     def _edit_state(self, path: str, engine: Engine, do_crop: bool, scale: float,
                     face: int | None, face_order: str) -> tuple[_EditState, float]:
