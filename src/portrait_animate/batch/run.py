@@ -191,8 +191,8 @@ class _Run:
             if job.driving_kind in (InputKind.IMAGE, InputKind.VIDEO):
                 key = self.keys[job.name] = _driving_key(job)
                 saved = self.state.driving(key)
-                if saved is not None and Path(saved).is_file():
-                    self._keep(key, Path(saved).read_bytes())
+                if saved is not None and Path(saved[0]).is_file():
+                    self._keep(key, Path(saved[0]).read_bytes(), saved[1])
                 else:
                     needed.setdefault(key, job)
 
@@ -217,11 +217,7 @@ class _Run:
 
         self._drive(deque(needed), start, finish)
 
-    def _keep(self, key: str, template: bytes, frames: int | None = None) -> None:
-        if frames is None:
-            from ..io.templates import template_from_bytes
-
-            frames = template_from_bytes(template).n_frames
+    def _keep(self, key: str, template: bytes, frames: int) -> None:
         self.frames[key] = frames
         self.templates[key] = self.executor.put(template)
 

@@ -137,10 +137,11 @@ class BatchState:
                          "WHERE name = ?",
                          (QUEUED if retry else FAILED, error, seconds, time.time(), name))
 
-    def driving(self, key: str) -> str | None:
-        """The saved analysis of a driver, by its key."""
-        row = self._db.execute("SELECT path FROM drivings WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+    def driving(self, key: str) -> tuple[str, int] | None:
+        """The saved analysis of a driver, by its key: its path and its frame count."""
+        row = self._db.execute("SELECT path, frames FROM drivings WHERE key = ?",
+                               (key,)).fetchone()
+        return None if row is None else (row[0], int(row[1]))
 
     def analysed(self, key: str, driving: str, path: str, frames: int, seconds: float) -> None:
         self._db.execute("INSERT OR REPLACE INTO drivings VALUES (?, ?, ?, ?, ?)",
