@@ -293,3 +293,17 @@ def test_a_face_that_leaves_and_returns_keeps_its_number():
     assert seen[2] == {}
     assert seen[3] == {0: (125, 100), 1: (420, 125)}     # and came back: still 1
     assert seen[4] == {0: (130, 100), 1: (425, 125), 2: (700, 100)}  # a newcomer takes 2
+
+
+def test_a_batch_job_picks_faces_as_animate_does(group: Path, shared: Path, tmp_path: Path):
+    """The face options go through a batch job (and so the service) unchanged."""
+    driving = shared / OPEN_MOUTH
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"source": str(group), "driving": str(driving), "name": "g",
+                                "source_faces": "0,2", "face_order": "large-small"}) + "\n")
+    assert main(["batch", str(jobs), "-o", str(tmp_path / "batch"), "--engine", "classic",
+                 "--quiet"]) == 0
+    assert main(["animate", "-s", str(group), "-d", str(driving), "-o", str(tmp_path / "one"),
+                 "--engine", "classic", "--source_faces", "0,2", "--quiet"]) == 0
+    name = "group--d19.jpg"
+    assert (tmp_path / "batch/g" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
