@@ -29,8 +29,11 @@ WARM_UP_SIZE = 128
 _STDERR_LOCK = threading.Lock()
 #: A detection and a mesh are the same face when their boxes overlap at least this much (IoU).
 SAME_FACE_IOU = 0.3
-#: Images longer than this many times their shorter side are also searched in square tiles.
+#: Images longer than this many times their shorter side are also searched in square tiles of
+#: that side.
 TILE_ABOVE = 1.2
+#: The smallest tiles searched, in pixels (:func:`_tiles`).
+MIN_TILE = 320
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,28 @@ class DetectedFace:
     @property
     def center(self) -> np.ndarray:
         return (self.box[:2] + self.box[2:]) / 2
+
+
+def _tiles(h: int, w: int) -> list[tuple[int, int, int]]:
+    """(x, y, side) of the square tiles a (h, w) image is searched in besides whole, each
+    level overlapping by half: tiles of its shorter side (when it is longer than
+    :data:`TILE_ABOVE` times that), then of half that side, while it is at least
+    :data:`MIN_TILE` pixels."""
+    tiles = []
+    side = min(h, w)
+    if max(h, w) <= side * TILE_ABOVE:
+        side //= 2
+    while side >= MIN_TILE:
+        for y in _starts(h, side):
+            tiles += [(x, y, side) for x in _starts(w, side)]
+        side //= 2
+    return tiles
+
+
+def _starts(length: int, side: int) -> list[int]:
+    """Where tiles of ``side`` start along ``length``, overlapping by about half."""
+    steps = -(-2 * (length - side) // side)
+    return sorted({round(v) for v in np.linspace(0, length - side, steps + 1)})
 
 
 def _landmark_box(points: np.ndarray) -> np.ndarray:
@@ -203,19 +228,14 @@ class FaceMesh:
         return found
 
     def _tiled_detections(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """Detections in the whole image and in square tiles of its shorter side overlapping
-        by half (the detector sees a wide group photo squashed into a square, where faces
+        """Detections in the whole image and in square tiles of it (:func:`_tiles`: the
+        detector sees the whole image squashed into a small square, where faces of a group
         are too small for it), merged: of boxes overlapping by :data:`SAME_FACE_IOU` or
         more, the best scored."""
-        h, w = image.shape[:2]
-        side = min(h, w)
         found = self._detections(image)
-        if max(h, w) > side * TILE_ABOVE:
-            steps = -(-2 * (max(h, w) - side) // side)
-            for start in np.linspace(0, max(h, w) - side, steps + 1).round().astype(int):
-                x, y = (start, 0) if w > h else (0, start)
-                found += self._detections(np.ascontiguousarray(
-                    image[y:y + side, x:x + side]), (x, y))
+        for x, y, side in _tiles(*image.shape[:2]):
+            found += self._detections(np.ascontiguousarray(image[y:y + side, x:x + side]),
+                                      (x, y))
         kept: list[tuple[np.ndarray, float]] = []
         for box, score in sorted(found, key=lambda f: -f[1]):
             if all(box_iou(box, other) < SAME_FACE_IOU for other, _ in kept):
