@@ -11,6 +11,7 @@ from portrait_animate.face.crop import crop_rotated, face_box, rotated_crop_matr
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.face.pasteback import PasteBack, mask_template
 from portrait_animate.face.ratios import eye_ratios, lip_ratio
+from portrait_animate.io.images import read_image_rgb
 from portrait_animate.pipeline.faces import CropSettings, track_faces
 
 
@@ -114,3 +115,21 @@ def test_paste_back_matches_full_frame_blend_and_leaves_far_pixels(mesh, portrai
     untouched = mask[..., 0] == 0
     np.testing.assert_array_equal(out[untouched], portrait[untouched])
     assert untouched[:20, :20].all()
+
+
+def test_a_failed_mediapipe_graph_is_replaced_and_the_image_run_again(shared):
+    """MediaPipe's graphs now and then fail inside ("Packet isn't the sole owner of the
+    holder") and then fail every later image; the mesh replaces the graph and goes on."""
+    image = read_image_rgb(shared / "assets/source/s0.jpg")
+    with FaceMesh() as mesh:
+        expected = mesh.landmarks3d(image)
+        broken = mesh._mesh
+
+        def fail(_image):
+            raise RuntimeError("Graph has errors: Packet isn't the sole owner of the holder.")
+
+        broken.process = fail
+        points = mesh.landmarks3d(image)
+        assert mesh.rebuilt == 1 and mesh._mesh is not broken
+        np.testing.assert_allclose(points, expected, atol=1e-3)
+        assert mesh.landmarks3d(image) is not None and mesh.rebuilt == 1

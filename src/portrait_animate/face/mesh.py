@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -9,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -160,19 +162,43 @@ class FaceMesh:
     """
 
     def __init__(self, det_thresh: float = 0.15, max_faces: int = 4) -> None:
+        self._det_thresh, self._max_faces = det_thresh, max_faces
+        self._mesh = self._new_graph("mesh")
+        self._detector = self._new_graph("detector")
+        #: Graphs replaced after an internal failure (:meth:`_process`).
+        self.rebuilt = 0
+
+    def _new_graph(self, which: str) -> Any:
+        """A new MediaPipe graph, ``mesh`` or ``detector``, started on one face, silenced."""
         import mediapipe as mp
 
-        face = _warm_up_face()
         with _native_stderr_off():
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
-                min_detection_confidence=det_thresh)
-            self._detector = mp.solutions.face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=det_thresh)
+            if which == "mesh":
+                graph = mp.solutions.face_mesh.FaceMesh(
+                    static_image_mode=True, max_num_faces=self._max_faces,
+                    refine_landmarks=True, min_detection_confidence=self._det_thresh)
+            else:
+                graph = mp.solutions.face_detection.FaceDetection(
+                    model_selection=1, min_detection_confidence=self._det_thresh)
             # The graphs print their warnings on their first image; static image mode keeps
             # no state from it.
-            self._mesh.process(face)
-            self._detector.process(face)
+            graph.process(_warm_up_face())
+        return graph
+
+    def _process(self, which: str, image: np.ndarray) -> Any:
+        """``process`` of the ``mesh`` or ``detector`` graph. Now and then a MediaPipe graph
+        fails inside ("Packet isn't the sole owner of the holder", a race between its own
+        threads) and then fails every later image: the graph is replaced and the image run
+        again, once."""
+        attribute = f"_{which}"
+        try:
+            return getattr(self, attribute).process(image)
+        except RuntimeError:
+            with contextlib.suppress(RuntimeError, ValueError):
+                getattr(self, attribute).close()
+            setattr(self, attribute, self._new_graph(which))
+            self.rebuilt += 1
+            return getattr(self, attribute).process(image)
 
     def __enter__(self) -> FaceMesh:
         return self
@@ -202,7 +228,7 @@ class FaceMesh:
 
     def _mesh_points(self, image: np.ndarray, central: bool = False) -> np.ndarray | None:
         """The largest face's mesh, or with ``central`` the one nearest the image's centre."""
-        faces = self._mesh.process(image).multi_face_landmarks or []
+        faces = self._process("mesh", image).multi_face_landmarks or []
         if not faces:
             return None
         h, w = image.shape[:2]
@@ -220,7 +246,7 @@ class FaceMesh:
         ``origin`` (where ``image`` sits in a larger one)."""
         h, w = image.shape[:2]
         found = []
-        for detection in self._detector.process(image).detections or []:
+        for detection in self._process("detector", image).detections or []:
             b = detection.location_data.relative_bounding_box
             box = np.array([b.xmin * w, b.ymin * h, (b.xmin + b.width) * w,
                             (b.ymin + b.height) * h]) + np.tile(origin, 2)
@@ -267,7 +293,7 @@ class FaceMesh:
             if points is not None:
                 add(points, score, SAME_FACE_IOU)
         h, w = image.shape[:2]
-        for face in self._mesh.process(image).multi_face_landmarks or []:
+        for face in self._process("mesh", image).multi_face_landmarks or []:
             # a mesh overlapping a detected face is that face, often badly placed
             add(np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark]), None, 0.0)
         return order_faces(faces, order, image.shape)
