@@ -7,6 +7,8 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -54,6 +56,22 @@ class _EngineCache:
             return self._engines[name]
 
 
+class _LockedMesh:
+    """A face mesh made on first use and kept, used by one caller at a time."""
+
+    def __init__(self, det_thresh: float) -> None:
+        self._det_thresh = det_thresh
+        self._mesh: FaceMesh | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def __call__(self) -> Iterator[FaceMesh]:
+        with self._lock:
+            if self._mesh is None:
+                self._mesh = FaceMesh(self._det_thresh)
+            yield self._mesh
+
+
 @dataclass
 class _EditState:
     source: EditableImage
@@ -95,19 +113,17 @@ class AppBackend:
         self._edits_lock = threading.Lock()
         #: engine name -> render latency of every editing tick, in ms.
         self.tick_ms: dict[str, list[float]] = defaultdict(list)
-        self._mesh: FaceMesh | None = None
-        self._mesh_lock = threading.Lock()
-        self._animate_mesh: FaceMesh | None = None
-        self._animate_lock = threading.Lock()
+        self._listing_mesh = _LockedMesh(base.det_thresh)
+        # one face mesh for every animation: a new MediaPipe graph per job grows the process
+        # by about 3 MB a job
+        self._animate_mesh = _LockedMesh(base.det_thresh)
 
     def find_faces(self, path: str, kind: InputKind, order: str,
                    frames: int | None = None) -> FaceList:
         """The numbered faces of a checked image or video (a video's first ``frames``), with
         their preview; one face mesh serves every call, one at a time."""
-        with self._mesh_lock:
-            if self._mesh is None:
-                self._mesh = FaceMesh(self.base.det_thresh)
-            return list_faces(path, kind, self._mesh, order, self.base.source_max_dim,
+        with self._listing_mesh() as mesh:
+            return list_faces(path, kind, mesh, order, self.base.source_max_dim,
                               self.base.source_division, frames)
 
     def _job_dir(self, prefix: str) -> Path:
@@ -121,13 +137,8 @@ class AppBackend:
         """Animate checked inputs; ``options`` are AnimateOptions fields from the page."""
         job = replace(self.base, source=source, driving=driving, engine=engine,
                       output_dir=str(self._job_dir("animate")), quiet=True, **options)
-        # one face mesh for every animation, one at a time: a new MediaPipe graph per job
-        # grows the process by about 3 MB a job
-        with self._animate_lock:
-            if self._animate_mesh is None:
-                self._animate_mesh = FaceMesh(self.base.det_thresh)
-            return animate(job, engine=self.engines.get(engine), reporter=reporter,
-                           mesh=self._animate_mesh)
+        with self._animate_mesh() as mesh:
+            return animate(job, engine=self.engines.get(engine), reporter=reporter, mesh=mesh)
 
     def _edit_state(self, path: str, engine: Engine, do_crop: bool, scale: float,
                     face: int | None, face_order: str) -> tuple[_EditState, float]:

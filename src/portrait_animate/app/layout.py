@@ -20,7 +20,7 @@ from ..motion.editing import EditParams
 from ..motion.model import REGIONS
 from ..motion.presets import PRESET_PREFIX, PRESETS
 from ..pipeline.inputs import InputKind
-from ..pipeline.options import DRIVING_OPTIONS, ENGINES, AnimateOptions
+from ..pipeline.options import DRIVING_OPTIONS, ENGINES, AnimateOptions, parse_driving_face
 from ..pipeline.progress import Reporter
 from ..pipeline.retargeting import VideoRetargetOptions
 from .backend import AppBackend
@@ -283,13 +283,11 @@ def _faces_option(chosen: list[str] | str | None) -> str:
 
 def _edit_face(face: str | None) -> int | None:
     """The face picker's value as a face number, None for the largest."""
-    text = str(face or "largest").strip()
-    if text == "largest":
-        return None
-    if not text.isdigit():
-        raise InputError(f"face {text!r} is not largest or a face number (0, 1, ...); pick "
-                         "one from the list")
-    return int(text)
+    try:
+        return parse_driving_face(str(face or "largest"))
+    except ValueError:
+        raise InputError(f"face {face!r} is not largest or a face number (0, 1, ...); pick "
+                         "one from the list") from None
 
 
 def _engine_radio(default: str) -> gr.Radio:

@@ -84,6 +84,23 @@ def _starts(length: int, side: int) -> list[int]:
     return sorted({round(v) for v in np.linspace(0, length - side, steps + 1)})
 
 
+def _check_image(image: np.ndarray) -> np.ndarray:
+    """``image`` as a contiguous (H, W, 3) uint8 RGB array.
+
+    Raises:
+        ValueError: any other shape or type.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} "
+                         f"{image.dtype}")
+    return np.ascontiguousarray(image)
+
+
+def _landmark_array(face: Any, w: int, h: int) -> np.ndarray:
+    """(478, 3) x, y pixels and z (in pixels of the width) of one MediaPipe face."""
+    return np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark])
+
+
 def _landmark_box(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points[:, :2].min(axis=0), points[:, :2].max(axis=0)])
 
@@ -219,10 +236,7 @@ class FaceMesh:
     def landmarks3d(self, image: np.ndarray) -> np.ndarray | None:
         """(478, 3) float64 (x, y, z) of the largest face: x, y in pixels, z (depth, towards
         the camera negative) in pixels of the image width."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} "
-                             f"{image.dtype}")
-        image = np.ascontiguousarray(image)
+        image = _check_image(image)
         points = self._mesh_points(image)
         return points if points is not None else self._zoomed_points(image)
 
@@ -232,8 +246,7 @@ class FaceMesh:
         if not faces:
             return None
         h, w = image.shape[:2]
-        points = [np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark])
-                  for face in faces]
+        points = [_landmark_array(face, w, h) for face in faces]
         if central:
             middle = np.array([w / 2, h / 2])
             return min(points, key=lambda p: float(np.linalg.norm(
@@ -277,10 +290,7 @@ class FaceMesh:
         too. Faces only the mesh finds on the whole image (large, close-up ones), clear of
         every detected face, are added without a score.
         """
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} "
-                             f"{image.dtype}")
-        image = np.ascontiguousarray(image)
+        image = _check_image(image)
         faces: list[DetectedFace] = []
 
         def add(points: np.ndarray, score: float | None, most: float) -> None:
@@ -295,7 +305,7 @@ class FaceMesh:
         h, w = image.shape[:2]
         for face in self._process("mesh", image).multi_face_landmarks or []:
             # a mesh overlapping a detected face is that face, often badly placed
-            add(np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark]), None, 0.0)
+            add(_landmark_array(face, w, h), None, 0.0)
         return order_faces(faces, order, image.shape)
 
     def _zoomed_points(self, image: np.ndarray) -> np.ndarray | None:

@@ -63,6 +63,13 @@ def _ownership(maps: Sequence[np.ndarray], shape: tuple[int, int]) -> np.ndarray
     return weights / weights.sum(axis=0)
 
 
+def _same(cached: Sequence[object], given: Sequence[object]) -> bool:
+    """Whether ``given`` holds the very objects ``cached`` does (crop maps, landmarks: one
+    set for an image source, so what is made from them is made once)."""
+    return len(cached) == len(given) and all(a is b for a, b in zip(cached, given,
+                                                                     strict=True))
+
+
 class _GroupPaste:
     """Blends several faces' crops into a frame through their crop maps, each weighted by its
     paste-back mask times its :func:`_ownership` share."""
@@ -104,8 +111,7 @@ class Compositor:
     def _paste_back_for(self, maps: list[np.ndarray], frame: np.ndarray
                         ) -> PasteBack | _GroupPaste:
         # The paste-back masks are warped once per crop maps: once for an image source.
-        if self._paste_back is None or any(a is not b for a, b in zip(self._maps, maps,
-                                                                      strict=True)):
+        if self._paste_back is None or not _same(self._maps, maps):
             shape = frame.shape[:2]
             self._paste_back = (PasteBack(maps[0], (shape[1], shape[0])) if len(maps) == 1
                                 else _GroupPaste(maps, shape))
@@ -114,8 +120,7 @@ class Compositor:
 
     def _keep_still(self, result: np.ndarray, frame: np.ndarray,
                     still: list[np.ndarray]) -> np.ndarray:
-        if self._still is None or any(a is not b for a, b in zip(self._still[0], still,
-                                                                 strict=True)):
+        if self._still is None or not _same(self._still[0], still):
             self._still = (list(still), still_mask(still, frame.shape[:2])[..., None])
         mask = self._still[1]
         out = mask * frame.astype(np.float32) + (1 - mask) * result.astype(np.float32)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..face.mesh import FaceMesh
+from ..face.mesh import DetectedFace, FaceMesh
 from ..face.tracking import FaceTracker
 from ..io.images import read_image_rgb
 from ..io.video import iter_frames
@@ -70,28 +70,26 @@ def list_faces(spec: str, kind: InputKind, mesh: FaceMesh, order: str = "large-s
     else:
         raise InputError(f"faces are listed in an image or a video, not {spec}; pass one")
     tracker = FaceTracker(mesh, order)
-    seen: dict[int, list] = {}  # number -> [first frame, frames, scores, first box]
-    best, best_count, best_frame = None, -1, 0
-    boxes_at_best: dict[int, np.ndarray] = {}
+    seen: dict[int, list] = {}  # number -> [first frame, frames, scores, first face]
+    best, best_frame = None, 0
+    at_best: dict[int, DetectedFace] = {}
     n = 0
     for i, raw in enumerate(frames):
         frame = resize_to_limit(raw, max_dim, division)
         faces = tracker.update(frame)
         n = i + 1
         for number, face in faces.items():
-            entry = seen.setdefault(number, [i, 0, [], face.box])
+            entry = seen.setdefault(number, [i, 0, [], face])
             entry[1] += 1
             if face.score is not None:
                 entry[2].append(face.score)
-        if len(faces) > best_count:
-            best, best_count, best_frame = frame, len(faces), i
-            boxes_at_best = {number: face.box for number, face in faces.items()}
+        if best is None or len(faces) > len(at_best):
+            best, best_frame, at_best = frame, i, faces
     listed = []
     for number in sorted(seen):
-        first, count, scores, first_box = seen[number]
-        box = boxes_at_best.get(number, first_box)
-        listed.append(ListedFace(number, tuple(float(v) for v in box),
-                                 float(max(box[2] - box[0], box[3] - box[1])),
+        first, count, scores, first_face = seen[number]
+        face = at_best.get(number, first_face)
+        listed.append(ListedFace(number, tuple(float(v) for v in face.box), face.size,
                                  float(np.mean(scores)) if scores else None, first, count))
     preview = draw_faces(best, listed)
     return FaceList(listed, preview, best_frame, n)
