@@ -12,12 +12,17 @@ from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.face.ratios import lip_ratio
 from portrait_animate.motion.retargeting import lip_silent_keypoints
 
+#: The frames rendered and compared (each takes W and G, ~11 s on a 2-core CPU); the
+#: keypoints of all 8 are compared.
+RENDERED = (0, 7)
+
 
 def test_neural_matches_the_reference_keypoints_and_frames(shared, networks):
     with np.load(shared / "reference/lip_silent_src_video.npz") as data:
         ref = {k: data[k] for k in data.files}
     engine = NeuralEngine(networks)
     frames, _ = read_video(shared / "reference/pipeline/inputs/src_video.mp4")
+    assert len(frames) == len(ref["x_d"]) == 8
     for i, frame in enumerate(frames):
         crop = cv2.resize(frame, (256, 256))
         motion = engine.motion(crop)
@@ -25,6 +30,8 @@ def test_neural_matches_the_reference_keypoints_and_frames(shared, networks):
         x_d = lip_silent_keypoints(engine, motion, engine.layout, None)
         np.testing.assert_allclose(x_s.numpy()[0], ref["x_s"][i], atol=1e-5)
         np.testing.assert_allclose(x_d.numpy()[0], ref["x_d"][i], atol=1e-5)
+        if i not in RENDERED:
+            continue
         image = engine.render(engine.appearance(crop), x_s, x_d).astype(np.float64)
         psnr = 10 * np.log10(255**2 / max(np.mean((image - ref["frames"][i]) ** 2), 1e-12))
         assert psnr >= 40, f"frame {i}: {psnr:.1f} dB"
