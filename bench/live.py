@@ -71,7 +71,8 @@ def paced(camera: Path, seconds: float, engine: str) -> None:
     print(f"{engine}, {seconds:g} s of a 640x480 {s['camera_fps']:g} fps camera: "
           f"{s['fps']:.1f} fps, {s['frames_dropped']} of {s['frames_in']} dropped "
           f"({dropped:.1%}), latency p50 {s['latency_ms_p50']:.0f} ms, p95 "
-          f"{s['latency_ms_p95']:.0f} ms, peak RSS {s['peak_mib']:.0f} MiB")
+          f"{s['latency_ms_p95']:.0f} ms, render {s['render_latency_ms']:.1f} ms, "
+          f"peak RSS {s['peak_mib']:.0f} MiB")
     if engine == "classic":
         keeps_up = s["fps"] >= 0.98 * s["camera_fps"]  # it cannot render more than arrive
         print(f"  targets: >= 30 fps, the camera's rate ({'ok' if keeps_up else 'MISSED'}), "

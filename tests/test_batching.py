@@ -123,3 +123,84 @@ def test_ahead_keeps_order_raises_where_the_producer_failed_and_stops_it():
     count = len(produced)
     assert count <= 4  # at most the queue's depth and one item in hand ahead
     assert len(produced) == count
+
+
+def test_motion_batches_equal_frames_one_at_a_time(networks, shared):
+    """M over chunks of driving frames (3, 3 and a short 2 of an 8-frame video) takes the
+    motion one frame at a time takes, within 1e-5."""
+    from portrait_animate.pipeline.animate import analyse_driving
+    from portrait_animate.pipeline.inputs import InputKind
+    from portrait_animate.pipeline.options import AnimateOptions
+    from portrait_animate.pipeline.progress import Reporter
+
+    engine = NeuralEngine(networks)
+    sizes = []
+    motion_batch = engine.motion_batch
+
+    def counting(crops, landmarks):
+        sizes.append(len(crops))
+        return motion_batch(crops, landmarks)
+
+    engine.motion_batch = counting
+    video = str(shared / "reference/pipeline/inputs/drv_video.mp4")
+    templates = {}
+    for batch in (1, 3):
+        sizes.clear()
+        options = AnimateOptions(source=video, driving=video, engine="neural",
+                                 batch_size=batch, quiet=True)
+        templates[batch] = analyse_driving(options, InputKind.VIDEO, engine, Reporter(True))
+        assert sizes == ([1] * 8 if batch == 1 else [3, 3, 2])
+    one, chunked = templates[1].motions, templates[3].motions
+    assert len(one) == len(chunked) == 8
+    for a, b in zip(one, chunked, strict=True):
+        for name in ("scale", "R", "exp", "t", "kp"):
+            torch.testing.assert_close(getattr(b, name), getattr(a, name), atol=1e-5, rtol=0)
+
+
+def test_cuda_graph_batches_all_have_one_shape(networks, monkeypatch):
+    """Under CUDA graphs W and G see one batch shape: a long list is split, a short batch is
+    padded with its last frame, and the images come back in order without the padding."""
+    engine = NeuralEngine(networks)
+    engine.static_batch = 3
+    shapes = []
+
+    def fake(feature, x_s, x_d):  # each image's grey level is its x_d's first value
+        shapes.append((feature.shape[0], x_s.shape[0], x_d.shape[0]))
+        return x_d[:, 0, 0].reshape(-1, 1, 1, 1).expand(-1, 3, 512, 512)
+
+    monkeypatch.setattr(networks, "warp_decode", fake)
+    x_s = torch.zeros(1, 21, 3)
+    items = [RenderItem(torch.zeros(1, 2), x_s, torch.full((1, 21, 3), i / 10))
+             for i in range(5)]
+    for n, calls in ((5, 2), (3, 1), (1, 1)):
+        shapes.clear()
+        images = engine.render_batch(items[:n])
+        assert shapes == [(3, 3, 3)] * calls
+        assert [int(img[0, 0, 0]) for img in images] == [int(i / 10 * 255) for i in range(n)]
+
+
+def test_compiling_on_cuda_captures_cuda_graphs_of_the_chosen_batch(networks, monkeypatch):
+    """``--flag_do_torch_compile`` on CUDA compiles W and G with CUDA graphs
+    (``reduce-overhead``) and fixes the batch the engine renders; on the CPU it does not."""
+    from portrait_animate.engines.neural import LivePortraitNetworks
+
+    calls = []
+
+    def compile_spy(module, **kwargs):
+        calls.append(kwargs)
+        return module
+
+    monkeypatch.setattr(torch, "compile", compile_spy)
+    # the networks stay on the CPU: compile() only wraps them
+    cuda = LivePortraitNetworks(dict(networks.networks), torch.device("cuda:0"))
+    cuda.compile()
+    assert calls == [{"mode": "reduce-overhead"}] * 2 and cuda.cuda_graphs
+    engine = NeuralEngine(cuda)
+    assert engine.static_batch == 1  # live: batch 1 until a batch is chosen
+    assert engine.batch_size(6) == 6 and engine.static_batch == 6
+    calls.clear()
+    cpu = LivePortraitNetworks(dict(networks.networks), torch.device("cpu"))
+    cpu.compile()
+    assert calls == [{}] * 2 and not cpu.cuda_graphs
+    engine = NeuralEngine(cpu)
+    assert engine.batch_size(6) == 6 and engine.static_batch is None

@@ -67,8 +67,8 @@ def test_cli_rejects_unknown_precision(capsys):
 
 
 def test_bf16_fast_runs_on_the_cpu_only():
-    with pytest.raises(ValueError, match="runs on the CPU only"):
-        resolve_precision(FAST, torch.device("cuda:0"))
+    with pytest.raises(ValueError, match=r"runs on the CPU only.*26\.8 dB.*float16 keeps"):
+        resolve_precision(FAST, torch.device("cuda:0"))  # refused with the reason
     assert resolve_precision("auto", torch.device("cuda:0")) == EXACT
     with pytest.raises(ValueError, match="not one of"):
         resolve_precision("fp16", CPU)

@@ -53,6 +53,11 @@ class Engine(Protocol):
         """The motion of an (input_size, input_size, 3) uint8 RGB crop, with canonical
         keypoints; ``landmarks`` are the crop's (478, 3) face-mesh points in pixels, if known."""
 
+    def motion_batch(self, crops: Sequence[np.ndarray],
+                     landmarks: Sequence[np.ndarray | None]) -> list[Motion]:
+        """:meth:`motion` of several crops in one go (one batch of M on the neural engine),
+        in order; the same motions as taking them one by one."""
+
     def appearance(self, crop: np.ndarray, frame: np.ndarray, M_c2o: np.ndarray | None) -> Any:
         """Per-source-frame data the renderer needs: the 256x256 crop, the full frame and the
         crop -> frame map (None when the frame was resized whole)."""
@@ -75,5 +80,5 @@ class Engine(Protocol):
         engine), in order; the same images as rendering them one by one."""
 
     def batch_size(self, requested: int = 0) -> int:
-        """Frames :meth:`render_batch` takes at a time: ``requested`` when above 0, else the
-        engine's own choice (1 where batching does not help)."""
+        """Frames :meth:`render_batch` and :meth:`motion_batch` take at a time: ``requested``
+        when above 0, else the engine's own choice (1 where batching does not help)."""

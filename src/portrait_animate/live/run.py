@@ -41,6 +41,8 @@ class LiveStats:
         frames_recorded: frames in the recording (one per camera frame), 0 without one.
         fps: frames rendered per second of the session.
         latency_ms_p50, latency_ms_p95: capture-to-output latency.
+        render_latency_ms: the engine's render of one frame (the median; with the neural
+            engine on CUDA and ``--flag_do_torch_compile``, one CUDA-graph replay at batch 1).
         seconds: the session's length.
         camera_fps: the rate the camera delivers.
         engine: the engine's name.
@@ -54,6 +56,7 @@ class LiveStats:
     fps: float
     latency_ms_p50: float
     latency_ms_p95: float
+    render_latency_ms: float
     seconds: float
     camera_fps: float
     engine: str
@@ -61,8 +64,8 @@ class LiveStats:
     def summary(self) -> str:
         return (f"live: {self.frames_rendered} of {self.frames_in} camera frames animated "
                 f"({self.frames_dropped} dropped) in {self.seconds:.1f} s: {self.fps:.1f} fps, "
-                f"latency p50 {self.latency_ms_p50:.0f} ms, p95 {self.latency_ms_p95:.0f} ms "
-                f"({self.engine} engine)")
+                f"latency p50 {self.latency_ms_p50:.0f} ms, p95 {self.latency_ms_p95:.0f} ms, "
+                f"render {self.render_latency_ms:.1f} ms ({self.engine} engine)")
 
 
 class _Analysis:
@@ -171,6 +174,7 @@ def run_live(options: LiveOptions, reporter: Reporter | None = None) -> LiveStat
             writer = stack.enter_context(VideoWriter(options.record, capture.fps, fast=True))
         record = _Record(writer, session.rest)
         latencies: list[float] = []
+        render_ms: list[float] = []
         rendered = with_face = 0
         last = -1
         capture.start()
@@ -190,6 +194,8 @@ def run_live(options: LiveOptions, reporter: Reporter | None = None) -> LiveStat
             result = session.render(driven)
             rendered += 1
             with_face += result.face
+            if result.animated:
+                render_ms.append(result.render_ms)
             record.write(frame.index, result.image)
             if camera is not None:
                 camera.send(result.image)
@@ -210,7 +216,8 @@ def run_live(options: LiveOptions, reporter: Reporter | None = None) -> LiveStat
             frames_with_face=with_face, frames_recorded=record.next if writer else 0,
             fps=rendered / seconds if seconds > 0 else 0.0,
             latency_ms_p50=float(np.percentile(ms, 50)),
-            latency_ms_p95=float(np.percentile(ms, 95)), seconds=seconds,
+            latency_ms_p95=float(np.percentile(ms, 95)),
+            render_latency_ms=float(np.median(render_ms)) if render_ms else 0.0, seconds=seconds,
             camera_fps=capture.fps, engine=engine.name)
     if options.stats_json:
         with atomic_path(options.stats_json) as tmp:

@@ -8,6 +8,7 @@ its motion is taken up again (the One-Euro filter makes the step a short glide).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,11 +86,13 @@ class Driven:
 @dataclass(frozen=True)
 class LiveFrame:
     """Attributes: image (H, W, 3) uint8 RGB, the animated portrait; face: whether the camera
-    frame had a face; animated: whether the portrait moved (a face was ever seen)."""
+    frame had a face; animated: whether the portrait moved (a face was ever seen);
+    render_ms: the engine's render of the frame (0 when not animated)."""
 
     image: np.ndarray
     face: bool
     animated: bool
+    render_ms: float = 0.0
 
 
 def prepare_live_source(options: AnimateOptions, engine: Engine, mesh: FaceMesh,
@@ -197,10 +200,12 @@ class LiveSession:
             self._animator.reset_anchor()
             self._rendered_anchor = driven.anchor
         info, x_d = self._animator.keypoints(0)
+        start = time.perf_counter()
         rendered = self.engine.render(self._appearance, info.x_s, x_d,
                                       driving_crop=driven.panel, driving_motion=driven.motion)
+        render_ms = 1000 * (time.perf_counter() - start)
         result = self._compositor(rendered, self._frame, info.M_c2o)[0]
-        return LiveFrame(result, face=driven.face, animated=True)
+        return LiveFrame(result, face=driven.face, animated=True, render_ms=render_ms)
 
     def process(self, image: np.ndarray, t: float) -> LiveFrame:
         """:meth:`analyse` then :meth:`render` one camera frame."""

@@ -351,10 +351,11 @@ def _audio(options: AnimateOptions, source: PreparedSource, driving: PreparedDri
 
 def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGroup,
                       by_face: dict[int | None, PreparedDriving], wanted: list[int | None],
-                      reporter: Reporter, overlap: bool = True) -> AnimateResult:
+                      reporter: Reporter, batch: int, overlap: bool = True) -> AnimateResult:
     """Animate, encode and write the outputs of a prepared source and its drivers (see
-    :func:`animate` for ``overlap``): ``by_face`` holds the driver of each driving face
-    (number, or None for the largest), source face k is driven by face ``wanted[k]``'s."""
+    :func:`animate` for ``overlap``), ``batch`` frames rendered at a time: ``by_face`` holds
+    the driver of each driving face (number, or None for the largest), source face k is
+    driven by face ``wanted[k]``'s."""
     drivers = list(by_face.values())
     driving = drivers[0]
     for each in drivers:
@@ -371,7 +372,6 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGro
         each.ready()
         if options.flag_relative_motion:
             each.anchor()  # chosen, and told, before the first frame
-    batch = engine.batch_size(options.batch_size)
     items = _render_items(engine, animators, source, drivers, n)
     # decoding, face analysis and motion run ahead of the renderer, at most two batches
     frames = _render_frames(engine, ahead(items, 2 * batch, "render-items") if overlap
@@ -472,7 +472,8 @@ def analyse_driving(options: AnimateOptions, kind: InputKind, engine: Engine,
     with FaceMesh(options.det_thresh) as mesh, prepare_driving(
             options.driving, kind, engine, _driving_mesh(mesh, number, options),
             _driving_settings(options), options.flag_crop_driving_video or number is not None,
-            None, reporter, smooth=options.driving_smooth, anchor=_anchor(options)) as driving:
+            None, reporter, smooth=options.driving_smooth, anchor=_anchor(options),
+            batch=engine.batch_size(options.batch_size)) as driving:
         driving.ready()
         if options.flag_relative_motion:
             driving.anchor()
@@ -516,6 +517,7 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
                              "animated faces", page=f"the face map names source face "
                              f"{unused[0]}, which is not animated; name only animated faces")
         wanted = driving_faces(options, source.numbers)
+        batch = engine.batch_size(options.batch_size)
         by_face: dict[int | None, PreparedDriving] = {}
         for number in dict.fromkeys(wanted):  # each driving face once
             # each driving face's analysis runs in its own thread, with its own mesh
@@ -528,5 +530,6 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
                 _driving_settings(options), crop, limit, reporter,
                 _time_base(options, source.first), smooth=options.driving_smooth,
                 anchor=_anchor(options), analysed=analysed if len(set(wanted)) == 1 else None,
-                face=number))
-        return _animate_prepared(options, engine, source, by_face, wanted, reporter, overlap)
+                face=number, batch=batch))
+        return _animate_prepared(options, engine, source, by_face, wanted, reporter, batch,
+                                 overlap)

@@ -279,6 +279,8 @@ class PreparedDriving:
             :attr:`template` gives it), whose frames are decoded again, cropped by its
             ``crop_box``, for the driving crops.
         face: the number of the driving face analysed (None: the largest), for messages.
+        batch: driving frames whose motion is taken at a time (one batch of M on the neural
+            engine).
 
     Frames are counted in output frames (:meth:`frames`, :meth:`motion`, :attr:`n_frames`,
     ...); only :attr:`template` holds the driver's own frames.
@@ -299,7 +301,7 @@ class PreparedDriving:
                  crop: bool = False, reporter: Reporter | None = None,
                  timeline: _Timeline | None = None, smooth: float = 0.0,
                  anchor: str | int = "first", pixels: bool = False,
-                 face: int | None = None) -> None:
+                 face: int | None = None, batch: int = 1) -> None:
         self.spec, self.kind, self.fps, self.has_audio, self.layout = \
             spec, kind, fps, has_audio, layout
         self.frames_hint = frames_hint
@@ -317,6 +319,7 @@ class PreparedDriving:
         self._anchor_spec = anchor
         self._anchor: int | None = None
         self._face = face
+        self._batch = batch
 
     @property
     def is_video(self) -> bool:
@@ -413,6 +416,23 @@ class PreparedDriving:
                 decoder.close()
             return
         self.ready()
+        crops = self._analysed_crops(n)
+        try:
+            i = 0
+            while chunk := list(islice(crops, self._batch)):
+                new = chunk[max(0, len(self._raw) - i):]  # the frames whose motion is not kept
+                self._raw.extend(self._engine.motion_batch([panel for panel, _ in new],
+                                                           [points for _, points in new]))
+                for panel, _ in chunk:
+                    yield panel, self._raw[i]
+                    i += 1
+        finally:
+            crops.close()
+
+    def _analysed_crops(self, n: int | None
+                        ) -> Generator[tuple[np.ndarray, np.ndarray | None], None, None]:
+        """The first n analysed driving frames' (all without n) crops and landmarks in the
+        crop (None where the engine takes none)."""
         size = self._engine.input_size
         to_crop = None if self._bbox is None else axis_aligned_crop_matrix(self._bbox, CROP_SIZE)
         decoder: Generator[np.ndarray, None, None] | None = None
@@ -430,12 +450,8 @@ class PreparedDriving:
                         return
                     decoded = i + 1
                     panel = driving_crop(frame, self._bbox, size)
-                if i == len(self._raw):
-                    points = None if face.points is None else face.points[0]
-                    landmarks = points_in_input(points, self._analysis.frame_shape, to_crop,
-                                                size)
-                    self._raw.append(self._engine.motion(panel, landmarks))
-                yield panel, self._raw[i]
+                points = None if face.points is None else face.points[0]
+                yield panel, points_in_input(points, self._analysis.frame_shape, to_crop, size)
                 if not self.is_video:  # one driving image for every frame
                     return
         finally:
@@ -549,7 +565,7 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
                     reporter: Reporter, time_base: TimeBase | None = None, *,
                     smooth: float = 0.0, anchor: str | int = "first",
                     analysed: MotionTemplate | None = None,
-                    face: int | None = None) -> PreparedDriving:
+                    face: int | None = None, batch: int = 1) -> PreparedDriving:
     """The driver of at most ``limit`` output frames; a video or image is analysed from now
     on with ``mesh``, which only the analysis may use until :meth:`PreparedDriving.close`
     (a :class:`FacePick` analyses one numbered face instead of the largest).
@@ -560,7 +576,8 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
     ``analysed``, the :attr:`PreparedDriving.template` of this video or image prepared with
     the same engine, crop settings and smoothing, stands for its analysis: only its frames
     are decoded again (``mesh`` is not used). ``face`` picks a template's track of that
-    driving face (a video's or image's face is picked by ``mesh``).
+    driving face (a video's or image's face is picked by ``mesh``). ``batch``: driving
+    frames whose motion is taken at a time.
     """
     layout = engine.layout.name
     if kind in (InputKind.PRESET, InputKind.TEMPLATE):
@@ -604,4 +621,4 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
                              engine.uses_landmarks, None if crop else engine.input_size)
     return PreparedDriving(spec, kind, fps, has_audio, layout, hint, analysis=analysis,
                            engine=engine, crop=crop, reporter=reporter, timeline=timeline,
-                           smooth=smooth, anchor=anchor, face=face)
+                           smooth=smooth, anchor=anchor, face=face, batch=batch)

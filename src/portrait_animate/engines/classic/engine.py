@@ -103,6 +103,12 @@ class ClassicEngine:
                    M_c2o: np.ndarray | None) -> ClassicAppearance:
         return ClassicAppearance(frame=frame, to_frame=_normalized_to_frame(M_c2o, frame.shape[:2]))
 
+    def motion_batch(self, crops: Sequence[np.ndarray],
+                     landmarks: Sequence[np.ndarray | None]) -> list[Motion]:
+        """Each crop's motion in turn: the mesh has no batch to share."""
+        return [self.motion(crop, points) for crop, points in zip(crops, landmarks,
+                                                                   strict=True)]
+
     def render_batch(self, items: Sequence[RenderItem]) -> list[np.ndarray]:
         """Each frame rendered in turn: the warp has no batch to share."""
         return [self.render(item.appearance, item.x_s, item.x_d, item.driving_crop,

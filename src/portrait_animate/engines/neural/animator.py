@@ -32,6 +32,9 @@ class NeuralEngine:
 
     def __init__(self, networks: LivePortraitNetworks) -> None:
         self.networks = networks
+        #: The one batch shape W and G see, under CUDA graphs (:meth:`batch_size` sets it);
+        #: None: any.
+        self.static_batch: int | None = 1 if networks.cuda_graphs else None
 
     def _tensor(self, crop: np.ndarray) -> torch.Tensor:
         if crop.shape != (256, 256, 3):
@@ -39,10 +42,21 @@ class NeuralEngine:
         return image_to_tensor(crop, self.networks.device)
 
     def motion(self, crop: np.ndarray, landmarks: np.ndarray | None = None) -> Motion:
+        return self.motion_batch([crop], [landmarks])[0]
+
+    def motion_batch(self, crops: Sequence[np.ndarray],
+                     landmarks: Sequence[np.ndarray | None]) -> list[Motion]:
+        """M over the crops as one batch (landmarks unused)."""
+        if len(crops) != len(landmarks):
+            raise ValueError(f"{len(crops)} crops but {len(landmarks)} landmark sets")
+        if not crops:
+            return []
         with all_cores():
-            info = self.networks.extract_motion(self._tensor(crop))
-        return Motion(scale=info.scale.cpu(), R=info.rotation.cpu(), exp=info.exp.cpu(),
-                      t=info.t.cpu(), kp=info.kp.cpu())
+            info = self.networks.extract_motion(torch.cat([self._tensor(c) for c in crops]))
+        R = info.rotation
+        return [Motion(scale=info.scale[i:i + 1].cpu().clone(), R=R[i:i + 1].cpu().clone(),
+                       exp=info.exp[i:i + 1].cpu().clone(), t=info.t[i:i + 1].cpu().clone(),
+                       kp=info.kp[i:i + 1].cpu().clone()) for i in range(len(crops))]
 
     def appearance(self, crop: np.ndarray, frame: np.ndarray | None = None,
                    M_c2o: np.ndarray | None = None) -> torch.Tensor:
@@ -56,9 +70,20 @@ class NeuralEngine:
 
     def render_batch(self, items: Sequence[RenderItem]) -> list[np.ndarray]:
         """W and G over the frames as one batch; a shared appearance (an image source's) is
-        expanded, not copied."""
+        expanded, not copied. Under CUDA graphs (:attr:`static_batch`) every batch has that
+        many frames: longer lists are split, and a short batch is padded with its last
+        frame, whose extra renders are dropped."""
         if not items:
             return []
+        static = self.static_batch
+        if static is not None and len(items) != static:
+            chunks = [list(items[i:i + static]) for i in range(0, len(items), static)]
+            return [image for chunk in chunks
+                    for image in self._render(chunk + chunk[-1:] * (static - len(chunk)))
+                    [:len(chunk)]]
+        return self._render(items)
+
+    def _render(self, items: Sequence[RenderItem]) -> list[np.ndarray]:
         device = self.networks.device
         first = items[0].appearance
         if all(item.appearance is first for item in items):
@@ -73,7 +98,14 @@ class NeuralEngine:
 
     def batch_size(self, requested: int = 0) -> int:
         """``requested``, or 1 on the CPU (a batch does not make a CPU frame cheaper), or as
-        many frames as a share of the GPU's free memory holds (at most 16)."""
+        many frames as a share of the GPU's free memory holds (at most 16). Under CUDA graphs
+        (W and G compiled on CUDA) the size is also fixed as :attr:`static_batch`."""
+        size = self._batch_size(requested)
+        if self.networks.cuda_graphs:
+            self.static_batch = size
+        return size
+
+    def _batch_size(self, requested: int) -> int:
         if requested > 0:
             return requested
         device = self.networks.device

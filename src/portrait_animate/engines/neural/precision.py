@@ -85,8 +85,10 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision == FAST and device.type != "cpu":
-        raise ValueError(f"precision {FAST} runs on the CPU only, not on {device}; "
-                         f"use {EXACT} or auto")
+        reason = (": bfloat16 on CUDA rendered 26.8 dB against float32 on an H200, where "
+                  "float16 keeps 52 dB" if device.type == "cuda" else "")
+        raise ValueError(f"precision {FAST} runs on the CPU only, not on {device}{reason}; "
+                         f"use auto (float16 on CUDA) or {EXACT}")
 
 
 @dataclass(frozen=True)
