@@ -18,16 +18,23 @@ IMAGE_MAE = 0.5  # in uint8 levels, i.e. 0.5/255 of the [0, 1] range
 
 
 @pytest.fixture(scope="module")
-def dumped(shared, synthetic_weights, tmp_path_factory) -> dict[str, np.ndarray]:
+def stages_run(shared, synthetic_weights, tmp_path_factory) -> tuple[dict[str, np.ndarray], Path]:
+    """debug-stages on the fixture's pair: its dump, and the image it saved."""
     out = tmp_path_factory.mktemp("stages") / "stages.npz"
     ref = shared / "reference"
     rc = main(["debug-stages", "--weights_dir", str(synthetic_weights),
                "--source", str(ref / "parity_s0_d30_src.png"),
                "--driving", str(ref / "parity_s0_d30_drv.png"),
-               "--out", str(out), "--flag_force_cpu"])
+               "--out", str(out), "--save_image", str(out.with_suffix(".png")),
+               "--flag_force_cpu"])
     assert rc == 0
     with np.load(out) as data:
-        return {k: data[k] for k in data.files}
+        return {k: data[k] for k in data.files}, out.with_suffix(".png")
+
+
+@pytest.fixture(scope="module")
+def dumped(stages_run) -> dict[str, np.ndarray]:
+    return stages_run[0]
 
 
 def float_stages(fixture: dict) -> list[str]:
@@ -71,14 +78,9 @@ def test_decoded_uint8_image_matches_reference(dumped, parity_fixture):
     assert mae.mean() <= IMAGE_MAE
 
 
-def test_saved_png_is_the_decoded_image(shared, synthetic_weights, tmp_path: Path, dumped):
+def test_saved_png_is_the_decoded_image(stages_run):
     import cv2
 
-    ref = shared / "reference"
-    png = tmp_path / "g.png"
-    assert main(["debug-stages", "--weights_dir", str(synthetic_weights),
-                 "-s", str(ref / "parity_s0_d30_src.png"), "-d", str(ref / "parity_s0_d30_drv.png"),
-                 "--out", str(tmp_path / "s.npz"), "--save_image", str(png),
-                 "--flag_force_cpu"]) == 0
+    dumped, png = stages_run
     saved = cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(saved, dumped["G_image_uint8"])
