@@ -21,6 +21,10 @@ batch 1, and ``animate`` end to end; printed, and written as one JSON table.
    frames in fp32-exact; then the whole video is timed. This part needs MediaPipe and
    imageio-ffmpeg besides: on a GPU machine without them, carry ``bench/gpu_payload.py``'s
    folder.
+4. **CPU ceiling** (``--part ceiling``): ``animate``'s frames per second with the networks
+   replaced by instant stand-ins (a fixed motion, a grey crop): what the CPU side alone
+   (decoding, face analysis, paste-back, encoding) allows on this machine's cores, so that
+   a miss of the end-to-end target can be told apart from a slow GPU.
 
 On a bare GPU machine with PyTorch (Python 3.12, x86-64), from the checkout's root, after
 ``python bench/gpu_payload.py`` here (which writes the git-ignored ``.gpu/`` folder: the
@@ -41,6 +45,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -243,9 +248,40 @@ def end_to_end(source: Path, driving: Path, check_frames: int, work: Path,
     return rows
 
 
+def ceiling(source: Path, driving: Path, work: Path, cpu: bool = False) -> dict:
+    """``animate`` of the whole video with instant stand-ins for the networks."""
+    from portrait_animate.engines.neural import cached_synthetic_weights
+    from portrait_animate.pipeline.animate import animate
+    from portrait_animate.pipeline.engines import load_engine
+    from portrait_animate.pipeline.options import AnimateOptions
+    from portrait_animate.pipeline.progress import Reporter
+
+    options = AnimateOptions(source=str(source), driving=str(driving), output_dir=str(work),
+                             engine="neural", weights_dir=str(cached_synthetic_weights()),
+                             quiet=True, flag_force_cpu=cpu)
+    engine = load_engine(options, Reporter(quiet=True))
+    blank = np.zeros((256, 256, 3), np.uint8)
+    motion, appearance = engine.motion(blank), engine.appearance(blank)
+    grey = np.full((512, 512, 3), 128, np.uint8)
+    engine.motion_batch = lambda crops, landmarks: [motion for _ in crops]
+    engine.appearance = lambda *args, **kwargs: appearance
+    engine.render_batch = lambda items: [grey for _ in items]
+    start = time.perf_counter()
+    result = animate(options, engine)
+    seconds = time.perf_counter() - start
+    row = {"frames": result.n_frames, "seconds": seconds, "fps": result.n_frames / seconds,
+           "cpu_cores": len(os.sched_getaffinity(0))}
+    print(json.dumps({"ceiling": row}), flush=True)
+    return row
+
+
 def verdicts(table: dict) -> list[str]:
     """Issue 14's targets against this run's figures."""
     lines = []
+    if table.get("ceiling"):
+        c = table["ceiling"]
+        lines.append(f"CPU side alone (instant networks): {c['fps']:.1f} fps on "
+                     f"{c['cpu_cores']} cores")
     if table.get("animate"):
         best = max(table["animate"], key=lambda r: r["fps"])
         base = next(r for r in table["animate"] if r["variant"] == "sequential")
@@ -267,7 +303,7 @@ def verdicts(table: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("all", "stages", "latency", "animate"),
+    parser.add_argument("--part", choices=("all", "stages", "latency", "animate", "ceiling"),
                         default="all")
     parser.add_argument("--batch", type=int, default=8, help="the stages' batch")
     parser.add_argument("--frames", type=int, default=32, help="frames timed per stage")
@@ -292,6 +328,9 @@ def main() -> None:
         table["stages"] = stages(args.batch, args.frames, device)
     if args.part in ("all", "latency"):
         table["latency"] = latency(device, 3 * args.frames)
+    if args.part in ("all", "ceiling"):
+        with tempfile.TemporaryDirectory() as work:
+            table["ceiling"] = ceiling(args.source, args.driving, Path(work), args.cpu_check)
     if args.part in ("all", "animate"):
         with tempfile.TemporaryDirectory() as work:
             table["animate"] = end_to_end(args.source, args.driving, args.check_frames,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from portrait_animate.face.crop import crop_rotated, face_box, rotated_crop_matrix
 from portrait_animate.face.mesh import FaceMesh
@@ -133,3 +134,79 @@ def test_a_failed_mediapipe_graph_is_replaced_and_the_image_run_again(shared):
         assert mesh.rebuilt == 1 and mesh._mesh is not broken
         np.testing.assert_allclose(points, expected, atol=1e-3)
         assert mesh.landmarks3d(image) is not None and mesh.rebuilt == 1
+
+
+def test_a_long_driver_is_analysed_on_several_meshes_with_the_same_result(shared, tmp_path,
+                                                                          monkeypatch):
+    """A driving video of 100 frames is shared out between two face meshes (threads), and its
+    analysis, motion and anchor are those of one mesh, frame for frame."""
+    from media import loop_video
+    from portrait_animate.engines.classic import ClassicEngine
+    from portrait_animate.pipeline import driving
+    from portrait_animate.pipeline.animate import analyse_driving
+    from portrait_animate.pipeline.inputs import InputKind
+    from portrait_animate.pipeline.options import AnimateOptions
+    from portrait_animate.pipeline.progress import Reporter
+
+    video = loop_video(shared / "assets/driving/d0.mp4", tmp_path / "d0_100.mp4", 100)
+    assert driving.analysis_workers(100) == min(2, driving.CPU_CORES)
+    assert driving.analysis_workers(8) == 1
+    twins = []
+    twin = FaceMesh.twin
+    monkeypatch.setattr(FaceMesh, "twin", lambda self: twins.append(1) or twin(self))
+    options = AnimateOptions(source=str(video), driving=str(video), quiet=True)
+    templates = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(driving, "analysis_workers", lambda frames, n=workers: n)
+        twins.clear()
+        templates[workers] = analyse_driving(options, InputKind.VIDEO, ClassicEngine(),
+                                             Reporter(True))
+        assert len(twins) == workers - 1
+    one, two = templates[1], templates[2]
+    assert len(one.motions) == len(two.motions) == 100
+    assert one.anchor == two.anchor
+    np.testing.assert_array_equal(one.eye_ratios, two.eye_ratios)
+    np.testing.assert_array_equal(one.lip_ratios, two.lip_ratios)
+    for a, b in zip(one.motions, two.motions, strict=True):
+        for name in ("scale", "R", "exp", "t"):
+            assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_ordered_map_keeps_order_raises_at_the_item_and_stops_early():
+    import threading
+
+    from portrait_animate.pipeline.prefetch import ordered_map
+
+    made = []
+
+    def make():
+        made.append(threading.get_ident())
+        return lambda x: x * x
+
+    assert list(ordered_map(make, range(40), 3)) == [x * x for x in range(40)]
+    assert 1 <= len(made) <= 3 and len(set(made)) == len(made)  # one function per thread
+
+    def failing():
+        return lambda x: 1 // (x - 5)
+
+    got = []
+    with pytest.raises(ZeroDivisionError):
+        for y in ordered_map(failing, range(10), 2):
+            got.append(y)
+    assert len(got) == 5
+
+    taken = []
+
+    def endless():
+        i = 0
+        while True:
+            taken.append(i)
+            yield i
+            i += 1
+
+    stream = ordered_map(make, endless(), 2)
+    assert next(stream) == 0
+    stream.close()
+    assert len(taken) <= 5  # at most 2 x 2 ahead of the one taken
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        list(ordered_map(make, range(3), 0))

@@ -217,6 +217,11 @@ class FaceMesh:
             self.rebuilt += 1
             return getattr(self, attribute).process(image)
 
+    def twin(self) -> FaceMesh:
+        """A new face mesh of the same settings (for another thread: a mesh is used by one
+        thread at a time)."""
+        return FaceMesh(self._det_thresh, self._max_faces)
+
     def __enter__(self) -> FaceMesh:
         return self
 
