@@ -28,16 +28,6 @@ def loop_video(src: Path, dst: Path, frames: int) -> Path:
     return dst
 
 
-def select_frames(src: Path, dst: Path, indices: tuple[int, ...], fps: float = 25.0) -> Path:
-    """The frames ``indices`` of ``src`` as a lossless H.264 video (same YUV 4:2:0 samples, so
-    decoded to the same RGB), at ``fps``."""
-    chosen = "+".join(f"eq(n\\,{i})" for i in indices)
-    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(src), "-vf",
-                    f"select='{chosen}',setpts=N/{fps}/TB", "-r", str(fps), "-an",
-                    "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv420p", str(dst)], check=True)
-    return dst
-
-
 def read_video(path: Path) -> tuple[list[np.ndarray], float]:
     reader = imageio_ffmpeg.read_frames(str(path))
     meta = next(reader)
