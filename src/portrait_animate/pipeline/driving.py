@@ -2,7 +2,8 @@
 ratios (SPEC 4.2).
 
 A driving video is analysed while it is animated: a background thread decodes each frame,
-runs the face mesh on it and keeps its driving crop, and frame i is animated from that crop as
+runs the face mesh on it (a long video's frames are shared out between a few meshes on their
+own threads, in order) and keeps its driving crop, and frame i is animated from that crop as
 soon as its face is known. A driver cropped to one averaged box waits for the whole analysis
 and is decoded again for its crops, as is one whose motion is needed for every frame before
 the animation starts (a video source's). Per frame only landmarks, ratios and motion are kept,
