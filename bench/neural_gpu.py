@@ -56,7 +56,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from portrait_animate.engines.base import RenderItem
 from portrait_animate.engines.neural.animator import NeuralEngine
 from portrait_animate.engines.neural.config import CHECKPOINTS, build_network
 from portrait_animate.engines.neural.engine import LivePortraitNetworks, exact_float32
@@ -179,7 +178,7 @@ def latency(device: torch.device, repeats: int) -> list[dict]:
         ms = []
         for target in x_d:
             start = time.perf_counter()
-            engine.render_batch([RenderItem(appearance, x_s, target)])
+            engine.render(appearance, x_s, target)
             ms.append(1000 * (time.perf_counter() - start))
         row = {"path": path, "render_latency_ms": statistics.median(ms),
                "render_latency_ms_p95": float(np.percentile(ms, 95))}
@@ -203,22 +202,28 @@ def _pngs(folder: Path) -> list[np.ndarray]:
     return [cv2.imread(str(p)) for p in sorted(folder.glob("*_frames/*.png"))]
 
 
+def _options(source: Path, driving: Path, out: Path, cpu: bool, **kwargs: object):
+    """The options of a neural ``animate`` run on the synthetic weights (the pipeline is
+    imported here: it needs MediaPipe and imageio-ffmpeg, which ``--part stages`` does not)."""
+    from portrait_animate.engines.neural import cached_synthetic_weights
+    from portrait_animate.pipeline.options import AnimateOptions
+
+    return AnimateOptions(source=str(source), driving=str(driving), output_dir=str(out),
+                          engine="neural", weights_dir=str(cached_synthetic_weights()),
+                          quiet=True, flag_force_cpu=cpu, **kwargs)
+
+
 def end_to_end(source: Path, driving: Path, check_frames: int, work: Path,
                cpu: bool = False) -> list[dict]:
     """Each variant: a checked warm-up run of the first frames, then the timed whole run."""
-    from portrait_animate.engines.neural import cached_synthetic_weights
     from portrait_animate.pipeline.animate import animate
     from portrait_animate.pipeline.engines import load_engine
-    from portrait_animate.pipeline.options import AnimateOptions
     from portrait_animate.pipeline.progress import Reporter
 
-    weights = str(cached_synthetic_weights())
     short = _first_frames(driving, check_frames, work / f"first{check_frames}.mp4")
 
-    def options(out: Path, drv: Path, **kwargs: object) -> AnimateOptions:
-        return AnimateOptions(source=str(source), driving=str(drv), output_dir=str(out),
-                              engine="neural", weights_dir=weights, quiet=True,
-                              flag_force_cpu=cpu, **kwargs)
+    def options(out: Path, drv: Path, **kwargs: object):
+        return _options(source, drv, out, cpu, **kwargs)
 
     exact = options(work / "fp32-exact", short, precision="fp32-exact", save_frames=True)
     animate(exact)
@@ -250,15 +255,11 @@ def end_to_end(source: Path, driving: Path, check_frames: int, work: Path,
 
 def ceiling(source: Path, driving: Path, work: Path, cpu: bool = False) -> dict:
     """``animate`` of the whole video with instant stand-ins for the networks."""
-    from portrait_animate.engines.neural import cached_synthetic_weights
     from portrait_animate.pipeline.animate import animate
     from portrait_animate.pipeline.engines import load_engine
-    from portrait_animate.pipeline.options import AnimateOptions
     from portrait_animate.pipeline.progress import Reporter
 
-    options = AnimateOptions(source=str(source), driving=str(driving), output_dir=str(work),
-                             engine="neural", weights_dir=str(cached_synthetic_weights()),
-                             quiet=True, flag_force_cpu=cpu)
+    options = _options(source, driving, work, cpu)
     engine = load_engine(options, Reporter(quiet=True))
     blank = np.zeros((256, 256, 3), np.uint8)
     motion, appearance = engine.motion(blank), engine.appearance(blank)
