@@ -17,10 +17,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from media import loop_video
 from portrait_animate.batch.state import BatchState
+from portrait_animate.batch.worker import Worker
 from portrait_animate.cli.main import main
+from portrait_animate.engines.neural.device import CPU_CORES, all_cores, set_core_share
+from portrait_animate.engines.neural.precision import choice_key
+from portrait_animate.pipeline.driving import analysis_workers
 
 ENGINE = ["--engine", "classic"]
 
@@ -257,3 +262,21 @@ def test_ray_missing_is_one_line(shared, tmp_path, monkeypatch, capsys):
                  *ENGINE]) == 2
     err = capsys.readouterr().err
     assert err == "error: --ray_address needs Ray: pip install 'portrait-animate[ray]'\n"
+
+
+@pytest.mark.skipif(CPU_CORES < 2, reason="a share of the cores needs a machine of 2 or more")
+def test_a_worker_keeps_to_its_share_of_the_cores_in_the_networks_and_the_analysis():
+    torch_threads = torch.get_num_threads()
+    worker = Worker(1)
+    try:
+        with all_cores():  # how the neural engine runs its networks
+            assert torch.get_num_threads() == 1
+        assert analysis_workers(1000) == 1
+        assert "; 1 threads;" in choice_key()
+    finally:
+        worker.close()
+        set_core_share(CPU_CORES)
+        torch.set_num_threads(torch_threads)
+    with all_cores():
+        assert torch.get_num_threads() == CPU_CORES
+    assert analysis_workers(1000) == min(4, CPU_CORES)

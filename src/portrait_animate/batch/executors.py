@@ -12,6 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from ..engines.neural.device import CPU_CORES
 from ..errors import InputError
 from .worker import Outcome, Worker, die_with_parent
 
@@ -64,7 +65,7 @@ class LocalExecutor:
     def __init__(self, workers: int) -> None:
         self.capacity = workers
         self.where = f"{workers} local worker{'s' if workers > 1 else ''}"
-        self._threads = max(1, (os.cpu_count() or 1) // workers)
+        self._threads = max(1, CPU_CORES // workers)
         self._pool = self._new_pool()
         self._running: dict[Future, tuple[Hashable, ProcessPoolExecutor]] = {}
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..engines.neural.device import set_core_share
 from ..errors import InputError, PortraitAnimateError
 from ..face.mesh import FaceMesh
 from ..io.templates import template_from_bytes, template_to_bytes
@@ -120,14 +121,13 @@ class Worker:
     """Runs batch jobs.
 
     Args:
-        threads: torch's CPU threads (None: torch's default).
+        threads: the CPU cores this worker keeps to (its share of the machine): torch's
+            threads, in the networks too, and the driving analysis' meshes (None: all).
     """
 
     def __init__(self, threads: int | None = None) -> None:
         if threads is not None:
-            import torch
-
-            torch.set_num_threads(max(1, threads))
+            set_core_share(threads)
         self._engines: dict[tuple, Any] = {}
         self._meshes: dict[float, FaceMesh] = {}
         self._sources: OrderedDict[tuple, SourceGroup] = OrderedDict()

@@ -25,7 +25,7 @@ from itertools import count, islice
 import numpy as np
 
 from ..engines.base import Engine
-from ..engines.neural.device import CPU_CORES
+from ..engines.neural.device import core_share
 from ..errors import InputError
 from ..face.crop import axis_aligned_crop_matrix, mean_bbox
 from ..face.mesh import FaceMesh
@@ -52,14 +52,15 @@ PANELS_AHEAD = 8
 PANELS_BEFORE_FACE = 32
 #: Face meshes a driving video is analysed with at most, one per this many frames (a mesh
 #: takes about 0.1 s to make; on a 2-core AMD EPYC one thread analyses a 512x512 frame in
-#: 9.4 ms, two in 4.7 ms, with the same landmarks), and no more than the CPU's cores.
+#: 9.4 ms, two in 4.7 ms, with the same landmarks), and no more than this process's cores
+#: (a batch worker's share).
 MAX_ANALYSIS_WORKERS = 4
 FRAMES_PER_ANALYSIS_WORKER = 50
 
 
 def analysis_workers(frames: int | None) -> int:
     """Threads that analyse a driving video of about ``frames`` frames."""
-    return max(1, min(MAX_ANALYSIS_WORKERS, CPU_CORES,
+    return max(1, min(MAX_ANALYSIS_WORKERS, core_share(),
                       (frames or 0) // FRAMES_PER_ANALYSIS_WORKER))
 
 

@@ -11,18 +11,33 @@ import torch
 
 from ...choices import EXACT
 
-__all__ = ["CPU_CORES", "all_cores", "select_device", "select_dtype"]
+__all__ = ["CPU_CORES", "all_cores", "core_share", "set_core_share", "select_device",
+           "select_dtype"]
 
 CPU_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
     (os.cpu_count() or 1)
+_share = CPU_CORES
+
+
+def set_core_share(cores: int) -> None:
+    """Keeps this process to ``cores`` of the CPU's cores (a batch worker's share of the
+    machine): torch's threads, in the networks too, and the driving analysis' face meshes."""
+    global _share
+    _share = max(1, min(cores, CPU_CORES))
+    torch.set_num_threads(_share)
+
+
+def core_share() -> int:
+    """The cores this process may use: every core, or the share :func:`set_core_share` set."""
+    return _share
 
 
 @contextmanager
 def all_cores() -> Iterator[None]:
-    """torch on every core, even after the classic engine (in the same process, as in the
-    app) dropped it to one thread for its tiny tensor ops."""
+    """torch on every core of this process's share, even after the classic engine (in the
+    same process, as in the app) dropped it to one thread for its tiny tensor ops."""
     before = torch.get_num_threads()
-    torch.set_num_threads(CPU_CORES)
+    torch.set_num_threads(_share)
     try:
         yield
     finally:

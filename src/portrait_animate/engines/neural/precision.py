@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ...choices import EXACT, FAST, PRECISIONS
-from .device import CPU_CORES, all_cores
+from .device import all_cores, core_share
 from .weights import cache_root
 
 __all__ = ["BF16_FLAGS", "DECODER_INPUT", "DECODER_PER_FRAME", "MARGIN", "ROUNDS",
@@ -143,9 +143,11 @@ def _package_version() -> str:
         return "unknown"
 
 
-def choice_key(threads: int = CPU_CORES) -> str:
+def choice_key(threads: int | None = None) -> str:
     """What the measured choice holds for: CPU model and flags (one model name can cover
-    machines with and without AVX512-BF16 under a hypervisor), threads, library versions."""
+    machines with and without AVX512-BF16 under a hypervisor), threads (None: this process's
+    :func:`~.device.core_share`), library versions."""
+    threads = core_share() if threads is None else threads
     model, flags = cpu_description()
     digest = hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:12]
     return (f"{model}; flags {digest}; {threads} threads; torch {torch.__version__}; "
