@@ -115,6 +115,20 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def dumps(value: object, **kwargs: object) -> str:
+    """Standard JSON: a PSNR of identical frames (infinite) is written "inf", not Infinity."""
+    def finite(item: object) -> object:
+        if isinstance(item, float) and not np.isfinite(item):
+            return str(item)
+        if isinstance(item, dict):
+            return {key: finite(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [finite(inner) for inner in item]
+        return item
+
+    return json.dumps(finite(value), allow_nan=False, **kwargs)
+
+
 def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, peak: float) -> float:
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * float(np.log10(peak**2 / mse))
@@ -158,7 +172,7 @@ def stages(batch: int, frames: int, device: torch.device) -> list[dict]:
         row, out = stage_row(path, batch, frames, device, reference)
         reference = out if reference is None else reference
         rows.append(row)
-        print(json.dumps(row), flush=True)
+        print(dumps(row), flush=True)
     return rows
 
 
@@ -183,7 +197,7 @@ def latency(device: torch.device, repeats: int) -> list[dict]:
         row = {"path": path, "render_latency_ms": statistics.median(ms),
                "render_latency_ms_p95": float(np.percentile(ms, 95))}
         rows.append(row)
-        print(json.dumps(row), flush=True)
+        print(dumps(row), flush=True)
     return rows
 
 
@@ -249,7 +263,7 @@ def end_to_end(source: Path, driving: Path, check_frames: int, work: Path,
                "psnr_vs_fp32_exact_min": min(scores), "psnr_vs_fp32_exact_mean":
                statistics.mean(scores), "peak_gpu_gib": peak_gib()}
         rows.append(row)
-        print(json.dumps(row), flush=True)
+        print(dumps(row), flush=True)
     return rows
 
 
@@ -272,7 +286,7 @@ def ceiling(source: Path, driving: Path, work: Path, cpu: bool = False) -> dict:
     seconds = time.perf_counter() - start
     row = {"frames": result.n_frames, "seconds": seconds, "fps": result.n_frames / seconds,
            "cpu_cores": len(os.sched_getaffinity(0))}
-    print(json.dumps({"ceiling": row}), flush=True)
+    print(dumps({"ceiling": row}), flush=True)
     return row
 
 
@@ -338,7 +352,7 @@ def main() -> None:
                                           Path(work), args.cpu_check)
     table["verdicts"] = verdicts(table)
     print("\n".join(table["verdicts"]))
-    Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
+    Path(args.json).write_text(dumps(table, indent=2) + "\n")
 
 
 if __name__ == "__main__":
