@@ -126,9 +126,10 @@ def test_ahead_keeps_order_raises_where_the_producer_failed_and_stops_it():
 
 
 def test_motion_batches_equal_frames_one_at_a_time(networks, shared):
-    """M over chunks of driving frames (3, 3 and a short 2 of an 8-frame video) takes the
-    motion one frame at a time takes, within 1e-5."""
-    from portrait_animate.pipeline.animate import analyse_driving
+    """M over chunks of driving frames, and of a source video's frames (3, 3 and a short 2 of
+    an 8-frame video), takes the motion one frame at a time takes, within 1e-5."""
+    from portrait_animate.face.mesh import FaceMesh
+    from portrait_animate.pipeline.animate import analyse_driving, prepare_animation_source
     from portrait_animate.pipeline.inputs import InputKind
     from portrait_animate.pipeline.options import AnimateOptions
     from portrait_animate.pipeline.progress import Reporter
@@ -143,18 +144,26 @@ def test_motion_batches_equal_frames_one_at_a_time(networks, shared):
 
     engine.motion_batch = counting
     video = str(shared / "reference/pipeline/inputs/drv_video.mp4")
-    templates = {}
+    driving, source = {}, {}
     for batch in (1, 3):
-        sizes.clear()
         options = AnimateOptions(source=video, driving=video, engine="neural",
                                  batch_size=batch, quiet=True)
-        templates[batch] = analyse_driving(options, InputKind.VIDEO, engine, Reporter(True))
-        assert sizes == ([1] * 8 if batch == 1 else [3, 3, 2])
-    one, chunked = templates[1].motions, templates[3].motions
-    assert len(one) == len(chunked) == 8
-    for a, b in zip(one, chunked, strict=True):
-        for name in ("scale", "R", "exp", "t", "kp"):
-            torch.testing.assert_close(getattr(b, name), getattr(a, name), atol=1e-5, rtol=0)
+        chunks = [1] * 8 if batch == 1 else [3, 3, 2]
+        sizes.clear()
+        driving[batch] = analyse_driving(options, InputKind.VIDEO, engine, Reporter(True)).motions
+        assert sizes == chunks
+        sizes.clear()
+        with FaceMesh() as mesh:
+            group = prepare_animation_source(options, InputKind.VIDEO, engine, mesh,
+                                             Reporter(True))
+        source[batch] = [info.motion for info in group.first.frames_info]
+        assert sizes == chunks
+    for motions in (driving, source):
+        assert len(motions[1]) == len(motions[3]) == 8
+        for a, b in zip(motions[1], motions[3], strict=True):
+            for name in ("scale", "R", "exp", "t", "kp"):
+                torch.testing.assert_close(getattr(b, name), getattr(a, name), atol=1e-5,
+                                           rtol=0)
 
 
 def test_cuda_graph_batches_all_have_one_shape(networks, monkeypatch):

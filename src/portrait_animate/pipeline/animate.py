@@ -429,7 +429,8 @@ def prepare_animation_source(options: AnimateOptions, kind: InputKind, engine: E
                                 options.flag_do_crop, options.source_max_dim,
                                 options.source_division, reporter,
                                 faces=parse_faces(options.source_faces),
-                                order=options.face_order, smooth=options.driving_smooth)
+                                order=options.face_order, smooth=options.driving_smooth,
+                                batch=engine.batch_size(options.batch_size))
 
 
 def driving_faces(options: AnimateOptions, numbers: list[int | None]) -> list[int | None]:

@@ -216,7 +216,8 @@ def retarget_video(spec: str, engine: Engine, options: VideoRetargetOptions,
     settings = CropSettings(options.scale, VIDEO_CROP.vx_ratio, VIDEO_CROP.vy_ratio)
     with FaceMesh(options.det_thresh) as mesh:
         source = prepare_source(spec, InputKind.VIDEO, engine, mesh, settings, options.do_crop,
-                                1280, 2, None, reporter, face_required=not options.lip_silent)
+                                1280, 2, None, reporter, face_required=not options.lip_silent,
+                                batch=engine.batch_size())
     frames = source.frames_info
     with torch.no_grad():
         keypoints = _lip_keypoints(engine, frames, options)

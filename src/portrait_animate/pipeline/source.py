@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from itertools import repeat
+from itertools import islice, repeat
 from pathlib import Path
 
 import cv2
@@ -112,13 +112,17 @@ def _crop_to_frame(track: FaceTrack | None, i: int) -> np.ndarray | None:
     return np.linalg.inv(rotated_crop_matrix(track.boxes[i], CROP_SIZE))
 
 
-def _frame_info(engine: Engine, crop: np.ndarray, track: FaceTrack | None, i: int,
-                M_c2o: np.ndarray | None, frame_shape: tuple[int, int]) -> SourceFrame:
-    landmarks = None
-    if track is not None and track.points is not None:
-        to_crop = None if M_c2o is None else np.linalg.inv(M_c2o)
-        landmarks = points_in_input(track.points[i], frame_shape, to_crop, crop.shape[0])
-    motion = engine.motion(crop, landmarks)
+def _landmarks(track: FaceTrack | None, i: int, M_c2o: np.ndarray | None,
+               frame_shape: tuple[int, int], size: int) -> np.ndarray | None:
+    """Frame i's face-mesh points in its model input of ``size`` pixels, if tracked."""
+    if track is None or track.points is None:
+        return None
+    to_crop = None if M_c2o is None else np.linalg.inv(M_c2o)
+    return points_in_input(track.points[i], frame_shape, to_crop, size)
+
+
+def _frame_info(motion: Motion, track: FaceTrack | None, i: int,
+                M_c2o: np.ndarray | None) -> SourceFrame:
     has_face = track is not None
     return SourceFrame(
         motion=motion, x_s=motion.keypoints(),
@@ -148,7 +152,7 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                    settings: CropSettings, do_crop: bool, max_dim: int, division: int,
                    limit: int | None, reporter: Reporter, *,
                    face_required: bool = False, smooth: float = 0.0,
-                   track: FaceTrack | None = None) -> PreparedSource:
+                   track: FaceTrack | None = None, batch: int = 1) -> PreparedSource:
     """Detect, crop and run the motion extractor on the source's frames (at most ``limit``).
 
     Args:
@@ -157,6 +161,8 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
             boxes and ratios, in frames (``--driving_smooth``; 0: none).
         track: the face to animate, already tracked with its landmarks
             (:func:`track_numbered_faces`); without it, the largest face of each frame.
+        batch: a video's frames whose motion is taken at a time (one batch of M on the
+            neural engine; the same motions as one by one).
 
     Raises:
         InputError: no face where one is needed (to crop, or for landmarks).
@@ -170,9 +176,10 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
             raise _no_face(spec, kind, whole_frame_works)
         crop_track = track if do_crop else None
         _, crop = _model_input(image, crop_track, 0, engine.input_size)
-        info = _frame_info(engine, crop, track, 0, _crop_to_frame(crop_track, 0), image.shape[:2])
-        return PreparedSource(spec, kind, [info], None, False, image, crop_track, max_dim,
-                              division, engine.input_size)
+        M_c2o = _crop_to_frame(crop_track, 0)
+        motion = engine.motion(crop, _landmarks(track, 0, M_c2o, image.shape[:2], len(crop)))
+        return PreparedSource(spec, kind, [_frame_info(motion, track, 0, M_c2o)], None, False,
+                              image, crop_track, max_dim, division, engine.input_size)
 
     probe = probe_video(spec)
     if track is None:
@@ -190,9 +197,15 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                             track if do_crop else None, max_dim, division, engine.input_size,
                             probe.sar)
     n = len(track) if track is not None else sum(1 for _ in iter_frames(spec, limit=limit))
-    for i, (frame, crop) in enumerate(reporter.track(source.frames(n), "source motion", n)):
-        M_c2o = _crop_to_frame(source._track, i)
-        source.frames_info.append(_frame_info(engine, crop, track, i, M_c2o, frame.shape[:2]))
+    frames = enumerate(reporter.track(source.frames(n), "source motion", n))
+    while chunk := list(islice(frames, max(1, batch))):
+        maps = [_crop_to_frame(source._track, i) for i, _ in chunk]
+        motions = engine.motion_batch(
+            [crop for _, (_, crop) in chunk],
+            [_landmarks(track, i, M_c2o, frame.shape[:2], len(crop))
+             for (i, (frame, crop)), M_c2o in zip(chunk, maps, strict=True)])
+        source.frames_info.extend(_frame_info(motion, track, i, M_c2o) for (i, _), motion, M_c2o
+                                  in zip(chunk, motions, maps, strict=True))
     return source
 
 
@@ -231,20 +244,23 @@ class SourceGroup:
 def prepare_source_faces(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                          settings: CropSettings, do_crop: bool, max_dim: int, division: int,
                          reporter: Reporter, *, faces: str | tuple[int, ...] = "largest",
-                         order: str = "large-small", smooth: float = 0.0) -> SourceGroup:
+                         order: str = "large-small", smooth: float = 0.0,
+                         batch: int = 1) -> SourceGroup:
     """The source prepared (:func:`prepare_source`) for each face to animate.
 
     Args:
         faces: ``largest`` (the largest face of each frame), ``all`` or the faces' numbers
             (:func:`~portrait_animate.pipeline.options.parse_faces`).
         order: how the faces are numbered (``--face_order``), tracked through a video.
+        batch: see :func:`prepare_source`.
 
     Raises:
         InputError: no face, or a face number the source does not have.
     """
     if faces == "largest":
         return SourceGroup([prepare_source(spec, kind, engine, mesh, settings, do_crop, max_dim,
-                                           division, None, reporter, smooth=smooth)], [None])
+                                           division, None, reporter, smooth=smooth,
+                                           batch=batch)], [None])
     if kind is InputKind.IMAGE:
         frames = iter([resize_to_limit(read_image_rgb(spec), max_dim, division)])
     else:
@@ -262,6 +278,7 @@ def prepare_source_faces(spec: str, kind: InputKind, engine: Engine, mesh: FaceM
         raise InputError(f"{problem}; run `portrait-animate faces {spec}` to see them",
                          page=f"{problem}; pick among those")
     prepared = [prepare_source(spec, kind, engine, mesh, settings, do_crop, max_dim, division,
-                               None, reporter, smooth=smooth, track=tracks[n]) for n in numbers]
+                               None, reporter, smooth=smooth, track=tracks[n], batch=batch)
+                for n in numbers]
     still = [track for n, track in enumerate(tracks) if n not in numbers]
     return SourceGroup(prepared, numbers, still)
