@@ -36,8 +36,11 @@ IMAGEIO_FFMPEG_EXE=/tmp/site/imageio_ffmpeg/binaries/ffmpeg-linux64-v4.2.2 && \
 python3 bench/neural_gpu.py --json $OUT/neural_gpu.json
 
 The synthetic weights are written to the user cache on the first run there (about a
-minute). ``--part stages`` alone runs with ``PYTHONPATH=src`` and nothing else. The targets
-of issue 14 are printed beside the figures.
+minute). ``--part stages`` alone runs with ``PYTHONPATH=src`` and nothing else. The parts run
+in the order of what issue 14 asks first (latency, end to end, ceiling, stages), and the JSON
+file is written after each, so a run cut short keeps what it measured; a variant that fails
+(out of memory, a compiler error) is a row with its error, and the others still run. The
+targets of issue 14 are printed beside the figures.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -134,6 +138,22 @@ def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, peak: float
     return float("inf") if mse == 0 else 10 * float(np.log10(peak**2 / mse))
 
 
+def guarded(key: str, name: str, run: Callable[[], dict]) -> dict:
+    """``run()``'s row; when it fails (out of memory, a compiler error), a row with the error
+    instead, and the traceback on stderr: one failing variant does not lose the run."""
+    try:
+        row = run()
+    except Exception as exc:  # noqa: BLE001 - reported, and the other variants still run
+        traceback.print_exc()
+        row = {key: name, "error": f"{type(exc).__name__}: {exc}"}
+    print(dumps(row), flush=True)
+    return row
+
+
+def _ok(rows: list[dict] | None) -> list[dict]:
+    return [row for row in rows or [] if "error" not in row]
+
+
 def stage_row(path: str, batch: int, frames: int, device: torch.device,
               reference: torch.Tensor | None) -> tuple[dict, torch.Tensor]:
     nets = networks(device, path)
@@ -142,45 +162,58 @@ def stage_row(path: str, batch: int, frames: int, device: torch.device,
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     guard = exact_float32() if path == "fp32-exact" else contextlib.nullcontext()
     row: dict = {"path": path}
-    with guard:
-        feature = nets.extract_features(image(1, device))
-        x_s = nets.extract_motion(image(1, device)).keypoints()
-        gen = torch.Generator(device="cpu").manual_seed(0)
-        x_d = x_s + 0.01 * torch.randn(batch, *x_s.shape[1:], generator=gen).to(device)
-        for b in (1, batch):
-            feats, srcs = feature.expand(b, -1, -1, -1, -1), x_s.expand(b, -1, -1)
-            crops = image(b, device)
-            for _ in range(3):  # warm-up (and compilation)
-                nets.warp_decode(feats, srcs, x_d[:b])
-            reset_peak()
-            repeats = max(1, frames // b)
-            row[f"M_ms_b{b}"] = 1000 * timed(lambda c=crops: nets.extract_motion_raw(c),
-                                             repeats) / b
-            row[f"WG_ms_b{b}"] = 1000 * timed(
-                lambda f=feats, s=srcs, d=x_d[:b]: nets.warp_decode(f, s, d), repeats) / b
-            row[f"peak_gib_b{b}"] = peak_gib()
-        out = nets.warp_decode(feature.expand(batch, -1, -1, -1, -1),
-                               x_s.expand(batch, -1, -1), x_d).cpu()
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        with guard:
+            out = _stage_times(nets, row, batch, frames, device)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     row["psnr_vs_fp32_exact"] = None if reference is None else psnr(out, reference, 1.0)
     return row, out
 
 
+def _stage_times(nets: LivePortraitNetworks, row: dict, batch: int, frames: int,
+                 device: torch.device) -> torch.Tensor:
+    """Adds M's and W + G's ms per frame at batch 1 and ``batch`` to ``row``; returns the
+    rendered batch."""
+    feature = nets.extract_features(image(1, device))
+    x_s = nets.extract_motion(image(1, device)).keypoints()
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    x_d = x_s + 0.01 * torch.randn(batch, *x_s.shape[1:], generator=gen).to(device)
+    for b in (1, batch):
+        feats, srcs = feature.expand(b, -1, -1, -1, -1), x_s.expand(b, -1, -1)
+        crops = image(b, device)
+        for _ in range(3):  # warm-up (and compilation)
+            nets.warp_decode(feats, srcs, x_d[:b])
+        reset_peak()
+        repeats = max(1, frames // b)
+        row[f"M_ms_b{b}"] = 1000 * timed(lambda c=crops: nets.extract_motion_raw(c),
+                                         repeats) / b
+        row[f"WG_ms_b{b}"] = 1000 * timed(
+            lambda f=feats, s=srcs, d=x_d[:b]: nets.warp_decode(f, s, d), repeats) / b
+        row[f"peak_gib_b{b}"] = peak_gib()
+    return nets.warp_decode(feature.expand(batch, -1, -1, -1, -1),
+                            x_s.expand(batch, -1, -1), x_d).cpu()
+
+
 def stages(batch: int, frames: int, device: torch.device) -> list[dict]:
+    """A row per numeric path; the first (fp32-exact) renders the others' reference."""
     rows, reference = [], None
-    for path in PATHS if device.type == "cuda" else PATHS[:2]:
+
+    def run(path: str) -> dict:
+        nonlocal reference
         row, out = stage_row(path, batch, frames, device, reference)
         reference = out if reference is None else reference
-        rows.append(row)
-        print(dumps(row), flush=True)
+        return row
+
+    for path in PATHS if device.type == "cuda" else PATHS[:2]:
+        rows.append(guarded("path", path, lambda p=path: run(p)))
     return rows
 
 
 def latency(device: torch.device, repeats: int) -> list[dict]:
     """``render_latency_ms`` of NeuralEngine.render at batch 1: median and p95 over
     ``repeats`` frames after a warm-up, eager fp16 and compiled (CUDA graphs)."""
-    rows = []
-    for path in ("fp16", "fp16-compiled") if device.type == "cuda" else ("fp16",):
+    def run(path: str) -> dict:
         nets = networks(device, path)
         engine = NeuralEngine(nets)
         appearance = nets.extract_features(image(1, device))
@@ -194,11 +227,11 @@ def latency(device: torch.device, repeats: int) -> list[dict]:
             start = time.perf_counter()
             engine.render(appearance, x_s, target)
             ms.append(1000 * (time.perf_counter() - start))
-        row = {"path": path, "render_latency_ms": statistics.median(ms),
-               "render_latency_ms_p95": float(np.percentile(ms, 95))}
-        rows.append(row)
-        print(dumps(row), flush=True)
-    return rows
+        return {"path": path, "render_latency_ms": statistics.median(ms),
+                "render_latency_ms_p95": float(np.percentile(ms, 95))}
+
+    return [guarded("path", path, lambda p=path: run(p))
+            for path in (("fp16", "fp16-compiled") if device.type == "cuda" else ("fp16",))]
 
 
 def _first_frames(video: Path, frames: int, dst: Path) -> Path:
@@ -242,10 +275,7 @@ def end_to_end(source: Path, driving: Path, check_frames: int, work: Path,
     exact = options(work / "fp32-exact", short, precision="fp32-exact", save_frames=True)
     animate(exact)
     reference = _pngs(work / "fp32-exact")
-    rows = []
-    for name, (batch, overlap, compiled) in VARIANTS.items():
-        if compiled and cpu:  # inductor on the CPU takes minutes and checks nothing here
-            continue
+    def run(name: str, batch: int, overlap: bool, compiled: bool) -> dict:
         opts = options(work / name, short, batch_size=batch, save_frames=True,
                        flag_do_torch_compile=compiled)
         engine = load_engine(opts, Reporter(quiet=True))
@@ -257,14 +287,15 @@ def end_to_end(source: Path, driving: Path, check_frames: int, work: Path,
         result = animate(options(work / f"{name}-timed", driving, batch_size=batch,
                                  flag_do_torch_compile=compiled), engine, overlap=overlap)
         seconds = time.perf_counter() - start
-        row = {"variant": name, "batch": engine.batch_size(batch), "overlap": overlap,
-               "compiled": compiled, "frames": result.n_frames, "seconds": seconds,
-               "fps": result.n_frames / seconds,
-               "psnr_vs_fp32_exact_min": min(scores), "psnr_vs_fp32_exact_mean":
-               statistics.mean(scores), "peak_gpu_gib": peak_gib()}
-        rows.append(row)
-        print(dumps(row), flush=True)
-    return rows
+        return {"variant": name, "batch": engine.batch_size(batch), "overlap": overlap,
+                "compiled": compiled, "frames": result.n_frames, "seconds": seconds,
+                "fps": result.n_frames / seconds,
+                "psnr_vs_fp32_exact_min": min(scores), "psnr_vs_fp32_exact_mean":
+                statistics.mean(scores), "peak_gpu_gib": peak_gib()}
+
+    # inductor on the CPU takes minutes and checks nothing there: no compiled variant
+    return [guarded("variant", name, lambda n=name, v=variant: run(n, *v))
+            for name, variant in VARIANTS.items() if not (cpu and variant[2])]
 
 
 def ceiling(source: Path, driving: Path, work: Path, cpu: bool = False) -> dict:
@@ -286,20 +317,20 @@ def ceiling(source: Path, driving: Path, work: Path, cpu: bool = False) -> dict:
     seconds = time.perf_counter() - start
     row = {"frames": result.n_frames, "seconds": seconds, "fps": result.n_frames / seconds,
            "cpu_cores": len(os.sched_getaffinity(0))}
-    print(dumps({"ceiling": row}), flush=True)
     return row
 
 
 def verdicts(table: dict) -> list[str]:
     """Issue 14's targets against this run's figures."""
     lines = []
-    if table.get("ceiling"):
+    if _ok([table["ceiling"]] if table.get("ceiling") else []):
         c = table["ceiling"]
         lines.append(f"CPU side alone (instant networks): {c['fps']:.1f} fps on "
                      f"{c['cpu_cores']} cores")
-    if table.get("animate"):
-        best = max(table["animate"], key=lambda r: r["fps"])
-        base = next(r for r in table["animate"] if r["variant"] == "sequential")
+    rows = _ok(table.get("animate"))
+    if rows:
+        best = max(rows, key=lambda r: r["fps"])
+        base = next((r for r in rows if r["variant"] == "sequential"), best)
         ok = best["fps"] >= TARGET_FPS and best["psnr_vs_fp32_exact_min"] >= TARGET_PSNR
         lines.append(f"animate: {best['fps']:.1f} fps ({best['variant']}, "
                      f"{best['fps'] / base['fps']:.2f}x sequential's {base['fps']:.1f}), "
@@ -307,12 +338,19 @@ def verdicts(table: dict) -> list[str]:
                      f"fps at >= {TARGET_PSNR:g} dB: {'ok' if ok else 'MISSED'}; throughput "
                      f"{PAPER_MS * best['fps'] / 1000:.1f}x the paper's {PAPER_MS} ms "
                      f"(target > 5x)")
-    if table.get("latency"):
-        best = min(table["latency"], key=lambda r: r["render_latency_ms"])
+    rows = _ok(table.get("latency"))
+    if rows:
+        best = min(rows, key=lambda r: r["render_latency_ms"])
         ms = best["render_latency_ms"]
         lines.append(f"render latency at batch 1: {ms:.2f} ms ({best['path']}); target <= "
                      f"{TARGET_LATENCY_MS:g} ms: {'ok' if ms <= TARGET_LATENCY_MS else 'MISSED'}"
                      f"; {PAPER_MS / ms:.2f}x faster than the paper (target > 1.5x)")
+    for part in ("latency", "animate", "ceiling", "stages"):
+        rows = table.get(part) or []
+        for row in rows if isinstance(rows, list) else [rows]:
+            if "error" in row:
+                what = row.get("path") or row.get("variant")
+                lines.append(f"{part}{f' {what}' if what else ''} failed: {row['error']}")
     return lines
 
 
@@ -339,20 +377,22 @@ def main() -> None:
     name = "CPU check" if args.cpu_check else torch.cuda.get_device_name(device)
     print(f"{name}, torch {torch.__version__}", flush=True)
     table: dict = {"device": name, "torch": torch.__version__, "batch": args.batch}
-    if args.part in ("all", "stages"):
-        table["stages"] = stages(args.batch, args.frames, device)
-    if args.part in ("all", "latency"):
-        table["latency"] = latency(device, 3 * args.frames)
-    if args.part in ("all", "ceiling"):
-        with tempfile.TemporaryDirectory() as work:
-            table["ceiling"] = ceiling(args.source, args.driving, Path(work), args.cpu_check)
-    if args.part in ("all", "animate"):
-        with tempfile.TemporaryDirectory() as work:
-            table["animate"] = end_to_end(args.source, args.driving, args.check_frames,
-                                          Path(work), args.cpu_check)
-    table["verdicts"] = verdicts(table)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        parts: dict[str, Callable[[], object]] = {  # the issue's targets first
+            "latency": lambda: latency(device, 3 * args.frames),
+            "animate": lambda: end_to_end(args.source, args.driving, args.check_frames,
+                                          work, args.cpu_check),
+            "ceiling": lambda: guarded("part", "ceiling", lambda: ceiling(
+                args.source, args.driving, work, args.cpu_check)),
+            "stages": lambda: stages(args.batch, args.frames, device),
+        }
+        for part, run in parts.items():
+            if args.part in ("all", part):
+                table[part] = run()
+                table["verdicts"] = verdicts(table)  # a run cut short keeps what it measured
+                Path(args.json).write_text(dumps(table, indent=2) + "\n")
     print("\n".join(table["verdicts"]))
-    Path(args.json).write_text(dumps(table, indent=2) + "\n")
 
 
 if __name__ == "__main__":
