@@ -14,6 +14,7 @@ from portrait_animate.cli.main import main
 from portrait_animate.engines.classic import ClassicEngine
 from portrait_animate.engines.classic.anatomy import CHEEKS, INNER_LIPS, OUTER_LIPS
 from portrait_animate.engines.classic.edits import mesh_edits
+from portrait_animate.engines.classic.mouth import lip_colour, paint_mouth
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.face.ratios import lip_ratio
 from portrait_animate.motion.editing import EditParams
@@ -96,3 +97,20 @@ def test_smile_bends_the_lips_and_lifts_the_cheeks():
     cheeks = offsets[list(CHEEKS)]
     assert (cheeks[:, 1] < 0).all(), "every cheek point goes up"
     assert np.median(np.linalg.norm(cheeks, axis=1)) > 0.3 * corner
+
+
+def test_driving_lips_outside_the_driving_crop_leave_a_painted_mouth(shared, mesh):
+    """A driver whose lips lie outside its crop lends no mouth: the opening is painted, and
+    nothing fails."""
+    image = cv2.cvtColor(cv2.imread(str(shared / "assets/source/s0.jpg")), cv2.COLOR_BGR2RGB)
+    points = mesh.landmarks(image)[:, :2]
+    target = points.copy()
+    lower = [95, 88, 178, 87, 14, 317, 402, 318, 324]  # the inner lower lip, between corners
+    target[lower, 1] += 0.5 * np.linalg.norm(points[61] - points[291])  # the mouth opens
+    driving = cv2.resize(image, (64, 64))
+    far = 4 * points + image.shape[1] * 4  # larger than the target (so shrunk), and outside
+    out = image.copy()
+    paint_mouth(out, points, target, lip_colour(image, points), driving, far)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(target[list(INNER_LIPS)]).astype(np.int32)], 1)
+    assert np.abs(out.astype(int) - image)[mask == 1].mean() > 10

@@ -307,3 +307,20 @@ def test_a_batch_job_picks_faces_as_animate_does(group: Path, shared: Path, tmp_
                  "--engine", "classic", "--source_faces", "0,2", "--quiet"]) == 0
     name = "group--d19.jpg"
     assert (tmp_path / "batch/g" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+def test_a_batch_job_maps_driving_faces_as_animate_does(group: Path, two_faces: Path,
+                                                       tmp_path: Path):
+    """A face map that drives with another face than --driving_face: the batch's shared
+    analysis of the driver (its --driving_face) must not stand in for the mapped face."""
+    faces = {"source_faces": "0", "face_order": "left-right", "face_map": "0:1"}
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"source": str(group), "driving": str(two_faces), "name": "g",
+                                **faces}) + "\n")
+    assert main(["batch", str(jobs), "-o", str(tmp_path / "batch"), "--engine", "classic",
+                 "--quiet"]) == 0
+    assert main(["animate", "-s", str(group), "-d", str(two_faces), "-o", str(tmp_path / "one"),
+                 "--engine", "classic", "--quiet",
+                 *(arg for key, value in faces.items() for arg in (f"--{key}", value))]) == 0
+    name = "group--two.mp4"
+    assert (tmp_path / "batch/g" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()

@@ -503,12 +503,16 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
     src_kind, drv_kind = check_inputs(options)
     engine = engine or load_engine(options, reporter)
     analysed_kind = drv_kind in (InputKind.IMAGE, InputKind.VIDEO)
-    needs_mesh = source is None or (analysed is None and analysed_kind)
-    own_mesh = needs_mesh and mesh is None
-    with FaceMesh(options.det_thresh) if own_mesh else contextlib.nullcontext(mesh) as mesh, \
-            contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
+        def given_mesh() -> FaceMesh:
+            nonlocal mesh
+            if mesh is None:
+                mesh = stack.enter_context(FaceMesh(options.det_thresh))
+            return mesh
+
         if source is None:
-            source = prepare_animation_source(options, src_kind, engine, mesh, reporter)
+            source = prepare_animation_source(options, src_kind, engine, given_mesh(),
+                                              reporter)
         limit = len(source.first.frames_info) if source.first.is_video and \
             drv_kind is InputKind.VIDEO else None
         unused = sorted(set(parse_face_map(options.face_map)) - set(source.numbers))
@@ -518,19 +522,23 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
                              "animated faces", page=f"the face map names source face "
                              f"{unused[0]}, which is not animated; name only animated faces")
         wanted = driving_faces(options, source.numbers)
+        if set(wanted) != {parse_driving_face(options.driving_face)}:
+            analysed = None  # it is --driving_face's analysis; a face map wants other faces
         batch = engine.batch_size(options.batch_size)
         by_face: dict[int | None, PreparedDriving] = {}
         for number in dict.fromkeys(wanted):  # each driving face once
             # each driving face's analysis runs in its own thread, with its own mesh
-            face_mesh = mesh if not by_face or not analysed_kind else \
-                stack.enter_context(FaceMesh(options.det_thresh))
+            face_mesh = mesh
+            if analysed_kind and analysed is None:
+                face_mesh = stack.enter_context(FaceMesh(options.det_thresh)) if by_face \
+                    else given_mesh()
             crop = options.flag_crop_driving_video or number is not None
             by_face[number] = stack.enter_context(prepare_driving(
                 options.driving, drv_kind, engine,
                 _driving_mesh(face_mesh, number, options) if analysed_kind else face_mesh,
                 _driving_settings(options), crop, limit, reporter,
                 _time_base(options, source.first), smooth=options.driving_smooth,
-                anchor=_anchor(options), analysed=analysed if len(set(wanted)) == 1 else None,
+                anchor=_anchor(options), analysed=analysed,
                 face=number, batch=batch))
         return _animate_prepared(options, engine, source, by_face, wanted, reporter, batch,
                                  overlap)

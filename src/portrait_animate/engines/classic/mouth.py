@@ -185,6 +185,8 @@ def _transferred(driving: np.ndarray, driving_points: np.ndarray, target_points:
         lo = np.floor(driving_points[lips].min(0) - 4 * shrink).astype(int).clip(0)
         hi = np.ceil(driving_points[lips].max(0) + 4 * shrink).astype(int) + 1
         region = driving[lo[1]:hi[1], lo[0]:hi[0]]
+        if region.size == 0:  # the driving lips lie outside its crop
+            return None
         driving = cv2.GaussianBlur(region, (0, 0), 0.5 * (shrink - 1))
         M = M.copy()
         M[:, 2] += M[:, :2] @ lo
