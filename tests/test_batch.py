@@ -20,6 +20,8 @@ import pytest
 import torch
 
 from media import loop_video
+from portrait_animate.batch.jobs import Job, validate
+from portrait_animate.batch.run import _Progress
 from portrait_animate.batch.state import BatchState
 from portrait_animate.batch.worker import Worker
 from portrait_animate.cli.main import main
@@ -280,3 +282,28 @@ def test_a_worker_keeps_to_its_share_of_the_cores_in_the_networks_and_the_analys
     with all_cores():
         assert torch.get_num_threads() == CPU_CORES
     assert analysis_workers(1000) == min(4, CPU_CORES)
+
+
+def test_the_frames_bar_ends_at_its_total_whatever_the_jobs_make():
+    """The total counts each job's driver; a job that makes more (a template's length), fewer
+    or none (it failed) moves the total with it, so the bar never runs past it."""
+    progress = _Progress(False, 3)
+    progress.frames_total(16)
+    progress.job_ended(10, 8)
+    progress.job_ended(0, 8)
+    progress.job_ended(5, 0)
+    jobs, frames = progress._bars.tasks
+    progress.stop()
+    assert (jobs.completed, jobs.total) == (3, 3)
+    assert (frames.completed, frames.total) == (15, 15)
+
+
+def test_a_job_may_give_face_and_frame_numbers_as_json_numbers(shared, tmp_path):
+    source, driving = shared / "assets/source/s0.jpg", shared / "assets/driving/d0.mp4"
+    jobs = [Job("a", 1, {"source": str(source), "driving": str(driving), "driving_face": 0,
+                         "source_faces": 0, "driving_anchor": 3}),
+            Job("b", 2, {"source": str(source), "driving": str(driving), "driving_face": True})]
+    problems = validate(jobs, tmp_path)
+    assert [p.name for p in problems] == ["b"]  # true is no face number
+    assert {k: jobs[0].values[k] for k in ("driving_face", "source_faces", "driving_anchor")} \
+        == {"driving_face": "0", "source_faces": "0", "driving_anchor": "3"}

@@ -88,9 +88,12 @@ def test_anchor_index_and_bad_anchors(shared, tmp_path, capsys):
     template = tmp_path / "ok/d_template.npz"
     assert main([*base[:-2], "-d", str(template), "-o", str(tmp_path / "tpl")]) == 0
     assert "driving anchor: frame 4 (saved in the template)" in capsys.readouterr().err
-    for value, words in (("40", "past the last frame"), ("middle", "not first, auto")):
+    image = ["-d", str(source)]  # a driving image has one frame
+    for value, words, drive in (("40", "past the last frame", []),
+                                ("middle", "not first, auto", []),
+                                ("2", "past the last frame of the driving image", image)):
         out = tmp_path / f"bad{value}"
-        assert main([*base, "-o", str(out), "--driving_anchor", value]) == 2
+        assert main([*base, *drive, "-o", str(out), "--driving_anchor", value]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0] and "Traceback" not in err[0], err
         assert not out.exists() or not any(out.iterdir())

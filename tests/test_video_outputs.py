@@ -156,3 +156,17 @@ def test_video_retargeting_keeps_frames_audio_and_pixel_shape(shared, media_dir,
     for path in (result.output, result.concat):
         _check_video(path, frames, fps=30.0)
     assert "SAR 15:16" in streams(result.output)
+
+
+def test_an_odd_sized_video_is_scaled_to_even_sizes_without_a_warning(tmp_path, caplog):
+    """x264's yuv420p needs even sizes: odd frames are scaled up by a pixel, quietly."""
+    y, x = np.mgrid[0:33, 0:65]
+    frame = np.stack([x * 3, y * 7, (x + y) * 2], axis=-1).astype(np.uint8)
+    with caplog.at_level("WARNING"), video_io.VideoWriter(tmp_path / "odd.mp4", 25) as writer:
+        for _ in range(3):
+            writer.write(frame)
+    assert not caplog.records
+    frames, _ = read_video(tmp_path / "odd.mp4")
+    assert np.shape(frames) == (3, 34, 66, 3)
+    expected = cv2.resize(frame, (66, 34)).astype(int)
+    assert np.abs(frames[0].astype(int) - expected).mean() < 4

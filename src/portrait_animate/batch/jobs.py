@@ -145,6 +145,7 @@ def _problem(job: Job, out_dir: Path) -> str | None:
     decided = [key for key in BATCH_DECIDES if key in job.values]
     if decided:
         return f"option {decided[0]!r} is the batch's to decide; drop it from the job"
+    job.values = AnimateOptions.numbers_as_text(job.values)
     problems = AnimateOptions.value_problems(job.values)
     if problems:
         return problems[0]

@@ -130,15 +130,22 @@ class _Progress:
             self._bars.start()
             self._jobs = self._bars.add_task("jobs", total=jobs)
             self._frames = self._bars.add_task("frames", total=None)
+        self._total = 0
 
     def frames_total(self, total: int) -> None:
+        """The frames the jobs are expected to make (their drivers' frame counts)."""
+        self._total = total
         if self._bars is not None:
             self._bars.update(self._frames, total=total)
 
-    def advance(self, jobs: int, frames: int) -> None:
+    def job_ended(self, frames: int, expected: int) -> None:
+        """A job ended with ``frames`` frames (0 when it failed) where ``expected`` were
+        counted: the total follows what the jobs really make (a template's length, a
+        shorter source video, a failure), so the bar never runs past it."""
+        self._total += frames - expected
         if self._bars is not None:
-            self._bars.advance(self._jobs, jobs)
-            self._bars.advance(self._frames, frames)
+            self._bars.advance(self._jobs, 1)
+            self._bars.update(self._frames, total=self._total, advance=frames)
 
     def stop(self) -> None:
         if self._bars is not None:
@@ -223,8 +230,8 @@ class _Run:
 
     def run(self) -> None:
         jobs = {job.name: job for job in self.todo}
-        self.progress.frames_total(sum(self.frames.get(self.keys.get(name, ""), 0)
-                                       for name in jobs))
+        expected = {name: self.frames.get(self.keys.get(name, ""), 0) for name in jobs}
+        self.progress.frames_total(sum(expected.values()))
         ordered = sorted(self.todo, key=lambda j: (str(j.values["source"]),
                                                    str(j.values["driving"])))
 
@@ -233,7 +240,7 @@ class _Run:
             attempt = self.state.started(name)
             if key in self.broken:  # its driver has no analysis: the job fails with it
                 self.state.failed(name, self.broken[key].error, None, retry=False)
-                self.progress.advance(1, 0)
+                self.progress.job_ended(0, expected[name])
                 return False
             folder = None
             if not self.executor.uploads:
@@ -252,14 +259,14 @@ class _Run:
                 self._place(name, outcome)
                 self.state.finished(name, outcome.files, outcome.frames, outcome.seconds)
                 self.counts.jobs_run += 1
-                self.progress.advance(1, outcome.frames)
+                self.progress.job_ended(outcome.frames, expected[name])
                 return
             retry = not outcome.bad_input and attempt <= self.options.retries
             self.state.failed(name, outcome.error, outcome.seconds, retry)
             if retry:
                 tasks.append(name)
             else:
-                self.progress.advance(1, 0)
+                self.progress.job_ended(0, expected[name])
 
         self._drive(deque(job.name for job in ordered), start, finish)
 

@@ -197,11 +197,12 @@ class VideoWriter:
             # The display aspect ratio, which survives the scaling of odd sizes.
             aspect = [] if self.sar == 1 else ["-aspect", f"{w * self.sar.numerator}:"
                                                           f"{h * self.sar.denominator}"]
+            even = [] if self._yuv else ["-vf", f"scale={w + w % 2}:{h + h % 2}"]
             self._encoder = imageio_ffmpeg.write_frames(
                 str(self._tmp), (w, h), fps=self.fps, codec="libx264", quality=None,
                 pix_fmt_in="yuv420p" if self._yuv else "rgb24", pix_fmt_out="yuv420p",
-                macro_block_size=2, ffmpeg_log_level="error",
-                output_params=["-crf", "18", *aspect,
+                macro_block_size=1, ffmpeg_log_level="error",
+                output_params=["-crf", "18", *even, *aspect,
                                *(["-preset", "veryfast", "-threads", "1"] if self.fast else [])])
             self._encoder.send(None)
         if self._yuv:

@@ -547,8 +547,8 @@ class PreparedDriving:
                 last = "the motion template" if self._template is not None else \
                     "the driving video"
                 raise InputError(f"--driving_anchor {spec} is past the last frame of {last} "
-                                 f"{self.spec} ({frames} frames); pass an index below {frames} "
-                                 "or auto")
+                                 f"{self.spec} ({frames} frame{'s' * (frames != 1)}); pass an "
+                                 f"index below {frames} or auto")
             return spec
         if self.kind is InputKind.PRESET:
             return 0  # presets start at rest by design

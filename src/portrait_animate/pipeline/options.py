@@ -139,6 +139,10 @@ def parse_face_map(value: str) -> dict[int, int]:
     return pairs
 
 
+#: Text options that a JSON job may give as a whole number (:meth:`AnimateOptions.numbers_as_text`).
+NUMBERED_TEXT = ("driving_face", "source_faces", "driving_anchor")
+
+
 @dataclass
 class AnimateOptions:
     """Everything ``animate`` can be told; each field's ``help`` metadata is its CLI help."""
@@ -192,6 +196,14 @@ class AnimateOptions:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+    @classmethod
+    def numbers_as_text(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` (as parsed from JSON) with a whole number given for a face or frame
+        number (``driving_face``, ``source_faces``, ``driving_anchor``) as its text, as the
+        command line takes it."""
+        return {name: str(value) if name in NUMBERED_TEXT and isinstance(value, int)
+                and not isinstance(value, bool) else value for name, value in values.items()}
 
     @classmethod
     def value_problems(cls, values: dict[str, Any]) -> list[str]:
