@@ -85,16 +85,18 @@ def test_a_mixed_jobs_file_gives_each_job_its_status_and_the_right_exit_code(
         {"source": str(src / "s5.jpg"), "driving": str(driving8), "driving_multiplier": "x"},
         {"source": str(src / "s5.jpg"), "driving": str(driving8), "flag_normalize_lip": True,
          "flag_relative_motion": False},
+        {"source": str(src / "s5.jpg"), "driving": str(shared / "assets/driving/wink.pkl")},
     ])
     out = tmp_path / "out"
     # invalid lines: every one reported with its line number, and nothing runs
     assert main(["batch", str(jobs), "-o", str(out), *ENGINE]) == 2
     err = capsys.readouterr().err
-    assert "4 jobs cannot run" in err
+    assert "5 jobs cannot run" in err
     assert "line 3: source not found" in err and "missing.jpg" in err
     assert "line 5: unknown option 'animation_regio'" in err
     assert "line 6: option 'driving_multiplier' is 'x'; give it a number" in err
     assert "line 7: conflicting options: --flag_normalize_lip needs relative motion" in err
+    assert "line 8: the motion template" in err and "run with --engine neural" in err
     assert not out.exists()
 
     assert main(["batch", str(jobs), "-o", str(out), "--skip_invalid", "--quiet",
@@ -104,7 +106,7 @@ def test_a_mixed_jobs_file_gives_each_job_its_status_and_the_right_exit_code(
     statuses = _statuses(out)
     assert statuses["s6"] == ("done", None) and statuses["2"] == ("done", None)
     assert statuses["faceless"][0] == "failed" and "no face" in statuses["faceless"][1]
-    assert {statuses[n][0] for n in ("3", "5", "6", "7")} == {"invalid"}
+    assert {statuses[n][0] for n in ("3", "5", "6", "7", "8")} == {"invalid"}
     assert sorted(p.name for p in (out / "s6").iterdir()) == [
         "d0_8_template.npz", "s6--d0_8.mp4", "s6--d0_8_concat.mp4"]
     assert sorted(p.name for p in (out / "2").iterdir()) == [

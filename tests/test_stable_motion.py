@@ -10,12 +10,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from media import read_video, write_video
 from portrait_animate.cli.main import main
 from portrait_animate.engines.classic.anatomy import LIPS
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.io.templates import load_template
+from portrait_animate.motion.anchor import choose_anchor
+from portrait_animate.motion.model import Motion
 from portrait_animate.pipeline.animate import animate
 from portrait_animate.pipeline.engines import load_engine
 from portrait_animate.pipeline.faces import CropSettings
@@ -172,3 +175,32 @@ def test_classic_video_to_video_scales(shared, tmp_path):
     assert v2v["rss_mb"] < 1500, v2v
     per_frame = {k: m["seconds"] / m["frames"] for k, m in (("v2v", v2v), ("i2v", i2v))}
     assert per_frame["v2v"] <= 2 * per_frame["i2v"], per_frame
+
+
+def test_frames_without_the_driving_face_are_told_and_never_the_auto_anchor(shared, tmp_path,
+                                                                            capsys):
+    """A driver whose face comes in at frame 2: frames 0-1 borrow its face, are named in a
+    note, and are not the auto anchor."""
+    d0 = _d0_frames(shared, list(NEUTRAL))
+    black = np.zeros_like(d0[0])
+    driving = write_video([black, black, *(d0[i] for i in range(6))], tmp_path / "late.mp4")
+    source = tmp_path / "s.png"
+    cv2.imwrite(str(source), cv2.cvtColor(d0[0], cv2.COLOR_RGB2BGR))
+    base = ["animate", "--engine", "classic", "-s", str(source), "-d", str(driving)]
+    assert main([*base, "-o", str(tmp_path / "auto")]) == 0
+    err = capsys.readouterr().err
+    assert "the driving face is not found in 2 of 8 frames (0-1)" in err, err
+    assert load_template(tmp_path / "auto/late_template.npz").anchor >= 2
+    assert main([*base, "-o", str(tmp_path / "first"), "--driving_anchor", "0",
+                 "--flag_crop_driving_video"]) == 0
+    assert "warning: the driving face is not found in the anchor frame 0" in \
+        capsys.readouterr().err
+
+
+def test_the_auto_anchor_is_the_most_neutral_usable_frame():
+    motions = [Motion(scale=torch.ones(1, 1), R=torch.eye(3)[None], exp=torch.zeros(1, 478, 3),
+                      t=torch.zeros(1, 3), kp=torch.zeros(1, 478, 3)) for _ in range(3)]
+    lips = np.array([[0.0], [0.01], [0.3]])  # frame 0 the most neutral, then frame 1
+    assert choose_anchor(motions, None, lips) == 0
+    assert choose_anchor(motions, None, lips, np.array([False, True, True])) == 1
+    assert choose_anchor(motions, None, lips, np.zeros(3, bool)) == 0  # none usable: all are

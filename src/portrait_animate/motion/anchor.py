@@ -67,9 +67,13 @@ def neutral_scores(motions: Sequence[Motion], eye_ratios: np.ndarray | None = No
 
 
 def choose_anchor(motions: Sequence[Motion], eye_ratios: np.ndarray | None = None,
-                  lip_ratios: np.ndarray | None = None) -> int:
+                  lip_ratios: np.ndarray | None = None,
+                  usable: np.ndarray | None = None) -> int:
     """The most neutral frame by :func:`neutral_scores`, or 0 when the first frame is within
-    :data:`FIRST_FRAME_MARGIN` of it."""
+    :data:`FIRST_FRAME_MARGIN` of it; ``usable``, (T,) bool, leaves out the frames whose face
+    was not found (their face is another frame's), unless no frame is usable."""
     scores = neutral_scores(motions, eye_ratios, lip_ratios)
+    if usable is not None and np.any(usable):
+        scores = np.where(np.asarray(usable, bool), scores, np.inf)
     best = int(np.argmin(scores))
     return 0 if scores[0] <= scores[best] + FIRST_FRAME_MARGIN else best

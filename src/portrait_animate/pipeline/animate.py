@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..face.mesh import FaceMesh
 from ..face.tracking import FacePick, FaceTracker
 from ..io.files import check_output_folder
-from ..io.templates import save_face_templates
+from ..io.templates import load_template, save_face_templates
 from ..motion.composition import (
     DrivingMode,
     apply_expression_friendly,
@@ -31,6 +31,7 @@ from ..motion.composition import (
     expression_friendly_multiplier,
     video_source_tracks,
 )
+from ..motion.model import LIVEPORTRAIT_LAYOUT
 from ..motion.retargeting import (
     RetargetingOptions,
     finalize_keypoints,
@@ -111,13 +112,18 @@ def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: Input
         raise InputError("conflicting options: " + problems[0])
 
 
-def _check_driving(options: AnimateOptions, driving: PreparedDriving, engine: Engine) -> None:
-    if driving.layout != engine.layout.name:
-        needed = "neural" if driving.layout == "liveportrait-21" else "classic"
-        problem = (f"the motion template {driving.spec} holds {driving.layout} keypoints, "
-                   f"which the {engine.name} engine cannot use")
+def _check_layout(spec: str, layout: str, engine: str) -> None:
+    """A motion template's keypoints against the engine (by name) that is to use them."""
+    needed = "neural" if layout == LIVEPORTRAIT_LAYOUT.name else "classic"
+    if engine != needed:
+        problem = (f"the motion template {spec} holds {layout} keypoints, which the {engine} "
+                   "engine cannot use")
         raise InputError(f"{problem}; run with --engine {needed} (or re-create the template "
                          "from its driving video)", page=f"{problem}; pick the {needed} engine")
+
+
+def _check_driving(options: AnimateOptions, driving: PreparedDriving, engine: Engine) -> None:
+    _check_layout(driving.spec, driving.layout, engine.name)
     if options.flag_eye_retargeting and not driving.has_eye_ratios:
         raise InputError(f"--flag_eye_retargeting needs eye ratios, which the template "
                          f"{driving.spec} does not have; drop the flag or use a driving video")
@@ -395,6 +401,8 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGro
         if template_path is not None:  # written with the other outputs, or not at all
             writer.attach(template_path, lambda tmp: save_face_templates(
                 tmp, {number: each.template for number, each in by_face.items()}))
+    for each in drivers:
+        each.tell_missing()
     reporter.note(f"wrote {names.result} and {names.concat}")
     return AnimateResult(output=names.result, concat=names.concat,
                          frames_dir=names.frames if options.save_frames else None,
@@ -418,7 +426,12 @@ def check_inputs(options: AnimateOptions) -> tuple[InputKind, InputKind]:
     drv_kind = classify_input(options.driving, "driving", allow_template=True)
     _check_options(options, src_kind, drv_kind)
     check_readable(options.source, src_kind)
-    check_readable(options.driving, drv_kind)
+    if drv_kind is InputKind.TEMPLATE:
+        layout = load_template(options.driving).layout
+        if options.engine != "auto":  # auto's engine is known once the weights are looked for
+            _check_layout(options.driving, layout, options.engine)
+    else:
+        check_readable(options.driving, drv_kind)
     check_output_folder(options.output_dir, "-o")
     return src_kind, drv_kind
 

@@ -127,6 +127,18 @@ def _timeline(time_base: TimeBase | None, fps: float, has_audio: bool,
     return _Timeline()
 
 
+def _spans(frames: list[int], shown: int = 4) -> str:
+    """Sorted frame indices as spans, "2-3, 7", the first ``shown`` of them."""
+    spans: list[list[int]] = []
+    for i in frames:
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    text = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in spans[:shown])
+    return text + (", ..." if len(spans) > shown else "")
+
+
 def _no_face(spec: str, face: int | None = None) -> InputError:
     if face is not None:
         problem = f"the driving input {spec} has no face {face}"
@@ -283,6 +295,11 @@ class _FaceAnalysis:
         """Every frame's face (borrowed where it has none), once all are analysed."""
         return [self.face(i) for i in range(len(self._faces))]
 
+    def missing(self) -> list[int]:
+        """The frames without a face of their own (they borrow another's), once all are
+        analysed."""
+        return [i for i, face in enumerate(self._faces) if face is None]
+
     def own_boxes(self) -> list[np.ndarray]:
         """The crop boxes of the frames with a face of their own, once all are analysed."""
         return [f.boxes[0].bbox for f in self._faces if f is not None]
@@ -355,6 +372,7 @@ class PreparedDriving:
         self._anchor: int | None = None
         self._face = face
         self._batch = batch
+        self._told_missing = False
 
     @property
     def is_video(self) -> bool:
@@ -416,6 +434,20 @@ class PreparedDriving:
                 pass
         finally:
             driving.close()
+
+    def tell_missing(self) -> None:
+        """Tell, once, the frames of a driver analysed to its end in which its face was not
+        found (they take the nearest frame's face)."""
+        if self._analysis is None or not self._analysis.done or self._told_missing:
+            return
+        self._told_missing = True
+        missing = self._analysis.missing()
+        if missing:
+            face = "the driving face" if self._face is None else f"driving face {self._face}"
+            total = len(missing) + len(self._analysis.own_boxes())
+            self._reporter.note(f"note: {face} is not found in {len(missing)} of {total} "
+                                f"frames ({_spans(missing)}); they take the nearest frame's "
+                                "face where it is found")
 
     def _motion_frames(self, n: int | None
                        ) -> Generator[tuple[np.ndarray | None, Motion], None, None]:
@@ -528,6 +560,11 @@ class PreparedDriving:
                     f"driving anchor: frame {self._anchor} "
                     f"({'saved in the template' if saved else how}); relative motion starts "
                     "from it")
+                if self._analysis is not None and self._analysis.done and \
+                        self._anchor in self._analysis.missing():
+                    self._reporter.note(f"warning: the driving face is not found in the anchor "
+                                        f"frame {self._anchor}; --driving_anchor auto picks a "
+                                        "frame where it is")
         return self._anchor
 
     def anchor_motion(self) -> Motion:
@@ -555,7 +592,12 @@ class PreparedDriving:
         template = self.template
         if self._template is not None and template.anchor is not None:
             return template.anchor
-        return choose_anchor(template.motions, template.eye_ratios, template.lip_ratios)
+        usable = None
+        if self._analysis is not None:
+            usable = np.ones(template.n_frames, bool)
+            usable[self._analysis.missing()] = False
+        return choose_anchor(template.motions, template.eye_ratios, template.lip_ratios,
+                             usable)
 
     def eye_ratio(self, i: int) -> float | None:
         if self._template is None:
