@@ -92,7 +92,7 @@ def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: Input
     invalid = options.invalid_values()
     if invalid:
         raise InputError(invalid[0])
-    anchor = parse_anchor(options.driving_anchor)
+    anchor = _anchor(options)
     if drv_kind is InputKind.IMAGE and isinstance(anchor, int) and anchor > 0:
         raise InputError(f"--driving_anchor {anchor} is past the last frame of the driving "
                          f"image {options.driving} (1 frame); pass 0 or auto")

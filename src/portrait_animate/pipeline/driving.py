@@ -446,8 +446,8 @@ class PreparedDriving:
             face = "the driving face" if self._face is None else f"driving face {self._face}"
             total = len(missing) + len(self._analysis.own_boxes())
             self._reporter.note(f"note: {face} is not found in {len(missing)} of {total} "
-                                f"frames ({_spans(missing)}); they take the nearest frame's "
-                                "face where it is found")
+                                f"frames ({_spans(missing)}); they reuse a nearby frame's "
+                                "face")
 
     def _motion_frames(self, n: int | None
                        ) -> Generator[tuple[np.ndarray | None, Motion], None, None]:
