@@ -309,3 +309,18 @@ def test_a_job_may_give_face_and_frame_numbers_as_json_numbers(shared, tmp_path)
     assert [p.name for p in problems] == ["b"]  # true is no face number
     assert {k: jobs[0].values[k] for k in ("driving_face", "source_faces", "driving_anchor")} \
         == {"driving_face": "0", "source_faces": "0", "driving_anchor": "3"}
+
+
+def test_a_one_frame_driving_video_ends_as_with_animate(shared, tmp_path):
+    """The batch's shared analysis of a 1-frame video is still a video's: the job ends (it ran
+    for ever, the template of one frame taken for an image's) with animate's bytes."""
+    one = loop_video(shared / "assets/driving/d0.mp4", tmp_path / "d0_1.mp4", 1)
+    source = shared / "assets/source/s0.jpg"
+    jobs = _jobs(tmp_path / "jobs.jsonl", [{"source": str(source), "driving": str(one),
+                                            "name": "one"}])
+    subprocess.run([sys.executable, "-m", "portrait_animate", "batch", str(jobs), "-o",
+                    str(tmp_path / "batch"), "--quiet", *ENGINE], check=True, timeout=120)
+    assert main(["animate", "-s", str(source), "-d", str(one), "-o", str(tmp_path / "one"),
+                 "--quiet", *ENGINE]) == 0
+    name = "s0--d0_1.mp4"
+    assert (tmp_path / "batch/one" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()

@@ -376,8 +376,9 @@ class PreparedDriving:
 
     @property
     def is_video(self) -> bool:
-        """Several driving frames: a video, or a template or preset of more than one frame."""
-        if self._template is not None:
+        """Several driving frames: a video (even of one frame, analysed or not), or a
+        template or preset of more than one frame."""
+        if self._template is not None and not self._pixels:
             return self._template.n_frames > 1
         return self.kind is InputKind.VIDEO
 
