@@ -149,7 +149,7 @@ def test_a_long_driver_is_analysed_on_several_meshes_with_the_same_result(shared
     from portrait_animate.pipeline.progress import Reporter
 
     video = loop_video(shared / "assets/driving/d0.mp4", tmp_path / "d0_100.mp4", 100)
-    assert driving.analysis_workers(100) == min(2, driving.CPU_CORES)
+    assert driving.analysis_workers(100) == min(2, driving.core_share())
     assert driving.analysis_workers(8) == 1
     twins = []
     twin = FaceMesh.twin
