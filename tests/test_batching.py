@@ -9,6 +9,7 @@ import torch
 
 from portrait_animate.cli.main import main
 from portrait_animate.engines.base import RenderItem
+from portrait_animate.engines.classic import ClassicEngine
 from portrait_animate.engines.neural.animator import NeuralEngine
 from portrait_animate.io.images import read_image_rgb
 
@@ -43,6 +44,20 @@ def test_neural_batch_equals_frames_one_at_a_time(networks, shared, monkeypatch)
     assert np.array_equal(np.stack(images), expected)
 
 
+def test_neural_appearance_batch_equals_frames_one_at_a_time(networks, shared):
+    """F over a batch of crops gives each crop's feature volume taken alone, within 1e-5."""
+    engine = NeuralEngine(networks)
+    crops = [cv2.resize(read_image_rgb(shared / f"assets/source/{name}.jpg"), (256, 256))
+             for name in ("s0", "s6", "s22")]
+    alone = [engine.appearance(crop) for crop in crops]
+    batched = engine.appearance_batch(crops, [None] * 3, [None] * 3)
+    assert len(batched) == 3
+    for a, b in zip(alone, batched, strict=True):
+        assert a.shape == b.shape == (1, 32, 16, 64, 64)
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+    assert not torch.equal(batched[0], batched[1])
+
+
 def _frames(out) -> list[np.ndarray]:
     return [cv2.imread(str(p)) for p in sorted(out.glob("*_frames/*.png"))]
 
@@ -64,15 +79,25 @@ def test_a_negative_batch_size_is_refused(capsys):
     assert "--batch_size -1 is not a whole number" in capsys.readouterr().err
 
 
-def test_the_overlapped_pipeline_writes_what_the_sequential_one_does(tmp_path, shared):
+def test_the_overlapped_pipeline_writes_what_the_sequential_one_does(tmp_path, shared,
+                                                                      monkeypatch):
     """The producer thread (motion, keypoints, appearance ahead of the renderer) changes
-    nothing: a video source driven by a video, so that every frame has its own appearance."""
+    nothing: a video source driven by a video, so that every frame has its own appearance,
+    taken a chunk of frames at a time."""
     from tests.media import loop_video, read_video
 
     from portrait_animate.pipeline.animate import animate
     from portrait_animate.pipeline.options import AnimateOptions
 
     video = loop_video(shared / "assets/driving/d0.mp4", tmp_path / "d0_8.mp4", 8)
+    sizes = []
+    appearance_batch = ClassicEngine.appearance_batch
+
+    def counting(engine, crops, frames, maps):
+        sizes.append(len(crops))
+        return appearance_batch(engine, crops, frames, maps)
+
+    monkeypatch.setattr(ClassicEngine, "appearance_batch", counting)
     results = []
     for overlap in (True, False):
         out = tmp_path / str(overlap)
@@ -82,6 +107,7 @@ def test_the_overlapped_pipeline_writes_what_the_sequential_one_does(tmp_path, s
         results.append(animate(options, overlap=overlap))
     overlapped, sequential = results
     assert overlapped.n_frames == sequential.n_frames == 8
+    assert sizes == [3, 3, 2] * 2
     a, b = _frames(tmp_path / "True"), _frames(tmp_path / "False")
     assert len(a) == len(b) == 8
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

@@ -157,6 +157,29 @@ def test_video_lip_ratio_target_opens_the_mouth(talking_clip, tmp_path):
     assert wide > shut + 0.15, (shut, wide)
 
 
+def test_video_retargeting_in_chunks_writes_what_one_frame_at_a_time_does(talking_clip,
+                                                                         tmp_path):
+    """F, W and G over chunks of the video's frames (a GPU's batch; 3 here, with a short last
+    chunk) write the same video as frames taken one at a time."""
+    sizes: dict[int, list[int]] = {}
+    outputs = {}
+    for batch in (1, 3):
+        engine = ClassicEngine()
+        engine.batch_size = lambda requested=0, batch=batch: batch
+
+        def counting(crops, frames, maps, batch=batch, engine=engine):
+            sizes.setdefault(batch, []).append(len(crops))
+            return ClassicEngine.appearance_batch(engine, crops, frames, maps)
+
+        engine.appearance_batch = counting
+        outputs[batch] = retarget_video(str(talking_clip), engine, VideoRetargetOptions(
+            lip_ratio=0.3), tmp_path / str(batch)).output.read_bytes()
+    n = sum(sizes[1])
+    assert sizes[1] == [1] * n and n > 3
+    assert sizes[3] == [3] * (n // 3) + ([n % 3] if n % 3 else [])
+    assert outputs[1] == outputs[3]
+
+
 def test_video_retargeting_refuses_an_image_and_bad_options(shared, tmp_path):
     engine = ClassicEngine()
     with pytest.raises(InputError, match="needs a video"):

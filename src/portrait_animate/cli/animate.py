@@ -59,8 +59,8 @@ HELP = {
     "vx_ratio": "source crop horizontal shift, in crop sizes",
     "vy_ratio": "source crop vertical shift, in crop sizes (negative: towards the forehead)",
     "flag_do_rot": "rotate the source crop with the face",
-    "source_max_dim": "shrink the source so its long side is at most this",
-    "source_division": "crop the source's size to multiples of this",
+    "source_max_dim": "shrink the source so its long side is at most this; 0: no limit",
+    "source_division": "crop the source's size to multiples of this; 0 or 1: no crop",
     "scale_crop_driving_video": "driving crop size relative to the face",
     "vx_ratio_crop_driving_video": "driving crop horizontal shift, in crop sizes",
     "vy_ratio_crop_driving_video": "driving crop vertical shift, in crop sizes",
@@ -79,8 +79,8 @@ HELP = {
     "precision": "neural numerics: fp32-exact (parity), bf16-fast (CPU, up to ~2x faster, "
                  ">= 40 dB of fp32-exact) or auto (the faster on this CPU, measured once)",
     "weights_dir": "folder with liveportrait/ weights (default: $PORTRAIT_ANIMATE_WEIGHTS, cache)",
-    "batch_size": "frames the engine renders at a time; 0: its choice (1 on the CPU, from free "
-                  "memory on a GPU)",
+    "batch_size": "frames the engine takes the motion and appearance of, and renders, at a "
+                  "time; 0: its choice (1 on the CPU, from free memory on a GPU)",
     "save_frames": "also write every result frame as lossless PNG in {src}--{drv}_frames/",
     "quiet": "no progress bars or notes",
 }

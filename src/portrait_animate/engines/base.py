@@ -62,6 +62,11 @@ class Engine(Protocol):
         """Per-source-frame data the renderer needs: the 256x256 crop, the full frame and the
         crop -> frame map (None when the frame was resized whole)."""
 
+    def appearance_batch(self, crops: Sequence[np.ndarray], frames: Sequence[np.ndarray],
+                         maps: Sequence[np.ndarray | None]) -> list[Any]:
+        """:meth:`appearance` of several source frames in one go (one batch of F on the
+        neural engine), in order; the same data as taking them one by one."""
+
     def render(self, appearance: Any, x_s: torch.Tensor, x_d: torch.Tensor,
                driving_crop: np.ndarray | None = None,
                driving_motion: Motion | None = None) -> np.ndarray:

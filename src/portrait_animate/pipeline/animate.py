@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -261,33 +262,42 @@ def paste_back_active(options: AnimateOptions) -> bool:
 
 
 def _render_items(engine: Engine, animators: list[FrameAnimator], source: SourceGroup,
-                  drivers: list[PreparedDriving], n: int | None) -> Iterator[tuple]:
+                  drivers: list[PreparedDriving], n: int | None, batch: int = 1
+                  ) -> Iterator[tuple]:
     """Per frame, what the renderer takes (a :class:`RenderItem` per face) and what
     :func:`_composer` needs besides: the source frame, each face's crop map, the concat's
     first panels and the landmarks of the faces kept still.
 
     ``animators`` animate the source's faces, in order; each animator's driver is one of
-    ``drivers``, whose first gives the concat its driving panel."""
+    ``drivers``, whose first gives the concat its driving panel. A source video's
+    appearances are taken ``batch`` frames at a time (an image's once)."""
+    video = source.first.is_video
     appearances: list = [None] * len(animators)
     by_driver = [drivers.index(a.driving) for a in animators]
     streams = zip(*(d.frames(n) for d in drivers), strict=False)
-    pairs = zip(streams, source.frames(n), strict=False)  # an image source repeats
-    for i, (driven, (frame, model_inputs)) in enumerate(pairs):
-        items, maps = [], []
-        for k, animator in enumerate(animators):
-            info, x_d = animator.keypoints(i)
-            if source.first.is_video or appearances[k] is None:
-                appearances[k] = engine.appearance(model_inputs[k], frame, info.M_c2o)
-            panel, motion = driven[by_driver[k]]
-            items.append(RenderItem(appearances[k], info.x_s, x_d, driving_crop=panel,
-                                    driving_motion=motion))
-            maps.append(info.M_c2o)
-        # the concat shows the first face's crop, or the whole frame for several faces
-        shown = model_inputs[0] if len(animators) == 1 else frame
-        panel = driven[0][0]
-        j = i if source.first.is_video else 0
-        still = [track.points[j] for track in source.still]
-        yield items, frame, maps, [shown] if panel is None else [panel, shown], still
+    pairs = enumerate(zip(streams, source.frames(n), strict=False))  # an image source repeats
+    while chunk := list(islice(pairs, batch)):
+        frames = [frame for _, (_, (frame, _)) in chunk]
+        inputs = [model_inputs for _, (_, (_, model_inputs)) in chunk]
+        keypoints = [[animator.keypoints(i) for animator in animators] for i, _ in chunk]
+        take = len(chunk) if video else 1  # an image's appearance is taken once
+        for k in range(len(animators)):
+            if video or appearances[k] is None:
+                appearances[k] = engine.appearance_batch(
+                    [faces[k] for faces in inputs[:take]], frames[:take],
+                    [faces[k][0].M_c2o for faces in keypoints[:take]])
+        for j, (i, (driven, _)) in enumerate(chunk):
+            items = []
+            for k, (info, x_d) in enumerate(keypoints[j]):
+                panel, motion = driven[by_driver[k]]
+                items.append(RenderItem(appearances[k][j if video else 0], info.x_s, x_d,
+                                        driving_crop=panel, driving_motion=motion))
+            # the concat shows the first face's crop, or the whole frame for several faces
+            shown = inputs[j][0] if len(animators) == 1 else frames[j]
+            panel = driven[0][0]
+            still = [track.points[i if video else 0] for track in source.still]
+            yield (items, frames[j], [info.M_c2o for info, _ in keypoints[j]],
+                   [shown] if panel is None else [panel, shown], still)
 
 
 def _render_frames(engine: Engine, items: Iterable[tuple], batch: int = 1) -> Iterator[tuple]:
@@ -382,7 +392,7 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGro
         each.ready()
         if options.flag_relative_motion:
             each.anchor()  # chosen, and told, before the first frame
-    items = _render_items(engine, animators, source, drivers, n)
+    items = _render_items(engine, animators, source, drivers, n, batch)
     # decoding, face analysis and motion run ahead of the renderer, at most two batches
     frames = _render_frames(engine, ahead(items, 2 * batch, "render-items") if overlap
                             else items, batch)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..engines.base import Engine
+from ..engines.base import Engine, RenderItem
 from ..errors import InputError
 from ..face.mesh import FaceMesh
 from ..motion.editing import EditParams
@@ -214,16 +215,17 @@ def retarget_video(spec: str, engine: Engine, options: VideoRetargetOptions,
         raise InputError(f"video retargeting needs a video, not {spec}; use an .mp4")
     check_readable(spec, InputKind.VIDEO)
     settings = CropSettings(options.scale, VIDEO_CROP.vx_ratio, VIDEO_CROP.vy_ratio)
+    batch = engine.batch_size()
     with FaceMesh(options.det_thresh) as mesh:
         source = prepare_source(spec, InputKind.VIDEO, engine, mesh, settings, options.do_crop,
                                 1280, 2, None, reporter, face_required=not options.lip_silent,
-                                batch=engine.batch_size())
+                                batch=batch)
     frames = source.frames_info
     with torch.no_grad():
         keypoints = _lip_keypoints(engine, frames, options)
     names = OutputNames(output_dir, f"{input_name(spec)}_retargeting", image=False)
     compositor = Compositor(engine, options.do_crop)
-    rendered = _render(engine, source, keypoints, compositor)
+    rendered = _render(engine, source, keypoints, compositor, batch)
     with OutputWriter(names, source.fps, save_frames=False, image=False, sar=source.sar,
                       audio=Path(spec) if source.has_audio else None) as writer:
         for result, concat in reporter.track(rendered, f"retargeting ({engine.name})",
@@ -234,10 +236,18 @@ def retarget_video(spec: str, engine: Engine, options: VideoRetargetOptions,
 
 
 def _render(engine: Engine, source: PreparedSource, keypoints: list[torch.Tensor],
-            compositor: Compositor) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for (frame, crop), info, x_d in zip(source.frames(len(keypoints)), source.frames_info,
-                                        keypoints, strict=True):
+            compositor: Compositor, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The retargeted frames, pasted back, with their concats; F, W and G run over ``batch``
+    frames at a time."""
+    frames = zip(source.frames(len(keypoints)), source.frames_info, keypoints, strict=True)
+    while chunk := list(islice(frames, batch)):
+        maps = [info.M_c2o for _, info, _ in chunk]
         with torch.no_grad():
-            rendered = engine.render(engine.appearance(crop, frame, info.M_c2o), info.x_s, x_d)
-        result, view = compositor(rendered, frame, info.M_c2o)
-        yield result, concat_panels([crop, view])
+            appearances = engine.appearance_batch([crop for (_, crop), _, _ in chunk],
+                                                  [frame for (frame, _), _, _ in chunk], maps)
+            rendered = engine.render_batch([
+                RenderItem(appearance, info.x_s, x_d)
+                for appearance, (_, info, x_d) in zip(appearances, chunk, strict=True)])
+        for image, ((frame, crop), _, _), M_c2o in zip(rendered, chunk, maps, strict=True):
+            result, view = compositor(image, frame, M_c2o)
+            yield result, concat_panels([crop, view])

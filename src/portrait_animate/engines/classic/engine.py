@@ -103,6 +103,12 @@ class ClassicEngine:
                    M_c2o: np.ndarray | None) -> ClassicAppearance:
         return ClassicAppearance(frame=frame, to_frame=_normalized_to_frame(M_c2o, frame.shape[:2]))
 
+    def appearance_batch(self, crops: Sequence[np.ndarray], frames: Sequence[np.ndarray],
+                         maps: Sequence[np.ndarray | None]) -> list[ClassicAppearance]:
+        """Each frame's appearance in turn: there is no network to batch."""
+        return [self.appearance(crop, frame, M_c2o)
+                for crop, frame, M_c2o in zip(crops, frames, maps, strict=True)]
+
     def motion_batch(self, crops: Sequence[np.ndarray],
                      landmarks: Sequence[np.ndarray | None]) -> list[Motion]:
         """Each crop's motion in turn: the mesh has no batch to share."""

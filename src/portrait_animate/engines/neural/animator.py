@@ -60,8 +60,21 @@ class NeuralEngine:
 
     def appearance(self, crop: np.ndarray, frame: np.ndarray | None = None,
                    M_c2o: np.ndarray | None = None) -> torch.Tensor:
+        return self.appearance_batch([crop], [frame], [M_c2o])[0]
+
+    def appearance_batch(self, crops: Sequence[np.ndarray],
+                         frames: Sequence[np.ndarray | None],
+                         maps: Sequence[np.ndarray | None]) -> list[torch.Tensor]:
+        """F over the crops as one batch: a (1, 32, 16, 64, 64) feature volume each (frames
+        and maps unused)."""
+        if not len(crops) == len(frames) == len(maps):
+            raise ValueError(f"{len(crops)} crops, {len(frames)} frames, {len(maps)} maps")
+        if not crops:
+            return []
         with all_cores():
-            return self.networks.extract_features(self._tensor(crop))
+            features = self.networks.extract_features(
+                torch.cat([self._tensor(c) for c in crops]))
+        return [features[i:i + 1] for i in range(len(crops))]
 
     def render(self, appearance: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor,
                driving_crop: np.ndarray | None = None,
