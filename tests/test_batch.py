@@ -286,6 +286,21 @@ def test_a_worker_keeps_to_its_share_of_the_cores_in_the_networks_and_the_analys
     assert analysis_workers(1000) == min(4, CPU_CORES)
 
 
+def test_a_job_without_weights_fails_as_the_users_to_fix_and_is_not_retried(shared, tmp_path):
+    """Missing weights are the set-up's to fix: running the job again cannot help (the batch
+    and the service retry only other failures)."""
+    worker = Worker(1)
+    try:
+        outcome = worker.run({"source": str(shared / "assets/source/s0.jpg"),
+                              "driving": "preset:talk", "engine": "neural",
+                              "weights_dir": str(tmp_path / "none")}, str(tmp_path / "out"))
+    finally:
+        worker.close()
+        set_core_share(CPU_CORES)
+    assert outcome.error is not None and "weights" in outcome.error
+    assert outcome.bad_input
+
+
 def test_the_frames_bar_ends_at_its_total_whatever_the_jobs_make():
     """The total counts each job's driver; a job that makes more (a template's length), fewer
     or none (it failed) moves the total with it, so the bar never runs past it."""
@@ -298,6 +313,21 @@ def test_the_frames_bar_ends_at_its_total_whatever_the_jobs_make():
     progress.stop()
     assert (jobs.completed, jobs.total) == (3, 3)
     assert (frames.completed, frames.total) == (15, 15)
+
+
+def test_lines_that_are_not_one_json_object_are_each_one_problem(tmp_path):
+    from portrait_animate.batch.jobs import read_jobs
+
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("\n".join(['{"source": "a.jpg", "driving": "talk"}', "{source",
+                               "[" * 100_000 + "]" * 100_000, "[1]"]))
+    jobs, problems = read_jobs(path, {})
+    assert [job.line for job in jobs] == [1]
+    assert [str(p) for p in problems] == [
+        "line 2: not JSON (Expecting property name enclosed in double quotes); write one "
+        "JSON object a line",
+        "line 3: JSON nested too deeply; write one flat JSON object a line",
+        "line 4: not a JSON object; write {\"source\": ..., \"driving\": ...}"]
 
 
 def test_a_job_may_give_face_and_frame_numbers_as_json_numbers(shared, tmp_path):

@@ -73,10 +73,12 @@ def test_pipeline_chunks_change_nothing(tmp_path):
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def test_a_negative_batch_size_is_refused(capsys):
-    assert main(["animate", "-s", "sample:astronaut", "-d", "preset:talk", "--batch_size",
-                 "-1"]) == 2
-    assert "--batch_size -1 is not a whole number" in capsys.readouterr().err
+def test_a_negative_or_huge_batch_size_is_refused(capsys):
+    for size in ("-1", "65", str(10**30)):
+        assert main(["animate", "-s", "sample:astronaut", "-d", "preset:talk", "--batch_size",
+                     size]) == 2
+        assert f"--batch_size {size} is not a whole number of frames from 0 to 64" in \
+            capsys.readouterr().err
 
 
 def test_the_overlapped_pipeline_writes_what_the_sequential_one_does(tmp_path, shared,

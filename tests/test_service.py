@@ -4,6 +4,7 @@ server SIGKILLed mid-job that loses nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -87,6 +88,8 @@ def test_with_a_key_every_route_but_health_needs_it(server):
                               headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
     assert httpx.get(f"{server.url}/v1/jobs", headers=AUTH).status_code == 200
+    lower = {"Authorization": f"bearer {KEY}"}  # the scheme is case-insensitive (RFC 7235)
+    assert httpx.get(f"{server.url}/v1/jobs", headers=lower).status_code == 200
     assert httpx.get(f"{server.url}/docs").status_code == 200
 
 
@@ -111,6 +114,28 @@ def test_a_video_over_the_length_limit_gets_422(server, client, shared, tmp_path
         client.submit(shared / "assets/source/s6.jpg", long)
     assert refused.value.status == 422
     assert "lasts 2.4 s, over the limit of 1.5 s" in str(refused.value)
+
+
+def test_serve_refuses_bad_settings_before_it_starts(tmp_path, capsys):
+    from portrait_animate.cli.main import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for args, message in (
+                (["--max_upload_mb", "inf"], "--max_upload_mb inf is not a finite number"),
+                (["--data_dir", str(afile)], f"--data_dir {afile} is a file"),
+                (["--api_key", " "], "--api_key is empty"),
+                (["--api_key_file", str(tmp_path / "none")], "is not a file"),
+                (["--port", port], f"cannot listen on 127.0.0.1:{port}")):
+            data = ["--data_dir", str(tmp_path / "data")] if "--data_dir" not in args else []
+            assert main(["serve", *data, "--port", port, *args]) == 2, args
+            err = capsys.readouterr().err
+            assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
 def test_finished_jobs_expire_with_their_files(tmp_path):
@@ -160,6 +185,51 @@ def test_garbage_and_faceless_images_fail_with_one_line_and_the_server_goes_on(
     assert "no face found in the source image source.jpg" in message
     assert "Traceback" not in message and str(_job_dirs(server)[0].parent) not in message
     assert client.status(job)["status"] == "failed"
+    result = httpx.get(f"{server.url}/v1/jobs/{job}/result", headers=AUTH)
+    assert result.status_code == 409
+    assert result.json()["detail"].startswith(f"job {job} failed, so it has no result: no face")
+    _healthy(server)
+
+
+def test_bad_images_and_options_get_one_line_and_leave_no_folder(server, client, shared,
+                                                                 tmp_path):
+    """Images the pipeline must not take (a decompression bomb, too many pixels, a format it
+    does not read, a cut-off file), options a client cannot set and bodies that are not
+    options all get a 422 naming the fix, before any work and with nothing kept."""
+    from PIL import Image
+
+    def refused(source: Path | None, detail: str, options: str = "{}",
+                driving: str | None = "talk") -> None:
+        files = {} if source is None else {"source": (source.name, source.read_bytes())}
+        data = {"options": options} | ({} if driving is None else {"driving": driving})
+        response = httpx.post(f"{server.url}/v1/jobs", headers=AUTH, files=files, data=data,
+                              timeout=60)
+        assert response.status_code == 422, response.text
+        assert detail in response.json()["detail"], response.text
+
+    before = {p.name for p in _job_dirs(server)}
+    bomb, big, gif, cut = (tmp_path / name for name in ("bomb.png", "big.png", "s.gif",
+                                                        "cut.jpg"))
+    Image.new("1", (14000, 14000)).save(bomb)  # 196 megapixels in a few kB
+    Image.new("1", (10000, 10000)).save(big)
+    Image.new("RGB", (64, 64)).save(gif)
+    cut.write_bytes((shared / "assets/source/s0.jpg").read_bytes()[:5000])
+    refused(bomb, "the source upload has over 89 megapixels; send a smaller image")
+    refused(big, "the source upload is 10000x10000 pixels, over 89 megapixels")
+    refused(gif, "the source upload is a GIF image; send a JPEG, PNG, WebP or BMP image")
+    refused(cut, "the source upload is a damaged JPEG image")
+    face = shared / "assets/source/s6.jpg"
+    refused(face, "options nest too deeply", "[" * 100_000 + "]" * 100_000)
+    for name, value in (("weights_dir", "/etc"), ("save_frames", True), ("quiet", True)):
+        refused(face, f"option {name!r} is the server's to decide", json.dumps({name: value}))
+    refused(face, "--batch_size 1000000000000000000000000000000 is not a whole number of "
+                  "frames from 0 to 64", json.dumps({"batch_size": 10**30}))
+    refused(face, "unknown option 'name'", json.dumps({"name": "x"}))
+    refused(face, "no driving; send a driving video or image", driving=None)
+    if not client.health()["engines"]["neural"]:
+        refused(face, "this server has no weights for the neural engine",
+                json.dumps({"engine": "neural"}))
+    assert {p.name for p in _job_dirs(server)} == before
     _healthy(server)
 
 
@@ -227,7 +297,10 @@ def test_a_sigkilled_server_loses_no_accepted_job(shared, tmp_path):
         assert time.monotonic() < end
         time.sleep(0.05)
     server.kill()
+    orphan = data / "jobs" / ("f" * 32)  # a job folder no job owns: a cut-off upload's
+    orphan.mkdir()
     restarted = Server(data)
+    assert not orphan.exists()
     try:
         client = Client(restarted.url)
         for job in jobs:

@@ -30,7 +30,8 @@ class Job:
         name: its folder under the batch's output folder.
         line: its line in the jobs file (None for a cross product).
         values: its ``animate`` options by name, source and driving included (no output
-            folder): the batch's defaults, then the job's own.
+            folder): the batch's defaults, then the job's own; a face or frame number given
+            as a JSON number is kept as its text (:meth:`AnimateOptions.numbers_as_text`).
         source_kind, driving_kind: what its inputs are, once validated.
     """
 
@@ -39,6 +40,9 @@ class Job:
     values: dict[str, Any]
     source_kind: InputKind | None = field(default=None, compare=False)
     driving_kind: InputKind | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        self.values = AnimateOptions.numbers_as_text(self.values)
 
     def options(self, output_dir: str | Path) -> AnimateOptions:
         return AnimateOptions(**self.values, output_dir=str(output_dir), quiet=True)
@@ -94,6 +98,10 @@ def read_jobs(path: str | Path, defaults: dict[str, Any]) -> tuple[list[Job], li
             problems.append(JobProblem(where, f"not JSON ({exc.msg}); write one JSON object "
                                               "a line"))
             continue
+        except RecursionError:
+            problems.append(JobProblem(where, "JSON nested too deeply; write one flat JSON "
+                                              "object a line"))
+            continue
         if not isinstance(data, dict):
             problems.append(JobProblem(where, "not a JSON object; write {\"source\": ..., "
                                               "\"driving\": ...}"))
@@ -145,7 +153,6 @@ def _problem(job: Job, out_dir: Path) -> str | None:
     decided = [key for key in BATCH_DECIDES if key in job.values]
     if decided:
         return f"option {decided[0]!r} is the batch's to decide; drop it from the job"
-    job.values = AnimateOptions.numbers_as_text(job.values)
     problems = AnimateOptions.value_problems(job.values)
     if problems:
         return problems[0]

@@ -51,7 +51,8 @@ class BatchOptions:
 
     Attributes:
         workers: local worker processes (or Ray actors; 0 there: one per cluster CPU).
-        retries: times a job that failed for another reason than its input is tried again.
+        retries: times a job that failed for another reason than its input or the set-up
+            (no weights) is tried again.
         skip_invalid: run the valid jobs when some are invalid, instead of none.
         ray_address: run on Ray (``local``, ``auto`` or ``ray://host:10001``), else locally.
         ray_num_gpus: GPUs each Ray actor asks for.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engines.neural.device import set_core_share
-from ..errors import InputError, PortraitAnimateError
+from ..errors import PortraitAnimateError
 from ..face.mesh import FaceMesh
 from ..io.templates import template_from_bytes, template_to_bytes
 from ..motion.template import MotionTemplate
@@ -53,7 +53,8 @@ class Outcome:
 
     Attributes:
         error: one line, or None when it worked.
-        bad_input: the error is the input's (retrying cannot help).
+        bad_input: the error is the user's to fix, in the input or the set-up (missing
+            weights): retrying cannot help.
         files: the outputs, relative to the job's folder.
         blobs: the outputs' bytes by relative path, when the worker's folder is its own
             (inputs uploaded to a Ray cluster).
@@ -200,7 +201,7 @@ class Worker:
                                        Reporter(quiet=True))
             outcome = Outcome(template=template_to_bytes(template), frames=template.n_frames)
         except PortraitAnimateError as exc:
-            outcome = Outcome(error=str(exc), bad_input=isinstance(exc, InputError))
+            outcome = Outcome(error=str(exc), bad_input=True)
         except Exception as exc:  # reported as the job's error, one line
             outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
         return self._counted(outcome, loaded, analysed, start)
@@ -229,7 +230,7 @@ class Worker:
             if own:
                 outcome.blobs = {name: (out / name).read_bytes() for name in files}
         except PortraitAnimateError as exc:
-            outcome = Outcome(error=str(exc), bad_input=isinstance(exc, InputError))
+            outcome = Outcome(error=str(exc), bad_input=True)
         except Exception as exc:  # reported as the job's error, one line
             outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
         finally:

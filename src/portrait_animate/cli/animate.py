@@ -80,7 +80,7 @@ HELP = {
                  ">= 40 dB of fp32-exact) or auto (the faster on this CPU, measured once)",
     "weights_dir": "folder with liveportrait/ weights (default: $PORTRAIT_ANIMATE_WEIGHTS, cache)",
     "batch_size": "frames the engine takes the motion and appearance of, and renders, at a "
-                  "time; 0: its choice (1 on the CPU, from free memory on a GPU)",
+                  "time, at most 64; 0: its choice (1 on the CPU, from free memory on a GPU)",
     "save_frames": "also write every result frame as lossless PNG in {src}--{drv}_frames/",
     "quiet": "no progress bars or notes",
 }

@@ -34,7 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip_invalid", action="store_true",
                         help="run the valid jobs when some are invalid (else none runs)")
     parser.add_argument("--retries", type=int, default=1, metavar="N",
-                        help="tries again a job that failed for another reason than its input")
+                        help="tries again a job that failed for another reason than its input "
+                             "or the set-up (no weights)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="worker processes, each loading its engine once (default 1); "
                              "with --ray_address, actors (default: one per cluster CPU)")

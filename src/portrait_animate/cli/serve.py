@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import socket
 from pathlib import Path
 
 from ..errors import InputError
+from ..io.files import check_output_folder
 
 __all__ = ["configure"]
 
@@ -39,39 +42,72 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep_hours", type=float, default=24.0, metavar="H",
                         help="finished jobs and their files are deleted after this long")
     parser.add_argument("--retries", type=int, default=1, metavar="N",
-                        help="times a job is run again when its worker died under it")
+                        help="times a job is run again after a failure that is not its input's "
+                             "or the set-up's (a worker died under it, an internal error)")
     parser.set_defaults(run=_run)
 
 
 def _api_key(args: argparse.Namespace) -> str | None:
     if args.api_key_file is not None:
         path = Path(args.api_key_file)
+        if not path.is_file():
+            raise InputError(f"--api_key_file {path} is not a file; give the file that holds "
+                             "the key")
         try:
-            key = path.read_text().splitlines()[0].strip() if path.is_file() else ""
-        except (OSError, IndexError, UnicodeDecodeError):
-            key = ""
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise InputError(f"--api_key_file {path} is not text; write the key on its first "
+                             "line") from None
+        except OSError as exc:
+            raise InputError(f"--api_key_file {path} cannot be read ({exc.strerror}); give a "
+                             "file you can read") from None
+        key = lines[0].strip() if lines else ""
         if not key:
             raise InputError(f"--api_key_file {path} holds no key; write the key on its first "
                              "line")
         return key
+    if args.api_key is not None and not args.api_key.strip():
+        raise InputError("--api_key is empty; give a key, or drop --api_key to serve without "
+                         "one")
     return args.api_key or os.environ.get("PORTRAIT_ANIMATE_API_KEY") or None
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Fail, before the service starts, unless ``host:port`` can be listened on."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise InputError(f"--host {host} is not an address of this machine; pass 127.0.0.1, "
+                         "0.0.0.0 or one of its addresses") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another "
+                             "--port, or stop what uses it") from None
 
 
 def _run(args: argparse.Namespace) -> int:
     for name in ("max_upload_mb", "max_video_seconds", "keep_hours"):
-        if not getattr(args, name) > 0:
-            raise InputError(f"--{name} {getattr(args, name)} is not above 0; pass a positive "
-                             "number")
+        value = getattr(args, name)
+        if not (value > 0 and math.isfinite(value)):
+            raise InputError(f"--{name} {value} is not a finite number above 0; pass a "
+                             "positive number")
     if args.workers < 1 or args.retries < 0:
         raise InputError("--workers must be at least 1 and --retries at least 0")
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port} is not a port; pass 1-65535")
+    check_output_folder(args.data_dir, "--data_dir")
+    api_key = _api_key(args)
+    _check_listen(args.host, args.port)
     import uvicorn
 
     from ..service import ServiceSettings, create_app
 
     settings = ServiceSettings(
-        data_dir=Path(args.data_dir), api_key=_api_key(args), workers=args.workers,
+        data_dir=Path(args.data_dir), api_key=api_key, workers=args.workers,
         ray_address=args.ray_address, max_upload_mb=args.max_upload_mb,
         max_video_seconds=args.max_video_seconds, keep_hours=args.keep_hours,
         retries=args.retries)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["temp_sibling", "commit", "discard", "atomic_path", "save_npz", "check_output_folder"]
+__all__ = ["temp_sibling", "commit", "discard", "atomic_path", "save_npz", "check_output_folder",
+           "check_output_file"]
 
 
 def check_output_folder(folder: str | os.PathLike, option: str) -> None:
@@ -29,6 +30,30 @@ def check_output_folder(folder: str | os.PathLike, option: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{option} {path}: {existing} is not writable; give {option} a folder "
                          "you can write to")
+
+
+def check_output_file(path: str | os.PathLike, option: str,
+                      inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Fail, before any work, unless ``path`` can be written as a file: not a folder, in a
+    folder that is (or can be made) writable, and none of ``inputs`` (which it would
+    overwrite).
+
+    Raises:
+        InputError: naming ``option`` and the fix.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a folder; give {option} a file name, such as "
+                         f"{path / ('output' + (path.suffix or '.mp4'))}")
+    try:
+        check_output_folder(path.parent, option)
+    except InputError:
+        raise InputError(f"{option} {path} cannot be written: its folder {path.parent} is not "
+                         f"a writable folder; give {option} a file in one") from None
+    for given in inputs:
+        if path.exists() and os.path.exists(given) and os.path.samefile(path, given):
+            raise InputError(f"{option} {path} is the input {given}, which it would overwrite; "
+                             f"give {option} another file name")
 
 
 def temp_sibling(path: str | os.PathLike) -> Path:

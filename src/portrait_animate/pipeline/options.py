@@ -139,6 +139,9 @@ def parse_face_map(value: str) -> dict[int, int]:
     return pairs
 
 
+#: The most frames ``--batch_size`` may ask for (an 80 GB card holds about 36 in float16).
+MAX_BATCH_SIZE = 64
+
 #: Text options that a JSON job may give as a whole number (:meth:`AnimateOptions.numbers_as_text`).
 NUMBERED_TEXT = ("driving_face", "source_faces", "driving_anchor")
 
@@ -244,9 +247,10 @@ class AnimateOptions:
             if getattr(self, name) not in allowed:
                 problems.append(f"--{name} {getattr(self, name)!r} is not one of "
                                 f"{', '.join(allowed)}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 0:
+        if not isinstance(self.batch_size, int) or not 0 <= self.batch_size <= MAX_BATCH_SIZE:
             problems.append(f"--batch_size {self.batch_size} is not a whole number of frames "
-                            "of at least 0; pass 0 (the engine's choice) or a frame count")
+                            f"from 0 to {MAX_BATCH_SIZE}; pass 0 (the engine's choice) or a "
+                            "frame count")
         for parse, value in ((parse_anchor, self.driving_anchor),
                              (parse_faces, self.source_faces),
                              (parse_driving_face, self.driving_face),

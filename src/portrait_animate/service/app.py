@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
 
 from ..batch.executors import Executor, LocalExecutor, RayExecutor
 from ..batch.jobs import Job, validate
@@ -33,6 +34,9 @@ __all__ = ["ServiceSettings", "create_app"]
 log = logging.getLogger("portrait_animate.service")
 
 MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
+#: animate's options a client cannot set: where the outputs go and what is printed, the
+#: server's own folders, and frames no route serves.
+SERVER_DECIDES = ("output_dir", "quiet", "weights_dir", "save_frames")
 
 
 @dataclass
@@ -45,7 +49,8 @@ class ServiceSettings:
     max_upload_mb: largest upload.
     max_video_seconds: longest video upload.
     keep_hours: finished jobs are deleted after this long.
-    retries: times a job is run again after a worker died under it.
+    retries: times a job is run again after a failure that is not its input's or the
+        set-up's (a worker died under it, an internal error).
     """
 
     data_dir: Path
@@ -109,6 +114,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         requeued = store.requeue_running()
         if requeued:
             log.warning("%d job(s) left running by the last server queued again", requeued)
+        orphans = store.remove_orphans()
+        if orphans:
+            log.warning("%d folder(s) of jobs the last server did not keep removed", orphans)
         executor = _executor(settings)
         runner = Runner(store, executor, settings.retries, settings.keep_hours)
         app.state.runner = runner
@@ -127,8 +135,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     def authorised(request: Request) -> None:
         if settings.api_key is None:
             return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {settings.api_key}".encode()):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), settings.api_key.encode()):
             raise HTTPException(401, "missing or wrong API key; send 'Authorization: Bearer "
                                      "KEY'", headers={"WWW-Authenticate": "Bearer"})
 
@@ -158,7 +167,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             return str(await run_in_threadpool(save_upload, driving.file, folder, "driving",
                                                limit, settings.max_video_seconds,
                                                "driving upload"))
-        name = (driving or "").removeprefix(PRESET_PREFIX)
+        if driving is None:
+            raise _bad(422, "no driving; send a driving video or image as 'driving', or a "
+                            f"preset's name ({', '.join(PRESETS)})")
+        name = driving.removeprefix(PRESET_PREFIX)
         if name not in PRESETS:
             raise _bad(422, f"driving {driving!r} is neither a file nor a preset; send a file, "
                             f"or one of {', '.join(PRESETS)}")
@@ -172,12 +184,22 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             options = json.loads(text)
         except json.JSONDecodeError as exc:
             raise _bad(422, f"options are not JSON ({exc.msg}); send a JSON object") from None
+        except RecursionError:
+            raise _bad(422, "options nest too deeply; send a flat JSON object of animate's "
+                            "option names") from None
         if not isinstance(options, dict):
             raise _bad(422, "options must be a JSON object of animate's option names")
-        clash = [key for key in ("source", "driving", "name") if key in options]
+        clash = [key for key in ("source", "driving") if key in options]
         if clash:
             raise _bad(422, f"option {clash[0]!r} is a form field of its own; drop it from "
                             "options")
+        decided = [key for key in SERVER_DECIDES if key in options]
+        if decided:
+            raise _bad(422, f"option {decided[0]!r} is the server's to decide; drop it from "
+                            "options")
+        if options.get("engine") == "neural" and not weights_found(None):
+            raise _bad(422, "this server has no weights for the neural engine; send engine "
+                            "classic or auto, or ask its operator to install the weights")
         return options
 
     @app.post("/v1/jobs", status_code=202, dependencies=[Depends(authorised)],
@@ -200,7 +222,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                           "source": str(await run_in_threadpool(
                               save_upload, source.file, folder, "source", limit,
                               settings.max_video_seconds, "source upload"))}
-            problems = await run_in_threadpool(validate, [Job(job_id, None, values)], folder)
+            job = Job(job_id, None, values)
+            problems = await run_in_threadpool(validate, [job], folder)
             if problems:
                 raise _bad(422, problems[0].message)
         except TooLarge as exc:
@@ -209,10 +232,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         except InputError as exc:
             store.delete(job_id)
             raise _bad(422, str(exc)) from None
+        except ClientDisconnect:
+            store.delete(job_id)
+            log.info("a client left during its upload; job %s dropped", job_id)
+            raise _bad(400, "the upload was cut off; send it again") from None
         except BaseException:
             store.delete(job_id)
             raise
-        store.add(job_id, values)
+        store.add(job_id, job.values)
         return {"id": job_id, "status": "queued"}
 
     @app.get("/v1/jobs", dependencies=[Depends(authorised)])
@@ -229,6 +256,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     def _file(job_id: str, which: str) -> FileResponse:
         job = job_or_404(job_id)
+        if job.status == "failed":
+            raise _bad(409, f"job {job_id} failed, so it has no {which}: {job.error}")
         if job.status != "done":
             raise _bad(409, f"job {job_id} is {job.status}, not done; poll it until it is")
         name = job.result if which == "result" else job.concat

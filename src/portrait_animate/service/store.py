@@ -135,6 +135,17 @@ class JobStore:
                     "'running'")
         return len(running)
 
+    def remove_orphans(self) -> int:
+        """Remove the job folders that no job owns (a server killed while it took an upload,
+        or while a cancelled job was still running); call it before serving. Returns how many
+        were removed."""
+        known = {job_id for (job_id,) in self._query("SELECT id FROM jobs")}
+        orphans = [path for path in self.jobs_dir.iterdir()
+                   if path.is_dir() and path.name not in known]
+        for path in orphans:
+            shutil.rmtree(path, ignore_errors=True)
+        return len(orphans)
+
     def expired(self, keep_hours: float) -> list[str]:
         """Finished jobs older than ``keep_hours``."""
         before = time.time() - keep_hours * 3600

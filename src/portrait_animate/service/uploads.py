@@ -4,6 +4,7 @@ reads an image's header, ffmpeg a video's container), never by their name."""
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,6 +18,8 @@ __all__ = ["TooLarge", "save_upload", "IMAGE_FORMATS"]
 #: Pillow's format name -> the extension the pipeline reads it by.
 IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 _CHUNK = 1 << 20
+#: The most pixels an image upload may have (Pillow's own bound for untrusted images).
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
 
 class TooLarge(InputError):  # noqa: N818 (an HTTP 413, named as such)
@@ -35,14 +38,35 @@ def _copy_limited(data: BinaryIO, dst: Path, limit: int, what: str) -> None:
         raise InputError(f"the {what} is empty; send an image or a video")
 
 
-def _image_extension(path: Path) -> str | None:
+def _image_extension(path: Path, what: str) -> str | None:
+    """The pipeline's extension for an image upload, or None for what is not an image.
+
+    Raises:
+        InputError: an image of another format, too many pixels, or damaged.
+    """
     try:
-        with Image.open(path) as image:
-            fmt = image.format
-            image.verify()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
+            with Image.open(path) as image:
+                fmt, (width, height) = image.format, image.size
+    except Image.DecompressionBombError:
+        raise InputError(f"the {what} has over {MAX_PIXELS / 1e6:.0f} megapixels; send a "
+                         "smaller image") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
-    return IMAGE_FORMATS.get(fmt)
+    if fmt not in IMAGE_FORMATS:
+        raise InputError(f"the {what} is a {fmt} image; send a JPEG, PNG, WebP or BMP image, "
+                         "or a video")
+    if width * height > MAX_PIXELS:
+        raise InputError(f"the {what} is {width}x{height} pixels, over "
+                         f"{MAX_PIXELS / 1e6:.0f} megapixels; send a smaller image")
+    try:
+        with Image.open(path) as image:
+            image.load()  # decodes every pixel: a cut-off file fails here
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"the {what} is a damaged {fmt} image ({exc}); send the whole "
+                         "file") from None
+    return IMAGE_FORMATS[fmt]
 
 
 def save_upload(data: BinaryIO, folder: Path, stem: str, limit: int,
@@ -57,7 +81,7 @@ def save_upload(data: BinaryIO, folder: Path, stem: str, limit: int,
     tmp = folder / f".{stem}.upload.mp4"  # probed as a video if not an image
     try:
         _copy_limited(data, tmp, limit, what)
-        extension = _image_extension(tmp)
+        extension = _image_extension(tmp, what)
         if extension is None:
             try:
                 info = probe_video(tmp)
