@@ -17,6 +17,8 @@ from media import frame_count, read_video, write_video
 from portrait_animate.cli.main import main
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.face.ratios import eye_ratios, lip_ratio
+from portrait_animate.live.options import LiveOptions
+from portrait_animate.live.run import run_live
 from portrait_animate.live.session import (
     EASE_SECONDS,
     HOLD_SECONDS,
@@ -149,8 +151,72 @@ def test_virtual_camera_without_a_device_is_one_line(shared, tmp_path, capsys):
     (["--camera", "/no/such.mp4"], "--camera /no/such.mp4: no such file"),
     (["--live_smooth", "-1"], "--live_smooth -1.0 is not a finite number"),
     (["--record", "out.avi"], "the recording is an .mp4"),
+    (["--max_seconds", "0"], "pass a number of seconds, such as 10, or leave it out"),
 ])
 def test_bad_live_options_are_one_line(args, words, capsys):
     assert main(["live", "-s", "sample:astronaut", "--no_window", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
+
+
+def _blank_camera(tmp_path: Path, frames: int = 3) -> Path:
+    """A small video without a face, played as the camera."""
+    return write_video([np.full((64, 64, 3), 90, np.uint8)] * frames, tmp_path / "camera.mp4",
+                       fps=30)
+
+
+def test_camera_file_without_frames_is_one_line_and_writes_nothing(tmp_path, capsys):
+    camera = tmp_path / "text.jpg"
+    camera.write_text("not an image\n")
+    code = main(["live", "-s", "sample:astronaut", "--camera", str(camera), "--engine",
+                 "classic", "--no_window", "--record", str(tmp_path / "r.mp4"), "--stats_json",
+                 str(tmp_path / "s.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and f"--camera {camera}: the file has no video frame" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.jpg"]
+
+
+@pytest.mark.parametrize(("outputs", "words"), [
+    (["--record", "{folder}"], "--record {folder} is a folder"),
+    (["--stats_json", "{folder}"], "--stats_json {folder} is a folder"),
+    (["--record", "{camera}"], "--record {camera} is the input {camera}"),
+    (["--stats_json", "{camera}"], "--stats_json {camera} is the input {camera}"),
+    (["--record", "{tmp}/same.mp4", "--stats_json", "{tmp}/same.mp4"],
+     "--stats_json {tmp}/same.mp4 is the --record file too"),
+])
+def test_bad_live_outputs_are_refused_up_front(outputs, words, tmp_path, capsys):
+    camera = _blank_camera(tmp_path, frames=1)
+    folder = tmp_path / "out.mp4"
+    folder.mkdir()
+    names = {"folder": folder, "camera": camera, "tmp": tmp_path}
+    before = camera.read_bytes()
+    code = main(["live", "-s", "sample:astronaut", "--camera", str(camera), "--engine",
+                 "classic", "--no_window", *(a.format(**names) for a in outputs)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and words.format(**names) in err[0], err
+    assert camera.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.mp4", "out.mp4"]
+    assert not any(folder.iterdir())
+
+
+def test_a_recording_that_cannot_be_renamed_leaves_nothing(tmp_path):
+    # past the up-front checks (here a folder in the recording's place): the last rename fails
+    folder = tmp_path / "out.mp4"
+    folder.mkdir()
+    options = LiveOptions(AnimateOptions(source="sample:astronaut", driving="",
+                                         engine="classic", quiet=True),
+                          camera=str(_blank_camera(tmp_path)), window=False, record=str(folder))
+    with pytest.raises(IsADirectoryError):
+        run_live(options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.mp4", "out.mp4"]
+    assert not any(folder.iterdir())
+
+
+def test_a_session_without_a_face_says_so(tmp_path, capsys):
+    assert main(["live", "-s", "sample:astronaut", "--camera", str(_blank_camera(tmp_path)),
+                 "--engine", "classic", "--no_window"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("note: no face was seen in the camera frames"), err
+    assert sum("no face" in line for line in err) == 1, err

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 
 from ..errors import InputError
+from ..io.files import check_output_file
 from ..live.options import LIVE_ANIMATE_OPTIONS, LiveOptions
 from ..pipeline.options import Range
 from .animate import add_animate_options, options_from_args
@@ -45,13 +47,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=_run)
 
 
-def _check(args: argparse.Namespace, options: LiveOptions) -> None:
-    """Fail on a bad option before the camera or the engine is opened."""
-    problems = options.animate.invalid_values()
-    for name, allowed in RANGES.items():
-        value = getattr(args, name)
-        if value is not None:
-            problems.append(allowed.problem(f"--{name}", value, 1.0))
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file, existing or not."""
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _output_problems(args: argparse.Namespace) -> list[str]:
+    """What is wrong with ``--record`` and ``--stats_json``: a missing or unwritable folder, a
+    folder given as the file, one of the inputs, or both the same file."""
+    problems = []
+    inputs = [args.source] + ([] if args.camera.isdigit() else [args.camera])
     for option, path in (("--record", args.record), ("--stats_json", args.stats_json)):
         if path is None:
             continue
@@ -59,8 +66,29 @@ def _check(args: argparse.Namespace, options: LiveOptions) -> None:
         if not folder.is_dir():
             problems.append(f"{option} {path}: the folder {folder} does not exist; create it "
                             "or pick another path")
+            continue
+        try:
+            check_output_file(path, option, inputs)
+        except InputError as exc:
+            problems.append(str(exc))
     if args.record is not None and Path(args.record).suffix.lower() != ".mp4":
         problems.append(f"--record {args.record}: the recording is an .mp4; name it so")
+    if args.record is not None and args.stats_json is not None and \
+            _same_file(args.record, args.stats_json):
+        problems.append(f"--stats_json {args.stats_json} is the --record file too; give the "
+                        "statistics another file name (such as stats.json)")
+    return problems
+
+
+def _check(args: argparse.Namespace, options: LiveOptions) -> None:
+    """Fail on a bad option before the camera or the engine is opened."""
+    problems = options.animate.invalid_values()
+    problems.append(RANGES["live_smooth"].problem("--live_smooth", args.live_smooth, 1.0))
+    if args.max_seconds is not None and args.max_seconds not in RANGES["max_seconds"]:
+        problems.append(f"--max_seconds {args.max_seconds} is not a finite number "
+                        f"{RANGES['max_seconds']}; pass a number of seconds, such as 10, or "
+                        "leave it out to run until the camera ends or q is pressed in the window")
+    problems += _output_problems(args)
     problems = [p for p in problems if p]
     if problems:
         raise InputError(problems[0])

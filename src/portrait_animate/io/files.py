@@ -43,8 +43,8 @@ def check_output_file(path: str | os.PathLike, option: str,
     """
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"{option} {path} is a folder; give {option} a file name, such as "
-                         f"{path / ('output' + (path.suffix or '.mp4'))}")
+        raise InputError(f"{option} {path} is a folder; give {option} the name of a file "
+                         "(in that folder, if you like)")
     try:
         check_output_folder(path.parent, option)
     except InputError:

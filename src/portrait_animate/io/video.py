@@ -243,7 +243,12 @@ class VideoWriter:
                  tb: TracebackType | None) -> None:
         try:
             if exc_type is None and self.frames:
-                commit(self.finish(), self.path)
+                finished = self.finish()
+                try:
+                    commit(finished, self.path)
+                except BaseException:
+                    discard(finished)
+                    raise
         finally:
             self.discard()
 

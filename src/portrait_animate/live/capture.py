@@ -4,6 +4,7 @@ gets the newest frame, and every frame it never took counts as dropped."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ __all__ = ["Capture", "CapturedFrame", "DEFAULT_CAMERA_FPS"]
 
 #: A camera (or stream) that does not say its frame rate is taken to run at this.
 DEFAULT_CAMERA_FPS = 30.0
+#: FFmpeg's AV_LOG_QUIET: OpenCV's FFmpeg backend prints FFmpeg's errors (a file that is not
+#: a video, a broken stream) on stderr unless told this before its first capture; our
+#: messages say what went wrong.
+_FFMPEG_QUIET = "-8"
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ def _open(camera: str) -> tuple[cv2.VideoCapture, bool]:
     if not is_file and not camera.isdigit() and "://" not in camera:
         raise InputError(f"--camera {camera}: no such file; give a device index (0), a video "
                          "file or a stream URL (rtsp://..., http://...)")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", _FFMPEG_QUIET)
     level = cv2.getLogLevel()
     cv2.setLogLevel(0)  # silent: our message says what went wrong
     try:
@@ -58,10 +64,22 @@ class Capture:
         fps: the frame rate the frames come at.
         size: (width, height) of the frames.
         frames_in: frames read so far.
+
+    Raises:
+        InputError: the camera cannot be opened, or it is a file without a frame to read.
     """
 
     def __init__(self, camera: str) -> None:
         self._capture, self._is_file = _open(camera)
+        # A file's first frame is read now, so that one without frames fails before any work;
+        # it is delivered first once started.
+        self._first: np.ndarray | None = None
+        if self._is_file:
+            ok, self._first = self._capture.read()
+            if not ok:
+                self._capture.release()
+                raise InputError(f"--camera {camera}: the file has no video frame that can be "
+                                 "read; give a video file (such as an .mp4) with frames")
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1 <= fps <= 240 else DEFAULT_CAMERA_FPS
         self.size = (int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
@@ -84,7 +102,10 @@ class Capture:
                     delay = start + self.frames_in / self.fps - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                ok, bgr = self._capture.read()
+                if self._first is not None:
+                    ok, bgr, self._first = True, self._first, None
+                else:
+                    ok, bgr = self._capture.read()
                 if not ok:
                     break
                 frame = CapturedFrame(self.frames_in, time.monotonic(),

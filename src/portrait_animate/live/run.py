@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..face.mesh import FaceMesh
 from ..io.files import atomic_path
 from ..io.video import VideoWriter
@@ -144,8 +145,8 @@ def run_live(options: LiveOptions, reporter: Reporter | None = None) -> LiveStat
     """Run a live session until the camera ends, ``max_seconds`` pass or a quit key.
 
     Raises:
-        InputError: a bad source or camera, or a virtual camera that cannot be had; nothing
-            is left behind.
+        InputError: a bad source or camera (one that gives no frame), or a virtual camera
+            that cannot be had; nothing is left behind.
     """
     reporter = reporter or Reporter(options.animate.quiet)
     capture = Capture(options.camera)
@@ -209,6 +210,10 @@ def run_live(options: LiveOptions, reporter: Reporter | None = None) -> LiveStat
         analysis.close()
         capture.close()
         frames_in = capture.frames_in
+        if not frames_in:  # nothing to record or report
+            raise InputError(f"--camera {options.camera} gave no frame in the {seconds:.1f} s "
+                             "the session ran; check that the camera works and is not in use "
+                             "by another program (or give a longer --max_seconds)")
         record.write(frames_in, None)
         ms = np.array(latencies) * 1000 if latencies else np.zeros(1)
         stats = LiveStats(
@@ -223,4 +228,7 @@ def run_live(options: LiveOptions, reporter: Reporter | None = None) -> LiveStat
         with atomic_path(options.stats_json) as tmp:
             Path(tmp).write_text(json.dumps(asdict(stats), indent=2) + "\n")
     reporter.note(stats.summary())
+    if rendered and not render_ms:  # frames were rendered, none animated
+        reporter.note("note: no face was seen in the camera frames, so the portrait stayed at "
+                      "rest; face the camera, in good light")
     return stats
