@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -94,6 +95,58 @@ def test_bad_multiplier_is_one_line_before_any_work(value, tmp_path, capsys, no_
 def test_app_refuses_non_finite_limits(capsys):
     assert main(["app", "--max_upload_mb", "nan"]) == 2
     assert "--max_upload_mb nan" in _one_error_line(capsys)
+
+
+@pytest.fixture
+def no_app_launch(monkeypatch):
+    """Bad launch options must be refused before the app is built."""
+    import portrait_animate.app as app_package
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the app was launched before its options were checked")
+
+    monkeypatch.setattr(app_package, "serve", refuse)
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+
+
+@pytest.mark.parametrize("under", [False, True], ids=["file", "path under a file"])
+def test_app_refuses_a_temp_dir_that_is_a_file(under, tmp_path, capsys, no_app_launch):
+    taken = tmp_path / "taken.jpg"
+    taken.write_bytes(b"keep me")
+    assert main(["app", "--gradio_temp_dir", str(taken / "tmp" if under else taken)]) == 2
+    assert f"--gradio_temp_dir {taken}" in _one_error_line(capsys)
+    assert taken.read_bytes() == b"keep me" and "GRADIO_TEMP_DIR" not in os.environ
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_app_refuses_a_port_in_use(host, capsys, no_app_launch):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["app", "-p", str(port), "--server_name", host]) == 2
+    message = _one_error_line(capsys)
+    assert message.startswith(f"error: -p {port}: ") and "pick another port" in message
+
+
+def test_app_run_folder_of_a_failed_job_is_removed(tmp_path, monkeypatch):
+    from portrait_animate.app import backend as app_backend
+    from portrait_animate.errors import InputError
+
+    def fail(job, **kwargs):
+        (Path(job.output_dir) / "partial.mp4").write_bytes(b"")
+        raise InputError("no face in the source; stands in for any failure")
+
+    monkeypatch.setattr(app_backend, "FaceMesh", lambda det_thresh: None)
+    monkeypatch.setattr(app_backend, "animate", fail)
+    backend = app_backend.AppBackend(AnimateOptions("", ""), app_backend.AppLimits(), tmp_path)
+    monkeypatch.setattr(backend.engines, "get", lambda name: None)
+    with pytest.raises(InputError):
+        backend.animate("s.jpg", "d.mp4", "classic", Reporter(quiet=True))
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(app_backend, "animate", lambda job, **kwargs: job.output_dir)
+    done = Path(backend.animate("s.jpg", "d.mp4", "classic", Reporter(quiet=True)))
+    assert done.is_dir() and done.parent == tmp_path, "a finished job's folder is kept"
 
 
 class _Notes(Reporter):

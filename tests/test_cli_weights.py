@@ -6,13 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from hub_standin import HubStandIn
+from portrait_animate.cli import debug
 from portrait_animate.cli.main import main
 from portrait_animate.engines.neural.config import CHECKPOINTS
 from portrait_animate.engines.neural.hub import HUB_REPO_ID
+from portrait_animate.errors import InputError
 
 FILES = list(dict.fromkeys(c.file for c in CHECKPOINTS))
 
@@ -77,14 +80,72 @@ def test_download_through_the_hub_client_from_a_local_stand_in(synthetic_weights
         assert (tmp_path / "dl" / rel).read_bytes() == (synthetic_weights.parent / rel).read_bytes()
 
 
-def test_download_failure_is_one_clear_line(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("existing", [False, True], ids=["new folder", "existing folder"])
+def test_download_failure_is_one_clear_line_and_leaves_nothing(existing, tmp_path, monkeypatch,
+                                                               capsys):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    dest = tmp_path / "dl"
+    if existing:
+        (dest / "liveportrait").mkdir(parents=True)
+        (dest / "liveportrait/notes.txt").write_text("mine")
     with HubStandIn(tmp_path / "empty", HUB_REPO_ID) as hub:
-        assert main(["weights", "download", str(tmp_path / "dl"), "--endpoint", hub.endpoint]) == 2
+        assert main(["weights", "download", str(dest), "--endpoint", hub.endpoint]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("error: could not download")
-    assert not (tmp_path / "dl" / FILES[0]).exists()
+    # no lock file, no empty folder: only what was there before
+    left = sorted(str(p.relative_to(tmp_path)) for p in dest.rglob("*")) if dest.exists() else []
+    assert left == (["dl/liveportrait", "dl/liveportrait/notes.txt"] if existing else [])
+    assert dest.exists() == existing
+
+
+@pytest.mark.parametrize("endpoint, env", [("notaurl", None), ("ftp://mirror", None),
+                                           (None, "huggingface.co")])
+def test_download_from_a_bad_address_says_which(endpoint, env, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    if env is None:
+        monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    else:
+        monkeypatch.setenv("HF_ENDPOINT", env)
+    args = ["--endpoint", endpoint] if endpoint else []
+    assert main(["weights", "download", str(tmp_path / "dl"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    origin = "--endpoint" if endpoint else "HF_ENDPOINT"
+    assert "\n" not in err
+    assert err.startswith(f"error: {origin} '{endpoint or env}' is not a hub address; ")
+    assert not (tmp_path / "dl").exists()
+
+
+@pytest.mark.parametrize("action", ["download", "synth"])
+@pytest.mark.parametrize("where", ["file", "under a file", "cannot be made"])
+def test_weights_into_a_folder_that_cannot_be_one_is_refused(action, where, tmp_path,
+                                                             monkeypatch, capsys):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    taken = tmp_path / "taken.jpg"
+    taken.write_bytes(b"keep me")
+    dest = {"file": taken, "under a file": taken / "w", "cannot be made": Path("/proc/w")}[where]
+    if action == "synth":
+        assert main(["weights", "synth", str(dest)]) == 2
+    else:
+        with HubStandIn(tmp_path / "empty", HUB_REPO_ID) as hub:
+            assert main(["weights", "download", str(dest), "--endpoint", hub.endpoint]) == 2
+        assert hub.requests == [], "the folder is checked before the hub is asked"
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: ") and str(dest) in err
+    assert "check the network" not in err, "the folder is the problem, not the network"
+    assert taken.read_bytes() == b"keep me" and not Path("/proc/w").exists()
+
+
+def test_check_reports_a_junk_safetensors_file_as_invalid(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    (tmp_path / "liveportrait/base_models").mkdir(parents=True)
+    (tmp_path / "liveportrait/base_models/warping_module.safetensors").write_text("hello\n")
+    assert main(["weights", "check", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    row = next(line for line in captured.out.splitlines() if "warping_module" in line)
+    assert "invalid: weights file is not a valid checkpoint" in row
+    assert captured.err.startswith("error: 7 of 7 networks")
 
 
 @pytest.mark.parametrize("bad", ["missing.png", "notes.txt", "corrupt.png"])
@@ -99,6 +160,46 @@ def test_debug_stages_bad_input_exits_2_and_writes_nothing(bad, tmp_path, synthe
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("problem", ["--out is a folder", "--save_image is text",
+                                     "--save_image is --out", "--save_image in a file"])
+def test_debug_stages_bad_outputs_are_refused_before_any_work(problem, tmp_path, monkeypatch,
+                                                              capsys):
+    def refuse(*args, **kwargs):
+        raise AssertionError("work started before the outputs were checked")
+
+    monkeypatch.setattr(debug, "read_image_rgb", refuse)
+    (tmp_path / "folder.npz").mkdir()
+    (tmp_path / "taken").write_text("")
+    out, image = {"--out is a folder": ("folder.npz", None),
+                  "--save_image is text": ("b.npz", "img.txt"),
+                  "--save_image is --out": ("b.png", "b.png"),
+                  "--save_image in a file": ("b.npz", "taken/img.png")}[problem]
+    args = ["--out", str(tmp_path / out)]
+    if image:
+        args += ["--save_image", str(tmp_path / image)]
+    assert main(["debug-stages", "-s", "sample:astronaut", "-d", "sample:astronaut",
+                 "--synthetic_weights", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    option = problem.split()[0]
+    assert "\n" not in err and err.startswith(f"error: {option} ") and "; " in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.npz", "taken"]
+
+
+def test_debug_stages_writes_both_outputs_or_neither(tmp_path, monkeypatch, capsys):
+    def fail(*args, **kwargs):
+        raise InputError("cannot write image; stands in for a full disk")
+
+    monkeypatch.setattr(debug.LivePortraitNetworks, "from_pretrained",
+                        lambda *args, **kwargs: None)
+    monkeypatch.setattr(debug, "dump_stages", lambda *args: {
+        "G_image_uint8": np.zeros((4, 4, 3), np.uint8)})
+    monkeypatch.setattr(debug, "write_image_rgb", fail)
+    assert main(["debug-stages", "-s", "sample:astronaut", "-d", "sample:astronaut",
+                 "--out", str(tmp_path / "b.npz"),
+                 "--save_image", str(tmp_path / "b.png")]) == 2
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_console_script_and_module_entry_point():

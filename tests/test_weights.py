@@ -136,9 +136,27 @@ def test_pickled_code_is_never_run(synthetic_weights, tmp_path):
 
     link_weights(synthetic_weights, tmp_path, skip=FILES[1])
     torch.save({"detector.norm.weight": Evil()}, tmp_path / FILES[1])
-    with pytest.raises(WeightsError, match="cannot read weights file"):
+    with pytest.raises(WeightsError, match="is not a valid checkpoint") as info:
         LivePortraitNetworks.from_pretrained(tmp_path, force_cpu=True)
     assert not marker.exists()
+    assert "weights_only" not in str(info.value), "never advise unpickling the file"
+
+
+@pytest.mark.parametrize("name, junk", [
+    ("warping_module.safetensors", b"plain text, no safetensors header"),
+    ("warping_module.pth", b"plain text, not a pickle"),
+    ("warping_module.pth", b""),
+    ("warping_module.pth", b"PK\x03\x04 a cut zip"),
+])
+def test_junk_files_are_reported_invalid_in_one_line(name, junk, tmp_path):
+    folder = tmp_path / "liveportrait/base_models"
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(junk)
+    report = {r.name: r for r in check_weights_dir(tmp_path)}["W"]
+    assert report.status == "invalid"
+    assert report.detail.startswith("weights file is not a valid checkpoint (")
+    assert report.detail.endswith("; re-download it") and "\n" not in report.detail
+    assert "weights_only" not in report.detail and len(report.detail) < 160
 
 
 @pytest.mark.parametrize("junk", [b"not a checkpoint", b"junk\n"])

@@ -3,6 +3,7 @@ state cached, every job in its own output folder."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import time
@@ -126,8 +127,15 @@ class AppBackend:
             return list_faces(path, kind, mesh, order, self.base.source_max_dim,
                               self.base.source_division, frames)
 
-    def _job_dir(self, prefix: str) -> Path:
-        return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.work_dir))
+    @contextmanager
+    def _job_dir(self, prefix: str) -> Iterator[Path]:
+        """A new output folder for one job, removed with what is in it if the job fails."""
+        folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=self.work_dir))
+        try:
+            yield folder
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def upload(self, path: str, role: str, kind: InputKind) -> str:
         return checked_upload(path, role, kind, self.limits)
@@ -135,10 +143,12 @@ class AppBackend:
     def animate(self, source: str, driving: str, engine: str, reporter: Reporter,
                 **options: object) -> AnimateResult:
         """Animate checked inputs; ``options`` are AnimateOptions fields from the page."""
-        job = replace(self.base, source=source, driving=driving, engine=engine,
-                      output_dir=str(self._job_dir("animate")), quiet=True, **options)
-        with self._animate_mesh() as mesh:
-            return animate(job, engine=self.engines.get(engine), reporter=reporter, mesh=mesh)
+        with self._job_dir("animate") as folder:
+            job = replace(self.base, source=source, driving=driving, engine=engine,
+                          output_dir=str(folder), quiet=True, **options)
+            with self._animate_mesh() as mesh:
+                return animate(job, engine=self.engines.get(engine), reporter=reporter,
+                               mesh=mesh)
 
     def _edit_state(self, path: str, engine: Engine, do_crop: bool, scale: float,
                     face: int | None, face_order: str) -> tuple[_EditState, float]:
@@ -189,5 +199,5 @@ class AppBackend:
 
     def retarget_video(self, path: str, options: VideoRetargetOptions, engine: str,
                        reporter: Reporter) -> VideoRetargetResult:
-        return retarget_video(path, self.engines.get(engine), options,
-                              self._job_dir("retarget"), reporter)
+        with self._job_dir("retarget") as folder:
+            return retarget_video(path, self.engines.get(engine), options, folder, reporter)

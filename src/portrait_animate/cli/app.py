@@ -10,8 +10,10 @@ from pathlib import Path
 
 from ..app.uploads import AppLimits
 from ..errors import InputError
+from ..io.files import check_output_folder
 from ..pipeline.options import Range
 from .animate import add_animate_options, options_from_args
+from .listen import check_listen
 
 __all__ = ["configure"]
 
@@ -46,13 +48,22 @@ def _check(args: argparse.Namespace) -> None:
     problems = [p for p in problems if p]
     if problems:
         raise InputError(problems[0])
+    if args.gradio_temp_dir:
+        check_output_folder(args.gradio_temp_dir, "--gradio_temp_dir")
+    # Gradio binds 127.0.0.1 first to find the port free
+    check_listen([args.server_name, "127.0.0.1"], args.server_port, "--server_name", "-p")
 
 
 def _run(args: argparse.Namespace) -> int:
     _check(args)
     if args.gradio_temp_dir:
         # Gradio reads it when first imported, so it is set before the app is built.
-        Path(args.gradio_temp_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(args.gradio_temp_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--gradio_temp_dir {args.gradio_temp_dir}: cannot make the "
+                             f"folder ({exc.strerror or exc}); give a folder you can write "
+                             "to") from exc
         os.environ["GRADIO_TEMP_DIR"] = str(Path(args.gradio_temp_dir).resolve())
     from ..app import AppBackend, serve
 

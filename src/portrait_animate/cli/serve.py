@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import socket
 from pathlib import Path
 
 from ..errors import InputError
 from ..io.files import check_output_folder
+from .listen import check_listen
 
 __all__ = ["configure"]
 
@@ -72,23 +72,6 @@ def _api_key(args: argparse.Namespace) -> str | None:
     return args.api_key or os.environ.get("PORTRAIT_ANIMATE_API_KEY") or None
 
 
-def _check_listen(host: str, port: int) -> None:
-    """Fail, before the service starts, unless ``host:port`` can be listened on."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise InputError(f"--host {host} is not an address of this machine; pass 127.0.0.1, "
-                         "0.0.0.0 or one of its addresses") from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            raise InputError(f"cannot listen on {host}:{port} ({exc.strerror}); pass another "
-                             "--port, or stop what uses it") from None
-
-
 def _run(args: argparse.Namespace) -> int:
     for name in ("max_upload_mb", "max_video_seconds", "keep_hours"):
         value = getattr(args, name)
@@ -97,11 +80,9 @@ def _run(args: argparse.Namespace) -> int:
                              "positive number")
     if args.workers < 1 or args.retries < 0:
         raise InputError("--workers must be at least 1 and --retries at least 0")
-    if not 0 < args.port < 65536:
-        raise InputError(f"--port {args.port} is not a port; pass 1-65535")
     check_output_folder(args.data_dir, "--data_dir")
     api_key = _api_key(args)
-    _check_listen(args.host, args.port)
+    check_listen([args.host], args.port, "--host", "--port")
     import uvicorn
 
     from ..service import ServiceSettings, create_app

@@ -18,7 +18,8 @@ from ..engines.neural.weights import (
     resolve_weights_dir,
     search_locations,
 )
-from ..errors import WeightsError
+from ..errors import InputError, WeightsError
+from ..io.files import check_output_folder
 
 __all__ = ["configure"]
 
@@ -44,7 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _download(args: argparse.Namespace) -> int:
-    dest = Path(args.dir) if args.dir else default_weights_dir()
+    dest = Path(args.dir).expanduser() if args.dir else default_weights_dir()
+    check_output_folder(dest, "the target folder")
     folder = download_weights(dest, revision=args.revision, endpoint=args.endpoint)
     bad = [r for r in check_weights_dir(folder) if not r.ok]
     if bad:
@@ -55,7 +57,13 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    folder = write_synthetic_weights(args.dir)
+    dest = Path(args.dir).expanduser()
+    check_output_folder(dest, "the target folder")
+    try:
+        folder = write_synthetic_weights(dest)
+    except OSError as exc:
+        raise InputError(f"cannot write synthetic weights under {dest}: "
+                         f"{exc.strerror or exc}; give a folder you can write to") from exc
     print(f"synthetic weights written to {folder} ({SYNTHETIC_DETAIL})")
     return 0
 

@@ -3,19 +3,71 @@
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ...errors import WeightsError
 from .config import CHECKPOINTS
 
-__all__ = ["HUB_REPO_ID", "download_weights"]
+__all__ = ["HUB_REPO_ID", "check_endpoint", "download_weights"]
 
 HUB_REPO_ID = "KwaiVGI/LivePortrait"
+#: Where a download writes under its target folder: the files, and the hub client's lock
+#: and partial files.
+_WRITTEN = (Path("liveportrait"), Path(".cache", "huggingface"))
+
+
+def check_endpoint(endpoint: str | None) -> None:
+    """Fail unless the hub address to use (``endpoint``, else ``$HF_ENDPOINT`` when set) is an
+    ``http://`` or ``https://`` address.
+
+    Raises:
+        WeightsError: naming where the address came from and the fix.
+    """
+    given, origin = (endpoint, "--endpoint") if endpoint is not None else (
+        os.environ.get("HF_ENDPOINT"), "HF_ENDPOINT")
+    if given is None:
+        return
+    try:
+        parts = urlsplit(given)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (
+            parts.port is None or parts.port > 0)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise WeightsError(f"{origin} {given!r} is not a hub address; give an http:// or "
+                           "https:// address, such as https://huggingface.co or a mirror")
+
+
+def _written_paths(dest: Path) -> set[Path]:
+    """The existing files and folders that a download into ``dest`` may have made: ``dest``
+    and its parents, and everything on the way to and under :data:`_WRITTEN`."""
+    paths = {p for root in _WRITTEN for p in (dest / root, *(dest / root).parents)}
+    for root in _WRITTEN:
+        if (dest / root).is_dir():
+            paths.update((dest / root).rglob("*"))
+    return {p for p in paths if os.path.lexists(p)}
+
+
+def _remove_new(dest: Path, before: set[Path]) -> None:
+    """Remove what a failed download made, deepest first: every file and folder that
+    :func:`_written_paths` finds now and did not find ``before``."""
+    for path in sorted(_written_paths(dest) - before, key=lambda p: len(p.parts),
+                       reverse=True):
+        with suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink()
 
 
 def download_weights(dest: str | os.PathLike, *, repo_id: str = HUB_REPO_ID,
                      revision: str | None = None, endpoint: str | None = None) -> Path:
     """Download the five human-mode checkpoint files into ``dest/liveportrait/``.
+
+    On failure, what the download wrote (files, the hub client's cache and lock files, new
+    folders) is removed; what was there before is kept.
 
     Args:
         dest: target folder (the published ``pretrained_weights`` layout is kept).
@@ -25,17 +77,32 @@ def download_weights(dest: str | os.PathLike, *, repo_id: str = HUB_REPO_ID,
 
     Returns:
         The ``liveportrait/`` folder.
+
+    Raises:
+        WeightsError: a bad hub address, or a file that could not be fetched or written.
     """
+    check_endpoint(endpoint)
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     dest = Path(dest).expanduser()
-    for file in dict.fromkeys(c.file for c in CHECKPOINTS):
-        try:
-            hf_hub_download(repo_id=repo_id, filename=file, revision=revision,
-                            local_dir=dest, endpoint=endpoint)
-        except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WeightsError(f"could not download {file} from {repo_id}: {reason}; check the "
-                               "network or set HF_ENDPOINT to a reachable mirror") from exc
+    before = _written_paths(dest)
+    try:
+        for file in dict.fromkeys(c.file for c in CHECKPOINTS):
+            try:
+                hf_hub_download(repo_id=repo_id, filename=file, revision=revision,
+                                local_dir=dest, endpoint=endpoint)
+            except (HfHubHTTPError, LocalEntryNotFoundError) as exc:
+                reason = (str(exc).strip().splitlines()[0] if str(exc).strip()
+                          else type(exc).__name__)
+                raise WeightsError(f"could not download {file} from {repo_id}: {reason}; "
+                                   "check the network or set HF_ENDPOINT to a reachable "
+                                   "mirror") from exc
+            except OSError as exc:
+                raise WeightsError(f"could not write {file} under {dest}: "
+                                   f"{exc.strerror or exc}; give a folder you can write to"
+                                   ) from exc
+    except BaseException:
+        _remove_new(dest, before)
+        raise
     return dest / "liveportrait"

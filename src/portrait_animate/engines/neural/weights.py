@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from ...errors import WeightsError
@@ -105,6 +107,18 @@ def resolve_weights_dir(weights_dir: str | os.PathLike | None = None) -> Path:
                        f"{searched}; {HOW_TO_GET}")
 
 
+def _unreadable_reason(exc: Exception) -> str:
+    """Why a checkpoint could not be read, in a few words; never PyTorch's advice to load it
+    with ``weights_only=False``, which would run whatever code the file holds."""
+    text = str(exc).strip()
+    if isinstance(exc, EOFError):
+        return "it is empty or cut short"
+    if isinstance(exc, (RuntimeError, SafetensorError)) and text and "weights_only" not in text:
+        # the fault the reader found, such as a zip archive's or a header's: its first sentence
+        return text.splitlines()[0].split(". ")[0].removesuffix(".")
+    return "it is damaged, or holds more than tensors"
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
     """Read a checkpoint without unpickling code: ``weights_only`` for ``.pth``."""
     try:
@@ -112,12 +126,18 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor | dict[str, torch.Tens
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, KeyError, IndexError, TypeError,
-            AttributeError, pickle.UnpicklingError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"cannot read weights file {path}: {reason}; the file is corrupt or "
-                           f"not a checkpoint, {HOW_TO_GET}") from exc
+        with warnings.catch_warnings():
+            # a pickle that is not a checkpoint makes torch warn about its protocol
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights file {path}: "
+                           f"{exc.strerror or type(exc).__name__}; {HOW_TO_GET}") from exc
+    except (RuntimeError, ValueError, EOFError, KeyError, IndexError, TypeError,
+            AttributeError, pickle.UnpicklingError, SafetensorError) as exc:
+        raise WeightsError(f"weights file {path} is not a valid checkpoint "
+                           f"({_unreadable_reason(exc)}); re-download it: {HOW_TO_GET}"
+                           ) from exc
     if not isinstance(state, dict):
         raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state "
                            f"dict; {HOW_TO_GET}")
@@ -208,7 +228,7 @@ class FileReport:
 def _file_problem(exc: WeightsError, path: Path) -> str:
     """An error about one file without its path and the advice on getting weights."""
     text = str(exc).replace(f" {path}", "")
-    for separator in (", ", "; "):
+    for separator in (", ", "; ", ": "):
         text = text.removesuffix(f"{separator}{HOW_TO_GET}")
     return text
 
