@@ -202,6 +202,16 @@ def test_uploads_are_checked(shared, name, kind, limits, message):
     assert "--" not in info.value.page, "the page names no command-line option"
 
 
+def test_a_wrong_kind_is_sent_where_the_page_takes_the_right_one(shared):
+    """The animate page's source and driving have a tab per kind; the retargeting sections
+    take one kind each, so their message names it instead of a tab they do not have."""
+    video = str(shared / "assets/driving/d0.mp4")
+    with pytest.raises(InputError, match="is a video; upload it in the video tab$"):
+        checked_upload(video, "source", InputKind.IMAGE, AppLimits())
+    with pytest.raises(InputError, match="is a video; upload an image here$"):
+        checked_upload(video, "image", InputKind.IMAGE, AppLimits())
+
+
 def test_corrupt_and_pickled_uploads_are_refused(tmp_path):
     corrupt = tmp_path / "broken.mp4"
     corrupt.write_bytes(b"\x00not a video" * 100)

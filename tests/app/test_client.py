@@ -75,7 +75,7 @@ def test_animate_endpoint_takes_the_stable_motion_options(client, shared):
                        driving_image=handle_file(shared / "assets/driving/d12.jpg"),
                        driving_tab="Image", engine="classic", driving_anchor="middle",
                        api_name="/animate")
-    assert "--driving_anchor 'middle' is not first, auto or a frame index" in str(info.value)
+    assert "'driving anchor' 'middle' is not first, auto or a frame index" in str(info.value)
 
 
 #: Boxes of the group picture's faces (tests/conftest.py), numbered by size.

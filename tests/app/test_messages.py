@@ -21,6 +21,21 @@ def test_page_message_names_uploads_by_their_file_name():
         "cannot decode image wall photo.png: the file is corrupt"
 
 
+def test_page_messages_name_the_controls_not_the_command_lines_options():
+    """An option's message made for the command line names the page's control, and a flag
+    to pass or drop is a box to tick or untick."""
+    from portrait_animate.pipeline.options import AnimateOptions
+
+    [problem] = AnimateOptions("s.jpg", "d.mp4", face_order="x").invalid_values()
+    assert page_message(problem, []).startswith("'face order' 'x' is not one of large-small")
+    [conflict] = AnimateOptions("s.jpg", "d.mp4", flag_normalize_lip=True,
+                                flag_relative_motion=False).conflicts()
+    assert page_message(conflict, []) == (
+        "'normalize lip' needs relative motion; tick 'relative motion' or untick 'normalize lip'")
+    assert page_message("pass --no_flag_stitching or --driving_multiplier 1 (--quiet)", []) == \
+        "untick 'stitching' or 'driving multiplier (i2v)' 1 (--quiet)"
+
+
 def test_a_users_error_is_its_page_wording_and_one_log_line(caplog):
     @user_errors
     def handler(image: str) -> None:

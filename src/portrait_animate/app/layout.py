@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,13 +62,47 @@ edit a face with sliders; close or open the lips of a whole video. Engines: **ne
 when weights are found."""
 
 
+#: The labels of the controls of animate's options, by option name: a message that names an
+#: option as the command line does (``--driving_multiplier``) names its control instead.
+PAGE_LABELS = {
+    "flag_do_crop": "do crop (source)", "flag_crop_driving_video": "do crop (driving)",
+    "flag_normalize_lip": "normalize lip", "flag_relative_motion": "relative motion",
+    "flag_pasteback": "paste-back", "flag_stitching": "stitching",
+    "animation_region": "animation region", "driving_option": "driving option (i2v)",
+    "driving_multiplier": "driving multiplier (i2v)",
+    "driving_smooth_observation_variance": "motion smooth strength (v2v)",
+    "driving_smooth": "driving smooth", "driving_anchor": "driving anchor",
+    "face_order": "face order", "source_faces": "source faces to animate",
+    "driving_face": "driving face", "face_map": "face map", "engine": "engine",
+    **{f"{name}{suffix}": f"{role} crop {what}"
+       for role, suffix in (("source", ""), ("driving", "_crop_driving_video"))
+       for name, what in (("scale", "scale"), ("vx_ratio", "x"), ("vy_ratio", "y"))},
+}
+_OPTION = re.compile(r"--(?:no_)?([a-z_]+)")
+#: A fix that passes or drops a flag (or either of two) is a box to tick or untick.
+_FLAG_FIX = re.compile(r"\b(pass|drop) --(no_)?(flag_[a-z_]+)(?: or --(no_)?(flag_[a-z_]+))?")
+
+
+def _flag_fix(match: re.Match[str]) -> str:
+    verb, *flags = match.groups()
+    pairs = [(negated, name) for negated, name in zip(flags[::2], flags[1::2], strict=True)
+             if name is not None]
+    if any(name not in PAGE_LABELS for _, name in pairs):
+        return match[0]
+    return " or ".join(f"{'tick' if (verb == 'pass') != bool(negated) else 'untick'} "
+                       f"'{PAGE_LABELS[name]}'" for negated, name in pairs)
+
+
 def page_message(message: str, inputs: Iterable[object]) -> str:
     """A message as the page shows it: each uploaded file (an absolute path on the server
-    among ``inputs``) is named by its file name."""
+    among ``inputs``) is named by its file name, and each option that has a control by the
+    control's label (:data:`PAGE_LABELS`)."""
     for value in inputs:
         if isinstance(value, str) and Path(value).is_absolute():
             message = message.replace(value, Path(value).name)
-    return message
+    message = _FLAG_FIX.sub(_flag_fix, message)
+    return _OPTION.sub(lambda m: f"'{PAGE_LABELS[m[1]]}'" if m[1] in PAGE_LABELS else m[0],
+                       message)
 
 
 def user_errors(fn: Callable[..., T]) -> Callable[..., T]:
@@ -291,14 +326,18 @@ def _edit_face(face: str | None) -> int | None:
 
 
 def _engine_radio(default: str) -> gr.Radio:
-    return gr.Radio(list(ENGINES), value=default, label="engine",
+    return gr.Radio(list(ENGINES), value=default, label=PAGE_LABELS["engine"],
                     info="auto: neural when LivePortrait weights are found, else classic")
 
 
 def _crop_numbers(scale: float, vx: float, vy: float, prefix: str) -> list[gr.Number]:
-    return [gr.Number(scale, label=f"{prefix} crop scale", minimum=1.8, maximum=3.2, step=0.05),
-            gr.Number(vx, label=f"{prefix} crop x", minimum=-0.5, maximum=0.5, step=0.01),
-            gr.Number(vy, label=f"{prefix} crop y", minimum=-0.5, maximum=0.5, step=0.01)]
+    suffix = "" if prefix == "source" else "_crop_driving_video"
+    return [gr.Number(scale, label=PAGE_LABELS[f"scale{suffix}"], minimum=1.8, maximum=3.2,
+                      step=0.05),
+            gr.Number(vx, label=PAGE_LABELS[f"vx_ratio{suffix}"], minimum=-0.5, maximum=0.5,
+                      step=0.01),
+            gr.Number(vy, label=PAGE_LABELS[f"vy_ratio{suffix}"], minimum=-0.5, maximum=0.5,
+                      step=0.01)]
 
 
 def _tab_tracker(tabs: dict[str, gr.Tab], value: str) -> gr.Textbox:
@@ -322,7 +361,7 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
                     source_video = gr.Video(label="source video", elem_id="source-video")
             source_tab = _tab_tracker({"Image": src_image_tab, "Video": src_video_tab}, "Image")
             with gr.Accordion("Cropping Options for Source Image or Video", open=False):
-                do_crop = gr.Checkbox(base.flag_do_crop, label="do crop (source)")
+                do_crop = gr.Checkbox(base.flag_do_crop, label=PAGE_LABELS["flag_do_crop"])
                 source_crop = _crop_numbers(base.scale, base.vx_ratio, base.vy_ratio, "source")
         with gr.Column():
             with gr.Tabs():
@@ -344,46 +383,49 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
                                         "Preset": drv_preset_tab}, "Video")
             with gr.Accordion("Cropping Options for Driving Video", open=False):
                 crop_driving = gr.Checkbox(base.flag_crop_driving_video,
-                                           label="do crop (driving)")
+                                           label=PAGE_LABELS["flag_crop_driving_video"])
                 driving_crop = _crop_numbers(base.scale_crop_driving_video,
                                              base.vx_ratio_crop_driving_video,
                                              base.vy_ratio_crop_driving_video, "driving")
     with gr.Accordion("Animation Options", open=True), gr.Row():
-        normalize_lip = gr.Checkbox(base.flag_normalize_lip, label="normalize lip")
-        relative = gr.Checkbox(base.flag_relative_motion, label="relative motion")
-        pasteback = gr.Checkbox(base.flag_pasteback, label="paste-back")
-        stitching = gr.Checkbox(base.flag_stitching, label="stitching")
-        region = gr.Radio(list(REGIONS), value=base.animation_region, label="animation region")
+        normalize_lip = gr.Checkbox(base.flag_normalize_lip,
+                                    label=PAGE_LABELS["flag_normalize_lip"])
+        relative = gr.Checkbox(base.flag_relative_motion,
+                               label=PAGE_LABELS["flag_relative_motion"])
+        pasteback = gr.Checkbox(base.flag_pasteback, label=PAGE_LABELS["flag_pasteback"])
+        stitching = gr.Checkbox(base.flag_stitching, label=PAGE_LABELS["flag_stitching"])
+        region = gr.Radio(list(REGIONS), value=base.animation_region,
+                          label=PAGE_LABELS["animation_region"])
         driving_option = gr.Radio(list(DRIVING_OPTIONS), value=base.driving_option,
-                                  label="driving option (i2v)",
+                                  label=PAGE_LABELS["driving_option"],
                                   info="the same result either way, as in the reference")
-        multiplier = gr.Number(base.driving_multiplier, label="driving multiplier (i2v)",
+        multiplier = gr.Number(base.driving_multiplier, label=PAGE_LABELS["driving_multiplier"],
                                minimum=0.0, maximum=2.0, step=0.02)
         smoothing = gr.Number(base.driving_smooth_observation_variance,
-                              label="motion smooth strength (v2v)", minimum=1e-11,
-                              maximum=1e-2, step=1e-8)
+                              label=PAGE_LABELS["driving_smooth_observation_variance"],
+                              minimum=1e-11, maximum=1e-2, step=1e-8)
         engine_radio = _engine_radio(base.engine)
     with gr.Accordion("Stable motion (driving video)", open=False), gr.Row():
-        driving_smooth = gr.Number(base.driving_smooth, label="driving smooth",
+        driving_smooth = gr.Number(base.driving_smooth, label=PAGE_LABELS["driving_smooth"],
                                    minimum=0.0, maximum=10.0, step=0.5,
                                    info="frames of zero-phase smoothing; 0 turns it off")
         driving_anchor = gr.Dropdown(["auto", "first"], value=base.driving_anchor,
-                                     allow_custom_value=True, label="driving anchor",
+                                     allow_custom_value=True, label=PAGE_LABELS["driving_anchor"],
                                      info="the frame relative motion starts from: auto (the "
                                           "most neutral), first, or a frame number")
     with gr.Accordion("👥 Faces (group photos and videos)", open=False):
         with gr.Row():
             face_order = gr.Dropdown(list(FACE_ORDERS), value=base.face_order,
-                                     label="face order", elem_id="face-order",
+                                     label=PAGE_LABELS["face_order"], elem_id="face-order",
                                      info="how the faces are numbered")
             source_faces = gr.Dropdown([], value=[], multiselect=True,
-                                       allow_custom_value=True, label="source faces to animate",
+                                       allow_custom_value=True, label=PAGE_LABELS["source_faces"],
                                        info="their numbers, or all; none: the largest face",
                                        elem_id="source-faces")
-            driving_face = gr.Textbox(base.driving_face, label="driving face",
+            driving_face = gr.Textbox(base.driving_face, label=PAGE_LABELS["driving_face"],
                                       info="the face of the driver that drives them: "
                                            "largest, or its number", elem_id="driving-face")
-            face_map = gr.Textbox(base.face_map, label="face map", elem_id="face-map",
+            face_map = gr.Textbox(base.face_map, label=PAGE_LABELS["face_map"], elem_id="face-map",
                                   info="source faces driven by other driving faces: "
                                        "SOURCE:DRIVING pairs, e.g. 0:1,1:0")
         faces_preview = gr.Image(label="faces found in the source", interactive=False,
@@ -433,7 +475,7 @@ def _slider(spec: tuple, name: str) -> gr.Slider:
 def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str) -> None:
     gr.Markdown("## Image retargeting and precise portrait editing")
     with gr.Row():
-        do_crop = gr.Checkbox(True, label="do crop (source)", elem_id="edit-do-crop")
+        do_crop = gr.Checkbox(True, label=PAGE_LABELS["flag_do_crop"], elem_id="edit-do-crop")
         stitching = gr.Checkbox(True, label="stitching", elem_id="edit-stitching")
         scale = gr.Number(EDIT_SCALE, label="crop scale", minimum=1.8, maximum=3.2, step=0.05,
                           elem_id="edit-scale")
@@ -500,7 +542,7 @@ def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str)
 def _video_retargeting_section(handlers: _Handlers, engine: str) -> None:
     gr.Markdown("## Video retargeting")
     with gr.Row():
-        do_crop = gr.Checkbox(True, label="do crop (source)")
+        do_crop = gr.Checkbox(True, label=PAGE_LABELS["flag_do_crop"])
         scale = gr.Number(2.3, label="crop scale", minimum=1.8, maximum=3.2, step=0.05)
         lip_ratio = gr.Slider(0, 0.8, value=0, step=0.01, label="target lip-open ratio",
                               elem_id="video-lip-ratio")

@@ -40,8 +40,11 @@ def checked_upload(path: str, role: str, kind: InputKind, limits: AppLimits) -> 
         raise InputError(f"{over} (--max_upload_mb)", page=f"{over}; upload a smaller file")
     found = classify_input(path, role, allow_template=kind is InputKind.TEMPLATE)
     if found is not kind:
+        # the animate page's source and driving have a tab per kind; the other sections one
+        fix = (f"upload it in the {found.value} tab" if role in ("source", "driving")
+               else f"upload {_NAMES[kind]} here")
         raise InputError(f"the {role} must be {_NAMES[kind]}, but {file.name} is "
-                         f"{_NAMES[found]}; upload it in the {found.value} tab")
+                         f"{_NAMES[found]}; {fix}")
     check_readable(path, kind)
     if kind is InputKind.VIDEO:
         seconds = probe_video(path).duration
