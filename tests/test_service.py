@@ -184,6 +184,7 @@ def test_garbage_and_faceless_images_fail_with_one_line_and_the_server_goes_on(
     message = str(failed.value)
     assert "no face found in the source image source.jpg" in message
     assert "Traceback" not in message and str(_job_dirs(server)[0].parent) not in message
+    assert '"det_thresh"' in message and "--" not in message, "options as the client sets them"
     assert client.status(job)["status"] == "failed"
     result = httpx.get(f"{server.url}/v1/jobs/{job}/result", headers=AUTH)
     assert result.status_code == 409
@@ -222,8 +223,11 @@ def test_bad_images_and_options_get_one_line_and_leave_no_folder(server, client,
     refused(face, "options nest too deeply", "[" * 100_000 + "]" * 100_000)
     for name, value in (("weights_dir", "/etc"), ("save_frames", True), ("quiet", True)):
         refused(face, f"option {name!r} is the server's to decide", json.dumps({name: value}))
-    refused(face, "--batch_size 1000000000000000000000000000000 is not a whole number of "
+    refused(face, '"batch_size" 1000000000000000000000000000000 is not a whole number of '
                   "frames from 0 to 64", json.dumps({"batch_size": 10**30}))
+    refused(face, 'conflicting options: "flag_normalize_lip" needs relative motion; set '
+                  '"flag_relative_motion" to true or set "flag_normalize_lip" to false',
+            json.dumps({"flag_normalize_lip": True, "flag_relative_motion": False}))
     refused(face, "unknown option 'name'", json.dumps({"name": "x"}))
     refused(face, "no driving; send a driving video or image", driving=None)
     if not client.health()["engines"]["neural"]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +20,13 @@ from ..motion.editing import EditParams
 from ..motion.model import REGIONS
 from ..motion.presets import PRESET_PREFIX, PRESETS
 from ..pipeline.inputs import InputKind
-from ..pipeline.options import DRIVING_OPTIONS, ENGINES, AnimateOptions, parse_driving_face
+from ..pipeline.options import (
+    DRIVING_OPTIONS,
+    ENGINES,
+    AnimateOptions,
+    parse_driving_face,
+    reword_options,
+)
 from ..pipeline.progress import Reporter
 from ..pipeline.retargeting import VideoRetargetOptions
 from .backend import AppBackend
@@ -78,21 +83,6 @@ PAGE_LABELS = {
        for role, suffix in (("source", ""), ("driving", "_crop_driving_video"))
        for name, what in (("scale", "scale"), ("vx_ratio", "x"), ("vy_ratio", "y"))},
 }
-_OPTION = re.compile(r"--(?:no_)?([a-z_]+)")
-#: A fix that passes or drops a flag (or either of two) is a box to tick or untick.
-_FLAG_FIX = re.compile(r"\b(pass|drop) --(no_)?(flag_[a-z_]+)(?: or --(no_)?(flag_[a-z_]+))?")
-
-
-def _flag_fix(match: re.Match[str]) -> str:
-    verb, *flags = match.groups()
-    pairs = [(negated, name) for negated, name in zip(flags[::2], flags[1::2], strict=True)
-             if name is not None]
-    if any(name not in PAGE_LABELS for _, name in pairs):
-        return match[0]
-    return " or ".join(f"{'tick' if (verb == 'pass') != bool(negated) else 'untick'} "
-                       f"'{PAGE_LABELS[name]}'" for negated, name in pairs)
-
-
 def page_message(message: str, inputs: Iterable[object]) -> str:
     """A message as the page shows it: each uploaded file (an absolute path on the server
     among ``inputs``) is named by its file name, and each option that has a control by the
@@ -100,9 +90,9 @@ def page_message(message: str, inputs: Iterable[object]) -> str:
     for value in inputs:
         if isinstance(value, str) and Path(value).is_absolute():
             message = message.replace(value, Path(value).name)
-    message = _FLAG_FIX.sub(_flag_fix, message)
-    return _OPTION.sub(lambda m: f"'{PAGE_LABELS[m[1]]}'" if m[1] in PAGE_LABELS else m[0],
-                       message)
+    return reword_options(
+        message, lambda option: f"'{PAGE_LABELS[option]}'" if option in PAGE_LABELS else None,
+        lambda option, on: f"{'tick' if on else 'untick'} '{PAGE_LABELS[option]}'")
 
 
 def user_errors(fn: Callable[..., T]) -> Callable[..., T]:

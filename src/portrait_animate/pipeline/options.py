@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -11,7 +13,7 @@ from ..choices import FACE_ORDERS, PRECISIONS, REGIONS
 
 __all__ = ["AnimateOptions", "DRIVING_OPTIONS", "AUDIO_PRIORITIES", "DRIVING_TIME_BASES",
            "ENGINES", "PRECISIONS", "Range", "RANGES", "parse_anchor", "parse_face_map",
-           "parse_faces", "parse_driving_face"]
+           "parse_faces", "parse_driving_face", "reword_options"]
 
 DRIVING_OPTIONS = ("expression-friendly", "pose-friendly")
 AUDIO_PRIORITIES = ("driving", "source")
@@ -282,3 +284,30 @@ class AnimateOptions:
         driving face other than the largest): every face is then detected and numbered."""
         return (self.source_faces != "largest" or self.driving_face != "largest"
                 or bool(self.face_map))
+
+
+_OPTION = re.compile(r"--(?:no_)?([a-z_]+)")
+#: A fix that passes or drops a flag, or either of two.
+_FLAG_FIX = re.compile(r"\b(pass|drop) --(no_)?(flag_[a-z_]+)(?: or --(no_)?(flag_[a-z_]+))?")
+
+
+def reword_options(message: str, name: Callable[[str], str | None],
+                   set_flag: Callable[[str, bool], str]) -> str:
+    """``message``, made for the command line, for a front end that sets options otherwise
+    (a page's controls, a JSON object): each fix that passes or drops a flag (``pass
+    --no_flag_stitching``, ``drop --flag_x or --no_flag_y``) becomes ``set_flag(option,
+    value)`` for each, joined by "or", and every other option named as the command line does
+    (``--driving_multiplier``, ``--no_flag_x``) becomes ``name(option)``. An option ``name``
+    gives None for is left as it is (in a flag fix, the whole fix is)."""
+
+    def flag_fix(match: re.Match[str]) -> str:
+        verb, *flags = match.groups()
+        pairs = [(bool(negated), option) for negated, option
+                 in zip(flags[::2], flags[1::2], strict=True) if option is not None]
+        if any(name(option) is None for _, option in pairs):
+            return match[0]
+        return " or ".join(set_flag(option, (verb == "pass") != negated)
+                           for negated, option in pairs)
+
+    message = _FLAG_FIX.sub(flag_fix, message)
+    return _OPTION.sub(lambda m: name(m[1]) or m[0], message)

@@ -25,7 +25,7 @@ from ..batch.jobs import Job, validate
 from ..errors import InputError
 from ..motion.presets import PRESET_PREFIX, PRESETS
 from ..pipeline.engines import weights_found
-from .runner import Runner
+from .runner import Runner, json_wording
 from .store import STATUSES, JobRow, JobStore
 from .uploads import TooLarge, save_upload
 
@@ -225,13 +225,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             job = Job(job_id, None, values)
             problems = await run_in_threadpool(validate, [job], folder)
             if problems:
-                raise _bad(422, problems[0].message)
+                raise _bad(422, json_wording(problems[0].message))
         except TooLarge as exc:
             store.delete(job_id)
             raise _bad(413, str(exc)) from None
         except InputError as exc:
             store.delete(job_id)
-            raise _bad(422, str(exc)) from None
+            raise _bad(422, json_wording(str(exc))) from None
         except ClientDisconnect:
             store.delete(job_id)
             log.info("a client left during its upload; job %s dropped", job_id)

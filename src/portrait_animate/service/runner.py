@@ -12,13 +12,23 @@ from pathlib import Path
 
 from ..batch.executors import Executor
 from ..batch.worker import Outcome
+from ..pipeline.options import AnimateOptions, reword_options
 from .store import JobStore
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "json_wording"]
 
 log = logging.getLogger("portrait_animate.service")
 
 CLEANUP_EVERY_S = 60.0
+
+
+def json_wording(message: str) -> str:
+    """A message made for the command line, for a client that sets options as JSON keys:
+    ``--det_thresh`` is ``"det_thresh"``, ``pass --no_flag_stitching`` is ``set
+    "flag_stitching" to false``."""
+    known = set(AnimateOptions.field_names())
+    return reword_options(message, lambda option: f'"{option}"' if option in known else None,
+                          lambda option, on: f'set "{option}" to {"true" if on else "false"}')
 
 
 def _outputs(files: list[str]) -> tuple[str, str]:
@@ -33,8 +43,8 @@ class Runner:
     """Runs the store's queued jobs on ``executor``, oldest first.
 
     Args:
-        retries: times a job is run again after a failure that is not its input's (a worker
-            that died).
+        retries: times a job is run again after a failure that is not its input's or the
+            set-up's (a worker that died, an internal error).
         keep_hours: finished jobs (and their files) are deleted after this long.
     """
 
@@ -86,7 +96,8 @@ class Runner:
         shutil.rmtree(folder / ".staging", ignore_errors=True)
         retry = not outcome.bad_input and job.attempts <= self.retries
         # the client knows its uploads by their role, not by the server's paths
-        self.store.failed(job_id, outcome.error.replace(f"{folder}/", ""), retry)
+        self.store.failed(job_id, json_wording(outcome.error.replace(f"{folder}/", "")),
+                          retry)
 
     def _cleanup(self) -> None:
         if time.monotonic() - self._cleaned < CLEANUP_EVERY_S:
