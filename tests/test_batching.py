@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from portrait_animate.cli.main import main
@@ -241,3 +242,17 @@ def test_compiling_on_cuda_captures_cuda_graphs_of_the_chosen_batch(networks, mo
     assert calls == [{}] * 2 and not cpu.cuda_graphs
     engine = NeuralEngine(cpu)
     assert engine.batch_size(6) == 6 and engine.static_batch is None
+
+
+def test_the_neural_engine_refuses_images_that_are_not_uint8(networks):
+    """A float image in [0, 1] would be divided by 255 again and animate a black face."""
+    from portrait_animate.engines.neural.engine import image_to_tensor
+
+    engine = NeuralEngine(networks)
+    crop = np.full((256, 256, 3), 0.5, np.float32)
+    for call in (lambda: engine.motion(crop), lambda: engine.appearance(crop)):
+        with pytest.raises(ValueError, match=r"crop must be a \(256, 256, 3\) uint8 RGB image, "
+                                             r"got \(256, 256, 3\) float32"):
+            call()
+    with pytest.raises(ValueError, match="image must be uint8 RGB"):
+        image_to_tensor(crop)

@@ -146,3 +146,24 @@ def test_a_pose_region_that_moves_nothing_says_so(shared, tmp_path, capsys):
                  "pose"]) == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if "moves nothing" in line]
     assert len(notes) == 1 and "--no_flag_relative_motion" in notes[0], notes
+
+
+def test_render_refuses_keypoints_it_cannot_warp_to(shared):
+    """Keypoints of another layout, not finite, or far past the crop (a warp as large as the
+    memory) are refused before any warp, naming what they must be."""
+    import torch
+
+    from portrait_animate.engines.classic import ClassicEngine
+    from portrait_animate.io.images import read_image_rgb
+
+    image = read_image_rgb(shared / "assets/source/s6.jpg")
+    crop = cv2.resize(image, (512, 512))
+    engine = ClassicEngine()
+    x_s = engine.motion(crop).keypoints()
+    appearance = engine.appearance(crop, image, None)
+    for x_d, message in ((torch.zeros(1, 21, 3), r"x_d must have shape \(1, 478, 3\)"),
+                         (x_s * float("nan"), "x_d has values that are not finite"),
+                         (x_s * 1000, "x_d reaches .* crop half-sides from the crop's centre")):
+        with pytest.raises(ValueError, match=message):
+            engine.render(appearance, x_s, x_d)
+    assert engine.render(appearance, x_s, x_s).shape == image.shape

@@ -83,6 +83,30 @@ def test_non_finite_numbers_are_refused(name, value):
     assert "finite number" in problems[0] and "; " in problems[0]
 
 
+@pytest.mark.parametrize(("values", "problem"), [
+    ({"flag_relative_motion": "false"}, "option 'flag_relative_motion' is 'false'; give it "
+                                        "true or false"),
+    ({"flag_stitching": None}, "option 'flag_stitching' is None; give it true or false"),
+    ({"batch_size": True}, "option 'batch_size' is True; give it a whole number"),
+    ({"source_max_dim": "512"}, "option 'source_max_dim' is '512'; give it a whole number"),
+    ({"source_max_dim": 3}, "--source_max_dim 3 is not 0 (no limit) or at least 64"),
+    ({"source_division": -1}, "--source_division -1 is not from 0 to 64"),
+    ({"device_id": -1}, "--device_id -1 is not a GPU number"),
+])
+def test_python_api_options_of_the_wrong_type_or_range_are_refused(values, problem):
+    """The command line parses types; the Python API takes what it is given, so animate
+    checks the types before it reads the values."""
+    assert AnimateOptions("s.jpg", "d.mp4", **values).invalid_values()[0].startswith(problem)
+
+
+def test_python_api_paths_may_be_paths(tmp_path):
+    options = AnimateOptions(tmp_path / "s.jpg", tmp_path / "d.mp4", output_dir=tmp_path,
+                             weights_dir=tmp_path)
+    assert options.source == str(tmp_path / "s.jpg") and options.weights_dir == str(tmp_path)
+    assert options.invalid_values() == [] and AnimateOptions("s", "d", driving_face=1) \
+        .invalid_values() == []
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "1000", "-1"])
 def test_bad_multiplier_is_one_line_before_any_work(value, tmp_path, capsys, no_face_analysis):
     out = tmp_path / "out"

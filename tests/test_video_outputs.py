@@ -170,3 +170,32 @@ def test_an_odd_sized_video_is_scaled_to_even_sizes_without_a_warning(tmp_path, 
     assert np.shape(frames) == (3, 34, 66, 3)
     expected = cv2.resize(frame, (66, 34)).astype(int)
     assert np.abs(frames[0].astype(int) - expected).mean() < 4
+
+
+def test_writers_refuse_what_they_cannot_write_and_leave_nothing(tmp_path):
+    """A frame of another size than the first, a float frame, a rate that is no rate, an
+    image of floats or a name no writer takes: a clear error, and no file left behind."""
+    from portrait_animate.errors import InputError
+    from portrait_animate.io.images import write_image_rgb
+
+    frame = np.zeros((32, 32, 3), np.uint8)
+    for fps in (0, -1, float("nan"), 1e9, "25", True):
+        with pytest.raises(ValueError, match="fps must be a number above 0"):
+            video_io.VideoWriter(tmp_path / "v.mp4", fps)
+    for bad, message in ((np.zeros((64, 64, 3), np.uint8), "frame 1 is 64x64, but the video's "
+                          "first frame is 32x32"),
+                         (frame.astype(np.float32), r"frame must be a non-empty \(H, W, 3\) "
+                                                    "uint8 RGB array, got")):
+        with pytest.raises(ValueError, match=message), \
+                video_io.VideoWriter(tmp_path / "v.mp4", 25) as writer:
+            writer.write(frame)
+            writer.write(bad)
+    with pytest.raises(RuntimeError, match="outside its with block"):
+        video_io.VideoWriter(tmp_path / "v.mp4", 25).write(frame)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        write_image_rgb(tmp_path / "f.png", frame.astype(np.float32) / 255)
+    with pytest.raises(InputError, match="use a .jpg or .png name"):
+        write_image_rgb(tmp_path / "f.xyz", frame)
+    with pytest.raises(InputError, match="use a .jpg or .png name"):
+        write_image_rgb(tmp_path / "f.gif", frame)
+    assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import InputError
 from .files import atomic_path
 
-__all__ = ["IMAGE_EXTENSIONS", "SAMPLE_PREFIX", "read_image_rgb", "write_image_rgb",
+__all__ = ["IMAGE_EXTENSIONS", "SAMPLE_PREFIX", "check_rgb", "read_image_rgb", "write_image_rgb",
            "resize_area"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tiff", ".webp")
@@ -50,14 +50,43 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def check_rgb(image: np.ndarray, what: str = "image") -> None:
+    """Fail unless ``image`` is a non-empty (H, W, 3) uint8 RGB array.
+
+    Raises:
+        TypeError: not a numpy array.
+        ValueError: another shape or dtype, naming what was given.
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{what} must be a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.size:
+        raise ValueError(f"{what} must be a non-empty (H, W, 3) uint8 RGB array, got "
+                         f"{image.shape} {image.dtype}")
+
+
 def write_image_rgb(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write an (H, W, 3) uint8 RGB image atomically: a temporary name, renamed when done."""
+    """Write an (H, W, 3) uint8 RGB image atomically: a temporary name, renamed when done.
+
+    Raises:
+        ValueError: not such an image (:func:`check_rgb`).
+        InputError: a name whose extension OpenCV cannot write.
+    """
+    check_rgb(image)
+    if Path(path).suffix.lower() not in IMAGE_EXTENSIONS:
+        raise InputError(f"cannot write image {path}: {Path(path).suffix or 'no'} extension; "
+                         "use a .jpg or .png name")
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        try:
+            written = cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        except cv2.error:  # no writer for the extension (.gif)
+            written = False
+        if not written:
             raise InputError(f"cannot write image {path}; use a .jpg or .png name")
     return Path(path)
 
 
 def resize_area(image: np.ndarray, size: int) -> np.ndarray:
     """Square ``size`` x ``size`` resize with area interpolation."""
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}")
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)

@@ -6,6 +6,7 @@ and renamed when complete. ffmpeg is always run with an argument list, never a s
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 import subprocess
@@ -21,11 +22,14 @@ import numpy as np
 
 from ..errors import InputError
 from .files import commit, discard, temp_sibling
+from .images import check_rgb
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "probe_video", "iter_frames", "VideoWriter",
            "ffmpeg_exe"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv")
+#: The highest frame rate a video is written at.
+MAX_FPS = 1000
 #: Frames a video may lack against its container's duration without a warning: an audio track
 #: often outlasts the video by a few frames.
 SHORT_VIDEO_TOLERANCE_S = 0.2
@@ -170,6 +174,9 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float, fast: bool = False,
                  sar: Fraction = Fraction(1), audio: Path | None = None) -> None:
+        if not isinstance(fps, numbers.Real) or isinstance(fps, bool) \
+                or not 0 < fps <= MAX_FPS:
+            raise ValueError(f"fps must be a number above 0 and at most {MAX_FPS}, got {fps!r}")
         self.path = Path(path)
         self.fps = fps
         self.fast = fast
@@ -179,6 +186,7 @@ class VideoWriter:
         self._tmp: Path | None = None
         self._encoder = None
         self._yuv = False
+        self._size = (0, 0)
 
     def __enter__(self) -> VideoWriter:
         self._tmp = temp_sibling(self.path)
@@ -191,8 +199,13 @@ class VideoWriter:
         ffmpeg converts; a fraction of ffmpeg's cost, and half the bytes through the pipe);
         odd-sized ones as RGB, which ffmpeg scales to even sizes.
         """
+        if self._tmp is None:
+            raise RuntimeError("VideoWriter.write outside its with block (or after finish); "
+                               "write inside `with VideoWriter(...) as writer:`")
+        check_rgb(frame, "frame")
         if self._encoder is None:
             h, w = frame.shape[:2]
+            self._size = (h, w)
             self._yuv = h % 2 == 0 and w % 2 == 0
             # The display aspect ratio, which survives the scaling of odd sizes.
             aspect = [] if self.sar == 1 else ["-aspect", f"{w * self.sar.numerator}:"
@@ -205,6 +218,10 @@ class VideoWriter:
                 output_params=["-crf", "18", *even, *aspect,
                                *(["-preset", "veryfast", "-threads", "1"] if self.fast else [])])
             self._encoder.send(None)
+        elif frame.shape[:2] != self._size:
+            raise ValueError(f"frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, but "
+                             f"the video's first frame is {self._size[1]}x{self._size[0]}; "
+                             "every frame must have its size")
         if self._yuv:
             self._encoder.send(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420))
         else:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -141,6 +142,10 @@ def parse_face_map(value: str) -> dict[int, int]:
     return pairs
 
 
+#: The smallest long side ``--source_max_dim`` may shrink the source to (0: no limit).
+MIN_SOURCE_DIM = 64
+#: The largest multiple ``--source_division`` may crop the source's size to.
+MAX_SOURCE_DIVISION = 64
 #: The most frames ``--batch_size`` may ask for (an 80 GB card holds about 36 in float16).
 MAX_BATCH_SIZE = 64
 
@@ -238,9 +243,29 @@ class AnimateOptions:
                 problems.append(f"option {name!r} is {value!r}; give it {kind}")
         return problems
 
+    def __post_init__(self) -> None:
+        # paths may be given as paths (the Python API); the pipeline reads them as text
+        for name in ("source", "driving", "output_dir", "weights_dir"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                setattr(self, name, os.fspath(value))
+
     def invalid_values(self) -> list[str]:
-        """Options whose value cannot work, each as 'problem; fix'."""
+        """Options whose value cannot work, each as 'problem; fix': first a value of the wrong
+        type (only the Python API can give one), then values out of their ranges."""
+        wrong_types = self.value_problems(
+            self.numbers_as_text({f.name: getattr(self, f.name) for f in fields(self)}))
+        if wrong_types:
+            return wrong_types
         problems = []
+        if not (self.source_max_dim == 0 or self.source_max_dim >= MIN_SOURCE_DIM):
+            problems.append(f"--source_max_dim {self.source_max_dim} is not 0 (no limit) or at "
+                            f"least {MIN_SOURCE_DIM}; a smaller source has no face to find")
+        if not 0 <= self.source_division <= MAX_SOURCE_DIVISION:
+            problems.append(f"--source_division {self.source_division} is not from 0 to "
+                            f"{MAX_SOURCE_DIVISION}; pass 0 or 1 for none, or the default 2")
+        if self.device_id < 0:
+            problems.append(f"--device_id {self.device_id} is not a GPU number; pass 0 or more")
         choices = (("animation_region", REGIONS), ("driving_option", DRIVING_OPTIONS),
                    ("audio_priority", AUDIO_PRIORITIES),
                    ("driving_time_base", DRIVING_TIME_BASES), ("engine", ENGINES),
@@ -286,7 +311,7 @@ class AnimateOptions:
                 or bool(self.face_map))
 
 
-_OPTION = re.compile(r"--(?:no_)?([a-z_]+)")
+_OPTION = re.compile(r"--(?:no_)?([a-z_]+)|\boption '([a-z_]+)'")
 #: A fix that passes or drops a flag, or either of two.
 _FLAG_FIX = re.compile(r"\b(pass|drop) --(no_)?(flag_[a-z_]+)(?: or --(no_)?(flag_[a-z_]+))?")
 
@@ -297,7 +322,8 @@ def reword_options(message: str, name: Callable[[str], str | None],
     (a page's controls, a JSON object): each fix that passes or drops a flag (``pass
     --no_flag_stitching``, ``drop --flag_x or --no_flag_y``) becomes ``set_flag(option,
     value)`` for each, joined by "or", and every other option named as the command line does
-    (``--driving_multiplier``, ``--no_flag_x``) becomes ``name(option)``. An option ``name``
+    (``--driving_multiplier``, ``--no_flag_x``) or as a JSON key (``option 'det_thresh'``)
+    becomes ``name(option)``. An option ``name``
     gives None for is left as it is (in a flag fix, the whole fix is)."""
 
     def flag_fix(match: re.Match[str]) -> str:
@@ -310,4 +336,4 @@ def reword_options(message: str, name: Callable[[str], str | None],
                            for negated, option in pairs)
 
     message = _FLAG_FIX.sub(flag_fix, message)
-    return _OPTION.sub(lambda m: name(m[1]) or m[0], message)
+    return _OPTION.sub(lambda m: name(m[1] or m[2]) or m[0], message)

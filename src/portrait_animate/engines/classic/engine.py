@@ -17,9 +17,11 @@ from threadpoolctl import threadpool_limits
 
 from ...errors import InputError
 from ...face.mesh import FaceMesh
+from ...models.checks import check_shape
 from ...motion.model import Motion
 from ..base import RenderItem
 from . import retarget
+from .anatomy import NUM_POINTS
 from .eyes import WARP_POINTS, paint_eyes, separate_lids
 from .motion import classic_layout, motion_from_landmarks, to_normalized
 from .mouth import LipColour, lip_colour, paint_mouth
@@ -135,6 +137,11 @@ class ClassicEngine:
         """The full source frame with every item's face moved (the items' appearances share
         the frame): one warp field built from every face's (:func:`merge_fields`), then each
         face's eyes and mouth painted."""
+        if not items:
+            raise ValueError("render_faces needs at least one item")
+        for item in items:
+            for name in ("x_s", "x_d"):
+                _check_render_keypoints(getattr(item, name), name)
         frame = items[0].appearance.frame
         faces, fields = [], []
         for item in items:
@@ -167,6 +174,27 @@ class ClassicEngine:
 
     def retarget_lip(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
         return retarget.lip_delta(x_s, ratios)
+
+
+#: The farthest a keypoint may be from the crop's centre, in crop half-sides (the crop is
+#: [-1, 1]): far past any face the pipeline composes, short of a warp as large as memory.
+MAX_KEYPOINT_REACH = 10.0
+
+
+def _check_render_keypoints(kp: torch.Tensor, name: str) -> None:
+    """(1, 478, 3) finite keypoints within :data:`MAX_KEYPOINT_REACH` of the crop.
+
+    Raises:
+        TypeError, ValueError: naming ``name`` and what it must be.
+    """
+    check_shape(kp, (1, NUM_POINTS, 3), name)
+    if not torch.isfinite(kp).all():
+        raise ValueError(f"{name} has values that are not finite numbers")
+    reach = float(kp[0, :, :2].abs().max())
+    if reach > MAX_KEYPOINT_REACH:
+        raise ValueError(f"{name} reaches {reach:g} crop half-sides from the crop's centre, "
+                         f"past {MAX_KEYPOINT_REACH:g}; keypoints are in the crop's [-1, 1] "
+                         "frame")
 
 
 def _crop_pixels(motion: Motion, size: int) -> np.ndarray | None:

@@ -37,8 +37,11 @@ class NeuralEngine:
         self.static_batch: int | None = 1 if networks.cuda_graphs else None
 
     def _tensor(self, crop: np.ndarray) -> torch.Tensor:
-        if crop.shape != (256, 256, 3):
-            raise ValueError(f"crop must have shape (256, 256, 3), got {crop.shape}")
+        if not isinstance(crop, np.ndarray) or crop.shape != (256, 256, 3) \
+                or crop.dtype != np.uint8:
+            got = (f"{crop.shape} {crop.dtype}" if isinstance(crop, np.ndarray)
+                   else type(crop).__name__)
+            raise ValueError(f"crop must be a (256, 256, 3) uint8 RGB image, got {got}")
         return image_to_tensor(crop, self.networks.device)
 
     def motion(self, crop: np.ndarray, landmarks: np.ndarray | None = None) -> Motion:
