@@ -150,7 +150,8 @@ def test_a_pose_region_that_moves_nothing_says_so(shared, tmp_path, capsys):
 
 def test_render_refuses_keypoints_it_cannot_warp_to(shared):
     """Keypoints of another layout, not finite, or far past the crop (a warp as large as the
-    memory) are refused before any warp, naming what they must be."""
+    memory) are refused before any warp, naming what they must be; so are landmarks that are
+    no face's (a motion of NaN that later frames would reuse) and crops of floats."""
     import torch
 
     from portrait_animate.engines.classic import ClassicEngine
@@ -167,3 +168,8 @@ def test_render_refuses_keypoints_it_cannot_warp_to(shared):
         with pytest.raises(ValueError, match=message):
             engine.render(appearance, x_s, x_d)
     assert engine.render(appearance, x_s, x_s).shape == image.shape
+    for landmarks in (np.zeros((478, 3)), np.full((478, 3), np.nan), np.zeros((10, 2))):
+        with pytest.raises(ValueError, match=r"landmarks must be \(478, 3\) finite pixels"):
+            engine.motion(crop, landmarks)
+    with pytest.raises(ValueError, match=r"crop must be a non-empty \(H, W, 3\) uint8"):
+        engine.motion(crop.astype(np.float32))

@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from ...errors import InputError
 from ...face.mesh import FaceMesh
+from ...io.images import check_rgb
 from ...models.checks import check_shape
 from ...motion.model import Motion
 from ..base import RenderItem
@@ -89,7 +90,13 @@ class ClassicEngine:
         return None if points is None else to_normalized(points, crop.shape[1])
 
     def motion(self, crop: np.ndarray, landmarks: np.ndarray | None = None) -> Motion:
+        check_rgb(crop, "crop")
         if landmarks is not None:
+            landmarks = np.asarray(landmarks, dtype=np.float64)
+            if landmarks.shape != (NUM_POINTS, 3) or not np.isfinite(landmarks).all() \
+                    or np.ptp(landmarks[:, :2], axis=0).min() <= 0:
+                raise ValueError(f"landmarks must be ({NUM_POINTS}, 3) finite pixels of a face "
+                                 f"(not all at one place), got shape {landmarks.shape}")
             points = to_normalized(landmarks, crop.shape[1])
         else:
             points = self.landmarks(crop)
