@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from portrait_animate.errors import InputError
-from portrait_animate.io.templates import load_template, save_template
+from portrait_animate.io.templates import load_template, save_template, template_from_bytes
 from portrait_animate.motion.model import Motion
 from portrait_animate.motion.template import MotionTemplate
+from portrait_animate.motion.transform import rotation_matrix
+from portrait_animate.pipeline.inputs import InputKind, classify_input
 
 
 def test_old_style_reference_template_with_aliases(shared):
@@ -81,7 +83,8 @@ def test_malformed_templates(tmp_path, content, problem):
 
 def test_npz_round_trip_without_pickle(tmp_path):
     g = torch.Generator().manual_seed(0)
-    motions = [Motion(scale=torch.rand(1, 1, generator=g), R=torch.rand(1, 3, 3, generator=g),
+    motions = [Motion(scale=torch.rand(1, 1, generator=g),
+                      R=rotation_matrix(*(30 * torch.randn(3, 1, generator=g))),
                       exp=torch.rand(1, 21, 3, generator=g), t=torch.rand(1, 3, generator=g),
                       kp=torch.rand(1, 21, 3, generator=g)) for _ in range(3)]
     original = MotionTemplate(motions, 29.97, np.full((3, 2), 0.3, np.float32),
@@ -101,3 +104,170 @@ def test_foreign_npz_is_malformed(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(InputError, match="malformed motion template"):
         load_template(tmp_path / "other.npz")
+
+
+def _template(n: int = 3, k: int = 478, layout: str = "mediapipe-478") -> MotionTemplate:
+    """A small valid template: real rotations, finite arrays, ratios and an anchor."""
+    g = torch.Generator().manual_seed(1)
+    motions = [Motion(scale=torch.full((1, 1), 0.7), R=rotation_matrix(*(10 * torch.randn(
+        3, 1, generator=g))), exp=0.01 * torch.randn(1, k, 3, generator=g),
+        t=torch.zeros(1, 3), kp=torch.randn(1, k, 3, generator=g)) for _ in range(n)]
+    return MotionTemplate(motions, 25.0, np.full((n, 2), 0.3, np.float32),
+                          np.full((n, 1), 0.02, np.float32), layout=layout, anchor=1)
+
+
+@pytest.fixture
+def arrays(tmp_path):
+    """The arrays of a valid mediapipe-478 .npz template as ``save_template`` writes them."""
+    with np.load(save_template(tmp_path / "ok.npz", _template())) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _edit(name, value):
+    def edit(arrays):
+        arrays[name] = value(arrays[name]) if callable(value) else value
+    return edit
+
+
+def _poke(name, index, value):
+    def edit(arrays):
+        arrays[name] = arrays[name].copy()
+        arrays[name][index] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (_edit("fps", np.array(0.0)), "fps is 0, but a frame rate must be at least 0.01"),
+    (_edit("fps", np.array(-5.0)), "fps is -5"),
+    (_edit("fps", np.array(np.nan)), "fps is nan"),
+    (_edit("fps", np.array(np.inf)), "fps is inf"),
+    (_edit("fps", np.array(1e9)), "fps is 1e+09, but a frame rate must be at least 0.01 and "
+                                  "below 1000"),
+    (_edit("fps", np.array(1000.0)), "fps is 1000"),
+    (_edit("fps", np.array("fast")), "fps is not numeric"),
+    (_edit("fps", np.array([25.0, 30.0])), "fps has shape (2,), expected one number"),
+    (lambda a: a.pop("fps"), "it lacks fps"),
+    (_poke("exp", (1, 0, 5, 0), np.nan), "exp holds NaN or infinite values"),
+    (_poke("scale", 2, np.inf), "scale holds NaN or infinite values"),
+    (_poke("t", (0, 0, 1), -np.inf), "t holds NaN or infinite values"),
+    (_poke("kp", (2, 0, 7, 2), np.nan), "kp holds NaN or infinite values"),
+    (_poke("R", (0, 0, 1, 1), np.nan), "R holds NaN or infinite values"),
+    (_poke("eye_ratios", (1, 0), np.nan), "eye_ratios holds NaN or infinite values"),
+    (_edit("scale", lambda s: s.astype(np.float64) * 1e300), "scale holds NaN or infinite"),
+    (_edit("exp", lambda e: e[:, :, :21].copy()),
+     "exp has shape (3, 1, 21, 3), expected (3, 1, 478, 3) (mediapipe-478 templates have 478"),
+    (_edit("kp", lambda e: e[:, :, :21].copy()), "kp has shape (3, 1, 21, 3)"),
+    (_edit("t", lambda t: t[:2].copy()), "t has shape (2, 1, 3), expected (3, 1, 3)"),
+    (_edit("R", lambda r: r.astype(bool)), "R is not numeric"),
+    (_edit("exp", lambda e: e[:0].copy()), "exp holds no frames"),
+    (_edit("layout", np.array("bogus-7")),
+     "layout 'bogus-7' is none of the known layouts liveportrait-21, mediapipe-478"),
+    (_edit("layout", np.array("liveportrait-21")),
+     "exp has shape (3, 1, 478, 3), expected (3, 1, 21, 3)"),
+    (lambda a: a.pop("layout"), "it lacks layout"),
+    (_edit("R", lambda r: np.zeros_like(r)), "R[0] is not a rotation matrix"),
+    (_edit("R", lambda r: 1.1 * r), "R[0] is not a rotation matrix"),
+    (_poke("R", (2, 0, 2), -np.eye(3, dtype=np.float32)[2]), "R[2] is not a rotation matrix"),
+    (_edit("anchor", np.array(7)), "anchor must be a frame index below 3"),
+    (_edit("anchor", np.array(1.5)), "anchor is not a frame number"),
+    (_edit("crop_box", np.array([0.0, 0.0, np.nan, 9.0])), "crop_box holds NaN"),
+])
+def test_malformed_npz_templates_are_refused(tmp_path, arrays, edit, problem):
+    edit(arrays)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(InputError) as info:
+        load_template(tmp_path / "bad.npz")
+    message = str(info.value)
+    assert message.startswith(f"malformed motion template {tmp_path / 'bad.npz'}: ")
+    assert problem in message and "\n" not in message
+    assert message.endswith("re-create it with `portrait-animate animate` from the driving video")
+    with pytest.raises(InputError, match="malformed motion template template.npz: "):
+        template_from_bytes((tmp_path / "bad.npz").read_bytes())  # uploads: the same checks
+
+
+def test_second_face_track_is_checked_too(tmp_path):
+    from portrait_animate.io.templates import save_face_templates
+
+    bad = _template()
+    bad.motions[1] = bad.motions[1].with_(exp=torch.full((1, 478, 3), float("nan")))
+    path = save_face_templates(tmp_path / "faces.npz", {0: _template(), 2: bad})
+    assert load_template(path, 0).n_frames == 3
+    with pytest.raises(InputError, match=r"face2/exp holds NaN or infinite values; re-create"):
+        load_template(path, 2)
+
+
+def test_valid_npz_loads_as_float32(tmp_path, arrays):
+    arrays["R"] = np.broadcast_to(np.eye(3, dtype=np.int64), arrays["R"].shape).copy()
+    arrays["eye_ratios"] = arrays["eye_ratios"].astype(np.float64)
+    arrays["fps"] = np.array(24)
+    np.savez(tmp_path / "ints.npz", **arrays)
+    template = load_template(tmp_path / "ints.npz")
+    for motion in template.motions:
+        assert all(getattr(motion, k).dtype == torch.float32 for k in ("scale", "R", "exp", "t",
+                                                                       "kp"))
+        assert torch.equal(motion.R, torch.eye(3)[None])
+    assert template.eye_ratios.dtype == np.float32 and template.fps == 24.0
+    assert (template.layout, template.anchor, template.n_frames) == ("mediapipe-478", 1, 3)
+
+
+@pytest.mark.parametrize("fps", [0.01, 29.97, 999.9])
+def test_fps_range_edges_are_accepted(tmp_path, arrays, fps):
+    arrays["fps"] = np.array(fps)
+    np.savez(tmp_path / "t.npz", **arrays)
+    assert load_template(tmp_path / "t.npz").fps == fps
+
+
+def _reference(**changes):
+    item = {"scale": np.ones((1, 1), np.float32), "R": np.eye(3, dtype=np.float32)[None],
+            "exp": np.zeros((1, 21, 3), np.float32), "t": np.zeros((1, 3), np.float32)}
+    data = {"n_frames": 2, "output_fps": 25, "motion": [item, dict(item)]}
+    for key, value in changes.items():
+        if key in item:
+            data["motion"][1][key] = value
+        elif value is None:
+            data.pop(key)
+        else:
+            data[key] = value
+    return pickle.dumps(data)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (_reference(output_fps=0), "output_fps is 0, but a frame rate must be at least 0.01"),
+    (_reference(output_fps=float("nan")), "output_fps is nan"),
+    (_reference(output_fps=10**9), "output_fps is 1e+09"),
+    (_reference(output_fps="25"), "output_fps is not numeric"),
+    (_reference(exp=np.full((1, 21, 3), np.nan, np.float32)), "motion[1] exp holds NaN"),
+    (_reference(scale=np.full((1, 1), np.inf)), "motion[1] scale holds NaN or infinite"),
+    (_reference(exp=np.zeros((1, 478, 3), np.float32)),
+     "motion[1] exp has shape (1, 478, 3), expected (1, 21, 3) (liveportrait-21 templates"),
+    (_reference(R=np.zeros((1, 3, 3), np.float32)), "motion[1] R is not a rotation matrix"),
+    (_reference(R=np.diag([1.0, 1.0, -1.0])[None]), "motion[1] R is not a rotation matrix"),
+    (_reference(n_frames="2"), "n_frames is '2'"),
+    (_reference(c_eyes_lst=[np.full((1, 2), np.nan)] * 2), "c_eyes_lst holds NaN"),
+    (_reference(c_lip_lst=3), "c_lip_lst is a int, not a list"),
+    (_reference(exp=[[1.0, 2.0], [3.0]]), "motion[1] exp is not an array of numbers"),
+])
+def test_malformed_reference_templates_are_refused(tmp_path, content, problem):
+    (tmp_path / "bad.pkl").write_bytes(content)
+    with pytest.raises(InputError, match="malformed motion template") as info:
+        load_template(tmp_path / "bad.pkl")
+    assert problem in str(info.value) and "\n" not in str(info.value)
+
+
+def test_reference_template_without_fps_plays_at_25(tmp_path):
+    (tmp_path / "t.pkl").write_bytes(_reference(output_fps=None, n_frames=None,
+                                                R=np.eye(3, dtype=np.int64)[None]))
+    template = load_template(tmp_path / "t.pkl")
+    assert template.fps == 25 and template.n_frames == 2
+    assert template.motions[1].R.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", ["T.NPZ", "T.Npz", "R.PKL"])
+def test_template_extensions_are_case_insensitive(tmp_path, shared, name):
+    path = tmp_path / name
+    if name.lower().endswith(".pkl"):
+        path.write_bytes((shared / "assets/driving/wink.pkl").read_bytes())
+    else:
+        save_template(tmp_path / "t.npz", _template(2)).rename(path)
+    assert classify_input(str(path), "driving", allow_template=True) is InputKind.TEMPLATE
+    assert load_template(path).n_frames in (2, 57)

@@ -4,6 +4,7 @@ restricted unpickler that admits only numpy arrays, numbers and plain containers
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..motion.model import Motion
+from ..motion.model import LAYOUT_KEYPOINTS, LIVEPORTRAIT_LAYOUT, Motion
 from ..motion.template import MotionTemplate
 from .files import save_npz
 
@@ -23,6 +24,12 @@ __all__ = ["TEMPLATE_EXTENSIONS", "load_template", "save_template", "save_face_t
 TEMPLATE_EXTENSIONS = (".pkl", ".npz")
 FORMAT = "portrait-animate-motion-template-v1"
 _FIX = "re-create it with `portrait-animate animate` from the driving video"
+#: The frame rates a template may hold, at least MIN_FPS and below MAX_FPS: ffmpeg writes no
+#: playable video at 1e-6 fps, nor at 1000 (its probe reads "1k fps").
+MIN_FPS, MAX_FPS = 0.01, 1000.0
+#: How far R @ R.T of a template's rotation may be from the identity, entry by entry: float32
+#: rotations (from angles, or fitted) are within 1e-6, float16 ones within a few 1e-3.
+ROTATION_TOLERANCE = 1e-2
 
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -52,13 +59,60 @@ def _fail(path: Path, problem: str) -> InputError:
     return InputError(f"malformed motion template {path}: {problem}; {_FIX}")
 
 
-def _array(value: Any, shape: tuple[int, ...], what: str, path: Path) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+def _numeric(value: Any, what: str, path: Path) -> np.ndarray:
+    """``value`` as an array of real numbers (integers or floats, no booleans)."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged lists, odd objects
+        raise _fail(path, f"{what} is not an array of numbers") from exc
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise _fail(path, f"{what} is not numeric")
-    if arr.size != int(np.prod(shape)):
-        raise _fail(path, f"{what} has shape {arr.shape}, expected {shape}")
-    return arr.reshape(shape).astype(np.float32)
+    return arr
+
+
+def _finite(arr: np.ndarray, what: str, path: Path) -> np.ndarray:
+    if not np.isfinite(arr).all():
+        raise _fail(path, f"{what} holds NaN or infinite values")
+    return arr
+
+
+def _array(value: Any, shape: tuple[int, ...], what: str, path: Path,
+           layout: str | None = None, frames: bool = False) -> np.ndarray:
+    """``value`` as a finite float32 array of ``shape``: any shape of that size, but with
+    ``frames``, its first dimension must be the frames' ``shape[0]``. ``layout``: the
+    keypoint layout of a (..., K, 3) array, named when K is not its count."""
+    arr = _numeric(value, what, path)
+    if arr.size != math.prod(shape) or (frames and (arr.ndim == 0 or arr.shape[0] != shape[0])):
+        held = f" ({layout} templates have {shape[-2]} keypoints)" if layout else ""
+        raise _fail(path, f"{what} has shape {arr.shape}, expected {shape}{held}")
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused
+        arr = arr.reshape(shape).astype(np.float32)
+    return _finite(arr, what, path)
+
+
+def _fps(value: Any, what: str, path: Path) -> float:
+    arr = _numeric(value, what, path)
+    if arr.size != 1:
+        raise _fail(path, f"{what} has shape {arr.shape}, expected one number")
+    fps = float(arr.reshape(()))
+    if not (math.isfinite(fps) and MIN_FPS <= fps < MAX_FPS):
+        raise _fail(path, f"{what} is {fps:g}, but a frame rate must be at least {MIN_FPS:g} "
+                          f"and below {MAX_FPS:g}")
+    return fps
+
+
+def _check_rotations(rotations: np.ndarray, what: str, path: Path) -> None:
+    """Each (3, 3) of (N, 3, 3) ``rotations`` (frame i's named ``what.format(i)``) must be a
+    rotation: orthonormal within :data:`ROTATION_TOLERANCE`, determinant +1."""
+    rotations = rotations.astype(np.float64)
+    off = np.abs(rotations @ rotations.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+    det = np.linalg.det(rotations)
+    bad = np.flatnonzero((off > ROTATION_TOLERANCE) | (det <= 0))
+    if bad.size:
+        i = int(bad[0])
+        raise _fail(path, f"{what.format(i)} is not a rotation matrix (R @ R.T is off the identity "
+                          f"by {off[i]:.3g}, det {det[i]:.3g}; a rotation is orthonormal with "
+                          "det +1)")
 
 
 def _motion(item: Any, index: int, path: Path) -> Motion:
@@ -69,16 +123,17 @@ def _motion(item: Any, index: int, path: Path) -> Motion:
                               ("t", item.get("t"))) if v is None]
     if missing:
         raise _fail(path, f"motion[{index}] lacks {', '.join(missing)}")
-    exp = np.asarray(item["exp"])
-    k = exp.size // 3
+    # the reference's templates are all on LivePortrait's keypoints
+    k, layout = LIVEPORTRAIT_LAYOUT.num_kp, LIVEPORTRAIT_LAYOUT.name
+
+    def array(value: Any, shape: tuple[int, ...], key: str) -> torch.Tensor:
+        return torch.from_numpy(_array(value, shape, f"motion[{index}] {key}", path,
+                                       layout if key in ("exp", "kp") else None))
+
     kp = item.get("kp")
-    return Motion(
-        scale=torch.from_numpy(_array(item["scale"], (1, 1), "scale", path)),
-        R=torch.from_numpy(_array(rot, (1, 3, 3), "R", path)),
-        exp=torch.from_numpy(_array(exp, (1, k, 3), "exp", path)),
-        t=torch.from_numpy(_array(item["t"], (1, 3), "t", path)),
-        kp=None if kp is None else torch.from_numpy(_array(kp, (1, k, 3), "kp", path)),
-    )
+    return Motion(scale=array(item["scale"], (1, 1), "scale"), R=array(rot, (1, 3, 3), "R"),
+                  exp=array(item["exp"], (1, k, 3), "exp"), t=array(item["t"], (1, 3), "t"),
+                  kp=None if kp is None else array(kp, (1, k, 3), "kp"))
 
 
 def _ratio_list(data: dict, keys: tuple[str, str], n: int, cols: int,
@@ -86,6 +141,8 @@ def _ratio_list(data: dict, keys: tuple[str, str], n: int, cols: int,
     values = data.get(keys[0], data.get(keys[1]))
     if values is None:
         return None
+    if not isinstance(values, list | tuple | np.ndarray):
+        raise _fail(path, f"{keys[0]} is a {type(values).__name__}, not a list")
     if len(values) != n:
         raise _fail(path, f"{keys[0]} has {len(values)} entries for {n} frames")
     return np.stack([_array(v, (cols,), keys[0], path) for v in values])
@@ -97,19 +154,24 @@ def _from_reference_dict(data: Any, path: Path) -> MotionTemplate:
     motions = [_motion(item, i, path) for i, item in enumerate(data["motion"])]
     if not motions:
         raise _fail(path, "its 'motion' list is empty")
-    n = int(data.get("n_frames", len(motions)))
-    if n != len(motions):
-        raise _fail(path, f"n_frames is {n} but 'motion' has {len(motions)} entries")
+    n = data.get("n_frames", len(motions))
     try:
-        template = MotionTemplate(
-            motions=motions, fps=float(data.get("output_fps", 25)),
+        whole = not isinstance(n, bool) and int(n) == n
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or int(n) != len(motions):
+        raise _fail(path, f"n_frames is {n!r} but 'motion' has {len(motions)} entries")
+    n = int(n)
+    _check_rotations(np.concatenate([m.R.numpy() for m in motions]), "motion[{}] R", path)
+    # the reference's default output_fps, for templates that do not record it
+    fps = _fps(data.get("output_fps", 25), "output_fps", path)
+    try:
+        return MotionTemplate(
+            motions=motions, fps=fps,
             eye_ratios=_ratio_list(data, ("c_eyes_lst", "c_d_eyes_lst"), n, 2, path),
             lip_ratios=_ratio_list(data, ("c_lip_lst", "c_d_lip_lst"), n, 1, path))
     except (TypeError, ValueError) as exc:
         raise _fail(path, str(exc)) from exc
-    if template.fps <= 0:
-        raise _fail(path, f"output_fps is {template.fps}")
-    return template
 
 
 def _load_pickle(path: Path) -> MotionTemplate:
@@ -127,7 +189,11 @@ def _load_pickle(path: Path) -> MotionTemplate:
 
 def _face_prefix(arrays: dict[str, np.ndarray], face: int | None, path: Path) -> str:
     """The key prefix of face ``face``'s track in a template's arrays ('' for its first)."""
-    numbers = [int(n) for n in arrays.get("face_numbers", ())]
+    numbers = arrays.get("face_numbers", np.zeros(0, int))
+    if numbers.ndim != 1 or not np.issubdtype(numbers.dtype, np.integer):
+        raise _fail(path, f"face_numbers is not a list of face numbers ({numbers.dtype}, "
+                          f"shape {numbers.shape})")
+    numbers = [int(n) for n in numbers]
     if face is None or (numbers and face == numbers[0]):
         return ""
     if face not in numbers:
@@ -150,23 +216,53 @@ def _load_npz(path: Path, data: bytes | None = None, face: int | None = None) ->
     if str(arrays.get("format", "")) != FORMAT:
         raise _fail(path, f"it is not a {FORMAT} file")
     prefix = _face_prefix(arrays, face, path)
+    missing = ([k for k in ("layout", "fps") if k not in arrays]
+               + [prefix + k for k in ("scale", "R", "exp", "t") if prefix + k not in arrays])
+    if missing:
+        raise _fail(path, f"it lacks {', '.join(missing)}")
     arrays = {k.removeprefix(prefix): v for k, v in arrays.items()
               if k.startswith(prefix) or k in ("format", "layout", "fps")}
-    n = len(arrays.get("exp", ()))
+    layouts = LAYOUT_KEYPOINTS
+    layout = str(arrays["layout"])
+    if layout not in layouts:
+        raise _fail(path, f"its layout {layout!r} is none of the known layouts "
+                          f"{', '.join(layouts)}")
+    fps = _fps(arrays["fps"], "fps", path)
+    n = arrays["exp"].shape[0] if arrays["exp"].ndim else 0
+    if n == 0:
+        raise _fail(path, f"{prefix}exp holds no frames (shape {arrays['exp'].shape})")
+    k = layouts[layout]
+
+    def array(key: str, shape: tuple[int, ...]) -> np.ndarray | None:
+        if key not in arrays:
+            return None
+        return _array(arrays[key], (n, *shape), prefix + key, path,
+                      layout if key in ("exp", "kp") else None, frames=True)
+
+    scale, rot, exp, t = (array("scale", (1, 1)), array("R", (1, 3, 3)), array("exp", (1, k, 3)),
+                          array("t", (1, 3)))
+    kp = array("kp", (1, k, 3))
+    _check_rotations(rot[:, 0], prefix + "R[{}]", path)
+    anchor = arrays.get("anchor")
+    if anchor is not None:
+        anchor = _numeric(anchor, prefix + "anchor", path)
+        if anchor.size != 1 or not np.issubdtype(anchor.dtype, np.integer):
+            raise _fail(path, f"{prefix}anchor is not a frame number ({anchor.dtype}, shape "
+                              f"{anchor.shape})")
+        anchor = int(anchor.reshape(()))
+    crop_box = arrays.get("crop_box")
+    if crop_box is not None:
+        _array(crop_box, (4,), prefix + "crop_box", path)
+        crop_box = crop_box.reshape(4)  # checked, kept as written
+    motions = [Motion(scale=torch.from_numpy(scale[i]), R=torch.from_numpy(rot[i]),
+                      exp=torch.from_numpy(exp[i]), t=torch.from_numpy(t[i]),
+                      kp=None if kp is None else torch.from_numpy(kp[i]))
+               for i in range(n)]
     try:
-        motions = [Motion(scale=torch.from_numpy(arrays["scale"][i]),
-                          R=torch.from_numpy(arrays["R"][i]),
-                          exp=torch.from_numpy(arrays["exp"][i]),
-                          t=torch.from_numpy(arrays["t"][i]),
-                          kp=torch.from_numpy(arrays["kp"][i]) if "kp" in arrays else None)
-                   for i in range(n)]
-        return MotionTemplate(motions=motions, fps=float(arrays["fps"]),
-                              eye_ratios=arrays.get("eye_ratios"),
-                              lip_ratios=arrays.get("lip_ratios"),
-                              layout=str(arrays["layout"]),
-                              anchor=int(arrays["anchor"]) if "anchor" in arrays else None,
-                              crop_box=arrays.get("crop_box"))
-    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        return MotionTemplate(motions=motions, fps=fps, eye_ratios=array("eye_ratios", (2,)),
+                              lip_ratios=array("lip_ratios", (1,)), layout=layout,
+                              anchor=anchor, crop_box=crop_box)
+    except ValueError as exc:
         raise _fail(path, str(exc)) from exc
 
 
@@ -180,11 +276,12 @@ def load_template(path: str | os.PathLike, face: int | None = None) -> MotionTem
     path = Path(path)
     if not path.is_file():
         raise InputError(f"motion template not found: {path}; check the path")
-    if path.suffix == ".pkl":
+    suffix = path.suffix.lower()  # as images and videos are told by their extension
+    if suffix == ".pkl":
         if face is not None:
             _face_prefix({}, face, path)  # a reference template holds one face
         return _load_pickle(path)
-    if path.suffix == ".npz":
+    if suffix == ".npz":
         return _load_npz(path, face=face)
     raise InputError(f"unsupported template extension {path.suffix!r} for {path}; use .pkl or "
                      ".npz")

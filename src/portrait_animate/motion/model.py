@@ -18,7 +18,8 @@ from ..models.checks import check_shape
 from .editing import liveportrait_edits
 from .transform import transform_keypoints
 
-__all__ = ["Motion", "KeypointLayout", "LIVEPORTRAIT_LAYOUT", "LIP_ARRAY", "REGIONS"]
+__all__ = ["Motion", "KeypointLayout", "LIVEPORTRAIT_LAYOUT", "LIP_ARRAY", "REGIONS",
+           "MESH_LAYOUT_NAME", "MESH_POINTS", "LAYOUT_KEYPOINTS"]
 
 #: The reference's neutral, closed-mouth expression (``lip_array.pkl``), verbatim, (21, 3).
 LIP_ARRAY = np.array([
@@ -150,3 +151,11 @@ LIVEPORTRAIT_LAYOUT = KeypointLayout(
     neutral_exp=LIP_ARRAY[None],
     edit=liveportrait_edits,
 )
+
+#: The classic engine's layout: the MediaPipe face mesh's points (its layout object, with
+#: the mesh's anatomy, is the engine's).
+MESH_LAYOUT_NAME = "mediapipe-478"
+MESH_POINTS = 478
+#: Every layout's keypoint count, by name: what a motion template may hold.
+LAYOUT_KEYPOINTS = {LIVEPORTRAIT_LAYOUT.name: LIVEPORTRAIT_LAYOUT.num_kp,
+                    MESH_LAYOUT_NAME: MESH_POINTS}

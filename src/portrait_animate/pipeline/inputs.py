@@ -44,7 +44,7 @@ def classify_input(spec: str, role: str, allow_template: bool = False) -> InputK
         return InputKind.IMAGE
     if suffix in VIDEO_EXTENSIONS:
         return InputKind.VIDEO
-    if allow_template and path.suffix in TEMPLATE_EXTENSIONS:
+    if allow_template and suffix in TEMPLATE_EXTENSIONS:
         return InputKind.TEMPLATE
     kinds = [*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS, *(TEMPLATE_EXTENSIONS if allow_template else ())]
     raise InputError(f"unsupported {role} extension {path.suffix!r} for {path}; use one of "

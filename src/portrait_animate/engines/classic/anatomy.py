@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from ...motion.model import MESH_POINTS
+
 __all__ = ["INNER_LIPS", "OUTER_LIPS", "LIPS", "EYES", "IRISES", "BROWS", "JAW", "FACE_OVAL",
            "UPPER_LIDS", "LOWER_LIDS", "EYE_CORNERS", "IRIS_CENTERS", "UPPER_LIPS",
            "LOWER_LIPS", "MOUTH_CORNERS", "CHIN", "NUM_POINTS", "ABOVE_LIDS",
            "BELOW_LIDS", "CHEEKS", "BELOW_MOUTH"]
 
-NUM_POINTS = 478
+NUM_POINTS = MESH_POINTS
 
 #: The mouth opening, in order around it.
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87,

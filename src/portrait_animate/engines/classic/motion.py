@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ...face.mesh import FaceMesh
-from ...motion.model import KeypointLayout, Motion
+from ...motion.model import MESH_LAYOUT_NAME, KeypointLayout, Motion
 from .anatomy import BROWS, CHIN, EYES, IRISES, LIPS, NUM_POINTS
 
 __all__ = ["classic_layout", "canonical_shape", "to_normalized", "similarity_fit",
@@ -34,7 +34,7 @@ def classic_layout() -> KeypointLayout:
     from .edits import mesh_edits
     from .expression import image_expression
 
-    return KeypointLayout(name="mediapipe-478", num_kp=NUM_POINTS, exp_pattern=pattern,
+    return KeypointLayout(name=MESH_LAYOUT_NAME, num_kp=NUM_POINTS, exp_pattern=pattern,
                           lip=tuple(sorted(set(LIPS) | set(CHIN))),
                           eyes=tuple(sorted(set(EYES) | set(IRISES))),
                           neutral_exp=np.zeros((1, NUM_POINTS, 3)), edit=mesh_edits,
