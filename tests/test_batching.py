@@ -254,5 +254,7 @@ def test_the_neural_engine_refuses_images_that_are_not_uint8(networks):
         with pytest.raises(ValueError, match=r"crop must be a \(256, 256, 3\) uint8 RGB image, "
                                              r"got \(256, 256, 3\) float32"):
             call()
-    with pytest.raises(ValueError, match="image must be uint8 RGB"):
+    with pytest.raises(ValueError, match=r"image must be a non-empty \(H, W, 3\) uint8 RGB "
+                                         r"array, got \(256, 256, 3\) float32; a float image "
+                                         r"in \[0, 1\] is"):
         image_to_tensor(crop)

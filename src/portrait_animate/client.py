@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,8 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
+
+from .io.files import atomic_path
 
 __all__ = ["Client", "ServiceError"]
 
@@ -394,35 +395,23 @@ class Client:
             raise ServiceError(f"cannot download to {os.fspath(given)}: it names a folder; "
                                f"give a file's path, e.g. {path / job_id}.mp4")
         self._target(path, job_id)
-        tmp: Path | None = None
-        try:
-            with self._reaching("GET", url_path), \
-                    self._http.stream("GET", url_path) as response:
-                if response.status_code >= 300:
-                    response.read()
-                    self._refuse(response, "GET")
-                kind = response.headers.get("content-type", "")
-                if kind.startswith(("text/", "application/json")):
-                    response.read()
-                    raise ServiceError(f"GET {response.url} answered {kind.split(';')[0]} "
-                                       f"({_excerpt(response)}), not a video or an image; is "
-                                       f"{self.url} the address of 'portrait-animate serve'?")
-                try:
-                    # beside the target (one rename), its own name per download, and the
-                    # umask's mode (mkstemp's would be 0600)
-                    part = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
-                    with open(part, "xb") as out:
-                        tmp = part  # ours to remove from here on
-                        for chunk in response.iter_bytes():
-                            out.write(chunk)
-                    tmp.replace(path)
-                    tmp = None
-                except OSError as exc:
-                    raise ServiceError(f"cannot write {path} ({exc.strerror or exc}); give a "
-                                       "path you can write to, with room for the file") from None
-        finally:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+        with self._reaching("GET", url_path), self._http.stream("GET", url_path) as response:
+            if response.status_code >= 300:
+                response.read()
+                self._refuse(response, "GET")
+            kind = response.headers.get("content-type", "")
+            if kind.startswith(("text/", "application/json")):
+                response.read()
+                raise ServiceError(f"GET {response.url} answered {kind.split(';')[0]} "
+                                   f"({_excerpt(response)}), not a video or an image; is "
+                                   f"{self.url} the address of 'portrait-animate serve'?")
+            try:
+                with atomic_path(path) as tmp, open(tmp, "wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+            except OSError as exc:
+                raise ServiceError(f"cannot write {path} ({exc.strerror or exc}); give a "
+                                   "path you can write to, with room for the file") from None
         return path
 
     def cancel(self, job_id: str) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ..engines.neural import LivePortraitNetworks, cached_synthetic_weights
 from ..engines.neural.stages import dump_stages
 from ..errors import InputError
-from ..io.files import atomic_path, check_output_file, save_npz
+from ..io.files import atomic_path, check_output_file, same_file, save_npz
 from ..io.images import read_image_rgb, resize_area, write_image_rgb
 from .options import add_device_options, add_weights_option
 
@@ -52,7 +51,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise InputError(f"--save_image {args.save_image}: cannot write a "
                          f"{suffix or 'extension-less'} image; name it .png or .jpg ("
                          + " ".join(SAVE_IMAGE_EXTENSIONS[2:]) + " also work)")
-    if os.path.abspath(args.save_image) == os.path.abspath(args.out):
+    if same_file(args.save_image, args.out):
         raise InputError(f"--save_image {args.save_image} is the --out file too; give the "
                          "image another name (such as stages.png)")
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
 from ..errors import InputError
-from ..io.files import check_output_file
+from ..io.files import check_output_file, same_file
 from ..live.options import LIVE_ANIMATE_OPTIONS, LiveOptions
 from ..pipeline.options import Range
 from .animate import add_animate_options, options_from_args
@@ -47,13 +46,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=_run)
 
 
-def _same_file(a: str, b: str) -> bool:
-    """Whether paths ``a`` and ``b`` name one file, existing or not."""
-    if os.path.exists(a) and os.path.exists(b):
-        return os.path.samefile(a, b)
-    return Path(a).resolve() == Path(b).resolve()
-
-
 def _output_problems(args: argparse.Namespace) -> list[str]:
     """What is wrong with ``--record`` and ``--stats_json``: a missing or unwritable folder, a
     folder given as the file, one of the inputs, or both the same file."""
@@ -74,7 +66,7 @@ def _output_problems(args: argparse.Namespace) -> list[str]:
     if args.record is not None and Path(args.record).suffix.lower() != ".mp4":
         problems.append(f"--record {args.record}: the recording is an .mp4; name it so")
     if args.record is not None and args.stats_json is not None and \
-            _same_file(args.record, args.stats_json):
+            same_file(args.record, args.stats_json):
         problems.append(f"--stats_json {args.stats_json} is the --record file too; give the "
                         "statistics another file name (such as stats.json)")
     return problems

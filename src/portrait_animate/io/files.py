@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["temp_sibling", "commit", "discard", "atomic_path", "save_npz", "check_output_folder",
-           "check_output_file"]
+           "check_output_file", "same_file"]
 
 
 def check_output_folder(folder: str | os.PathLike, option: str) -> None:
@@ -30,6 +30,14 @@ def check_output_folder(folder: str | os.PathLike, option: str) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{option} {path}: {existing} is not writable; give {option} a folder "
                          "you can write to")
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same file when both exist (links
+    included), else the same absolute path."""
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def check_output_file(path: str | os.PathLike, option: str,
@@ -51,7 +59,7 @@ def check_output_file(path: str | os.PathLike, option: str,
         raise InputError(f"{option} {path} cannot be written: its folder {path.parent} is not "
                          f"a writable folder; give {option} a file in one") from None
     for given in inputs:
-        if path.exists() and os.path.exists(given) and os.path.samefile(path, given):
+        if same_file(path, given):
             raise InputError(f"{option} {path} is the input {given}, which it would overwrite; "
                              f"give {option} another file name")
 

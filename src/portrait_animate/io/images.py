@@ -60,8 +60,10 @@ def check_rgb(image: np.ndarray, what: str = "image") -> None:
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{what} must be a numpy array, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.size:
+        hint = ("; a float image in [0, 1] is (image * 255).round().astype(np.uint8)"
+                if np.issubdtype(image.dtype, np.floating) else "")
         raise ValueError(f"{what} must be a non-empty (H, W, 3) uint8 RGB array, got "
-                         f"{image.shape} {image.dtype}")
+                         f"{image.shape} {image.dtype}{hint}")
 
 
 def write_image_rgb(path: str | os.PathLike, image: np.ndarray) -> Path:

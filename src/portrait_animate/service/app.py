@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
 from ..batch.executors import Executor, LocalExecutor, RayExecutor
-from ..batch.jobs import Job, validate
+from ..batch.jobs import BATCH_DECIDES, Job, validate
 from ..errors import InputError
 from ..motion.presets import PRESET_PREFIX, PRESETS
 from ..pipeline.engines import weights_found
@@ -36,7 +36,7 @@ log = logging.getLogger("portrait_animate.service")
 MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 #: animate's options a client cannot set: where the outputs go and what is printed, the
 #: server's own folders, and frames no route serves.
-SERVER_DECIDES = ("output_dir", "quiet", "weights_dir", "save_frames")
+SERVER_DECIDES = (*BATCH_DECIDES, "weights_dir", "save_frames")
 
 
 @dataclass

@@ -47,25 +47,25 @@ def _image_extension(path: Path, what: str) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
-            with Image.open(path) as image:
-                fmt, (width, height) = image.format, image.size
+            image = Image.open(path)  # reads the header only
     except Image.DecompressionBombError:
         raise InputError(f"the {what} has over {MAX_PIXELS / 1e6:.0f} megapixels; send a "
                          "smaller image") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
-    if fmt not in IMAGE_FORMATS:
-        raise InputError(f"the {what} is a {fmt} image; send a JPEG, PNG, WebP or BMP image, "
-                         "or a video")
-    if width * height > MAX_PIXELS:
-        raise InputError(f"the {what} is {width}x{height} pixels, over "
-                         f"{MAX_PIXELS / 1e6:.0f} megapixels; send a smaller image")
-    try:
-        with Image.open(path) as image:
+    with image:
+        fmt, (width, height) = image.format, image.size
+        if fmt not in IMAGE_FORMATS:
+            raise InputError(f"the {what} is a {fmt} image; send a JPEG, PNG, WebP or BMP "
+                             "image, or a video")
+        if width * height > MAX_PIXELS:
+            raise InputError(f"the {what} is {width}x{height} pixels, over "
+                             f"{MAX_PIXELS / 1e6:.0f} megapixels; send a smaller image")
+        try:
             image.load()  # decodes every pixel: a cut-off file fails here
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"the {what} is a damaged {fmt} image ({exc}); send the whole "
-                         "file") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise InputError(f"the {what} is a damaged {fmt} image ({exc}); send the whole "
+                             "file") from None
     return IMAGE_FORMATS[fmt]
 
 

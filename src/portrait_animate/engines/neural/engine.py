@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...io.images import check_rgb
 from ...models import MotionExtractorOutput, WarpingOutput
 from ...models.checks import check_keypoints, check_shape
 from ...motion import apply_stitching_delta, bins_to_degrees, rotation_matrix, transform_keypoints
@@ -64,13 +65,7 @@ class KeypointInfo:
 
 def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32 in [0, 1] (SPEC 2.8 ``prepare_source``)."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must have shape (H, W, 3), got {image.shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 RGB (0-255), got {image.dtype}; a float image "
-                         "in [0, 1] is (image * 255).round().astype(np.uint8)")
+    check_rgb(image)
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device=device, dtype=torch.float32)
     return (x / 255.0).clamp(0, 1).permute(2, 0, 1)[None]
 
