@@ -6,19 +6,34 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
+from scipy.spatial import Delaunay
 
 from media import read_video
 from portrait_animate.cli.main import main
-from portrait_animate.engines.classic.anatomy import BELOW_MOUTH, BROWS, CHEEKS, CHIN, EYES, LIPS
+from portrait_animate.engines.classic.anatomy import (
+    ABOVE_MOUTH,
+    BELOW_MOUTH,
+    BROWS,
+    CHEEKS,
+    CHIN,
+    EYES,
+    INNER_LIPS,
+    LIPS,
+)
+from portrait_animate.engines.classic.edits import mesh_edits
 from portrait_animate.engines.classic.expression import image_expression
 from portrait_animate.engines.classic.motion import (
     motion_from_landmarks,
     similarity_fit,
     to_normalized,
 )
+from portrait_animate.engines.classic.retarget import lip_delta
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.face.ratios import lip_ratio
 from portrait_animate.io.video import iter_frames
+from portrait_animate.motion.editing import EditParams
+from portrait_animate.motion.transform import transform_keypoints
 
 EXPRESSION_SET = sorted(set(LIPS) | set(EYES) | set(BROWS))
 
@@ -64,7 +79,7 @@ def test_a_driver_at_rest_adds_nothing_and_an_expression_adds_only_it(shared, me
     frames, _ = read_video(shared / "assets/driving/d9.mp4")
     opened = image_expression(_motion(mesh, frames[70]), source)[0].norm(dim=1)
     assert float(opened[sorted(set(LIPS))].mean()) > 0.02
-    moving = set(EXPRESSION_SET) | set(CHIN) | set(CHEEKS) | set(BELOW_MOUTH)
+    moving = set(EXPRESSION_SET) | set(CHIN) | set(CHEEKS) | set(BELOW_MOUTH) | set(ABOVE_MOUTH)
     rest = [i for i in range(468) if i not in moving]
     assert float(opened[rest].max()) < 1e-6
 
@@ -96,3 +111,48 @@ def test_a_differently_shaped_driver_leaves_the_face_shape(shared, mesh, tmp_pat
     assert eye_spacing(after) == pytest.approx(eye_spacing(before), rel=0.03)
     for name, (a, b) in {"jaw width": (172, 397), "nose length": (168, 1)}.items():
         assert span(after, a, b) == pytest.approx(span(before, a, b), rel=0.03), name
+
+
+def _folds(x_s: torch.Tensor, x_d: torch.Tensor) -> list[tuple[int, ...]]:
+    """The triangles of x_s's mesh (the eyes' and mouth's openings left out, which the
+    renderer paints) that fold over in x_d: a fold tears the skin into a staircase."""
+    source, target = (x[0, :468, :2].double().numpy() for x in (x_s, x_d))
+    tri = Delaunay(source).simplices
+    tri = tri[~np.isin(tri, list(INNER_LIPS) + list(EYES)).any(1)]
+
+    def areas(p):
+        a, b, c = p[tri[:, 0]], p[tri[:, 1]], p[tri[:, 2]]
+        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+    return [tuple(t) for t in tri[np.sign(areas(source)) != np.sign(areas(target))]]
+
+
+def _keypoints(motion, exp: torch.Tensor) -> torch.Tensor:
+    return transform_keypoints(motion.kp, motion.R, exp, motion.scale, motion.t)
+
+
+@pytest.mark.parametrize("source, driver", [("s5", "d19"), ("s11", "d19"), ("s5", "d30")])
+def test_an_open_mouth_or_a_smile_moves_lips_and_chin_without_folding_them(shared, mesh,
+                                                                             source, driver):
+    """A dropping jaw carries the skin beneath the lip down without any point overtaking the
+    one below it, and every ring of a lip moves with the lip (a still ring folded it)."""
+    def motion(path):
+        return _motion(mesh, cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+
+    s = motion(shared / f"assets/source/{source}.jpg")
+    offsets = image_expression(motion(shared / f"assets/driving/{driver}.jpg"), s)
+    x_s, x_d = _keypoints(s, s.exp), _keypoints(s, s.exp + offsets)
+    assert float(offsets.abs().max()) > 0.01  # the driver opens the mouth or smiles
+    assert _folds(x_s, x_d) == []
+
+
+def test_the_lip_sliders_and_lip_retargeting_do_not_fold_the_face(shared, mesh):
+    image = cv2.cvtColor(cv2.imread(str(shared / "assets/source/s5.jpg")), cv2.COLOR_BGR2RGB)
+    s = _motion(mesh, image)
+    x_s = _keypoints(s, s.exp)
+    for params in (EditParams(lip_open=120), EditParams(smile=1.0), EditParams(grin=15),
+                   EditParams(pursing=15)):
+        assert _folds(x_s, _keypoints(s, mesh_edits(s.exp, params))) == [], params
+    opened = x_s + lip_delta(x_s, torch.tensor([[lip_ratio(mesh.landmarks(image)), 0.6]]))
+    assert float((opened - x_s).abs().max()) > 0.05
+    assert _folds(x_s, opened) == []

@@ -32,21 +32,18 @@ from ...motion.model import Motion
 from .anatomy import (
     BROWS,
     EYE_CORNERS,
+    INNER_PAIRS,
     IRIS_CENTERS,
     IRISES,
+    LIP_RINGS,
     LOWER_LIDS,
     NUM_POINTS,
     UPPER_LIDS,
 )
-from .edits import skin_below_mouth, smile_offsets
+from .edits import carry_skin_above_mouth, skin_below_mouth, smile_offsets
 
 __all__ = ["FaceReading", "read_face", "image_expression", "RESTING_MOUTH_WIDTH"]
 
-#: Facing points of the inner lips, left to right: (upper, lower); then the outer lips'.
-INNER_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402),
-               (310, 318), (415, 324))
-OUTER_PAIRS = ((185, 146), (40, 91), (39, 181), (37, 84), (0, 17), (267, 314), (269, 405),
-               (270, 321), (409, 375))
 _BROW_HEIGHT_POINTS = (105, 334, 66, 296)
 
 #: A resting mouth is this wide in inter-pupil distances (0.62-0.82 on the resting faces
@@ -145,7 +142,7 @@ def _open_mouth(q: np.ndarray, gaps: np.ndarray, upper_share: float) -> np.ndarr
     """Frontal moves opening q's mouth by ``gaps`` (9,) mouth widths, pair by pair."""
     moves = np.zeros_like(q)
     opening = gaps * _mouth_width(q)
-    for pairs in (INNER_PAIRS, OUTER_PAIRS):
+    for pairs in LIP_RINGS:
         upper, lower = (list(p) for p in zip(*pairs, strict=True))
         moves[upper, 1] -= upper_share * opening
         moves[lower, 1] += (1 - upper_share) * opening
@@ -190,6 +187,7 @@ def image_expression(driver: Motion, source: Motion) -> torch.Tensor:
     moves = (_open_mouth(q_s, reading.lip_gaps, share)
              + smile_offsets(q_s, reading.widening * ipd / 2, _smile_lift(reading.widening) * ipd)
              + _eyes(q_s, reading.eye_scale, reading.gaze))
+    moves = carry_skin_above_mouth(q_s, moves)
     moves[list(BROWS), 1] -= reading.brow_raise * ipd
     offsets = moves @ R_s  # frontal -> posed: delta = (q - x_c) @ R
     return torch.from_numpy(offsets.reshape(1, NUM_POINTS, 3)).to(source.exp)

@@ -10,7 +10,18 @@ import numpy as np
 import torch
 
 from ...face.ratios import EYE_OFFSET, EYE_SCALE
-from .anatomy import CHIN, EYE_CORNERS, JAW, LOWER_LIDS, NUM_POINTS, UPPER_LIDS
+from .anatomy import (
+    EYE_CORNERS,
+    INNER_PAIRS,
+    INSIDE_PAIRS,
+    JAW,
+    LOWER_LIDS,
+    MIDDLE_PAIRS,
+    NUM_POINTS,
+    OUTER_PAIRS,
+    UPPER_LIDS,
+)
+from .edits import corner_frame, skin_below_mouth
 
 __all__ = ["stitch", "eye_delta", "lip_delta", "STITCH_REACH"]
 
@@ -36,15 +47,6 @@ def stitch(x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _frame(points: np.ndarray, corners: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, float]:
-    a, b = points[corners[0], :2], points[corners[1], :2]
-    along = (b - a) / max(np.linalg.norm(b - a), 1e-9)
-    normal = np.array([-along[1], along[0]])
-    if normal[1] < 0:
-        normal = -normal  # pointing down the face
-    return (a + b) / 2, normal, float(np.linalg.norm(b - a))
-
-
 #: MediaPipe reads closed eyes at raw ratios 0.02-0.05; a target below this shuts the lids
 #: (the renderer keeps them a pixel apart) rather than leaving a slit of squeezed iris.
 SHUT_RAW_RATIO = 0.04
@@ -64,7 +66,7 @@ def eye_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
     target = _raw_eye_target(float(ratios[0, 2]))
     delta = np.zeros((NUM_POINTS, 3))
     for eye, (top, bottom) in enumerate(((159, 145), (386, 374))):
-        mid, normal, width = _frame(points, EYE_CORNERS[eye])
+        mid, normal, width = corner_frame(points, EYE_CORNERS[eye])
         current = float(np.dot(points[bottom, :2] - points[top, :2], normal)) / width
         upper, lower = list(UPPER_LIDS[eye]), list(LOWER_LIDS[eye])
         if target < current:
@@ -83,20 +85,20 @@ def eye_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(delta[None]).float()
 
 
-#: Facing points of the inner lips, left to right: (upper, lower).
-_INNER_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402),
-                (310, 318), (415, 324))
-_OUTER_LOWER = (146, 91, 181, 84, 17, 314, 405, 321, 375)
+#: The lower lip's rings outside the inner one, which move with the inner lip at their place.
+_OUTER_LOWER = tuple(lower for ring in (INSIDE_PAIRS, MIDDLE_PAIRS, OUTER_PAIRS)
+                     for _, lower in ring)
 
 
 def lip_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
     """Open or close the mouth of x_s to the target lip ratio (ratios (1, 2): lip_s, target):
     each lower inner-lip point moves across the mouth-corner line to the gap the target asks
-    for at its place, the outer lower lip along with it, the chin with the middle."""
+    for at its place, the rest of the lower lip along with it, the chin and the skin beneath the
+    lip with the middle (:func:`~.edits.skin_below_mouth`)."""
     points = x_s[0].double().numpy()
-    mid, normal, width = _frame(points, (61, 291))
+    mid, normal, width = corner_frame(points, (61, 291))
     across = np.array([normal[1], -normal[0]])
-    upper, lower = [list(p) for p in zip(*_INNER_PAIRS, strict=True)]
+    upper, lower = [list(p) for p in zip(*INNER_PAIRS, strict=True)]
     gaps = (points[lower, :2] - points[upper, :2]) @ normal
     target = float(ratios[0, 1]) * width
     place = (points[lower, :2] - mid) @ across / (width / 2)
@@ -113,5 +115,5 @@ def lip_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
     order = np.argsort(place)
     outer_moves = np.interp(outer_place, place[order], moves[order])
     delta[list(_OUTER_LOWER), :2] += outer_moves[:, None] * normal
-    delta[list(CHIN), :2] += 0.8 * moves[4] * normal
+    delta += skin_below_mouth(points, float(moves[4]))
     return torch.from_numpy(delta[None]).float()
