@@ -34,7 +34,7 @@ import imageio_ffmpeg
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from portrait_animate.engines.classic.anatomy import BROWS, EYES, LIPS
+from portrait_animate.engines.classic.anatomy import BROWS, EYES, INNER_LIPS, OUTER_LIPS
 from portrait_animate.engines.classic.motion import similarity_fit
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.face.ratios import lip_ratio
@@ -43,7 +43,8 @@ from portrait_animate.pipeline.options import AnimateOptions
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = 100
-EXPRESSION_POINTS = sorted(set(LIPS) | set(EYES) | set(BROWS))
+#: The lips' contours (not their middle rings, so figures compare with earlier runs), eyes, brows.
+EXPRESSION_POINTS = sorted(set(INNER_LIPS) | set(OUTER_LIPS) | set(EYES) | set(BROWS))
 MATCHED_CROPS = {"flag_crop_driving_video": True, "scale_crop_driving_video": 2.3,
                  "vy_ratio_crop_driving_video": -0.125, "flag_do_rot": False}
 

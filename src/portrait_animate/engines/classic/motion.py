@@ -16,14 +16,19 @@ import torch
 
 from ...face.mesh import FaceMesh
 from ...motion.model import MESH_LAYOUT_NAME, KeypointLayout, Motion
-from .anatomy import BROWS, CHIN, EYES, IRISES, LIPS, NUM_POINTS
+from .anatomy import BROWS, CHIN, EYES, INNER_LIPS, IRISES, LIPS, NUM_POINTS, OUTER_LIPS
 
 __all__ = ["classic_layout", "canonical_shape", "to_normalized", "similarity_fit",
            "motion_from_landmarks", "RIGID_POINTS"]
 
 CROP = 256
 EXPRESSION_POINTS = tuple(sorted(set(LIPS) | set(EYES) | set(IRISES) | set(BROWS) | set(CHIN)))
-RIGID_POINTS = tuple(i for i in range(NUM_POINTS) if i not in set(EXPRESSION_POINTS))
+#: The points the head's pose is fitted on: all but the inner and outer lips, eyes, irises,
+#: brows and chin. The lips' two middle rings stay among them, as they were before they
+#: became expression points, so the canonical face (every mesh template's ``kp``) stays the
+#: same and templates written before keep their frame.
+RIGID_POINTS = tuple(i for i in range(NUM_POINTS) if i not in set(INNER_LIPS) | set(OUTER_LIPS)
+                     | set(EYES) | set(IRISES) | set(BROWS) | set(CHIN))
 
 
 @functools.lru_cache(maxsize=1)
