@@ -94,8 +94,9 @@ def rbf_fps(engine: ClassicEngine, source: np.ndarray, frames: list[np.ndarray])
     src = engine._mesh.landmarks3d(source)[:468, :2]
     gy, gx = np.mgrid[0:SIZE:32, 0:SIZE:32]
     grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float64)
-    border = np.array([[x, y] for x in (0, SIZE - 1) for y in range(0, SIZE, 64)]
-                      + [[x, y] for y in (0, SIZE - 1) for x in range(0, SIZE, 64)], float)
+    border = np.unique([[x, y] for x in (0, SIZE - 1) for y in range(0, SIZE, 64)]
+                       + [[x, y] for y in (0, SIZE - 1) for x in range(0, SIZE, 64)],
+                       axis=0).astype(float)  # (0, 0) is in both lists: RBF needs it once
     begin = time.perf_counter()
     for frame in frames:
         dst = engine._mesh.landmarks3d(frame)[:468, :2]

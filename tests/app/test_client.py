@@ -66,6 +66,23 @@ def test_api_errors_are_messages(client, tmp_path, caplog, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_an_upload_that_is_no_image_is_one_message(client, shared, tmp_path, capsys):
+    """Gradio reads an image input before the app's checks: a text file there is the page's
+    message, not Gradio's (which listed the event's components and the server's path)."""
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    calls = ({"source_image": handle_file(text), "api_name": "/animate",
+              "driving_image": handle_file(shared / "assets/driving/d12.jpg"),
+              "driving_tab": "Image"},
+             {"image": handle_file(text), "api_name": "/retarget_image"})
+    for call in calls:
+        with pytest.raises(Exception) as info:
+            client.predict(engine="classic", **call)
+        assert str(info.value) == ("the source image upload notes.png cannot be read as an "
+                                   "image; upload a .jpg, .png or .webp picture")
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_animate_endpoint_takes_the_stable_motion_options(client, shared):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     names = {p["parameter_name"] for p in endpoints["/animate"]["parameters"]}

@@ -31,6 +31,7 @@ from ..pipeline.progress import Reporter
 from ..pipeline.retargeting import VideoRetargetOptions
 from .backend import AppBackend
 from .live import LiveHandlers, live_section
+from .uploads import image_upload
 
 __all__ = ["build_app", "page_message", "user_errors", "EXPRESSION_SLIDERS",
            "MOVEMENT_SLIDERS"]
@@ -345,8 +346,7 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
         with gr.Column():
             with gr.Tabs():
                 with gr.Tab("🖼️ Source Image") as src_image_tab:
-                    source_image = gr.Image(type="filepath", label="source image",
-                                            elem_id="source-image")
+                    source_image = image_upload("source image", elem_id="source-image")
                 with gr.Tab("🎞️ Source Video") as src_video_tab:
                     source_video = gr.Video(label="source video", elem_id="source-video")
             source_tab = _tab_tracker({"Image": src_image_tab, "Video": src_video_tab}, "Image")
@@ -358,8 +358,7 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
                 with gr.Tab("🎞️ Driving Video") as drv_video_tab:
                     driving_video = gr.Video(label="driving video", elem_id="driving-video")
                 with gr.Tab("🖼️ Driving Image") as drv_image_tab:
-                    driving_image = gr.Image(type="filepath", label="driving image",
-                                             elem_id="driving-image")
+                    driving_image = image_upload("driving image", elem_id="driving-image")
                 with gr.Tab("📁 Driving Template") as drv_template_tab:
                     driving_template = gr.File(label="motion template (.pkl, .npz)",
                                                file_types=[".pkl", ".npz"],
@@ -476,7 +475,7 @@ def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str)
         engine_radio = _engine_radio(engine)
     with gr.Row():
         with gr.Column():
-            image = gr.Image(type="filepath", label="source image", elem_id="edit-image")
+            image = image_upload("source image", elem_id="edit-image")
             gr.Examples([[astronaut]], [image], label="example", cache_examples=False)
             with gr.Accordion("👥 Faces", open=False):
                 edit_face = gr.Dropdown(["largest"], value="largest", label="face to edit",

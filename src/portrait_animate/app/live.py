@@ -26,6 +26,7 @@ from ..motion.model import REGIONS
 from ..pipeline.options import ENGINES
 from ..pipeline.progress import Reporter
 from .backend import AppBackend
+from .uploads import image_upload
 
 __all__ = ["live_section", "LiveHandlers"]
 
@@ -135,8 +136,7 @@ def live_section(handlers: LiveHandlers, engine: str, astronaut: str,
         with gr.Column():
             webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy",
                               label="Webcam", elem_id="live-webcam")
-            source = gr.Image(astronaut, type="filepath", label="Source portrait",
-                              elem_id="live-source")
+            source = image_upload("Source portrait", astronaut, elem_id="live-source")
         with gr.Column():
             output = gr.Image(label="Animated portrait", elem_id="live-output",
                               interactive=False)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import gradio as gr
 
 from ..errors import InputError
 from ..io.video import probe_video
 from ..pipeline.inputs import InputKind, check_readable, classify_input
 
-__all__ = ["AppLimits", "checked_upload"]
+__all__ = ["AppLimits", "checked_upload", "image_upload"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,3 +60,27 @@ def checked_upload(path: str, role: str, kind: InputKind, limits: AppLimits) -> 
             raise InputError(f"{over} (--max_video_seconds)", page=f"{over}; upload a shorter "
                              "video")
     return path
+
+
+def image_upload(label: str, value: Any = None, **kwargs: Any) -> gr.Image:
+    """A ``gr.Image`` upload (``type="filepath"``) whose file that is no image (text, a
+    cut-off or oversized picture) is one message naming the upload and the fix, where
+    Gradio's own error listed the event's components and the file's path on the server.
+
+    Its ``preprocess`` is wrapped on the instance: a subclass of ``gr.Image`` would make
+    Gradio write a ``.pyi`` stub beside this module at import."""
+    image = gr.Image(value, type="filepath", label=label, **kwargs)
+    read = image.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return read(payload)
+        except Exception as exc:
+            name = getattr(payload, "orig_name", None) or Path(getattr(payload, "path", "")).name
+            message = (f"the {label.lower()} upload {name} cannot be read as an image; "
+                       "upload a .jpg, .png or .webp picture")
+            log.info("%s (%s)", message, type(exc).__name__)
+            raise gr.Error(message, print_exception=False) from None
+
+    image.preprocess = preprocess
+    return image
