@@ -330,6 +330,28 @@ def test_lines_that_are_not_one_json_object_are_each_one_problem(tmp_path):
         "line 4: not a JSON object; write {\"source\": ..., \"driving\": ...}"]
 
 
+def test_a_jobs_line_names_every_bad_value_on_its_one_line(shared, tmp_path, capsys):
+    source, driving = shared / "assets/source/s0.jpg", shared / "assets/driving/d0.mp4"
+    jobs = _jobs(tmp_path / "jobs.jsonl", [
+        {"source": str(source), "driving": str(driving), "name": "a b", "quiet": True,
+         "scale": "big", "animation_regio": "lip", "driving_multiplier": 99, "engine": "fast"},
+        {"source": str(source), "driving": str(driving), "scale": 99}])
+    assert main(["batch", str(jobs), "-o", str(tmp_path / "out"), *ENGINE]) == 2
+    err = capsys.readouterr().err
+    lines = [line.strip() for line in err.splitlines() if line.startswith("  ")]
+    assert len(lines) == 2 and "2 jobs cannot run" in err
+    several = lines[0].removeprefix("line 1: ").split(" | ")
+    assert [problem.split(";")[0] for problem in several] == [
+        "name 'a b' is not a folder name", "option 'scale' is 'big'",
+        "option 'quiet' is the batch's to decide", "unknown option 'animation_regio'",
+        "--engine 'fast' is not one of auto, neural, classic",
+        "--driving_multiplier 99 is not a finite number from 0 to 10 (it scales the driving "
+        "motion: 0 freezes the face, and past 10 even a slight expression moves it further "
+        "than the engines can render)"]
+    assert lines[1].startswith("line 2: --scale 99 is not a finite number") and "|" not in lines[1]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_job_may_give_face_and_frame_numbers_as_json_numbers(shared, tmp_path):
     source, driving = shared / "assets/source/s0.jpg", shared / "assets/driving/d0.mp4"
     jobs = [Job("a", 1, {"source": str(source), "driving": str(driving), "driving_face": 0,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+from collections import OrderedDict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ import torch
 from hub_standin import HubStandIn
 from portrait_animate.cli import debug
 from portrait_animate.cli.main import main
+from portrait_animate.engines.neural import synthetic
 from portrait_animate.engines.neural.config import CHECKPOINTS
 from portrait_animate.engines.neural.hub import HUB_REPO_ID
 from portrait_animate.errors import InputError
@@ -97,6 +101,46 @@ def test_download_failure_is_one_clear_line_and_leaves_nothing(existing, tmp_pat
     left = sorted(str(p.relative_to(tmp_path)) for p in dest.rglob("*")) if dest.exists() else []
     assert left == (["dl/liveportrait", "dl/liveportrait/notes.txt"] if existing else [])
     assert dest.exists() == existing
+
+
+class _DiskFullAtSecondFile(tempfile.TemporaryDirectory):
+    """The temporary folder of ``weights synth``, where the second file lands on a full disk."""
+
+    def __enter__(self) -> str:
+        tmp = super().__enter__()
+        full = Path(tmp, FILES[1])
+        full.parent.mkdir(parents=True)
+        full.symlink_to("/dev/full")
+        return tmp
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("failure, existing", [("disk full", False), ("disk full", True),
+                                               ("a file where a folder goes", True)])
+def test_synth_failure_is_one_clear_line_and_leaves_only_what_was_there(
+        failure, existing, tmp_path, monkeypatch, capsys):
+    """The disk fills up while the files are written, or the second folder cannot be made
+    once the first files are moved in: what the run made goes, what was there stays."""
+    monkeypatch.setattr(synthetic, "synthetic_state_dict",
+                        lambda checkpoint: OrderedDict(weight=torch.zeros(4)))
+    dest = tmp_path / "new/w"
+    before = []
+    if existing:
+        dest = tmp_path / "w"
+        (dest / "liveportrait").mkdir(parents=True)
+        (dest / "liveportrait/notes.txt").write_text("mine")
+        before = ["w", "w/liveportrait", "w/liveportrait/notes.txt"]
+    if failure == "disk full":
+        monkeypatch.setattr(synthetic, "tempfile",
+                            SimpleNamespace(TemporaryDirectory=_DiskFullAtSecondFile))
+    else:
+        (dest / "liveportrait/retargeting_models").write_text("a file, not a folder")
+        before.append("w/liveportrait/retargeting_models")
+    assert main(["weights", "synth", str(dest)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"error: cannot write synthetic weights under "
+                                              f"{dest}: ")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
 
 
 @pytest.mark.parametrize("endpoint, env", [("notaurl", None), ("ftp://mirror", None),

@@ -4,6 +4,7 @@ truncated input is reported (issue 11, items 3, 4, 5, 9, 13)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -145,6 +146,32 @@ def test_a_truncated_video_is_reported_with_the_frames_read(shared, media_dir, t
                                     output_dir=str(tmp_path / "out"), engine="classic"))
     assert result.n_frames == read
     assert f"stopped after {read} frames" in capsys.readouterr().err
+
+
+def test_a_frame_limit_below_one_is_named_and_numpy_limits_work(shared):
+    """A limit of no frames is the caller's mistake, named as such (not as a video of zero
+    frames); a numpy integer is a limit like any other."""
+    d0 = shared / "assets/driving/d0.mp4"
+    for bad in (0, -3, np.int64(0), 2.5, True):
+        with pytest.raises(ValueError, match=r"^limit must be a whole number of frames, 1 or "
+                                             r"more \(or None for all\), got "
+                                             + re.escape(repr(bad)) + "$"):
+            next(iter_frames(d0, limit=bad))
+    assert len(list(iter_frames(d0, limit=np.int64(3)))) == 3
+    assert len(list(iter_frames(d0, limit=np.uint8(2)))) == 2
+
+
+def test_audio_from_a_video_without_sound_is_refused_up_front(shared, tmp_path):
+    """d0 has no audio track: one clear line before any frame is encoded, and no file."""
+    from portrait_animate.errors import InputError
+
+    silent = shared / "assets/driving/d0.mp4"
+    with pytest.raises(InputError, match=f"^cannot add the audio of {re.escape(str(silent))}: "
+                                         "it has no audio track; give a video with sound, or "
+                                         "no audio$"), \
+            video_io.VideoWriter(tmp_path / "v.mp4", 25, audio=silent) as writer:
+        writer.write(np.zeros((32, 32, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_video_retargeting_keeps_frames_audio_and_pixel_shape(shared, media_dir, tmp_path):

@@ -146,16 +146,30 @@ def cross_jobs(sources: str, drivings: str, defaults: dict[str, Any]) -> list[Jo
     return jobs
 
 
-def _problem(job: Job, out_dir: Path) -> str | None:
+def _bad_values(job: Job) -> list[str]:
+    """Every bad value of a job, each as 'problem; fix': its name, options the batch decides,
+    unknown options, values of the wrong type, then values out of range."""
+    problems: list[str] = []
     if not isinstance(job.name, str) or not _NAME.fullmatch(job.name):
-        return (f"name {job.name!r} is not a folder name; use letters, digits, '.', '_' and "
-                "'-' (not first), at most 128")
-    decided = [key for key in BATCH_DECIDES if key in job.values]
-    if decided:
-        return f"option {decided[0]!r} is the batch's to decide; drop it from the job"
-    problems = AnimateOptions.value_problems(job.values)
+        problems.append(f"name {job.name!r} is not a folder name; use letters, digits, '.', "
+                        "'_' and '-' (not first), at most 128")
+    typed: dict[str, Any] = {}
+    for key, value in job.values.items():
+        if key in BATCH_DECIDES:
+            problems.append(f"option {key!r} is the batch's to decide; drop it from the job")
+        elif wrong := AnimateOptions.value_problems({key: value}):
+            problems += wrong
+        else:
+            typed[key] = value
+    # the ranges of the values of the right type (the source and driving that options need
+    # are checked with the inputs, once every value is good)
+    return problems + AnimateOptions(**{"source": "", "driving": "", **typed}).invalid_values()
+
+
+def _problem(job: Job, out_dir: Path) -> str | None:
+    problems = _bad_values(job)
     if problems:
-        return problems[0]
+        return " | ".join(problems)
     try:
         job.source_kind, job.driving_kind = check_inputs(job.options(out_dir))
     except InputError as exc:

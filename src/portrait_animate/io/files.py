@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["temp_sibling", "commit", "discard", "atomic_path", "save_npz", "check_output_folder",
-           "check_output_file", "same_file"]
+           "check_output_file", "same_file", "removed_on_failure"]
 
 
 def check_output_folder(folder: str | os.PathLike, option: str) -> None:
@@ -102,6 +102,37 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         commit(tmp, path)
     finally:
         discard(tmp)
+
+
+def _written_paths(dest: Path, written: tuple[Path, ...]) -> set[Path]:
+    """The existing files and folders that writing each of ``written`` under ``dest`` may
+    have made: ``dest`` and its parents, and everything on the way to and under them."""
+    paths = {p for root in written for p in (dest / root, *(dest / root).parents)}
+    for root in written:
+        if (dest / root).is_dir():
+            paths.update((dest / root).rglob("*"))
+    return {p for p in paths if os.path.lexists(p)}
+
+
+@contextmanager
+def removed_on_failure(dest: str | os.PathLike,
+                       written: Iterable[str | os.PathLike]) -> Iterator[None]:
+    """Run a block that writes ``written`` (paths relative to ``dest``); if it fails, remove,
+    deepest first, every file and folder on the way to and under them (``dest`` and its
+    parents included) that was not there before. What was there before is kept."""
+    dest, written = Path(dest), tuple(Path(w) for w in written)
+    before = _written_paths(dest, written)
+    try:
+        yield
+    except BaseException:
+        for path in sorted(_written_paths(dest, written) - before, key=lambda p: len(p.parts),
+                           reverse=True):
+            with suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    path.rmdir()
+                else:
+                    path.unlink()
+        raise
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:

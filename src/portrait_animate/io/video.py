@@ -132,8 +132,13 @@ def iter_frames(path: str | os.PathLike, limit: int | None = None,
             container's duration (a truncated file), once they are all read.
 
     Raises:
+        ValueError: ``limit`` is not None or a whole number of frames, 1 or more.
         InputError: the file is missing, unsupported, corrupt, or has no frame at all.
     """
+    if limit is not None and (not isinstance(limit, numbers.Integral)
+                              or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit must be a whole number of frames, 1 or more (or None for "
+                         f"all), got {limit!r}")
     path = Path(path)
     meta, reader = _open(path)
     w, h = meta["size"]
@@ -168,8 +173,12 @@ class VideoWriter:
             cheaper per frame than the default ``medium`` (0.6 dB less PSNR at CRF 18, smaller
             files), on one thread, leaving the other cores to the rendering.
         sar: sample (pixel) aspect ratio the frames are to be shown with.
-        audio: a file whose first audio track is added, padded with silence or cut to the
+        audio: a video whose first audio track is added, padded with silence or cut to the
             video's length (frames / fps); every frame written is kept.
+
+    Raises:
+        ValueError: ``fps`` is not a frame rate.
+        InputError: ``audio`` is not a readable video, or has no audio track.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, fast: bool = False,
@@ -177,6 +186,9 @@ class VideoWriter:
         if not isinstance(fps, numbers.Real) or isinstance(fps, bool) \
                 or not 0 < fps <= MAX_FPS:
             raise ValueError(f"fps must be a number above 0 and at most {MAX_FPS}, got {fps!r}")
+        if audio is not None and not probe_video(audio).has_audio:
+            raise InputError(f"cannot add the audio of {audio}: it has no audio track; give a "
+                             "video with sound, or no audio")
         self.path = Path(path)
         self.fps = fps
         self.fast = fast

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ...errors import WeightsError
+from ...io.files import removed_on_failure
 from .config import CHECKPOINTS
 
 __all__ = ["HUB_REPO_ID", "check_endpoint", "download_weights"]
@@ -40,28 +40,6 @@ def check_endpoint(endpoint: str | None) -> None:
                            "https:// address, such as https://huggingface.co or a mirror")
 
 
-def _written_paths(dest: Path) -> set[Path]:
-    """The existing files and folders that a download into ``dest`` may have made: ``dest``
-    and its parents, and everything on the way to and under :data:`_WRITTEN`."""
-    paths = {p for root in _WRITTEN for p in (dest / root, *(dest / root).parents)}
-    for root in _WRITTEN:
-        if (dest / root).is_dir():
-            paths.update((dest / root).rglob("*"))
-    return {p for p in paths if os.path.lexists(p)}
-
-
-def _remove_new(dest: Path, before: set[Path]) -> None:
-    """Remove what a failed download made, deepest first: every file and folder that
-    :func:`_written_paths` finds now and did not find ``before``."""
-    for path in sorted(_written_paths(dest) - before, key=lambda p: len(p.parts),
-                       reverse=True):
-        with suppress(OSError):
-            if path.is_dir() and not path.is_symlink():
-                path.rmdir()
-            else:
-                path.unlink()
-
-
 def download_weights(dest: str | os.PathLike, *, repo_id: str = HUB_REPO_ID,
                      revision: str | None = None, endpoint: str | None = None) -> Path:
     """Download the five human-mode checkpoint files into ``dest/liveportrait/``.
@@ -86,8 +64,7 @@ def download_weights(dest: str | os.PathLike, *, repo_id: str = HUB_REPO_ID,
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     dest = Path(dest).expanduser()
-    before = _written_paths(dest)
-    try:
+    with removed_on_failure(dest, _WRITTEN):
         for file in dict.fromkeys(c.file for c in CHECKPOINTS):
             try:
                 hf_hub_download(repo_id=repo_id, filename=file, revision=revision,
@@ -102,7 +79,4 @@ def download_weights(dest: str | os.PathLike, *, repo_id: str = HUB_REPO_ID,
                 raise WeightsError(f"could not write {file} under {dest}: "
                                    f"{exc.strerror or exc}; give a folder you can write to"
                                    ) from exc
-    except BaseException:
-        _remove_new(dest, before)
-        raise
     return dest / "liveportrait"

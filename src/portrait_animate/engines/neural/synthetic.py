@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...io.files import removed_on_failure
 from .config import CHECKPOINTS, Checkpoint, build_network
 from .weights import cache_root, find_checkpoint_file, liveportrait_dir
 
@@ -105,10 +106,11 @@ def write_synthetic_weights(dest: str | Path) -> Path:
     """Write all five checkpoint files and the :data:`MARKER` under ``dest/liveportrait/``;
     returns that folder.
 
-    Files are written into a temporary folder beside ``dest`` and moved in when complete.
+    Files are written into a temporary folder in ``dest`` and moved in when complete. On
+    failure, what was written (files, new folders, ``dest`` itself if new) is removed; what
+    was there before is kept.
     """
     dest = Path(dest).expanduser()
-    dest.mkdir(parents=True, exist_ok=True)
     files: dict[str, dict] = {}
     for checkpoint in CHECKPOINTS:
         state = synthetic_state_dict(checkpoint)
@@ -116,19 +118,23 @@ def write_synthetic_weights(dest: str | Path) -> Path:
             files[checkpoint.file] = state
         else:
             files.setdefault(checkpoint.file, {})[checkpoint.subdict] = state
-    with tempfile.TemporaryDirectory(dir=dest, prefix=".synth-") as tmp:
-        for rel, state in files.items():
-            path = Path(tmp) / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(state, path)
-        target = dest / "liveportrait"
-        for rel in files:
-            final = dest / rel
-            final.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(Path(tmp) / rel), final)
-    (target / MARKER).write_text(
-        f"Synthetic LivePortrait weights (fill rule {SYNTHETIC_VERSION}, "
-        "`portrait-animate weights synth`): for tests only, output is meaningless.\n")
+    target = dest / "liveportrait"
+    with removed_on_failure(dest, [target.name]):
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest, prefix=".synth-") as tmp:
+            for rel, state in files.items():
+                path = Path(tmp) / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # through a file object, a full disk is an OSError (a path: a RuntimeError)
+                with open(path, "wb") as fh:
+                    torch.save(state, fh)
+            for rel in files:
+                final = dest / rel
+                final.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(Path(tmp) / rel), final)
+        (target / MARKER).write_text(
+            f"Synthetic LivePortrait weights (fill rule {SYNTHETIC_VERSION}, "
+            "`portrait-animate weights synth`): for tests only, output is meaningless.\n")
     return target
 
 
