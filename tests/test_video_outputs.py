@@ -199,6 +199,24 @@ def test_an_odd_sized_video_is_scaled_to_even_sizes_without_a_warning(tmp_path, 
     assert np.abs(frames[0].astype(int) - expected).mean() < 4
 
 
+def test_a_rotated_phone_video_is_read_upright_without_a_warning(shared, tmp_path, caplog):
+    """A portrait clip from a phone is stored sideways with a display rotation: its frames
+    come upright, sized as the probe says, with the pixel aspect turned too, and quietly
+    (imageio-ffmpeg warned on every read that the sizes differ)."""
+    rotated = tmp_path / "phone.mp4"
+    subprocess.run([FFMPEG, "-v", "error", "-display_rotation", "90", "-i",
+                    str(shared / "assets/driving/d9.mp4"), "-t", "0.2", "-c", "copy",
+                    str(rotated)], check=True)
+    with caplog.at_level("WARNING"):
+        probe = video_io.probe_video(rotated)
+        frame = next(iter_frames(rotated, limit=1))
+    assert not caplog.records
+    upright = next(iter_frames(shared / "assets/driving/d9.mp4", limit=1))
+    assert frame.shape == (*probe.size[::-1], 3) == (upright.shape[1], upright.shape[0], 3)
+    assert np.array_equal(frame, np.rot90(upright))  # a quarter turn, as players show it
+    assert probe.sar == 1 / video_io.probe_video(shared / "assets/driving/d9.mp4").sar
+
+
 def test_writers_refuse_what_they_cannot_write_and_leave_nothing(tmp_path):
     """A frame of another size than the first, a float frame, a rate that is no rate, an
     image of floats or a name no writer takes: a clear error, and no file left behind."""

@@ -6,6 +6,7 @@ and renamed when complete. ffmpeg is always run with an argument list, never a s
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 import re
@@ -33,6 +34,18 @@ MAX_FPS = 1000
 #: Frames a video may lack against its container's duration without a warning: an audio track
 #: often outlasts the video by a few frames.
 SHORT_VIDEO_TOLERANCE_S = 0.2
+
+
+class _UprightNote(logging.Filter):
+    """Drops imageio-ffmpeg's warning, on every rotated video (a phone's portrait clip), that
+    the frames' size differs from the stream's: ffmpeg turns the frames upright, as players
+    show them, and sizes them so; the note was printed once per read, even with --quiet."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("The frame size for reading")
+
+
+logging.getLogger("imageio_ffmpeg").addFilter(_UprightNote())
 
 
 def ffmpeg_exe() -> str:
