@@ -120,6 +120,34 @@ def test_a_driver_with_audio_is_resampled_onto_the_output_time_base(source_clip,
     _check_video(concat, 12)
 
 
+def test_a_variable_frame_rate_driver_keeps_its_length(shared, ramp_driver, media_dir,
+                                                      tmp_path):
+    """A phone records at a variable frame rate: each frame it recorded is read once. ffmpeg
+    filled such a clip out with repeats to its nominal 30 fps, while the output was written
+    at its 20 fps average: the motion came out slow and behind its sound."""
+    driving, means = ramp_driver
+    vfr = media_dir / "ramp_vfr.mp4"  # 8 of the 12 frames, each at its own time
+    _ffmpeg("-i", str(driving), "-vf", r"select=not(eq(mod(n\,3)\,2))", "-fps_mode", "vfr",
+            "-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", "-c:a", "copy", str(vfr))
+    frames = list(iter_frames(vfr))
+    assert [int(np.argmin([abs(f.mean() - m) for m in means])) for f in frames] == [
+        0, 1, 3, 4, 6, 7, 9, 10]
+    fps = video_io.probe_video(vfr).fps
+    assert 20 <= fps < 24  # ffmpeg's average, over the 8 frames' span
+    assert _animate(shared / "assets/source/s0.jpg", vfr, tmp_path) == 0
+    result = tmp_path / "s0--ramp_vfr.mp4"
+    assert frame_count(result) == 8 and video_io.probe_video(result).fps == fps
+
+
+@pytest.mark.parametrize("version, option", [("n9.0.2-17-g2a571b6068-20260930", "-fps_mode"),
+                                             ("5.1.2", "-fps_mode"), ("4.2.2-static", "-vsync")])
+def test_each_frame_is_read_once_with_the_option_the_ffmpeg_binary_knows(monkeypatch, version,
+                                                                          option):
+    """-vsync went in ffmpeg 9, -fps_mode came in 5.1 (a GPU machine may bring ffmpeg 4)."""
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_version", lambda: version)
+    assert video_io._every_frame_once(version) == (option, "passthrough")
+
+
 def test_a_failure_at_the_end_leaves_no_output_and_no_template(shared, source_clip, tmp_path,
                                                                monkeypatch):
     """Adding the audio fails after every frame is rendered: the template, the videos and

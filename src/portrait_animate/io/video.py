@@ -6,6 +6,7 @@ and renamed when complete. ffmpeg is always run with an argument list, never a s
 
 from __future__ import annotations
 
+import functools
 import logging
 import numbers
 import os
@@ -50,6 +51,18 @@ logging.getLogger("imageio_ffmpeg").addFilter(_UprightNote())
 
 def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@functools.lru_cache(maxsize=4)
+def _every_frame_once(exe: str) -> tuple[str, ...]:
+    """ffmpeg's output option that passes each decoded frame once: by default a variable
+    frame rate clip (a phone's) was filled out with repeats to its container's nominal rate,
+    while its average rate, which the output is written at, timed them: the motion came out
+    slow and behind its sound. ``-fps_mode`` since ffmpeg 5.1, ``-vsync`` before (``exe``
+    keys the cache: the binary may be changed through IMAGEIO_FFMPEG_EXE)."""
+    version = re.search(r"(\d+)\.(\d+)", imageio_ffmpeg.get_ffmpeg_version())
+    new = version is None or (int(version[1]), int(version[2])) >= (5, 1)
+    return ("-fps_mode" if new else "-vsync", "passthrough")
 
 
 @dataclass(frozen=True)
@@ -101,7 +114,8 @@ def _unreadable(path: Path) -> InputError:
 
 def _open(path: Path) -> tuple[dict, Iterator[bytes]]:
     _check_file(path)
-    reader = imageio_ffmpeg.read_frames(str(path))
+    reader = imageio_ffmpeg.read_frames(str(path),
+                                        output_params=list(_every_frame_once(ffmpeg_exe())))
     try:
         meta = next(reader)
     except (OSError, RuntimeError, StopIteration, ValueError) as exc:
