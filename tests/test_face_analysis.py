@@ -55,6 +55,29 @@ def test_small_face_in_a_full_body_frame_is_found(mesh, shared):
     assert (points.max(0) - points.min(0)).max() < 150  # a ~100 px face in 720x1080
 
 
+def test_a_small_face_in_a_large_photo_is_animated(shared, tmp_path, capsys):
+    """A 4000x3000 photo, shrunk to 1280 px, whose face is about 50 px there: the search of
+    the whole image misses it, the detector on tiles of the image (as `faces` searches)
+    finds it."""
+    from portrait_animate.cli.main import main
+
+    canvas = np.full((3000, 4000, 3), 90, np.uint8)
+    small = cv2.resize(cv2.imread(str(shared / "assets/source/s0.jpg")), None, fx=0.5, fy=0.5,
+                       interpolation=cv2.INTER_AREA)
+    canvas[1200:1200 + small.shape[0], 2600:2600 + small.shape[1]] = small
+    cv2.imwrite(str(tmp_path / "photo.jpg"), canvas)
+    with FaceMesh(0.15) as mesh:
+        assert mesh.landmarks(cv2.resize(canvas, (1280, 960))[..., ::-1].copy()) is None
+    assert main(["animate", "--engine", "classic", "-s", str(tmp_path / "photo.jpg"), "-d",
+                 str(shared / "assets/driving/d19.jpg"), "-o", str(tmp_path), "--quiet"]) == 0
+    result = cv2.imread(str(tmp_path / "photo--d19.jpg")).astype(int)
+    source = cv2.resize(canvas, (1280, 960), interpolation=cv2.INTER_AREA).astype(int)
+    changed = np.abs(result - source).max(axis=2) > 40
+    ys, xs = np.nonzero(changed)
+    # the mouth opened, inside the pasted portrait (x 832-928, y 384-496 at 1280 px)
+    assert changed.sum() > 30 and 832 < xs.mean() < 928 and 384 < ys.mean() < 496
+
+
 def test_a_frame_without_face_borrows_the_previous_and_shifts_nothing(mesh, portrait):
     noise = np.random.default_rng(0).integers(0, 255, portrait.shape, dtype=np.uint8)
     shifted = np.roll(portrait, 40, axis=1)

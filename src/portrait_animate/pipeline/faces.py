@@ -26,7 +26,8 @@ from ..face.ratios import eye_ratios, lip_ratio
 from ..face.tracking import FacePick, FaceTracker
 from ..motion.smoothing import zero_phase_smooth
 
-__all__ = ["CropSettings", "FaceTrack", "track_faces", "track_numbered_faces", "smooth_track",
+__all__ = ["CropSettings", "FaceTrack", "track_faces", "track_still_face", "track_numbered_faces",
+           "smooth_track",
            "source_crop",
            "driving_crop", "CROP_SIZE", "MODEL_SIZE"]
 
@@ -108,6 +109,19 @@ def track_faces(frames: Iterable[np.ndarray], mesh: FaceMesh | FacePick, setting
     """Landmarks of every frame (the largest face, or the face a :class:`FacePick` picks)
     reduced to a crop box and ratios (and kept, if asked); None if no frame has a face."""
     return _track((mesh.landmarks3d(frame) for frame in frames), settings, keep_points)
+
+
+def track_still_face(image: np.ndarray, mesh: FaceMesh, settings: CropSettings,
+                     keep_points: bool = False) -> FaceTrack | None:
+    """:func:`track_faces` of one still image, searched harder when the mesh finds no face:
+    the largest of :meth:`FaceMesh.faces`, whose detector also looks at tiles of the image
+    (a small face in a large photo, which the search of the whole image misses)."""
+    track = track_faces([image], mesh, settings, keep_points)
+    if track is None:
+        faces = mesh.faces(image)
+        if faces:
+            track = _track([faces[0].points], settings, keep_points)
+    return track
 
 
 def track_numbered_faces(frames: Iterable[np.ndarray], mesh: FaceMesh, order: str,

@@ -28,6 +28,7 @@ from .faces import (
     source_crop,
     track_faces,
     track_numbered_faces,
+    track_still_face,
 )
 from .inputs import InputKind, resize_to_limit
 from .progress import Reporter
@@ -171,7 +172,7 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
     if kind is InputKind.IMAGE:
         image = resize_to_limit(read_image_rgb(spec), max_dim, division)
         if track is None:
-            track = track_faces([image], mesh, settings, engine.uses_landmarks)
+            track = track_still_face(image, mesh, settings, engine.uses_landmarks)
         if track is None and (do_crop or not whole_frame_works):
             raise _no_face(spec, kind, whole_frame_works)
         crop_track = track if do_crop else None
