@@ -18,7 +18,7 @@ from portrait_animate.errors import InputError
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.face.ratios import lip_ratio
 from portrait_animate.face.tracking import FaceTracker
-from portrait_animate.io.images import read_image_rgb
+from portrait_animate.io.images import read_image_rgb, write_image_rgb
 from portrait_animate.io.templates import load_template
 from portrait_animate.pipeline.compositing import still_mask
 
@@ -69,6 +69,25 @@ def test_faces_preview_shows_the_numbers(group: Path, capsys, tmp_path: Path):
     for face in listing["faces"]:  # a box is drawn around each face
         x0, y0, x1, y1 = (round(v) for v in face["box"])
         assert np.abs(preview[y0:y1, x0].astype(int) - source[y0:y1, x0]).max() > 50
+
+
+def test_boxes_of_a_large_photo_are_in_its_own_pixels(shared: Path, capsys, tmp_path: Path):
+    """A 4000x3000 photo is looked at shrunk to 1280 pixels, as animate shrinks it, but its
+    faces' boxes are in its own pixels: a script crops the photo at them."""
+    portrait = read_image_rgb(shared / "assets/source/s0.jpg")  # 600x704
+    photo = np.full((3000, 4000, 3), 128, np.uint8)
+    photo[92:92 + 4 * 704, 800:800 + 4 * 600] = cv2.resize(portrait, (4 * 600, 4 * 704),
+                                                            interpolation=cv2.INTER_CUBIC)
+    large = write_image_rgb(tmp_path / "large.jpg", photo)
+    small, = _faces_json(shared / "assets/source/s0.jpg", "large-small", capsys,
+                         tmp_path)["faces"]
+    listing = _faces_json(large, "large-small", capsys, tmp_path)
+    face, = listing["faces"]
+    expected = 4 * np.array(small["box"]) + [800, 92, 800, 92]
+    assert np.abs(np.array(face["box"]) - expected).max() < 0.03 * 4 * small["size"], \
+        (face["box"], expected)
+    assert face["size"] == pytest.approx(4 * small["size"], rel=0.03)
+    assert read_image_rgb(listing["preview"]).shape == (960, 1280, 3)
 
 
 def _lips(image: np.ndarray, mesh: FaceMesh, boxes: np.ndarray) -> list[float]:

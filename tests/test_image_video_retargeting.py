@@ -212,6 +212,19 @@ def test_a_wrong_kind_is_sent_where_the_page_takes_the_right_one(shared):
         checked_upload(video, "image", InputKind.IMAGE, AppLimits())
 
 
+def test_an_animated_gif_in_an_image_tab_is_sent_to_the_video_tab_as_mp4(shared, tmp_path):
+    """The video tabs' file pickers offer video files only: a GIF must become an .mp4."""
+    from PIL import Image
+
+    face = Image.open(shared / "assets/source/s0.jpg")
+    gif = tmp_path / "nod.gif"
+    face.save(gif, save_all=True, append_images=[face.transpose(Image.FLIP_LEFT_RIGHT)])
+    with pytest.raises(InputError) as info:
+        checked_upload(str(gif), "driving", InputKind.IMAGE, AppLimits())
+    assert str(info.value) == ("the driving must be an image, but nod.gif is an animated GIF; "
+                               "save it as an .mp4 video and upload it in the video tab")
+
+
 def test_corrupt_and_pickled_uploads_are_refused(tmp_path):
     corrupt = tmp_path / "broken.mp4"
     corrupt.write_bytes(b"\x00not a video" * 100)

@@ -10,6 +10,8 @@ import pytest
 
 from portrait_animate.cli.main import build_parser, main
 from portrait_animate.errors import InputError
+from portrait_animate.io.images import read_image_rgb
+from portrait_animate.io.video import iter_frames, probe_video
 from portrait_animate.pipeline.inputs import InputKind, classify_input, resize_to_limit
 from portrait_animate.pipeline.options import AnimateOptions
 
@@ -30,6 +32,85 @@ def test_classify_by_extension(tmp_path):
     with pytest.raises(InputError, match="unsupported source extension"):
         classify_input(str(tmp_path / "c.pkl"), "source")
     assert classify_input("sample:astronaut", "source") is InputKind.IMAGE
+
+
+def test_tif_and_jfif_are_read_as_tiff_and_jpg_are(shared, tmp_path):
+    """A camera's .tif and a browser's .jfif download are the TIFF and JPEG they hold: read by
+    the command line and taken by the web app's image uploads."""
+    from PIL import Image
+
+    from portrait_animate.app.uploads import AppLimits, checked_upload
+
+    portrait = Image.open(shared / "assets/source/s0.jpg")
+    for name, known, fmt in (("a.tif", "a.tiff", "TIFF"), ("b.JFIF", "b.jpg", "JPEG")):
+        path, twin = tmp_path / name, tmp_path / known
+        portrait.save(path, format=fmt)
+        twin.write_bytes(path.read_bytes())
+        assert classify_input(str(path), "source") is InputKind.IMAGE
+        assert np.array_equal(read_image_rgb(path), read_image_rgb(twin))
+        assert checked_upload(str(path), "source", InputKind.IMAGE, AppLimits()) == str(path)
+
+
+def _gif(path, frames: list[np.ndarray], ms: int = 100):
+    """``frames`` as a GIF shown ``ms`` milliseconds each (one frame: a still GIF)."""
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=ms, loop=0)
+    return path
+
+
+def test_a_still_gif_is_an_image_and_an_animated_gif_a_video(shared, tmp_path):
+    """OpenCV reads no GIF: a still one is read (by Pillow) as the image it is, where it was
+    reported corrupt; an animated one is a video, whose motion animates or drives."""
+    from PIL import Image
+
+    portrait = cv2.resize(read_image_rgb(shared / "assets/source/s0.jpg"), (150, 176))
+    still = _gif(tmp_path / "still.gif", [portrait])
+    moving = _gif(tmp_path / "moving.gif", [portrait, portrait[:, ::-1]])
+    for role in ("source", "driving"):
+        assert classify_input(str(still), role) is InputKind.IMAGE
+        assert classify_input(str(moving), role) is InputKind.VIDEO
+    image = read_image_rgb(still)
+    assert image.shape == (176, 150, 3) and image.flags.writeable
+    assert np.array_equal(image, np.asarray(Image.open(still).convert("RGB")))
+    assert np.abs(image.astype(int) - portrait).mean() < 8  # a palette's error only
+    broken = tmp_path / "broken.gif"
+    broken.write_bytes(still.read_bytes()[:20])
+    with pytest.raises(InputError, match="cannot decode image .*broken.gif: the file is corrupt"):
+        read_image_rgb(broken)
+
+
+def test_an_animated_gif_drives_as_the_video_it_is(shared, tmp_path):
+    """ffmpeg decodes an animated GIF as a browser shows it (its frames, composed, at their
+    rate): it drives the source as a video does."""
+    face = cv2.resize(read_image_rgb(shared / "assets/driving/d12.jpg"), (240, 240))
+    frames = [np.roll(face, 4 * i, axis=1) for i in range(6)]
+    driver = _gif(tmp_path / "nod.gif", frames, ms=100)
+    info = probe_video(driver)
+    assert (info.fps, info.size, info.duration) == (10, (240, 240), pytest.approx(0.6))
+    assert len(list(iter_frames(driver))) == 6
+    assert main(["animate", "-s", str(shared / "assets/source/s5.jpg"), "-d", str(driver),
+                 "-o", str(tmp_path / "out"), "--engine", "classic", "--quiet"]) == 0
+    result = tmp_path / "out/s5--nod.mp4"
+    assert probe_video(result).fps == 10 and len(list(iter_frames(result))) == 6
+
+
+@pytest.mark.parametrize("source, noted", [("s0.jpg", True), ("s5.jpg", False)],
+                         ids=["600x704", "square"])
+def test_no_crop_notes_a_source_it_squashes(source, noted, shared, tmp_path, capsys):
+    """--no_flag_do_crop resizes the whole source to a square, as the reference does; a
+    source that is not square is squashed so, which a note says (and --quiet hides)."""
+    note = ("note: --no_flag_do_crop resizes the whole 600x704 source to a square: its "
+            "proportions are not kept (drop the flag to animate the face in place)")
+    args = ["animate", "-s", str(shared / "assets/source" / source), "-d",
+            str(shared / "assets/driving/d12.jpg"), "-o", str(tmp_path), "--engine", "classic",
+            "--no_flag_do_crop"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert (note in err if noted else "--no_flag_do_crop" not in err), err
+    assert main([*args, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_conflicts_are_reported():

@@ -49,8 +49,11 @@ def checked_upload(path: str, role: str, kind: InputKind, limits: AppLimits) -> 
         # the animate page's source and driving have a tab per kind; the other sections one
         fix = (f"upload it in the {found.value} tab" if role in ("source", "driving")
                else f"upload {_NAMES[kind]} here")
-        raise InputError(f"the {role} must be {_NAMES[kind]}, but {file.name} is "
-                         f"{_NAMES[found]}; {fix}")
+        what = _NAMES[found]
+        if found is InputKind.VIDEO and file.suffix.lower() == ".gif":
+            # the video tabs' file pickers offer video files only
+            what, fix = "an animated GIF", f"save it as an .mp4 video and {fix}"
+        raise InputError(f"the {role} must be {_NAMES[kind]}, but {file.name} is {what}; {fix}")
     check_readable(path, kind)
     if kind is InputKind.VIDEO:
         seconds = probe_video(path).duration

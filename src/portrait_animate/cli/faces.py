@@ -15,15 +15,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.usage = "portrait-animate faces IMAGE_OR_VIDEO [options]"
     parser.description = (
         "List the faces of an image or video with the numbers --source_faces, --driving_face "
-        "and --face_map take (index, box, size, detection score), and write a preview with "
-        "the numbers drawn on. A video's faces are tracked, so each keeps its number.")
+        "and --face_map take (index, box and size in the input's pixels, detection score), "
+        "and write a preview with the numbers drawn on. A video's faces are tracked, so each "
+        "keeps its number.")
     parser.add_argument("input", metavar="IMAGE_OR_VIDEO", help="image or video to look at")
     parser.add_argument("--face_order", choices=FACE_ORDERS, default="large-small",
                         metavar="ORDER", help="how faces are numbered, as for animate: "
                                               + ", ".join(FACE_ORDERS))
     parser.add_argument("--preview", metavar="PATH", default=None,
-                        help="the preview image (default: INPUT_faces.jpg in the current "
-                             "folder)")
+                        help="the preview image, at most 1280 pixels on its long side as "
+                             "animate shrinks the input (default: INPUT_faces.jpg in the "
+                             "current folder)")
     parser.add_argument("--det_thresh", type=float, default=0.15, metavar="FLOAT",
                         help="face detection confidence threshold")
     parser.add_argument("--frames", type=int, default=None, metavar="N",

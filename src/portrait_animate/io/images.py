@@ -7,14 +7,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
 from .files import atomic_path
 
-__all__ = ["IMAGE_EXTENSIONS", "SAMPLE_PREFIX", "check_rgb", "read_image_rgb", "write_image_rgb",
-           "resize_area"]
+__all__ = ["IMAGE_EXTENSIONS", "SAMPLE_PREFIX", "check_rgb", "is_animated_gif", "read_image_rgb",
+           "write_image_rgb", "resize_area"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 SAMPLE_PREFIX = "sample:"
 _SAMPLES = ("astronaut",)
 
@@ -43,11 +44,42 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
     if p.suffix.lower() not in IMAGE_EXTENSIONS:
         raise InputError(f"unsupported image extension {p.suffix!r} for {p}; use one of "
                          + " ".join(IMAGE_EXTENSIONS))
-    bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    if bgr is None:
+    rgb = _decode(p)
+    if rgb is None:
         raise InputError(f"cannot decode image {p}: the file is corrupt or not an image; "
                          "re-export it as JPEG or PNG")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return rgb
+
+
+def _decode(path: Path) -> np.ndarray | None:
+    """RGB pixels of an image file, None when it cannot be decoded. OpenCV reads no GIF:
+    Pillow decodes a GIF's first frame."""
+    if path.suffix.lower() != ".gif":
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    try:
+        with Image.open(path) as gif:
+            return np.array(gif.convert("RGB"))
+    except Image.DecompressionBombError:
+        raise InputError(f"cannot decode image {path}: it has over "
+                         f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; re-export it "
+                         "smaller as JPEG or PNG") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+
+
+def is_animated_gif(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a GIF of more than one frame (its header and second frame are read);
+    False for any other file, or one Pillow cannot open (:func:`read_image_rgb` says why)."""
+    p = Path(path)
+    if p.suffix.lower() != ".gif" or not p.is_file():
+        return False
+    try:
+        with Image.open(p) as gif:
+            return bool(getattr(gif, "is_animated", False))
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError,
+            SyntaxError):
+        return False
 
 
 def check_rgb(image: np.ndarray, what: str = "image") -> None:
@@ -80,7 +112,7 @@ def write_image_rgb(path: str | os.PathLike, image: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         try:
             written = cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        except cv2.error:  # no writer for the extension (.gif)
+        except cv2.error:  # no writer for the extension (.gif, .jfif)
             written = False
         if not written:
             raise InputError(f"cannot write image {path}; use a .jpg or .png name")

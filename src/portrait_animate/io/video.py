@@ -29,7 +29,8 @@ from .images import check_rgb
 __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "probe_video", "iter_frames", "VideoWriter",
            "ffmpeg_exe"]
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv")
+#: ".gif": an animated GIF (a still one is an image, see pipeline.inputs.classify_input).
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".gif")
 #: The highest frame rate a video is written at.
 MAX_FPS = 1000
 #: Frames a video may lack against its container's duration without a warning: an audio track

@@ -23,7 +23,9 @@ from ..errors import InputError
 from ..face.mesh import FaceMesh
 from ..face.tracking import FacePick, FaceTracker
 from ..io.files import check_output_folder
+from ..io.images import read_image_rgb
 from ..io.templates import load_template, save_face_templates
+from ..io.video import probe_video
 from ..motion.composition import (
     DrivingMode,
     apply_expression_friendly,
@@ -45,7 +47,7 @@ from .compositing import Compositor
 from .driving import PreparedDriving, TimeBase, prepare_driving
 from .engines import load_engine
 from .faces import CropSettings
-from .inputs import InputKind, check_readable, classify_input, input_name
+from .inputs import InputKind, check_readable, classify_input, input_name, limited_size
 from .options import (
     AnimateOptions,
     parse_anchor,
@@ -450,6 +452,8 @@ def prepare_animation_source(options: AnimateOptions, kind: InputKind, engine: E
                              mesh: FaceMesh, reporter: Reporter) -> SourceGroup:
     """``options.source`` analysed as :func:`animate` does (each face it animates): reusable
     by every animation of it with the same engine and source options."""
+    if not options.flag_do_crop:
+        _note_whole_source(options, kind, reporter)
     settings = CropSettings(options.scale, options.vx_ratio, options.vy_ratio,
                             options.flag_do_rot)
     return prepare_source_faces(options.source, kind, engine, mesh, settings,
@@ -458,6 +462,18 @@ def prepare_animation_source(options: AnimateOptions, kind: InputKind, engine: E
                                 faces=parse_faces(options.source_faces),
                                 order=options.face_order, smooth=options.driving_smooth,
                                 batch=engine.batch_size(options.batch_size))
+
+
+def _note_whole_source(options: AnimateOptions, kind: InputKind, reporter: Reporter) -> None:
+    """Under --no_flag_do_crop the whole source, as resized to ``--source_max_dim``, is resized
+    to the engine's square input, as the reference does: say so when that squashes it."""
+    width, height = (probe_video(options.source).size if kind is InputKind.VIDEO
+                     else read_image_rgb(options.source).shape[1::-1])
+    frame = limited_size(width, height, options.source_max_dim, options.source_division)
+    if frame[0] != frame[1]:
+        reporter.note(f"note: --no_flag_do_crop resizes the whole {width}x{height} source to a "
+                      "square: its proportions are not kept (drop the flag to animate the face "
+                      "in place)")
 
 
 def driving_faces(options: AnimateOptions, numbers: list[int | None]) -> list[int | None]:

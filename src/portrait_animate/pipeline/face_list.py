@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -13,7 +13,7 @@ from ..face.mesh import DetectedFace, FaceMesh
 from ..face.tracking import FaceTracker
 from ..io.images import read_image_rgb
 from ..io.video import iter_frames
-from .inputs import InputKind, resize_to_limit
+from .inputs import InputKind, limited_size, resize_to_limit
 
 __all__ = ["ListedFace", "FaceList", "list_faces", "draw_faces"]
 
@@ -25,8 +25,9 @@ class ListedFace:
     Attributes:
         number: its number, as the options take it.
         box: [x0, y0, x1, y1] of its landmarks in the preview frame (its first frame, if it is
-            not in the preview frame), in pixels of the input resized as ``animate`` resizes it.
-        size: the box's longer side, in pixels.
+            not in the preview frame), in the input's own pixels, not the resized frame's (a
+            crop of the input at the box is the face, however large the input).
+        size: the box's longer side, in the input's pixels.
         score: the detector's mean confidence, or None when only the mesh found it.
         first_frame: the first frame it is in (0 for an image).
         frames: the frames it is in (1 for an image).
@@ -44,7 +45,8 @@ class ListedFace:
 class FaceList:
     """Attributes:
     faces: the faces, by number.
-    preview: (H, W, 3) uint8 RGB frame with the faces' boxes and numbers drawn on it.
+    preview: (H, W, 3) uint8 RGB frame with the faces' boxes and numbers drawn on it, resized
+        as ``animate`` resizes the input (so smaller than a large input).
     preview_frame: which frame the preview is (the first with the most faces).
     n_frames: frames looked at.
     """
@@ -58,7 +60,8 @@ class FaceList:
 def list_faces(spec: str, kind: InputKind, mesh: FaceMesh, order: str = "large-small",
                max_dim: int = 1280, division: int = 2, limit: int | None = None) -> FaceList:
     """The faces of an image, or tracked through a video's first ``limit`` frames, numbered
-    by ``order``, on the frames resized as ``animate`` resizes a source.
+    by ``order``: found on the frames resized as ``animate`` resizes a source, their boxes
+    given in the input's pixels.
 
     Raises:
         InputError: not an image or video.
@@ -76,6 +79,7 @@ def list_faces(spec: str, kind: InputKind, mesh: FaceMesh, order: str = "large-s
     n = 0
     for i, raw in enumerate(frames):
         frame = resize_to_limit(raw, max_dim, division)
+        height, width = raw.shape[:2]
         faces = tracker.update(frame)
         n = i + 1
         for number, face in faces.items():
@@ -92,7 +96,15 @@ def list_faces(spec: str, kind: InputKind, mesh: FaceMesh, order: str = "large-s
         listed.append(ListedFace(number, tuple(float(v) for v in face.box), face.size,
                                  float(np.mean(scores)) if scores else None, first, count))
     preview = draw_faces(best, listed)
-    return FaceList(listed, preview, best_frame, n)
+    # the frames' pixels (before their crop to ``division``) to the input's
+    scale = np.divide((width, height), limited_size(width, height, max_dim)).tolist() * 2
+    return FaceList([_scaled(face, scale) for face in listed], preview, best_frame, n)
+
+
+def _scaled(face: ListedFace, scale: list[float]) -> ListedFace:
+    """``face`` with its box multiplied by ``scale`` ([x, y, x, y]), and its size so."""
+    box = tuple(v * s for v, s in zip(face.box, scale, strict=True))
+    return replace(face, box=box, size=max(box[2] - box[0], box[3] - box[1]))
 
 
 def draw_faces(image: np.ndarray, faces: list[ListedFace]) -> np.ndarray:

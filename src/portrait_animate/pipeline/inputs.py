@@ -9,12 +9,13 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..io.images import IMAGE_EXTENSIONS, SAMPLE_PREFIX, read_image_rgb
+from ..io.images import IMAGE_EXTENSIONS, SAMPLE_PREFIX, is_animated_gif, read_image_rgb
 from ..io.templates import TEMPLATE_EXTENSIONS, load_template
 from ..io.video import VIDEO_EXTENSIONS, iter_frames
 from ..motion.presets import PRESET_PREFIX, PRESETS
 
-__all__ = ["InputKind", "classify_input", "check_readable", "input_name", "resize_to_limit"]
+__all__ = ["InputKind", "classify_input", "check_readable", "input_name", "limited_size",
+           "resize_to_limit"]
 
 
 class InputKind(enum.Enum):
@@ -25,7 +26,8 @@ class InputKind(enum.Enum):
 
 
 def classify_input(spec: str, role: str, allow_template: bool = False) -> InputKind:
-    """Kind of an input by its extension; missing files and unknown extensions are errors."""
+    """Kind of an input by its extension; missing files and unknown extensions are errors. An
+    animated GIF is a video (its motion animates or drives), a still GIF an image."""
     if spec.startswith(SAMPLE_PREFIX):
         return InputKind.IMAGE
     if spec.startswith(PRESET_PREFIX):
@@ -40,13 +42,16 @@ def classify_input(spec: str, role: str, allow_template: bool = False) -> InputK
     if not path.exists():
         raise InputError(f"{role} not found: {path}; check the path")
     suffix = path.suffix.lower()
+    if is_animated_gif(path):
+        return InputKind.VIDEO
     if suffix in IMAGE_EXTENSIONS:
         return InputKind.IMAGE
     if suffix in VIDEO_EXTENSIONS:
         return InputKind.VIDEO
     if allow_template and suffix in TEMPLATE_EXTENSIONS:
         return InputKind.TEMPLATE
-    kinds = [*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS, *(TEMPLATE_EXTENSIONS if allow_template else ())]
+    kinds = dict.fromkeys([*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS,
+                           *(TEMPLATE_EXTENSIONS if allow_template else ())])
     raise InputError(f"unsupported {role} extension {path.suffix!r} for {path}; use one of "
                      + " ".join(kinds))
 
@@ -69,17 +74,22 @@ def input_name(spec: str) -> str:
     return Path(spec).stem
 
 
+def limited_size(width: int, height: int, max_dim: int, division: int = 1) -> tuple[int, int]:
+    """(width, height) of a ``width`` x ``height`` image after :func:`resize_to_limit`."""
+    if max_dim > 0 and max(height, width) > max_dim:
+        width, height = ((int(width * (max_dim / height)), max_dim) if height > width
+                         else (max_dim, int(height * (max_dim / width))))
+    division = max(division, 1)
+    cropped = (width - width % division, height - height % division)
+    return (width, height) if 0 in cropped else cropped
+
+
 def resize_to_limit(image: np.ndarray, max_dim: int, division: int) -> np.ndarray:
     """Shrink so the long side is at most ``max_dim`` (bilinear, short side truncated), then
     crop the bottom/right to multiples of ``division``."""
     h, w = image.shape[:2]
-    if max_dim > 0 and max(h, w) > max_dim:
-        size = (int(w * (max_dim / h)), max_dim) if h > w else (max_dim, int(h * (max_dim / w)))
+    size = limited_size(w, h, max_dim)
+    if size != (w, h):
         image = cv2.resize(image, size)
-    division = max(division, 1)
-    new_h = image.shape[0] - image.shape[0] % division
-    new_w = image.shape[1] - image.shape[1] % division
-    if new_h == 0 or new_w == 0:
-        return image
+    new_w, new_h = limited_size(w, h, max_dim, division)
     return image[:new_h, :new_w]
-
