@@ -55,10 +55,10 @@ def test_small_face_in_a_full_body_frame_is_found(mesh, shared):
     assert (points.max(0) - points.min(0)).max() < 150  # a ~100 px face in 720x1080
 
 
-def test_a_small_face_in_a_large_photo_is_animated(shared, tmp_path, capsys):
+def test_a_small_face_in_a_large_photo_animates_and_drives(shared, tmp_path):
     """A 4000x3000 photo, shrunk to 1280 px, whose face is about 50 px there: the search of
     the whole image misses it, the detector on tiles of the image (as `faces` searches)
-    finds it."""
+    finds it, in a source image and in a driving image."""
     from portrait_animate.cli.main import main
 
     canvas = np.full((3000, 4000, 3), 90, np.uint8)
@@ -76,6 +76,9 @@ def test_a_small_face_in_a_large_photo_is_animated(shared, tmp_path, capsys):
     ys, xs = np.nonzero(changed)
     # the mouth opened, inside the pasted portrait (x 832-928, y 384-496 at 1280 px)
     assert changed.sum() > 30 and 832 < xs.mean() < 928 and 384 < ys.mean() < 496
+    # and as a driving image
+    assert main(["animate", "--engine", "classic", "-s", str(shared / "assets/source/s5.jpg"),
+                 "-d", str(tmp_path / "photo.jpg"), "-o", str(tmp_path), "--quiet"]) == 0
 
 
 def test_a_frame_without_face_borrows_the_previous_and_shifts_nothing(mesh, portrait):

@@ -38,7 +38,15 @@ from ..motion.model import Motion
 from ..motion.presets import PRESET_PREFIX, preset_template
 from ..motion.smoothing import smooth_motion_stream, smoothing_radius
 from ..motion.template import MotionTemplate
-from .faces import CROP_SIZE, CropSettings, FaceTrack, driving_crop, points_in_input, track_faces
+from .faces import (
+    CROP_SIZE,
+    CropSettings,
+    FaceTrack,
+    driving_crop,
+    points_in_input,
+    track_faces,
+    track_still_face,
+)
 from .inputs import InputKind
 from .prefetch import ordered_map
 from .progress import Reporter
@@ -170,11 +178,13 @@ class _FaceAnalysis:
         panel_size: side of the driving crops to keep, or None to keep none.
         workers: threads that run a face mesh each (the largest face only: a numbered face
             is tracked on one); ``mesh`` is the first's, the others' are made like it.
+        still: the frame is a still image, whose largest face is searched harder
+            (:func:`track_still_face`: a small face in a large photo).
     """
 
     def __init__(self, frames: Generator[np.ndarray, None, None], mesh: FaceMesh | FacePick,
                  settings: CropSettings, keep_points: bool, panel_size: int | None,
-                 workers: int = 1) -> None:
+                 workers: int = 1, still: bool = False) -> None:
         self._faces: list[FaceTrack | None] = []
         #: Per frame, the frame whose face it uses; -1 before the first face.
         self._nearest: list[int] = []
@@ -190,12 +200,12 @@ class _FaceAnalysis:
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="driving-faces", daemon=True,
                                         args=(frames, mesh, settings, keep_points, panel_size,
-                                              workers))
+                                              workers, still))
         self._thread.start()
 
     def _run(self, frames: Generator[np.ndarray, None, None], mesh: FaceMesh | FacePick,
              settings: CropSettings, keep_points: bool, panel_size: int | None,
-             workers: int) -> None:
+             workers: int, still: bool) -> None:
         last = -1
         # A numbered face is tracked from frame to frame: one thread; the largest face of each
         # frame is found on its own, so frames can be shared out between meshes.
@@ -207,6 +217,8 @@ class _FaceAnalysis:
             with lock:  # the given mesh for the first thread, one of its settings for others
                 meshes.append(mesh if not meshes else mesh.twin())
                 own = meshes[-1]
+            if still and isinstance(own, FaceMesh):
+                return lambda frame: (frame, track_still_face(frame, own, settings, keep_points))
             return lambda frame: (frame, track_faces([frame], own, settings, keep_points))
 
         analysed = ordered_map(analyser, frames, workers, "driving-faces")
@@ -697,7 +709,7 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
                                timeline=timeline, anchor=anchor, pixels=True)
     analysis = _FaceAnalysis(_frames(spec, kind, limit, reporter.note), mesh, settings,
                              engine.uses_landmarks, None if crop else engine.input_size,
-                             analysis_workers(hint))
+                             analysis_workers(hint), still=kind is InputKind.IMAGE)
     return PreparedDriving(spec, kind, fps, has_audio, layout, hint, analysis=analysis,
                            engine=engine, crop=crop, reporter=reporter, timeline=timeline,
                            smooth=smooth, anchor=anchor, face=face, batch=batch)
