@@ -111,16 +111,16 @@ def write_synthetic_weights(dest: str | Path) -> Path:
     was there before is kept.
     """
     dest = Path(dest).expanduser()
-    files: dict[str, dict] = {}
-    for checkpoint in CHECKPOINTS:
-        state = synthetic_state_dict(checkpoint)
-        if checkpoint.subdict is None:
-            files[checkpoint.file] = state
-        else:
-            files.setdefault(checkpoint.file, {})[checkpoint.subdict] = state
     target = dest / "liveportrait"
     with removed_on_failure(dest, [target.name]):
-        dest.mkdir(parents=True, exist_ok=True)
+        dest.mkdir(parents=True, exist_ok=True)  # first: a folder that cannot be made fails now
+        files: dict[str, dict] = {}
+        for checkpoint in CHECKPOINTS:
+            state = synthetic_state_dict(checkpoint)
+            if checkpoint.subdict is None:
+                files[checkpoint.file] = state
+            else:
+                files.setdefault(checkpoint.file, {})[checkpoint.subdict] = state
         with tempfile.TemporaryDirectory(dir=dest, prefix=".synth-") as tmp:
             for rel, state in files.items():
                 path = Path(tmp) / rel
