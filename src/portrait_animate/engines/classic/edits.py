@@ -78,16 +78,16 @@ def smile_offsets(points: np.ndarray, spread: float, lift: float) -> np.ndarray:
     return delta
 
 
-def corner_frame(points: np.ndarray,
-                 corners: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, float]:
-    """The middle of two corner points of (N, >=2) points, the unit normal of the line
-    between them pointing down the face, and their distance."""
+def corner_frame(points: np.ndarray, corners: tuple[int, int]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The middle of two corner points of (N, >=2) points, the unit vector along the line
+    between them, its unit normal pointing down the face, and their distance."""
     a, b = points[corners[0], :2], points[corners[1], :2]
     along = (b - a) / max(np.linalg.norm(b - a), 1e-9)
     normal = np.array([-along[1], along[0]])
     if normal[1] < 0:
         normal = -normal  # pointing down the face
-    return (a + b) / 2, normal, float(np.linalg.norm(b - a))
+    return (a + b) / 2, np.array([normal[1], -normal[0]]), normal, float(np.linalg.norm(b - a))
 
 
 #: The chin and the skin between the lower lip and the jaw line: what a dropping jaw carries.
@@ -103,8 +103,7 @@ def skin_below_mouth(points: np.ndarray, drop: float) -> np.ndarray:
     falling to nothing towards the jaw's angles and up to the corners' line. A point never
     goes down less than the points above it, so the skin stretches and never folds over
     (a fold drew a staircase of torn skin under the chin)."""
-    mid, normal, width = corner_frame(points, (61, 291))
-    across = np.array([normal[1], -normal[0]])
+    mid, across, normal, width = corner_frame(points, (61, 291))
     rel = points[list(_BELOW_LIP), :2] - mid
     reach = max(float(np.abs((points[list(JAW_ANGLES), :2] - mid) @ across).mean()), 1e-9)
     lateral = np.cos(np.clip(np.abs(rel @ across) / reach, 0, 1) * np.pi / 2) ** 0.5
@@ -118,8 +117,7 @@ def carry_skin_above_mouth(points: np.ndarray, delta: np.ndarray) -> np.ndarray:
     """``delta`` (478, 3) with the skin between the nose and the upper lip of a face's
     (478, 3) points moved along with the outer upper lip at its place: fully at the lip, not
     at all at the nose's base (a rising lip folded over the still skin above it)."""
-    mid, normal, _ = corner_frame(points, (61, 291))
-    across = np.array([normal[1], -normal[0]])
+    mid, across, normal, _ = corner_frame(points, (61, 291))
     lip, skin = list(OUTER_LIPS[:11]), list(ABOVE_MOUTH)
     place = (points[lip, :2] - mid) @ across
     order = np.argsort(place)

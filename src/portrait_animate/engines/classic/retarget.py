@@ -66,7 +66,7 @@ def eye_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
     target = _raw_eye_target(float(ratios[0, 2]))
     delta = np.zeros((NUM_POINTS, 3))
     for eye, (top, bottom) in enumerate(((159, 145), (386, 374))):
-        mid, normal, width = corner_frame(points, EYE_CORNERS[eye])
+        mid, _, normal, width = corner_frame(points, EYE_CORNERS[eye])
         current = float(np.dot(points[bottom, :2] - points[top, :2], normal)) / width
         upper, lower = list(UPPER_LIDS[eye]), list(LOWER_LIDS[eye])
         if target < current:
@@ -96,8 +96,7 @@ def lip_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
     for at its place, the rest of the lower lip along with it, the chin and the skin beneath the
     lip with the middle (:func:`~.edits.skin_below_mouth`)."""
     points = x_s[0].double().numpy()
-    mid, normal, width = corner_frame(points, (61, 291))
-    across = np.array([normal[1], -normal[0]])
+    mid, across, normal, width = corner_frame(points, (61, 291))
     upper, lower = [list(p) for p in zip(*INNER_PAIRS, strict=True)]
     gaps = (points[lower, :2] - points[upper, :2]) @ normal
     target = float(ratios[0, 1]) * width
