@@ -156,3 +156,68 @@ def test_the_lip_sliders_and_lip_retargeting_do_not_fold_the_face(shared, mesh):
     opened = x_s + lip_delta(x_s, torch.tensor([[lip_ratio(mesh.landmarks(image)), 0.6]]))
     assert float((opened - x_s).abs().max()) > 0.05
     assert _folds(x_s, opened) == []
+
+
+def _below_chin(points: np.ndarray, shape: tuple[int, ...], near: float, far: float
+                ) -> tuple[slice, slice]:
+    """The band from ``near`` to ``far`` face sizes below the chin, a face size wide."""
+    chin, size = points[152, :2], float(np.ptp(points[:, :2], axis=0).max())
+    y0, y1 = (int(min(chin[1] + f * size, shape[0])) for f in (near, far))
+    x0, x1 = int(chin[0] - 0.5 * size), int(chin[0] + 0.5 * size)
+    return slice(y0, y1), slice(max(x0, 0), x1)
+
+
+def test_an_opening_jaw_leaves_the_collar_where_it_was(shared, mesh, tmp_path):
+    """The jaw drops the chin over the neck; the neck and the clothes below it stay (the
+    expression's motion fades within its own length below the chin, the head's within the
+    body's reach). s5's collar moved by 8.7 levels on average when the jaw dragged it."""
+    source_path = shared / "assets/source/s5.jpg"
+    source = cv2.cvtColor(cv2.imread(str(source_path)), cv2.COLOR_BGR2RGB)
+    result = _animate(tmp_path, source_path, shared / "assets/driving/d19.jpg")
+    points = mesh.landmarks(source)
+    assert lip_ratio(mesh.landmarks(result)) > lip_ratio(points) + 0.3  # the jaw did drop
+
+    def moved(near: float, far: float) -> float:
+        band = _below_chin(points, source.shape, near, far)
+        return float(np.abs(result[band].astype(int) - source[band]).mean())
+
+    assert moved(0.5, 1.0) < 2.0      # the collar (it was 8.7)
+    assert moved(0.25, 0.5) < 10.0    # the neck under the chin (it was 26)
+
+
+def test_a_rising_jaw_stretches_the_neck_no_more_than_the_body_reach_did(shared, mesh):
+    """Closing an open mouth pulls the neck up after the chin, a stretch: the expression's
+    share then takes a reach as long as the body's, so the map under the chin shrinks no area
+    more than it did (a short reach would fold the neck). Dropping the chin as far squeezes
+    the neck instead, and the skin half a face below the chin stays, which it did not."""
+    from portrait_animate.engines.classic.engine import HEAD_POINTS
+    from portrait_animate.engines.classic.warp import _pixel_grid, warp_field
+
+    image = cv2.cvtColor(cv2.imread(str(shared / "assets/source/s5.jpg")), cv2.COLOR_BGR2RGB)
+    points = mesh.landmarks3d(image)[:468]
+    source, depth = points[:, :2], points[:, 2]
+    jaw = np.zeros(len(points))
+    jaw[list(CHIN)] = 1.0
+    jaw[list(BELOW_MOUTH)] = 0.6
+
+    def field(target: np.ndarray, near: float, far: float, rigid: tuple[int, ...]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """The area ratio and the displacement length in a band below the chin."""
+        warp = warp_field(source, target, depth, image.shape[:2], rigid=rigid)
+        grid, (x0, y0, _, _) = warp.map, warp.roi
+        det = (np.gradient(grid[..., 0], axis=1) * np.gradient(grid[..., 1], axis=0)
+               - np.gradient(grid[..., 0], axis=0) * np.gradient(grid[..., 1], axis=1))
+        rows, cols = _below_chin(target, image.shape, near, far)
+        band = slice(rows.start - y0, rows.stop - y0), slice(cols.start - x0, cols.stop - x0)
+        return det[band], np.linalg.norm((grid - _pixel_grid(warp.roi))[band], axis=-1)
+
+    risen = source - np.c_[np.zeros(len(jaw)), 25.0 * jaw]  # 25 px up
+    stretch, _ = field(risen, 0.05, 0.6, HEAD_POINTS)
+    body_stretch, _ = field(risen, 0.05, 0.6, ())
+    assert float(stretch.min()) > 0.5
+    assert float(stretch.min()) >= float(body_stretch.min()) - 0.01
+    dropped = source + np.c_[np.zeros(len(jaw)), 25.0 * jaw]
+    squeeze, below = field(dropped, 0.45, 0.55, HEAD_POINTS)
+    _, body_below = field(dropped, 0.45, 0.55, ())
+    assert float(squeeze.min()) > 0.9  # a squeeze: no area shrinks
+    assert float(below.max()) < 1.0 < 3.0 < float(body_below.max())

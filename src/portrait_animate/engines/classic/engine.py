@@ -22,13 +22,29 @@ from ...models.checks import check_shape
 from ...motion.model import Motion
 from ..base import RenderItem
 from . import retarget
-from .anatomy import NUM_POINTS
+from .anatomy import (
+    ABOVE_LIDS,
+    ABOVE_MOUTH,
+    BELOW_LIDS,
+    BELOW_MOUTH,
+    CHEEKS,
+    JAW,
+    LIPS,
+    NUM_POINTS,
+)
 from .eyes import WARP_POINTS, paint_eyes, separate_lids
-from .motion import classic_layout, motion_from_landmarks, to_normalized
+from .motion import RIGID_POINTS, classic_layout, motion_from_landmarks, to_normalized
 from .mouth import LipColour, lip_colour, paint_mouth
 from .warp import apply_field, merge_fields, warp_field
 
 __all__ = ["ClassicEngine", "ClassicAppearance"]
+
+#: The points that only the head's motion moves: the rigid points less every skin the
+#: expression carries (cheeks, jaw, skin around the mouth and lids). The warp tells the head's
+#: motion from the expression's by them (numbered as in ``WARP_POINTS``, which keeps the
+#: first 468 in order).
+HEAD_POINTS = tuple(sorted(set(RIGID_POINTS) - set(CHEEKS) - set(JAW) - set(BELOW_MOUTH)
+                           - set(ABOVE_MOUTH) - set(LIPS) - set(sum(ABOVE_LIDS + BELOW_LIDS, ()))))
 
 @dataclass
 class ClassicAppearance:
@@ -161,7 +177,7 @@ class ClassicEngine:
             shown = list(WARP_POINTS)
             depth = item.x_d[0, shown, 2].double().numpy()
             fields.append(warp_field(source[shown], target[shown], depth, frame.shape[:2],
-                                     weighted=len(items) > 1))
+                                     weighted=len(items) > 1, rigid=HEAD_POINTS))
             faces.append((source, target))
         out = apply_field(frame, merge_fields(fields))
         for item, (source, target) in zip(items, faces, strict=True):

@@ -6,14 +6,18 @@ is the barycentric map of a Delaunay triangulation of the source points, drawn a
 points like a mesh: a triangle that folds over in the target (the far side of a turning head
 going out of sight) is dropped, and where two triangles overlap the nearer one wins (a
 z-buffer on the landmarks' depth), so a turn hides the far cheek instead of tearing it into
-copies. Outside, the displacement is extended by normalised Gaussian convolution and decays with
-the distance from the face, reaching exactly zero at the edge of the region of interest, so the
-rest of the frame is untouched and there is no seam. The field is computed on a coarse grid and
-upsampled, then one ``cv2.remap`` renders the region at full resolution.
+copies. Outside, the displacement is continued from the nearest point of the face and decays
+with the distance from it, reaching exactly zero at the edge of the region of interest, so the
+rest of the frame is untouched and there is no seam. Below the chin the head's own motion (a
+similarity fitted on points only the head moves) fades within the body's reach, so the neck
+follows a turning head, while the expression's (a dropping jaw) fades within its own length,
+so the collar stays. The field is computed on a coarse grid and upsampled, then one
+``cv2.remap`` renders the region at full resolution.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,6 +41,15 @@ ROI_MARGIN = 2.5
 #: chin, so hair and ears move with the head, short below it, so neck and body stay put.
 FALLOFF_HEAD = 0.55
 FALLOFF_BODY = 0.35
+#: Below the chin, the expression's share of the motion (what is left after the head's own
+#: motion, fitted on the ``rigid`` points) fades faster, within a reach that follows its
+#: length: a dropping jaw draws the neck in under the chin (a squeeze, which cannot fold) and
+#: leaves the collar where it was; a rising jaw, which stretches the neck, takes a longer reach
+#: (at most half as long again) so the stretch stays mild. Never below
+#: :data:`EXPRESSION_REACH_MIN` face sizes nor above the body's reach.
+SQUEEZE_REACH = 0.8
+STRETCH_REACH = 2.6
+EXPRESSION_REACH_MIN = 0.08
 #: Smoothing radius of the extension, in face sizes.
 EXTENSION_SIGMA = 0.06
 #: Width of the ramp that brings the field to zero at the region's edge, in face sizes.
@@ -71,26 +84,73 @@ def _roi(points: np.ndarray, size: float, shape: tuple[int, int]) -> tuple[int, 
     return max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
 
 
-def _reach(gx: np.ndarray, gy: np.ndarray, target: np.ndarray, size: float) -> np.ndarray:
-    """Per grid point falloff reach: head above the chin, body below (along the face's axis)."""
-    chin, forehead = target[CHIN], target[FOREHEAD]
-    up = (forehead - chin) / max(np.linalg.norm(forehead - chin), 1e-9)
+def _up(target: np.ndarray) -> np.ndarray:
+    """(2,) unit vector of the face's axis, chin to forehead."""
+    axis = target[FOREHEAD] - target[CHIN]
+    return axis / max(np.linalg.norm(axis), 1e-9)
+
+
+def _head_share(gx: np.ndarray, gy: np.ndarray, target: np.ndarray, size: float) -> np.ndarray:
+    """(ny, nx) 1 above the chin, 0 below it (along the face's axis), smooth between."""
+    chin, up = target[CHIN], _up(target)
     height = ((gx - chin[0]) * up[0] + (gy[:, None] - chin[1]) * up[1]) / size
-    head = _smoothstep((height + 0.1) / 0.3)
-    return FALLOFF_BODY + (FALLOFF_HEAD - FALLOFF_BODY) * head
+    return _smoothstep((height + 0.1) / 0.3)
 
 
-def _extend(exact: np.ndarray, mask: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Continue the inside field outwards: the nearest inside value at the hull (so the two
-    meet without a seam), smoothing in over the first cells; also the distance in cells."""
+def _head_motion(source: np.ndarray, target: np.ndarray) -> tuple[complex, complex]:
+    """a, b of p -> a * p + b (points as complex numbers), which takes an output pixel back to
+    the source under the similarity that best moves ``source`` (N, 2) to ``target`` (N, 2), in
+    the least-squares sense."""
+    s, t = source @ [1, 1j], target @ [1, 1j]
+    centred = s - s.mean()
+    a = np.vdot(centred, t - t.mean()) / max(np.vdot(centred, centred).real, 1e-12)
+    b = t.mean() - a * s.mean()
+    return complex(1 / a), complex(-b / a)
+
+
+def _below_chin_box(head_share: np.ndarray, weight: np.ndarray, mask: np.ndarray
+                    ) -> tuple[slice, slice] | None:
+    """The (rows, columns) of the grid where the field reaches below the chin (``head_share``
+    under 1, ``weight`` not yet faded), with the face ``mask``'s rim beside them; None when
+    nowhere."""
+    rows, cols = np.nonzero((head_share < 1) & ((weight > 1e-4) & ~mask))
+    if not rows.size:
+        return None
+    return (slice(max(rows.min() - 2, 0), rows.max() + 3),
+            slice(max(cols.min() - 2, 0), cols.max() + 3))
+
+
+def _expression_reach(residual: np.ndarray, mask: np.ndarray, below: np.ndarray,
+                      up: np.ndarray, size: float) -> float:
+    """The reach, in pixels, of the expression's motion below the chin, from its ``residual``
+    (ny, nx, 2) on the rim of the face ``mask`` (ny, nx) where it is ``below`` the chin, ``up``
+    (2,) the face's axis: :data:`SQUEEZE_REACH` times its length, or :data:`STRETCH_REACH`
+    times its part that points away from the head (the rim rising, which stretches the neck)
+    when that is longer."""
+    inside = mask.astype(np.uint8)
+    rim = residual[(inside > cv2.erode(inside, np.ones((3, 3), np.uint8))) & below]
+    length = float(np.linalg.norm(rim, axis=-1).max(initial=0.0))
+    outward = float(np.max(-rim @ up.astype(np.float32), initial=0.0))
+    return float(np.clip(max(SQUEEZE_REACH * length, STRETCH_REACH * outward),
+                         EXPRESSION_REACH_MIN * size, FALLOFF_BODY * size))
+
+
+def _nearest_inside(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every cell of the grid, (ny, nx) each: its distance in cells to the ``mask``
+    (ny, nx), and the flat index of the nearest cell of the mask (itself inside it)."""
     outside = (mask == 0).astype(np.uint8)
     dist, labels = cv2.distanceTransformWithLabels(outside, cv2.DIST_L2, 5,
                                                    labelType=cv2.DIST_LABEL_PIXEL)
-    inside_index = np.flatnonzero(mask.ravel() > 0)
-    nearest = exact.reshape(-1, 2)[inside_index[labels.ravel() - 1]].reshape(exact.shape)
+    return dist, np.flatnonzero(mask.ravel() > 0)[labels - 1]
+
+
+def _continue(nearest: np.ndarray, dist: np.ndarray, sigma: float) -> np.ndarray:
+    """A field (ny, nx, 2) that holds the nearest inside value of each cell, continued
+    outwards: that value at the hull (so inside and outside meet without a seam), smoothing in
+    over the first cells."""
     smooth = cv2.GaussianBlur(nearest, (0, 0), sigma)
     beta = _smoothstep(dist / max(2 * sigma, 1.0))[..., None]
-    return (1 - beta) * nearest + beta * smooth, dist
+    return (1 - beta) * nearest + beta * smooth
 
 
 def _signed_areas(points: np.ndarray, tri: np.ndarray) -> np.ndarray:
@@ -157,7 +217,8 @@ def _inside_map(origin: np.ndarray, k: int, shape: tuple[int, int], source: np.n
 
 
 def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
-               frame_shape: tuple[int, int], weighted: bool = False) -> WarpField:
+               frame_shape: tuple[int, int], weighted: bool = False,
+               rigid: Sequence[int] = ()) -> WarpField:
     """The backward field moving ``source`` (N, 2) frame pixels to ``target`` (N, 2).
 
     Args:
@@ -166,6 +227,10 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
         depth: (N,) depth of the target points, towards the camera negative (any unit).
         frame_shape: (H, W) of the frame.
         weighted: also give the field's weight (:func:`merge_fields` needs it).
+        rigid: indices of points that only the head's motion moves. When given, the rest of
+            the motion (the expression's) fades below the chin within a reach that follows
+            its size (:data:`SQUEEZE_REACH`, :data:`STRETCH_REACH`) instead of the body's, so
+            that a jaw moves the skin under it but not the neck and the collar.
     """
     size = float(np.ptp(np.concatenate([source, target]), axis=0).max())
     x0, y0, x1, y1 = _roi(np.concatenate([source, target]), size, frame_shape)
@@ -174,19 +239,38 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
     k = max(int(round(size / GRID_PER_FACE)), -(-max(x1 - x0, y1 - y0) // MAX_GRID_SIDE), 1)
     nx, ny = -(-(x1 - x0) // k), -(-(y1 - y0) // k)
     origin = np.array([x0 + 0.5 * k - 0.5, y0 + 0.5 * k - 0.5])
-    gx, gy = origin[0] + np.arange(nx) * k, origin[1] + np.arange(ny) * k
+    gx = (origin[0] + np.arange(nx) * k).astype(np.float32)
+    gy = (origin[1] + np.arange(ny) * k).astype(np.float32)
 
     exact, mask = _inside_map(origin, k, (ny, nx), source, target, depth)
     exact = exact.astype(np.float32)
 
-    extension, outside_px = _extend(exact, mask.astype(np.float32), EXTENSION_SIGMA * size / k)
-    outside_px = outside_px * k
-    falloff = np.exp(-((outside_px / (_reach(gx, gy, target, size) * size)) ** 2))
+    sigma = EXTENSION_SIGMA * size / k
+    cells, nearest = _nearest_inside(mask)
+    extension = _continue(exact.reshape(-1, 2)[nearest], cells, sigma)
+    outside_px = cells * k
+    head_share = _head_share(gx, gy, target, size)
+    reach = (FALLOFF_BODY + (FALLOFF_HEAD - FALLOFF_BODY) * head_share) * size
+    falloff = np.exp(-((outside_px / reach) ** 2))
     edge_px = np.minimum(np.minimum(gx - x0, x1 - 1 - gx)[None, :],
                          np.minimum(gy - y0, y1 - 1 - gy)[:, None])
     taper = _smoothstep(edge_px / (TAPER * size))
     weight = np.where(mask, 1.0, falloff * taper)[..., None]
-    field = np.where(mask[..., None], exact, extension) * weight
+    outside = extension * weight
+    box = _below_chin_box(head_share, weight[..., 0], mask) if len(rigid) else None
+    if box is not None:  # below the chin the head's own motion fades within the body's
+        # reach, what the expression adds within its own
+        a, b = _head_motion(source[list(rigid)], target[list(rigid)])
+        at = gx[nearest[box] % nx] + 1j * gy[nearest[box] // nx]  # the nearest inside cells
+        moved = (a - 1) * at + b
+        head = _continue(np.stack([moved.real, moved.imag], -1).astype(np.float32),
+                         cells[box], sigma)
+        body = _expression_reach(exact[box] - head, mask[box], head_share[box] < 0.5,
+                                 _up(target), size)
+        expression_reach = body + (reach[box] - body) * head_share[box]
+        short = (np.exp(-((outside_px[box] / expression_reach) ** 2)) * taper[box])[..., None]
+        outside[box] = extension[box] * short + head * (weight[box] - short)
+    field = np.where(mask[..., None], exact, outside)
 
     full = cv2.resize(field.astype(np.float32), (nx * k, ny * k),
                       interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
