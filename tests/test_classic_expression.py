@@ -158,6 +158,19 @@ def test_the_lip_sliders_and_lip_retargeting_do_not_fold_the_face(shared, mesh):
     assert _folds(x_s, opened) == []
 
 
+
+def test_lip_retargeting_tapers_every_lip_ring_into_its_own_corner(shared, mesh):
+    """The lower lip's rings fan out towards the corners; each ring's end point moves as the
+    inner lip does at the same share of the way to its own corner. s6's slightly open mouth
+    folded its outer lip's ends over the skin beside the corners (2, 2 and 3 triangles)."""
+    image = cv2.cvtColor(cv2.imread(str(shared / "assets/source/s6.jpg")), cv2.COLOR_BGR2RGB)
+    s = _motion(mesh, image)
+    x_s = _keypoints(s, s.exp)
+    for ratio in (0.3, 0.6, 0.8):
+        opened = x_s + lip_delta(x_s, torch.tensor([[lip_ratio(mesh.landmarks(image)), ratio]]))
+        assert float((opened - x_s).abs().max()) > 0.03, ratio
+        assert _folds(x_s, opened) == [], ratio
+
 def _below_chin(points: np.ndarray, shape: tuple[int, ...], near: float, far: float
                 ) -> tuple[slice, slice]:
     """The band from ``near`` to ``far`` face sizes below the chin, a face size wide."""

@@ -85,9 +85,20 @@ def eye_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(delta[None]).float()
 
 
-#: The lower lip's rings outside the inner one, which move with the inner lip at their place.
-_OUTER_LOWER = tuple(lower for ring in (INSIDE_PAIRS, MIDDLE_PAIRS, OUTER_PAIRS)
-                     for _, lower in ring)
+#: The lower lip's rings outside the inner one, each with its corners (image-left, right),
+#: which move with the inner lip at the same share of the way to their own corner.
+_OUTER_LOWER = tuple((tuple(lower for _, lower in ring), corners) for ring, corners in
+                     ((INSIDE_PAIRS, (62, 292)), (MIDDLE_PAIRS, (76, 306)),
+                      (OUTER_PAIRS, (61, 291))))
+
+
+def _ring_place(points: np.ndarray, ring: list[int], corners: tuple[int, int],
+                mid: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """Where each of a lip ring's points lies between the ring's own ``corners``: -1 at the
+    image-left one, 1 at the other, 0 in the middle (along ``across``, from ``mid``)."""
+    place = (points[ring, :2] - mid) @ across
+    left, right = ((points[c, :2] - mid) @ across for c in corners)
+    return np.where(place < 0, -place / min(left, -1e-9), place / max(right, 1e-9))
 
 
 def lip_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
@@ -110,9 +121,15 @@ def lip_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
     else:  # a closed mouth has no gap to scale: part the lips, most in the middle
         moves = target * np.cos(np.clip(np.abs(place), 0, 1) * np.pi / 2) ** 0.5 - gaps
         delta[lower, :2] = moves[:, None] * normal
-    outer_place = (points[list(_OUTER_LOWER), :2] - mid) @ across / (width / 2)
-    order = np.argsort(place)
-    outer_moves = np.interp(outer_place, place[order], moves[order])
-    delta[list(_OUTER_LOWER), :2] += outer_moves[:, None] * normal
+    # the rings fan out towards the corners: a point of an outer ring moves as the inner lip
+    # does at the same share of the way to its ring's corner, where nothing moves (at the same
+    # place along the mouth, the outer lip's end took the inner lip's full move and folded
+    # over the skin beside the corner)
+    inner_place = _ring_place(points, lower, (78, 308), mid, across)
+    order = np.argsort(inner_place)
+    known = np.r_[-1.0, inner_place[order], 1.0], np.r_[0.0, moves[order], 0.0]
+    for ring, corners in _OUTER_LOWER:
+        ring_moves = np.interp(_ring_place(points, list(ring), corners, mid, across), *known)
+        delta[list(ring), :2] += ring_moves[:, None] * normal
     delta += skin_below_mouth(points, float(moves[4]))
     return torch.from_numpy(delta[None]).float()
