@@ -12,9 +12,10 @@ import numpy as np
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def clip(src: Path, dst: Path, seconds: float) -> Path:
-    """The first ``seconds`` of ``src``, video and audio re-encoded."""
-    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(src), "-t", str(seconds),
+def clip(src: Path, dst: Path, seconds: float, start: float = 0.0) -> Path:
+    """``seconds`` of ``src`` from ``start`` on, video and audio re-encoded."""
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-ss", str(start), "-i", str(src),
+                    "-t", str(seconds),
                     "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(dst)],
                    check=True)
     return dst

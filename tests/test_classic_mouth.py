@@ -114,3 +114,23 @@ def test_driving_lips_outside_the_driving_crop_leave_a_painted_mouth(shared, mes
     mask = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(target[list(INNER_LIPS)]).astype(np.int32)], 1)
     assert np.abs(out.astype(int) - image)[mask == 1].mean() > 10
+
+
+@pytest.mark.parametrize("source", ["s5.jpg", "s11.jpg"])
+def test_a_mouth_closed_from_open_shows_lips_not_a_seam(shared, mesh, source, tmp_path):
+    """Closing an open mouth squeezes its dark inside into a line between the lips, which the
+    warp's coarse grid draws as a jagged black and white seam (the darkest lip pixels at 0.26
+    to 0.34 of the lips' median brightness); the seam is filled from the lips around it."""
+    engine = ClassicEngine()
+    image = prepare_editable_image(str(shared / "assets/source" / source), engine)
+    opened = tmp_path / "open.png"
+    cv2.imwrite(str(opened), cv2.cvtColor(render_edit(engine, image, EditParams(lip_open=120))
+                                          .pasted, cv2.COLOR_RGB2BGR))
+    open_image = prepare_editable_image(str(opened), engine)
+    closed = render_edit(engine, open_image, EditParams(), lip_ratio=0.0).pasted
+    points = mesh.landmarks(closed)
+    assert lip_ratio(mesh.landmarks(open_image.frame)) > 0.2 and lip_ratio(points) < 0.05
+    mask = np.zeros(closed.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(points[list(OUTER_LIPS)]).astype(np.int32)], 1)
+    luma = (closed.astype(float) @ [0.299, 0.587, 0.114])[mask > 0]
+    assert np.percentile(luma, 2) > 0.5 * np.median(luma)

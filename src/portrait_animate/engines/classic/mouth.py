@@ -30,6 +30,12 @@ TONGUE = 0.7
 TEETH_HEIGHT = 0.12
 #: Gaps between the upper teeth (centrals, laterals, canines), in half widths.
 TEETH_GAPS = np.array([0.0, 0.3, 0.52])
+#: A mouth that the output closes to under ``SEAL_START`` of the source's opening (by area) is
+#: sealed, fully under ``SEAL_FULL``: the squeezed opening, a dark jagged seam between the
+#: lips, is filled from the lips around it.
+SEAL_START, SEAL_FULL = 0.4, 0.1
+#: How far beyond the closed opening the seal reaches, in mouth widths.
+SEAL_PAD = 0.04
 
 
 def polygon_area(points: np.ndarray) -> float:
@@ -121,6 +127,33 @@ def _opening(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, ..
     top = edge(UPPER_EDGE, u)
     middle = float(edge(LOWER_EDGE, np.zeros(1))[0] - edge(UPPER_EDGE, np.zeros(1))[0])
     return u, v - top, np.maximum(edge(LOWER_EDGE, u) - top, 0), width, max(middle, 0.0)
+
+
+def _seal(out: np.ndarray, area_s: float, inner_t: np.ndarray, width: float) -> None:
+    """Fill in place the seam that an opening of ``area_s`` square pixels in the source leaves
+    in ``out`` when the output's inner lips ``inner_t`` (N, 2) close it: the warp squeezes the
+    dark inside of the mouth into a jagged line between the lips, which is inpainted from the
+    lips around it (``width`` the mouth's)."""
+    if area_s < (0.02 * width) ** 2:  # the source's mouth was closed: nothing squeezed
+        return
+    gain = float(_smoothstep((SEAL_START - polygon_area(inner_t) / area_s)
+                             / (SEAL_START - SEAL_FULL)))
+    pad = max(SEAL_PAD * width, 1.5)
+    x0, y0, x1, y1 = _local_box(inner_t, 3 * pad, out.shape[:2])
+    if gain <= 0 or x1 <= x0 or y1 <= y0:
+        return
+    seam = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    line = [np.round(inner_t - [x0, y0]).astype(np.int32)]
+    cv2.fillPoly(seam, line, 1)
+    cv2.polylines(seam, line, True, 1)  # a closed opening has no inside left to fill
+    reach = int(np.ceil(pad))
+    seam = cv2.dilate(seam, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                      (2 * reach + 1, 2 * reach + 1)))
+    region = out[y0:y1, x0:x1]
+    filled = cv2.inpaint(region, seam, reach, cv2.INPAINT_TELEA).astype(np.float32)
+    soft = cv2.GaussianBlur(seam.astype(np.float32), (0, 0), pad / 2)[..., None] * gain
+    blended = region + soft * (filled - region)
+    out[y0:y1, x0:x1] = np.clip(blended, 0, 255).astype(np.uint8)
 
 
 def _interior(shape: tuple[int, int], points: np.ndarray, colours: LipColour) -> np.ndarray:
@@ -216,6 +249,7 @@ def paint_mouth(out: np.ndarray, source_points: np.ndarray, target_points: np.nd
     inner_t = target_points[list(INNER_LIPS)]
     area_t = polygon_area(inner_t)
     width = float(np.linalg.norm(target_points[61] - target_points[291]))
+    _seal(out, polygon_area(source_points[list(INNER_LIPS)]), inner_t, width)
     if area_t < (0.02 * width) ** 2:
         return
     # An opening the source already shows is warped from real pixels while they are not
