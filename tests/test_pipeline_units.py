@@ -81,6 +81,34 @@ def test_a_still_gif_is_an_image_and_an_animated_gif_a_video(shared, tmp_path):
         read_image_rgb(broken)
 
 
+
+def test_a_transparent_picture_is_laid_over_white(shared, tmp_path):
+    """A cut-out portrait's transparent pixels show white, as on a white page, not what they
+    hide (OpenCV dropped the alpha: black, or the background a tool left); the app hands its
+    upload on as it is, where Gradio's RGB conversion dropped the alpha too."""
+    from gradio.data_classes import ImageData
+    from PIL import Image
+
+    from portrait_animate.app.uploads import image_upload
+
+    rgb = cv2.resize(read_image_rgb(shared / "assets/source/s5.jpg"), (160, 160))
+    alpha = np.full((160, 160), 255, np.uint8)
+    alpha[:, :40] = 0      # hidden: the portrait's own pixels stay under it
+    alpha[:, 40:60] = 128  # half
+    for name, options in (("cut.png", {}), ("cut.webp", {"lossless": True}), ("cut.tif", {})):
+        path = tmp_path / name
+        Image.fromarray(np.dstack([rgb, alpha])).save(path, **options)
+        image = read_image_rgb(path)
+        assert (image[:, :40] == 255).all(), name
+        half = (rgb[:, 40:60].astype(int) + 255) / 2
+        assert np.abs(image[:, 40:60] - half).max() <= 1, name
+        assert np.array_equal(image[:, 60:], rgb[:, 60:]), name
+    palette = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE)
+    palette.save(tmp_path / "cut.gif", transparency=int(np.asarray(palette)[0, 0]))
+    assert (read_image_rgb(tmp_path / "cut.gif")[0, 0] == 255).all()
+    upload = ImageData(path=str(tmp_path / "cut.png"), orig_name="cut.png")
+    assert image_upload("source image").preprocess(upload) == str(tmp_path / "cut.png")
+
 def test_an_animated_gif_drives_as_the_video_it_is(shared, tmp_path):
     """ffmpeg decodes an animated GIF as a browser shows it (its frames, composed, at their
     rate): it drives the source as a video does."""

@@ -70,9 +70,14 @@ def image_upload(label: str, value: Any = None, **kwargs: Any) -> gr.Image:
     cut-off or oversized picture) is one message naming the upload and the fix, where
     Gradio's own error listed the event's components and the file's path on the server.
 
+    The uploaded file is passed on as it is (``image_mode=None``), so the app reads it as
+    ``animate`` does: Gradio's conversion to RGB would drop a transparent picture's alpha
+    (showing what it hides, often black) where :func:`~..io.images.read_image_rgb` lays it
+    over white.
+
     Its ``preprocess`` is wrapped on the instance: a subclass of ``gr.Image`` would make
     Gradio write a ``.pyi`` stub beside this module at import."""
-    image = gr.Image(value, type="filepath", label=label, **kwargs)
+    image = gr.Image(value, type="filepath", label=label, image_mode=None, **kwargs)
     read = image.preprocess
 
     def preprocess(payload: Any) -> Any:

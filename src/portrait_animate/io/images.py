@@ -7,13 +7,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
 from .files import atomic_path
 
-__all__ = ["IMAGE_EXTENSIONS", "SAMPLE_PREFIX", "check_rgb", "is_animated_gif", "read_image_rgb",
-           "write_image_rgb", "resize_area"]
+__all__ = ["IMAGE_EXTENSIONS", "SAMPLE_PREFIX", "check_rgb", "is_animated_gif", "over_white",
+           "read_image_rgb", "write_image_rgb", "resize_area"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 SAMPLE_PREFIX = "sample:"
@@ -52,20 +52,41 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
 
 
 def _decode(path: Path) -> np.ndarray | None:
-    """RGB pixels of an image file, None when it cannot be decoded. OpenCV reads no GIF:
-    Pillow decodes a GIF's first frame."""
-    if path.suffix.lower() != ".gif":
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    try:
-        with Image.open(path) as gif:
-            return np.array(gif.convert("RGB"))
-    except Image.DecompressionBombError:
-        raise InputError(f"cannot decode image {path}: it has over "
-                         f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; re-export it "
-                         "smaller as JPEG or PNG") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
+    """RGB pixels of an image file, None when it cannot be decoded. OpenCV reads no GIF and
+    drops transparency: Pillow decodes a GIF's first frame and any picture with transparency,
+    which is shown over white (:func:`over_white`), as a browser shows it on a white page."""
+    if path.suffix.lower() in _MAYBE_TRANSPARENT:
+        try:
+            with Image.open(path) as image:
+                if image.format == "GIF" or _transparent(image):
+                    return over_white(np.array(ImageOps.exif_transpose(image).convert("RGBA")))
+        except Image.DecompressionBombError:
+            raise InputError(f"cannot decode image {path}: it has over "
+                             f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; re-export it "
+                             "smaller as JPEG or PNG") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            if path.suffix.lower() == ".gif":
+                return None  # OpenCV reads no GIF; other files it may read where Pillow fails
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+#: Formats that can hold transparency (an alpha channel or a transparent palette colour).
+_MAYBE_TRANSPARENT = (".png", ".gif", ".webp", ".tif", ".tiff")
+
+
+def _transparent(image: Image.Image) -> bool:
+    """Whether an opened (not yet decoded) Pillow image has an alpha channel or a transparent
+    colour."""
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def over_white(rgba: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an (H, W, 4) uint8 RGBA picture laid over white: what a
+    transparent pixel hides (black, or the background a cut-out tool left) is not shown."""
+    alpha = rgba[..., 3:].astype(np.float32) / 255
+    rgb = rgba[..., :3].astype(np.float32) * alpha + 255 * (1 - alpha)
+    return np.round(rgb).astype(np.uint8)
 
 
 def is_animated_gif(path: str | os.PathLike) -> bool:
