@@ -27,9 +27,7 @@ from ..face.tracking import FacePick, FaceTracker
 from ..motion.smoothing import zero_phase_smooth
 
 __all__ = ["CropSettings", "FaceTrack", "track_faces", "track_still_face", "track_numbered_faces",
-           "smooth_track",
-           "source_crop",
-           "driving_crop", "CROP_SIZE", "MODEL_SIZE"]
+           "smooth_track", "source_crop", "driving_crop", "CROP_SIZE", "MODEL_SIZE"]
 
 CROP_SIZE = 512
 MODEL_SIZE = 256

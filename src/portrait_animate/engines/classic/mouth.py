@@ -249,12 +249,13 @@ def paint_mouth(out: np.ndarray, source_points: np.ndarray, target_points: np.nd
     inner_t = target_points[list(INNER_LIPS)]
     area_t = polygon_area(inner_t)
     width = float(np.linalg.norm(target_points[61] - target_points[291]))
-    _seal(out, polygon_area(source_points[list(INNER_LIPS)]), inner_t, width)
+    area_s = polygon_area(source_points[list(INNER_LIPS)])
+    _seal(out, area_s, inner_t, width)
     if area_t < (0.02 * width) ** 2:
         return
     # An opening the source already shows is warped from real pixels while they are not
     # stretched much; a slit stretched into an opening is painted over.
-    growth = 1 - polygon_area(source_points[list(INNER_LIPS)]) / area_t
+    growth = 1 - area_s / area_t
     gain = float(_smoothstep((growth - 0.2) / 0.5))
     if gain <= 0:
         return
