@@ -28,6 +28,7 @@ from .anatomy import (
     BELOW_LIDS,
     BELOW_MOUTH,
     CHEEKS,
+    EYES,
     JAW,
     LIPS,
     NUM_POINTS,
@@ -35,7 +36,7 @@ from .anatomy import (
 from .eyes import WARP_POINTS, paint_eyes, separate_lids
 from .motion import RIGID_POINTS, classic_layout, motion_from_landmarks, to_normalized
 from .mouth import LipColour, lip_colour, paint_mouth
-from .warp import apply_field, merge_fields, warp_field
+from .warp import apply_field, merge_fields, unfold, warp_field
 
 __all__ = ["ClassicEngine", "ClassicAppearance"]
 
@@ -45,6 +46,12 @@ __all__ = ["ClassicEngine", "ClassicAppearance"]
 #: first 468 in order).
 HEAD_POINTS = tuple(sorted(set(RIGID_POINTS) - set(CHEEKS) - set(JAW) - set(BELOW_MOUTH)
                            - set(ABOVE_MOUTH) - set(LIPS) - set(sum(ABOVE_LIDS + BELOW_LIDS, ()))))
+#: The eyes and the lips: the expression moves them as it means to, folds included (an eye
+#: closing, a lower lip that absolute driving draws down over the skin below it), so
+#: :func:`unfold` leaves them and every triangle touching them as they are (numbered as in
+#: ``WARP_POINTS`` too).
+EXPRESSIVE = EYES + LIPS
+
 
 @dataclass
 class ClassicAppearance:
@@ -173,8 +180,9 @@ class ClassicEngine:
             target = appearance.pixels(item.x_d)
             if appearance.lips is None:
                 appearance.lips = lip_colour(frame, source)
-            target = separate_lids(target)
             shown = list(WARP_POINTS)
+            target[shown] = unfold(source[shown], target[shown], HEAD_POINTS, EXPRESSIVE)
+            target = separate_lids(target)
             depth = item.x_d[0, shown, 2].double().numpy()
             fields.append(warp_field(source[shown], target[shown], depth, frame.shape[:2],
                                      weighted=len(items) > 1, rigid=HEAD_POINTS))

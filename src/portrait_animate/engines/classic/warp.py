@@ -13,6 +13,14 @@ similarity fitted on points only the head moves) fades within the body's reach, 
 follows a turning head, while the expression's (a dropping jaw) fades within its own length,
 so the collar stays. The field is computed on a coarse grid and upsampled, then one
 ``cv2.remap`` renders the region at full resolution.
+
+A warp cannot draw one surface passing behind another: where a turn takes the far side of the
+nose or the far jaw out of sight, or a nod takes the nose over the lip, the target mesh folds,
+and the dropped triangles leave notches in the nose's wing and the jaw line. :func:`unfold`
+therefore holds back, before the warp, just enough of each point's motion beyond the head's
+own similarity (and a little of its neighbours') that every skin triangle keeps a sliver of
+its area: the far side is squeezed into a thin band, as a real turn foreshortens it, and the
+outline stays whole.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-__all__ = ["WarpField", "warp_field", "merge_fields", "apply_field"]
+__all__ = ["WarpField", "unfold", "warp_field", "merge_fields", "apply_field"]
 
 CHIN, FOREHEAD = 152, 10
 
@@ -54,6 +62,13 @@ EXPRESSION_REACH_MIN = 0.08
 EXTENSION_SIGMA = 0.06
 #: Width of the ramp that brings the field to zero at the region's edge, in face sizes.
 TAPER = 0.625
+#: The least share of its source area a skin triangle keeps in :func:`unfold`'s output.
+MIN_AREA_SHARE = 0.05
+#: Reach (a Gaussian's sigma, in face sizes) over which :func:`unfold` shares a point's held
+#: back motion with the points around it, so that the holding back has no edge of its own.
+UNFOLD_SPREAD = 0.05
+#: Rounds of :func:`unfold` at most; a triangle still folded after them is dropped as before.
+UNFOLD_ROUNDS = 8
 
 
 @dataclass
@@ -95,6 +110,78 @@ def _head_share(gx: np.ndarray, gy: np.ndarray, target: np.ndarray, size: float)
     chin, up = target[CHIN], _up(target)
     height = ((gx - chin[0]) * up[0] + (gy[:, None] - chin[1]) * up[1]) / size
     return _smoothstep((height + 0.1) / 0.3)
+
+
+def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+
+def _largest_step(base: np.ndarray, move: np.ndarray, least: np.ndarray) -> np.ndarray:
+    """For triangles (T, 3, 2) ``base`` moved by ``move`` (T, 3, 2): 1 where the whole move
+    keeps their doubled signed area at ``least`` (T,) or above, else the share of the move, in
+    [0, 1), that leaves a quarter more than ``least`` (a margin, so that the next round does
+    not find the same triangle short again by rounding); ``base`` has more."""
+    s1, s2 = base[:, 1] - base[:, 0], base[:, 2] - base[:, 0]
+    d1, d2 = move[:, 1] - move[:, 0], move[:, 2] - move[:, 0]
+    c0 = _cross(s1, s2)                  # area(share x) = c0 + c1 x + c2 x^2
+    c1 = _cross(s1, d2) + _cross(d1, s2)
+    c2 = _cross(d1, d2)
+    step = np.ones(len(base))
+    short = c0 + c1 + c2 < least  # the whole move ends under least: the first root in (0, 1)
+    a, b, c = c2[short], c1[short], c0[short] - 1.25 * least[short]
+    q = -0.5 * (b + np.copysign(np.sqrt(np.maximum(b * b - 4 * a * c, 0.0)), b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        roots = np.stack([q / a, c / q])
+    roots = np.where((roots >= 0) & (roots <= 1), roots, np.inf)
+    step[short] = np.clip(roots.min(0), 0.0, 1.0)
+    return step
+
+
+@lru_cache(maxsize=4)
+def _skin(points: bytes, free: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The Delaunay triangles (T, 3) of (N, 2) float64 points given as bytes that touch none
+    of the ``free`` points, each in the order that makes its area positive, and the least
+    doubled area (T,) :func:`unfold` leaves each; computed once for points that repeat."""
+    source = np.frombuffer(points).reshape(-1, 2)
+    tri = _triangles(points)
+    tri = tri[~np.isin(tri, np.asarray(free, dtype=np.intp)).any(1)]
+    tri = np.where((_signed_areas(source, tri) < 0)[:, None], tri[:, ::-1], tri)
+    return tri, MIN_AREA_SHARE * _signed_areas(source, tri)
+
+
+def unfold(source: np.ndarray, target: np.ndarray, rigid: Sequence[int],
+           free: Sequence[int] = ()) -> np.ndarray:
+    """A copy of ``target`` (N, 2) in which no triangle of the Delaunay triangulation of
+    ``source`` (N, 2) folds over or keeps less than :data:`MIN_AREA_SHARE` of its area.
+
+    Each point's motion is the head's similarity (fitted on the ``rigid`` points) plus the
+    rest; the rest is held back, point by point, by just what the folding triangles need,
+    and spread to the points around (:data:`UNFOLD_SPREAD`). The ``free`` points (what the
+    expression moves as it means to, folds included: eyes, lips) and every triangle touching
+    them are left as they are. A face that folds nowhere is returned unchanged.
+    """
+    tri, least = _skin(np.ascontiguousarray(source, dtype=np.float64).tobytes(), tuple(free))
+    a, b = _head_motion(source[list(rigid)], target[list(rigid)])
+    moved = (source @ [1, 1j] - b) / a                    # the head's similarity alone
+    head = np.stack([moved.real, moved.imag], axis=-1)
+    rest = target - head
+    held = np.zeros(len(source), bool)
+    held[list(free)] = True
+    reach = UNFOLD_SPREAD * float(np.ptp(source, axis=0).max())
+    keep = np.ones(len(source))
+    for _ in range(UNFOLD_ROUNDS):
+        step = _largest_step(head[tri], keep[tri][..., None] * rest[tri], least)
+        if step.min() >= 1:
+            break
+        cut = np.ones(len(source))
+        np.minimum.at(cut, tri[step < 1].ravel(), np.repeat(step[step < 1], 3))
+        reduced = np.flatnonzero(cut < 1)
+        loss = 1 - keep * cut
+        apart = source[reduced, None] - source[None]
+        near = np.exp(-(apart[..., 0] ** 2 + apart[..., 1] ** 2) / reach ** 2)
+        loss = np.maximum(loss, (loss[reduced, None] * near).max(0))
+        keep = np.where(held, 1.0, 1 - loss)
+    return target + (keep - 1)[:, None] * rest
 
 
 def _head_motion(source: np.ndarray, target: np.ndarray) -> tuple[complex, complex]:
