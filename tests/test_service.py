@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from media import frame_count, loop_video
+from media import frame_count, loop_video, read_video
 from portrait_animate.client import Client, ServiceError
 from portrait_animate.service.runner import Runner
 from portrait_animate.service.store import JobStore
@@ -116,6 +116,36 @@ def test_a_video_over_the_length_limit_gets_422(server, client, shared, tmp_path
     assert "lasts 2.4 s, over the limit of 1.5 s" in str(refused.value)
 
 
+def test_tiff_gif_and_phone_jpeg_uploads_are_read_as_animate_reads_them(server, client, shared,
+                                                                        tmp_path):
+    """A TIFF, a still GIF and a phone's JPEG (an MPO: a JPEG with a second picture) are
+    images, an animated GIF is a driving video, held to the length limit like any video."""
+    from PIL import Image
+
+    face = Image.open(shared / "assets/source/s6.jpg")
+    tiff, still, mpo = tmp_path / "s6.tif", tmp_path / "s6.gif", tmp_path / "s6.jpg"
+    face.save(tiff, compression="tiff_deflate")  # under the server's 1 MB
+    face.save(still)
+    face.save(mpo, "MPO", save_all=True, append_images=[face.resize((160, 120))])
+    assert Image.open(mpo).format == "MPO"
+    frames = [Image.fromarray(f) for f in read_video(shared / "assets/driving/d0.mp4")[0][:8]]
+
+    def gif(name: str, milliseconds: int) -> Path:
+        path = tmp_path / name
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=milliseconds)
+        return path
+
+    talk = gif("talk.gif", 100)
+    for source in (tiff, still, mpo):
+        job = client.submit(source, talk)
+        assert client.wait(job, timeout=120)["progress"] == {"frames": 8, "total": 8}
+        assert frame_count(client.download(job, tmp_path / f"{source.suffix}.mp4")) == 8
+    with pytest.raises(ServiceError) as refused:
+        client.submit(tiff, gif("long.gif", 250))
+    assert refused.value.status == 422
+    assert "lasts 2.0 s, over the limit of 1.5 s" in str(refused.value)
+
+
 def test_serve_refuses_bad_settings_before_it_starts(tmp_path, capsys):
     from portrait_animate.cli.main import main
 
@@ -209,15 +239,16 @@ def test_bad_images_and_options_get_one_line_and_leave_no_folder(server, client,
         assert detail in response.json()["detail"], response.text
 
     before = {p.name for p in _job_dirs(server)}
-    bomb, big, gif, cut = (tmp_path / name for name in ("bomb.png", "big.png", "s.gif",
-                                                        "cut.jpg"))
+    bomb, big, icon, cut = (tmp_path / name for name in ("bomb.png", "big.png", "s.ico",
+                                                         "cut.jpg"))
     Image.new("1", (14000, 14000)).save(bomb)  # 196 megapixels in a few kB
     Image.new("1", (10000, 10000)).save(big)
-    Image.new("RGB", (64, 64)).save(gif)
+    Image.new("RGB", (64, 64)).save(icon)
     cut.write_bytes((shared / "assets/source/s0.jpg").read_bytes()[:5000])
     refused(bomb, "the source upload has over 89 megapixels; send a smaller image")
     refused(big, "the source upload is 10000x10000 pixels, over 89 megapixels")
-    refused(gif, "the source upload is a GIF image; send a JPEG, PNG, WebP or BMP image")
+    refused(icon, "the source upload is a ICO image; send a JPEG, PNG, WebP, BMP, TIFF or GIF "
+                  "image")
     refused(cut, "the source upload is a damaged JPEG image")
     face = shared / "assets/source/s6.jpg"
     refused(face, "options nest too deeply", "[" * 100_000 + "]" * 100_000)

@@ -15,8 +15,12 @@ from ..io.video import probe_video
 
 __all__ = ["TooLarge", "save_upload", "IMAGE_FORMATS"]
 
-#: Pillow's format name -> the extension the pipeline reads it by.
-IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
+#: Pillow's format name -> the extension the pipeline reads it by: what ``animate`` reads
+#: (a phone's JPEG may be an MPO, a JPEG with a second picture; an animated GIF is a video).
+IMAGE_FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp",
+                 "TIFF": ".tif", "GIF": ".gif"}
+#: The formats, as the messages name them.
+_FORMAT_NAMES = "JPEG, PNG, WebP, BMP, TIFF or GIF"
 _CHUNK = 1 << 20
 #: The most pixels an image upload may have (Pillow's own bound for untrusted images).
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
@@ -38,8 +42,9 @@ def _copy_limited(data: BinaryIO, dst: Path, limit: int, what: str) -> None:
         raise InputError(f"the {what} is empty; send an image or a video")
 
 
-def _image_extension(path: Path, what: str) -> str | None:
-    """The pipeline's extension for an image upload, or None for what is not an image.
+def _image_extension(path: Path, what: str) -> tuple[str, bool] | None:
+    """The pipeline's extension for an image upload and whether it is animated (a GIF of
+    several frames, which the pipeline takes as a video), or None for what is not an image.
 
     Raises:
         InputError: an image of another format, too many pixels, or damaged.
@@ -56,8 +61,8 @@ def _image_extension(path: Path, what: str) -> str | None:
     with image:
         fmt, (width, height) = image.format, image.size
         if fmt not in IMAGE_FORMATS:
-            raise InputError(f"the {what} is a {fmt} image; send a JPEG, PNG, WebP or BMP "
-                             "image, or a video")
+            raise InputError(f"the {what} is a {fmt} image; send a {_FORMAT_NAMES} image, "
+                             "or a video")
         if width * height > MAX_PIXELS:
             raise InputError(f"the {what} is {width}x{height} pixels, over "
                              f"{MAX_PIXELS / 1e6:.0f} megapixels; send a smaller image")
@@ -66,7 +71,21 @@ def _image_extension(path: Path, what: str) -> str | None:
         except (OSError, ValueError, SyntaxError) as exc:
             raise InputError(f"the {what} is a damaged {fmt} image ({exc}); send the whole "
                              "file") from None
-    return IMAGE_FORMATS[fmt]
+        animated = fmt == "GIF" and bool(getattr(image, "is_animated", False))
+    return IMAGE_FORMATS[fmt], animated
+
+
+def _check_length(path: Path, max_video_seconds: float, what: str) -> None:
+    """Raises InputError when the video at ``path`` (read by ffmpeg) is not one or lasts over
+    ``max_video_seconds``, read from its container before any frame is decoded."""
+    try:
+        info = probe_video(path)
+    except InputError:
+        raise InputError(f"the {what} is neither an image ({_FORMAT_NAMES}) nor a video "
+                         "ffmpeg can read; send one of those") from None
+    if info.duration > max_video_seconds:
+        raise InputError(f"the {what} lasts {info.duration:.1f} s, over the limit of "
+                         f"{max_video_seconds:g} s; send a shorter video")
 
 
 def save_upload(data: BinaryIO, folder: Path, stem: str, limit: int,
@@ -81,17 +100,11 @@ def save_upload(data: BinaryIO, folder: Path, stem: str, limit: int,
     tmp = folder / f".{stem}.upload.mp4"  # probed as a video if not an image
     try:
         _copy_limited(data, tmp, limit, what)
-        extension = _image_extension(tmp, what)
-        if extension is None:
-            try:
-                info = probe_video(tmp)
-            except InputError:
-                raise InputError(f"the {what} is neither an image (JPEG, PNG, WebP, BMP) nor a "
-                                 "video ffmpeg can read; send one of those") from None
-            if info.duration > max_video_seconds:
-                raise InputError(f"the {what} lasts {info.duration:.1f} s, over the limit of "
-                                 f"{max_video_seconds:g} s; send a shorter video")
-            extension = ".mp4"  # ffmpeg reads any container by its content
+        image = _image_extension(tmp, what)
+        if image is None or image[1]:  # a video, or an animated GIF, which drives as one
+            _check_length(tmp, max_video_seconds, what)
+        # ffmpeg reads any container by its content
+        extension = ".mp4" if image is None else image[0]
         final = folder / f"{stem}{extension}"
         shutil.move(tmp, final)
         return final
