@@ -16,13 +16,30 @@ import torch
 
 from ...face.mesh import FaceMesh
 from ...motion.model import MESH_LAYOUT_NAME, KeypointLayout, Motion
-from .anatomy import BROWS, CHIN, EYES, INNER_LIPS, IRISES, LIPS, NUM_POINTS, OUTER_LIPS
+from .anatomy import (
+    ABOVE_MOUTH,
+    BELOW_MOUTH,
+    BROWS,
+    CHEEKS,
+    CHIN,
+    EYES,
+    INNER_LIPS,
+    IRISES,
+    LIPS,
+    NUM_POINTS,
+    OUTER_LIPS,
+)
 
 __all__ = ["classic_layout", "canonical_shape", "to_normalized", "similarity_fit",
            "motion_from_landmarks", "RIGID_POINTS"]
 
 CROP = 256
-EXPRESSION_POINTS = tuple(sorted(set(LIPS) | set(EYES) | set(IRISES) | set(BROWS) | set(CHIN)))
+#: The mouth and the skin that moves with it (the chin, beneath the lower lip, between the
+#: nose and the upper lip, the cheeks): what the lip region copies. Lips copied without it
+#: went down past the skin that stayed and folded over it, a tear across the lip.
+MOUTH_POINTS = tuple(sorted(set(LIPS) | set(CHIN) | set(BELOW_MOUTH) | set(ABOVE_MOUTH)
+                            | set(CHEEKS)))
+EXPRESSION_POINTS = tuple(sorted(set(MOUTH_POINTS) | set(EYES) | set(IRISES) | set(BROWS)))
 #: The points the head's pose is fitted on: all but the inner and outer lips, eyes, irises,
 #: brows and chin. The lips' two middle rings stay among them, as they were before they
 #: became expression points, so the canonical face (every mesh template's ``kp``) stays the
@@ -33,14 +50,14 @@ RIGID_POINTS = tuple(i for i in range(NUM_POINTS) if i not in set(INNER_LIPS) | 
 
 @functools.lru_cache(maxsize=1)
 def classic_layout() -> KeypointLayout:
-    """The 478 mesh points; "exp" moves lips, chin, eyes, irises and brows."""
+    """The 478 mesh points; "exp" moves the mouth and its skin, eyes, irises and brows."""
     pattern = np.zeros((NUM_POINTS, 3), dtype=bool)
     pattern[list(EXPRESSION_POINTS)] = True
     from .edits import mesh_edits
     from .expression import image_expression
 
     return KeypointLayout(name=MESH_LAYOUT_NAME, num_kp=NUM_POINTS, exp_pattern=pattern,
-                          lip=tuple(sorted(set(LIPS) | set(CHIN))),
+                          lip=MOUTH_POINTS,
                           eyes=tuple(sorted(set(EYES) | set(IRISES))),
                           neutral_exp=np.zeros((1, NUM_POINTS, 3)), edit=mesh_edits,
                           identity_free_expression=False, image_expression=image_expression)
