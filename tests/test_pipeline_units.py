@@ -51,8 +51,9 @@ def test_tif_and_jfif_are_read_as_tiff_and_jpg_are(shared, tmp_path):
         assert checked_upload(str(path), "source", InputKind.IMAGE, AppLimits()) == str(path)
 
 
-def _gif(path, frames: list[np.ndarray], ms: int = 100):
-    """``frames`` as a GIF shown ``ms`` milliseconds each (one frame: a still GIF)."""
+def _gif(path, frames: list[np.ndarray], ms: int | list[int] = 100):
+    """``frames`` as a GIF shown ``ms`` milliseconds each, or frame by frame (one frame: a
+    still GIF)."""
     from PIL import Image
 
     images = [Image.fromarray(f) for f in frames]
@@ -122,6 +123,20 @@ def test_an_animated_gif_drives_as_the_video_it_is(shared, tmp_path):
                  "-o", str(tmp_path / "out"), "--engine", "classic", "--quiet"]) == 0
     result = tmp_path / "out/s5--nod.mp4"
     assert probe_video(result).fps == 10 and len(list(iter_frames(result))) == 6
+
+
+def test_a_gif_is_timed_as_browsers_show_it(tmp_path):
+    """A GIF frame with no delay, or one of a centisecond, is shown for 100 ms by browsers:
+    the timing its maker saw. ffmpeg timed one centisecond at 100 fps (ten times too fast)
+    and none at 11.1 fps."""
+    frames = [np.full((32, 32, 3), 40 * i, np.uint8) for i in range(5)]
+    for ms in (0, 10):
+        info = probe_video(_gif(tmp_path / f"{ms}.gif", frames, ms=ms))
+        assert (info.fps, info.duration) == (10, pytest.approx(0.5)), ms
+    mixed = probe_video(_gif(tmp_path / "mixed.gif", frames, ms=[40, 10, 40, 10, 40]))
+    assert mixed.duration == pytest.approx(0.32)  # 40 + 100 + 40 + 100 + 40 ms
+    assert mixed.fps == pytest.approx(5 / 0.32)
+    assert len(list(iter_frames(tmp_path / "10.gif"))) == 5
 
 
 @pytest.mark.parametrize("source, noted", [("s0.jpg", True), ("s5.jpg", False)],

@@ -21,6 +21,7 @@ from types import TracebackType
 import cv2
 import imageio_ffmpeg
 import numpy as np
+from PIL import Image, ImageSequence
 
 from ..errors import InputError
 from .files import commit, discard, temp_sibling
@@ -36,6 +37,11 @@ MAX_FPS = 1000
 #: Frames a video may lack against its container's duration without a warning: an audio track
 #: often outlasts the video by a few frames.
 SHORT_VIDEO_TOLERANCE_S = 0.2
+#: A GIF frame's delay under this many milliseconds (none, or one centisecond) is shown for
+#: GIF_DEFAULT_DELAY_MS by browsers, the timing the GIF's maker saw; ffmpeg played one
+#: centisecond at 100 fps, ten times too fast.
+GIF_MIN_DELAY_MS = 20
+GIF_DEFAULT_DELAY_MS = 100
 
 
 class _UprightNote(logging.Filter):
@@ -125,7 +131,24 @@ def _open(path: Path) -> tuple[dict, Iterator[bytes]]:
     if not meta.get("size") or not meta.get("fps"):
         reader.close()
         raise _unreadable(path)
+    if str(meta.get("codec", "")).startswith("gif"):
+        meta.update(_gif_timing(path) or {})
     return meta, reader
+
+
+def _gif_timing(path: Path) -> dict[str, float] | None:
+    """The frame rate and duration of an animated GIF as browsers play it (its frames' mean
+    delay, :data:`GIF_MIN_DELAY_MS`), None when Pillow cannot read it (ffmpeg's then stand)."""
+    try:
+        with Image.open(path) as gif:
+            delays = []
+            for frame in ImageSequence.Iterator(gif):
+                delay = float(frame.info.get("duration") or 0)
+                delays.append(delay if delay >= GIF_MIN_DELAY_MS else GIF_DEFAULT_DELAY_MS)
+    except (OSError, ValueError, SyntaxError):
+        return None
+    seconds = sum(delays) / 1000
+    return {"fps": len(delays) / seconds, "duration": seconds}
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
