@@ -125,6 +125,31 @@ def test_an_animated_gif_drives_as_the_video_it_is(shared, tmp_path):
     assert probe_video(result).fps == 10 and len(list(iter_frames(result))) == 6
 
 
+def test_an_animated_webp_or_png_drives_as_the_video_it_is(shared, tmp_path):
+    """An animated WebP (a sticker, a web meme) and an APNG are videos as an animated GIF is;
+    they were images, of which only the first frame was read."""
+    from PIL import Image
+
+    face = cv2.resize(read_image_rgb(shared / "assets/driving/d12.jpg"), (240, 240))
+    frames = [Image.fromarray(np.roll(face, 4 * i, axis=1)) for i in range(6)]
+    for name, options in (("nod.webp", {"lossless": True}), ("nod.png", {})):
+        path = tmp_path / name
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0,
+                       **options)
+        assert classify_input(str(path), "driving") is InputKind.VIDEO, name
+        info = probe_video(path)
+        assert (info.fps, info.size, info.duration) == (10, (240, 240), pytest.approx(0.6))
+        assert len(list(iter_frames(path))) == 6, name
+        still = tmp_path / f"still{path.suffix}"
+        frames[0].save(still, **options)
+        assert classify_input(str(still), "driving") is InputKind.IMAGE, name
+    assert main(["animate", "-s", str(shared / "assets/source/s5.jpg"), "-d",
+                 str(tmp_path / "nod.webp"), "-o", str(tmp_path / "out"), "--engine", "classic",
+                 "--quiet"]) == 0
+    result = tmp_path / "out/s5--nod.mp4"
+    assert probe_video(result).fps == 10 and len(list(iter_frames(result))) == 6
+
+
 def test_a_gif_is_timed_as_browsers_show_it(tmp_path):
     """A GIF frame with no delay, or one of a centisecond, is shown for 100 ms by browsers:
     the timing its maker saw. ffmpeg timed one centisecond at 100 fps (ten times too fast)

@@ -119,7 +119,8 @@ def test_a_video_over_the_length_limit_gets_422(server, client, shared, tmp_path
 def test_tiff_gif_and_phone_jpeg_uploads_are_read_as_animate_reads_them(server, client, shared,
                                                                         tmp_path):
     """A TIFF, a still GIF and a phone's JPEG (an MPO: a JPEG with a second picture) are
-    images, an animated GIF is a driving video, held to the length limit like any video."""
+    images, an animated GIF or WebP is a driving video, held to the length limit like any
+    video."""
     from PIL import Image
 
     face = Image.open(shared / "assets/source/s6.jpg")
@@ -135,9 +136,10 @@ def test_tiff_gif_and_phone_jpeg_uploads_are_read_as_animate_reads_them(server, 
         frames[0].save(path, save_all=True, append_images=frames[1:], duration=milliseconds)
         return path
 
-    talk = gif("talk.gif", 100)
-    for source in (tiff, still, mpo):
-        job = client.submit(source, talk)
+    talk, sticker = gif("talk.gif", 100), tmp_path / "talk.webp"  # an animated WebP too
+    frames[0].save(sticker, save_all=True, append_images=frames[1:], duration=100, quality=60)
+    for source, driving in ((tiff, talk), (still, talk), (mpo, sticker)):
+        job = client.submit(source, driving)
         assert client.wait(job, timeout=120)["progress"] == {"frames": 8, "total": 8}
         assert frame_count(client.download(job, tmp_path / f"{source.suffix}.mp4")) == 8
     with pytest.raises(ServiceError) as refused:

@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 
 from ..errors import InputError
+from ..io.images import ANIMATED_EXTENSIONS
 from ..io.video import probe_video
 from ..pipeline.inputs import InputKind, check_readable, classify_input
 
@@ -50,9 +51,10 @@ def checked_upload(path: str, role: str, kind: InputKind, limits: AppLimits) -> 
         fix = (f"upload it in the {found.value} tab" if role in ("source", "driving")
                else f"upload {_NAMES[kind]} here")
         what = _NAMES[found]
-        if found is InputKind.VIDEO and file.suffix.lower() == ".gif":
+        if found is InputKind.VIDEO and file.suffix.lower() in ANIMATED_EXTENSIONS:
             # the video tabs' file pickers offer video files only
-            what, fix = "an animated GIF", f"save it as an .mp4 video and {fix}"
+            name = {".webp": "WebP"}.get(file.suffix.lower(), file.suffix[1:].upper())
+            what, fix = f"an animated {name}", f"save it as an .mp4 video and {fix}"
         raise InputError(f"the {role} must be {_NAMES[kind]}, but {file.name} is {what}; {fix}")
     check_readable(path, kind)
     if kind is InputKind.VIDEO:

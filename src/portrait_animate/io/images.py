@@ -12,10 +12,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import InputError
 from .files import atomic_path
 
-__all__ = ["IMAGE_EXTENSIONS", "SAMPLE_PREFIX", "check_rgb", "is_animated_gif", "over_white",
-           "read_image_rgb", "write_image_rgb", "resize_area"]
+__all__ = ["IMAGE_EXTENSIONS", "ANIMATED_EXTENSIONS", "SAMPLE_PREFIX", "check_rgb",
+           "is_animated_image", "over_white", "read_image_rgb", "write_image_rgb", "resize_area"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+#: The image formats that may hold an animation (a GIF, an animated WebP, an APNG), which is
+#: a video: its motion animates or drives.
+ANIMATED_EXTENSIONS = (".gif", ".webp", ".png")
 SAMPLE_PREFIX = "sample:"
 _SAMPLES = ("astronaut",)
 
@@ -89,11 +92,18 @@ def over_white(rgba: np.ndarray) -> np.ndarray:
     return np.round(rgb).astype(np.uint8)
 
 
-def is_animated_gif(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a GIF of more than one frame (its header and second frame are read);
-    False for any other file, or one Pillow cannot open (:func:`read_image_rgb` says why)."""
+def is_animated_image(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a GIF, WebP or PNG (APNG) of more than one frame (its header and
+    second frame are read); False for any other file, or one Pillow cannot open
+    (:func:`read_image_rgb` says why)."""
     p = Path(path)
-    if p.suffix.lower() != ".gif" or not p.is_file():
+    if p.suffix.lower() not in ANIMATED_EXTENSIONS or not p.is_file():
+        return False
+    try:
+        with Image.open(p) as image:
+            return bool(getattr(image, "is_animated", False))
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError,
+            SyntaxError):
         return False
     try:
         with Image.open(p) as gif:

@@ -25,23 +25,26 @@ from PIL import Image, ImageSequence
 
 from ..errors import InputError
 from .files import commit, discard, temp_sibling
-from .images import check_rgb
+from .images import ANIMATED_EXTENSIONS, check_rgb
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "probe_video", "iter_frames", "VideoWriter",
            "ffmpeg_exe"]
 
-#: ".gif": an animated GIF (a still one is an image, see pipeline.inputs.classify_input).
+#: ".gif": an animated GIF (a still one is an image, see pipeline.inputs.classify_input); an
+#: animated WebP or PNG (ANIMATED_EXTENSIONS) is read as a video too.
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".gif")
 #: The highest frame rate a video is written at.
 MAX_FPS = 1000
 #: Frames a video may lack against its container's duration without a warning: an audio track
 #: often outlasts the video by a few frames.
 SHORT_VIDEO_TOLERANCE_S = 0.2
-#: A GIF frame's delay under this many milliseconds (none, or one centisecond) is shown for
-#: GIF_DEFAULT_DELAY_MS by browsers, the timing the GIF's maker saw; ffmpeg played one
-#: centisecond at 100 fps, ten times too fast.
-GIF_MIN_DELAY_MS = 20
-GIF_DEFAULT_DELAY_MS = 100
+#: An animated image's frame shown this many milliseconds or less (no delay, or one
+#: centisecond) is shown for DEFAULT_FRAME_MS by browsers, the timing its maker saw; ffmpeg
+#: played a one-centisecond GIF at 100 fps, ten times too fast.
+SHORTEST_FRAME_MS = 10
+DEFAULT_FRAME_MS = 100
+#: ffmpeg's decoders of animated images (GIF, WebP, APNG), whose timing Pillow reads.
+_ANIMATION_CODECS = ("gif", "webp", "apng")
 
 
 class _UprightNote(logging.Filter):
@@ -88,7 +91,7 @@ class VideoInfo:
 def _check_file(path: Path) -> None:
     if not path.is_file():
         raise InputError(f"video not found: {path}; check the path")
-    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+    if path.suffix.lower() not in VIDEO_EXTENSIONS + ANIMATED_EXTENSIONS:
         raise InputError(f"unsupported video extension {path.suffix!r} for {path}; use one of "
                          + " ".join(VIDEO_EXTENSIONS))
 
@@ -131,24 +134,23 @@ def _open(path: Path) -> tuple[dict, Iterator[bytes]]:
     if not meta.get("size") or not meta.get("fps"):
         reader.close()
         raise _unreadable(path)
-    if str(meta.get("codec", "")).startswith("gif"):
-        meta.update(_gif_timing(path) or {})
+    if str(meta.get("codec", "")).startswith(_ANIMATION_CODECS):
+        meta.update(_animation_timing(path) or {})
     return meta, reader
 
 
-def _gif_timing(path: Path) -> dict[str, float] | None:
-    """The frame rate and duration of an animated GIF as browsers play it (its frames' mean
-    delay, :data:`GIF_MIN_DELAY_MS`), None when Pillow cannot read it (ffmpeg's then stand)."""
+def _animation_timing(path: Path) -> dict[str, float] | None:
+    """The frame rate and duration of an animated image as browsers play it (its frames' mean
+    duration, :data:`SHORTEST_FRAME_MS`), None when Pillow cannot read it (ffmpeg's then
+    stand)."""
     try:
-        with Image.open(path) as gif:
-            delays = []
-            for frame in ImageSequence.Iterator(gif):
-                delay = float(frame.info.get("duration") or 0)
-                delays.append(delay if delay >= GIF_MIN_DELAY_MS else GIF_DEFAULT_DELAY_MS)
+        with Image.open(path) as image:
+            frames = [float(frame.info.get("duration") or 0)
+                      for frame in ImageSequence.Iterator(image)]
     except (OSError, ValueError, SyntaxError):
         return None
-    seconds = sum(delays) / 1000
-    return {"fps": len(delays) / seconds, "duration": seconds}
+    seconds = sum(ms if ms > SHORTEST_FRAME_MS else DEFAULT_FRAME_MS for ms in frames) / 1000
+    return {"fps": len(frames) / seconds, "duration": seconds}
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:

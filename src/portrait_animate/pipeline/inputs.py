@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..io.images import IMAGE_EXTENSIONS, SAMPLE_PREFIX, is_animated_gif, read_image_rgb
+from ..io.images import IMAGE_EXTENSIONS, SAMPLE_PREFIX, is_animated_image, read_image_rgb
 from ..io.templates import TEMPLATE_EXTENSIONS, load_template
 from ..io.video import VIDEO_EXTENSIONS, iter_frames
 from ..motion.presets import PRESET_PREFIX, PRESETS
@@ -27,7 +27,8 @@ class InputKind(enum.Enum):
 
 def classify_input(spec: str, role: str, allow_template: bool = False) -> InputKind:
     """Kind of an input by its extension; missing files and unknown extensions are errors. An
-    animated GIF is a video (its motion animates or drives), a still GIF an image."""
+    animated GIF, WebP or PNG is a video (its motion animates or drives), a still one an
+    image."""
     if spec.startswith(SAMPLE_PREFIX):
         return InputKind.IMAGE
     if spec.startswith(PRESET_PREFIX):
@@ -42,7 +43,7 @@ def classify_input(spec: str, role: str, allow_template: bool = False) -> InputK
     if not path.exists():
         raise InputError(f"{role} not found: {path}; check the path")
     suffix = path.suffix.lower()
-    if is_animated_gif(path):
+    if is_animated_image(path):
         return InputKind.VIDEO
     if suffix in IMAGE_EXTENSIONS:
         return InputKind.IMAGE

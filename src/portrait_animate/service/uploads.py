@@ -16,9 +16,12 @@ from ..io.video import probe_video
 __all__ = ["TooLarge", "save_upload", "IMAGE_FORMATS"]
 
 #: Pillow's format name -> the extension the pipeline reads it by: what ``animate`` reads
-#: (a phone's JPEG may be an MPO, a JPEG with a second picture; an animated GIF is a video).
+#: (a phone's JPEG may be an MPO, a JPEG with a second picture; an animated GIF, WebP or PNG
+#: is a video).
 IMAGE_FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp",
                  "TIFF": ".tif", "GIF": ".gif"}
+#: The formats whose several frames are an animation.
+_ANIMATED = ("GIF", "WEBP", "PNG")
 #: The formats, as the messages name them.
 _FORMAT_NAMES = "JPEG, PNG, WebP, BMP, TIFF or GIF"
 _CHUNK = 1 << 20
@@ -43,8 +46,9 @@ def _copy_limited(data: BinaryIO, dst: Path, limit: int, what: str) -> None:
 
 
 def _image_extension(path: Path, what: str) -> tuple[str, bool] | None:
-    """The pipeline's extension for an image upload and whether it is animated (a GIF of
-    several frames, which the pipeline takes as a video), or None for what is not an image.
+    """The pipeline's extension for an image upload and whether it is animated (a GIF, WebP
+    or PNG of several frames, which the pipeline takes as a video), or None for what is not
+    an image.
 
     Raises:
         InputError: an image of another format, too many pixels, or damaged.
@@ -71,7 +75,8 @@ def _image_extension(path: Path, what: str) -> tuple[str, bool] | None:
         except (OSError, ValueError, SyntaxError) as exc:
             raise InputError(f"the {what} is a damaged {fmt} image ({exc}); send the whole "
                              "file") from None
-        animated = fmt == "GIF" and bool(getattr(image, "is_animated", False))
+        # a GIF, WebP or APNG of several frames (an MPO's second picture is no frame)
+        animated = fmt in _ANIMATED and bool(getattr(image, "is_animated", False))
     return IMAGE_FORMATS[fmt], animated
 
 
@@ -101,7 +106,7 @@ def save_upload(data: BinaryIO, folder: Path, stem: str, limit: int,
     try:
         _copy_limited(data, tmp, limit, what)
         image = _image_extension(tmp, what)
-        if image is None or image[1]:  # a video, or an animated GIF, which drives as one
+        if image is None or image[1]:  # a video, or an animated image, which drives as one
             _check_length(tmp, max_video_seconds, what)
         # ffmpeg reads any container by its content
         extension = ".mp4" if image is None else image[0]
