@@ -105,6 +105,17 @@ def session_parts(shared):
     mesh.close()
 
 
+def test_live_notes_a_whole_source_it_squashes(shared, session_parts, capsys):
+    """--no_flag_do_crop resizes the whole source to a square, as ``animate`` says it does;
+    live said nothing."""
+    engine, _, _, mesh = session_parts
+    options = AnimateOptions(source=str(shared / "assets/source/s0.jpg"), driving="",
+                             engine="classic", flag_do_crop=False)
+    prepare_live_source(options, engine, mesh, Reporter())
+    assert ("note: --no_flag_do_crop resizes the whole 600x704 source to a square"
+            in capsys.readouterr().err)
+
+
 def test_no_face_holds_eases_to_rest_and_recovers(shared, session_parts):
     session = LiveSession(*session_parts)
     faces = _d0(shared, [0, 2, 4, 26, 28, 28])  # neutral (the anchor), then a smile

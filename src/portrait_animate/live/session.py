@@ -21,7 +21,7 @@ from ..face.ratios import eye_ratios, lip_ratio
 from ..motion.model import Motion
 from ..motion.one_euro import OneEuroMotionFilter
 from ..motion.smoothing import blend_motion
-from ..pipeline.animate import FrameAnimator, paste_back_active
+from ..pipeline.animate import FrameAnimator, note_whole_source, paste_back_active
 from ..pipeline.compositing import Compositor
 from ..pipeline.faces import CROP_SIZE, CropSettings, driving_crop, points_in_input
 from ..pipeline.inputs import InputKind, classify_input
@@ -106,6 +106,8 @@ def prepare_live_source(options: AnimateOptions, engine: Engine, mesh: FaceMesh,
     if classify_input(options.source, "source") is not InputKind.IMAGE:
         raise InputError(f"live animates a source image; {options.source} is not one: give "
                          "an image (or sample:astronaut)")
+    if not options.flag_do_crop:
+        note_whole_source(options, InputKind.IMAGE, reporter)
     settings = CropSettings(options.scale, options.vx_ratio, options.vy_ratio,
                             options.flag_do_rot)
     return prepare_source(options.source, InputKind.IMAGE, engine, mesh, settings,

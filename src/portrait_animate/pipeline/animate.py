@@ -61,7 +61,8 @@ from .progress import Reporter
 from .source import PreparedSource, SourceFrame, SourceGroup, prepare_source_faces
 
 __all__ = ["AnimateResult", "FrameAnimator", "MAX_SHIFT", "analyse_driving", "animate",
-           "check_inputs", "driving_faces", "paste_back_active", "prepare_animation_source"]
+           "check_inputs", "driving_faces", "note_whole_source", "paste_back_active",
+           "prepare_animation_source"]
 
 #: How far the driven keypoints may move from the source's, in face sizes (the longer side of
 #: the source keypoints' box), before the engines tear the face: on the classic engine a head
@@ -453,7 +454,7 @@ def prepare_animation_source(options: AnimateOptions, kind: InputKind, engine: E
     """``options.source`` analysed as :func:`animate` does (each face it animates): reusable
     by every animation of it with the same engine and source options."""
     if not options.flag_do_crop:
-        _note_whole_source(options, kind, reporter)
+        note_whole_source(options, kind, reporter)
     settings = CropSettings(options.scale, options.vx_ratio, options.vy_ratio,
                             options.flag_do_rot)
     return prepare_source_faces(options.source, kind, engine, mesh, settings,
@@ -464,7 +465,7 @@ def prepare_animation_source(options: AnimateOptions, kind: InputKind, engine: E
                                 batch=engine.batch_size(options.batch_size))
 
 
-def _note_whole_source(options: AnimateOptions, kind: InputKind, reporter: Reporter) -> None:
+def note_whole_source(options: AnimateOptions, kind: InputKind, reporter: Reporter) -> None:
     """Under --no_flag_do_crop the whole source, as resized to ``--source_max_dim``, is resized
     to the engine's square input, as the reference does: say so when that squashes it."""
     width, height = (probe_video(options.source).size if kind is InputKind.VIDEO
