@@ -105,12 +105,6 @@ def is_animated_image(path: str | os.PathLike) -> bool:
     except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError,
             SyntaxError):
         return False
-    try:
-        with Image.open(p) as gif:
-            return bool(getattr(gif, "is_animated", False))
-    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError,
-            SyntaxError):
-        return False
 
 
 def check_rgb(image: np.ndarray, what: str = "image") -> None:
