@@ -135,14 +135,17 @@ def _open(path: Path) -> tuple[dict, Iterator[bytes]]:
         reader.close()
         raise _unreadable(path)
     if str(meta.get("codec", "")).startswith(_ANIMATION_CODECS):
-        meta.update(_animation_timing(path) or {})
+        stat = path.stat()
+        meta.update(_animation_timing(path, stat.st_mtime_ns, stat.st_size) or {})
     return meta, reader
 
 
-def _animation_timing(path: Path) -> dict[str, float] | None:
+@functools.lru_cache(maxsize=8)
+def _animation_timing(path: Path, mtime_ns: int, size: int) -> dict[str, float] | None:
     """The frame rate and duration of an animated image as browsers play it (its frames' mean
     duration, :data:`SHORTEST_FRAME_MS`), None when Pillow cannot read it (ffmpeg's then
-    stand)."""
+    stand). Pillow reads every frame (half a second for 300 of 512x480), so it is kept for a
+    file that has not changed (``mtime_ns``, ``size``), which ``animate`` opens several times."""
     try:
         with Image.open(path) as image:
             frames = [float(frame.info.get("duration") or 0)
