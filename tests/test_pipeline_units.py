@@ -150,6 +150,32 @@ def test_an_animated_webp_or_png_drives_as_the_video_it_is(shared, tmp_path):
     assert probe_video(result).fps == 10 and len(list(iter_frames(result))) == 6
 
 
+def test_a_phone_photo_in_heic_or_avif_is_read(shared, tmp_path):
+    """An iPhone's photo is a HEIC, some Android phones' an AVIF: OpenCV reads neither, so
+    they were refused by their extension; Pillow (with pillow-heif) reads them, in
+    ``animate``, the app and the service alike."""
+    import pillow_heif
+    from gradio.data_classes import ImageData
+    from PIL import Image
+
+    from portrait_animate.app.uploads import image_upload
+
+    pillow_heif.register_heif_opener()
+    jpeg = shared / "assets/source/s5.jpg"
+    original = read_image_rgb(jpeg)
+    for name in ("s5.heic", "s5.avif"):
+        path = tmp_path / name
+        Image.open(jpeg).save(path, quality=90)
+        assert classify_input(str(path), "source") is InputKind.IMAGE
+        assert np.abs(read_image_rgb(path).astype(int) - original).mean() < 3, name
+        upload = ImageData(path=str(path), orig_name=name)
+        assert image_upload("source image").preprocess(upload) == str(path)
+    assert main(["animate", "-s", str(tmp_path / "s5.heic"), "-d",
+                 str(shared / "assets/driving/d19.jpg"), "-o", str(tmp_path / "out"),
+                 "--engine", "classic", "--quiet"]) == 0
+    assert read_image_rgb(tmp_path / "out/s5--d19.jpg").shape == original.shape
+
+
 def test_a_gif_is_timed_as_browsers_show_it(tmp_path):
     """A GIF frame with no delay, or one of a centisecond, is shown for 100 ms by browsers:
     the timing its maker saw. ffmpeg timed one centisecond at 100 fps (ten times too fast)

@@ -116,15 +116,19 @@ def test_a_video_over_the_length_limit_gets_422(server, client, shared, tmp_path
     assert "lasts 2.4 s, over the limit of 1.5 s" in str(refused.value)
 
 
-def test_tiff_gif_and_phone_jpeg_uploads_are_read_as_animate_reads_them(server, client, shared,
+def test_tiff_gif_and_phone_photo_uploads_are_read_as_animate_reads_them(server, client, shared,
                                                                         tmp_path):
-    """A TIFF, a still GIF and a phone's JPEG (an MPO: a JPEG with a second picture) are
-    images, an animated GIF or WebP is a driving video, held to the length limit like any
-    video."""
+    """A TIFF, a still GIF, a phone's JPEG (an MPO: a JPEG with a second picture) and an
+    iPhone's HEIC are images, an animated GIF or WebP is a driving video, held to the length
+    limit like any video."""
+    import pillow_heif
     from PIL import Image
 
+    pillow_heif.register_heif_opener()
     face = Image.open(shared / "assets/source/s6.jpg")
     tiff, still, mpo = tmp_path / "s6.tif", tmp_path / "s6.gif", tmp_path / "s6.jpg"
+    heic = tmp_path / "s6.heic"  # an iPhone's photo
+    face.save(heic, quality=80)
     face.save(tiff, compression="tiff_deflate")  # under the server's 1 MB
     face.save(still)
     face.save(mpo, "MPO", save_all=True, append_images=[face.resize((160, 120))])
@@ -138,7 +142,7 @@ def test_tiff_gif_and_phone_jpeg_uploads_are_read_as_animate_reads_them(server, 
 
     talk, sticker = gif("talk.gif", 100), tmp_path / "talk.webp"  # an animated WebP too
     frames[0].save(sticker, save_all=True, append_images=frames[1:], duration=100, quality=60)
-    for source, driving in ((tiff, talk), (still, talk), (mpo, sticker)):
+    for source, driving in ((tiff, talk), (still, talk), (mpo, sticker), (heic, talk)):
         job = client.submit(source, driving)
         assert client.wait(job, timeout=120)["progress"] == {"frames": 8, "total": 8}
         assert frame_count(client.download(job, tmp_path / f"{source.suffix}.mp4")) == 8
@@ -249,8 +253,8 @@ def test_bad_images_and_options_get_one_line_and_leave_no_folder(server, client,
     cut.write_bytes((shared / "assets/source/s0.jpg").read_bytes()[:5000])
     refused(bomb, "the source upload has over 89 megapixels; send a smaller image")
     refused(big, "the source upload is 10000x10000 pixels, over 89 megapixels")
-    refused(icon, "the source upload is a ICO image; send a JPEG, PNG, WebP, BMP, TIFF or GIF "
-                  "image")
+    refused(icon, "the source upload is an image of the ICO format; send a JPEG, PNG, WebP, BMP, "
+                  "TIFF, GIF, HEIC or AVIF image")
     refused(cut, "the source upload is a damaged JPEG image")
     face = shared / "assets/source/s6.jpg"
     refused(face, "options nest too deeply", "[" * 100_000 + "]" * 100_000)

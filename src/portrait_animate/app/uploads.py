@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from ..errors import InputError
-from ..io.images import ANIMATED_EXTENSIONS
+from ..io.images import ANIMATED_EXTENSIONS, register_heif
 from ..io.video import probe_video
 from ..pipeline.inputs import InputKind, check_readable, classify_input
 
@@ -79,6 +79,7 @@ def image_upload(label: str, value: Any = None, **kwargs: Any) -> gr.Image:
 
     Its ``preprocess`` is wrapped on the instance: a subclass of ``gr.Image`` would make
     Gradio write a ``.pyi`` stub beside this module at import."""
+    register_heif()  # Gradio opens the upload with Pillow: an iPhone's photo is a HEIC
     image = gr.Image(value, type="filepath", label=label, image_mode=None, **kwargs)
     read = image.preprocess
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from ..errors import InputError
 from .files import atomic_path
 
 __all__ = ["IMAGE_EXTENSIONS", "ANIMATED_EXTENSIONS", "SAMPLE_PREFIX", "check_rgb",
-           "is_animated_image", "over_white", "read_image_rgb", "write_image_rgb", "resize_area"]
+           "is_animated_image", "over_white", "read_image_rgb", "register_heif",
+           "write_image_rgb", "resize_area"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp",
+                    ".heic", ".heif", ".avif")
 #: The image formats that may hold an animation (a GIF, an animated WebP, an APNG), which is
 #: a video: its motion animates or drives.
 ANIMATED_EXTENSIONS = (".gif", ".webp", ".png")
@@ -54,28 +57,43 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
     return rgb
 
 
+@functools.cache
+def register_heif() -> None:
+    """Let Pillow open HEIC and HEIF pictures (an iPhone's photos), with pillow-heif; once,
+    where one is read (the import costs tens of milliseconds that no other command pays)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
 def _decode(path: Path) -> np.ndarray | None:
-    """RGB pixels of an image file, None when it cannot be decoded. OpenCV reads no GIF and
-    drops transparency: Pillow decodes a GIF's first frame and any picture with transparency,
-    which is shown over white (:func:`over_white`), as a browser shows it on a white page."""
-    if path.suffix.lower() in _MAYBE_TRANSPARENT:
+    """RGB pixels of an image file, None when it cannot be decoded. OpenCV reads no GIF, HEIC
+    or AVIF and drops transparency: Pillow decodes a GIF's first frame, those formats and any
+    picture with transparency, which is shown over white (:func:`over_white`), as a browser
+    shows it on a white page."""
+    suffix = path.suffix.lower()
+    if suffix in (".heic", ".heif"):
+        register_heif()
+    if suffix in _MAYBE_TRANSPARENT + _PILLOW_ONLY:
         try:
             with Image.open(path) as image:
-                if image.format == "GIF" or _transparent(image):
+                if suffix in _PILLOW_ONLY or _transparent(image):
                     return over_white(np.array(ImageOps.exif_transpose(image).convert("RGBA")))
         except Image.DecompressionBombError:
             raise InputError(f"cannot decode image {path}: it has over "
                              f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; re-export it "
                              "smaller as JPEG or PNG") from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            if path.suffix.lower() == ".gif":
-                return None  # OpenCV reads no GIF; other files it may read where Pillow fails
+            if suffix in _PILLOW_ONLY:
+                return None  # OpenCV reads none; other files it may read where Pillow fails
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 #: Formats that can hold transparency (an alpha channel or a transparent palette colour).
-_MAYBE_TRANSPARENT = (".png", ".gif", ".webp", ".tif", ".tiff")
+_MAYBE_TRANSPARENT = (".png", ".webp", ".tif", ".tiff")
+#: Formats that only Pillow reads here.
+_PILLOW_ONLY = (".gif", ".heic", ".heif", ".avif")
 
 
 def _transparent(image: Image.Image) -> bool:

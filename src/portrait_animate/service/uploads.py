@@ -11,6 +11,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
+from ..io.images import register_heif
 from ..io.video import probe_video
 
 __all__ = ["TooLarge", "save_upload", "IMAGE_FORMATS"]
@@ -19,11 +20,11 @@ __all__ = ["TooLarge", "save_upload", "IMAGE_FORMATS"]
 #: (a phone's JPEG may be an MPO, a JPEG with a second picture; an animated GIF, WebP or PNG
 #: is a video).
 IMAGE_FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp",
-                 "TIFF": ".tif", "GIF": ".gif"}
+                 "TIFF": ".tif", "GIF": ".gif", "HEIF": ".heic", "AVIF": ".avif"}
 #: The formats whose several frames are an animation.
 _ANIMATED = ("GIF", "WEBP", "PNG")
 #: The formats, as the messages name them.
-_FORMAT_NAMES = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+_FORMAT_NAMES = "JPEG, PNG, WebP, BMP, TIFF, GIF, HEIC or AVIF"
 _CHUNK = 1 << 20
 #: The most pixels an image upload may have (Pillow's own bound for untrusted images).
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
@@ -53,6 +54,7 @@ def _image_extension(path: Path, what: str) -> tuple[str, bool] | None:
     Raises:
         InputError: an image of another format, too many pixels, or damaged.
     """
+    register_heif()  # an iPhone's photo is a HEIC
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
@@ -65,8 +67,8 @@ def _image_extension(path: Path, what: str) -> tuple[str, bool] | None:
     with image:
         fmt, (width, height) = image.format, image.size
         if fmt not in IMAGE_FORMATS:
-            raise InputError(f"the {what} is a {fmt} image; send a {_FORMAT_NAMES} image, "
-                             "or a video")
+            raise InputError(f"the {what} is an image of the {fmt} format; send a "
+                             f"{_FORMAT_NAMES} image, or a video")
         if width * height > MAX_PIXELS:
             raise InputError(f"the {what} is {width}x{height} pixels, over "
                              f"{MAX_PIXELS / 1e6:.0f} megapixels; send a smaller image")
