@@ -150,7 +150,7 @@ def _animation_timing(path: Path, mtime_ns: int, size: int) -> dict[str, float] 
         with Image.open(path) as image:
             frames = [float(frame.info.get("duration") or 0)
                       for frame in ImageSequence.Iterator(image)]
-    except (OSError, ValueError, SyntaxError):
+    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError):
         return None
     seconds = sum(ms if ms > SHORTEST_FRAME_MS else DEFAULT_FRAME_MS for ms in frames) / 1000
     return {"fps": len(frames) / seconds, "duration": seconds}

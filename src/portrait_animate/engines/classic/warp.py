@@ -159,7 +159,13 @@ def unfold(source: np.ndarray, target: np.ndarray, rigid: Sequence[int],
     and spread to the points around (:data:`UNFOLD_SPREAD`). The ``free`` points (what the
     expression moves as it means to, folds included: eyes, lips) and every triangle touching
     them are left as they are. A face that folds nowhere is returned unchanged.
+
+    Raises:
+        ValueError: ``source`` and ``target`` are not two (N, 2) arrays of one shape.
     """
+    if source.ndim != 2 or source.shape[1:] != (2,) or target.shape != source.shape:
+        raise ValueError(f"source and target must be (N, 2) points of one shape, got "
+                         f"{source.shape} and {target.shape}")
     tri, least = _skin(np.ascontiguousarray(source, dtype=np.float64).tobytes(), tuple(free))
     a, b = _head_motion(source[list(rigid)], target[list(rigid)])
     moved = (source @ [1, 1j] - b) / a                    # the head's similarity alone
