@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from media import clip
 from portrait_animate.cli.main import build_parser, main
 from portrait_animate.errors import InputError
 from portrait_animate.io.images import read_image_rgb
@@ -174,6 +175,19 @@ def test_a_phone_photo_in_heic_or_avif_is_read(shared, tmp_path):
                  str(shared / "assets/driving/d19.jpg"), "-o", str(tmp_path / "out"),
                  "--engine", "classic", "--quiet"]) == 0
     assert read_image_rgb(tmp_path / "out/s5--d19.jpg").shape == original.shape
+
+
+def test_phone_and_camcorder_videos_drive(shared, tmp_path):
+    """A phone's .m4v and a camcorder's MPEG transport stream (.mts) are videos ffmpeg reads;
+    their extensions were refused. The driver's sound comes along as from an .mp4."""
+    for name in ("talk.m4v", "talk.mts"):
+        path = clip(shared / "assets/driving/d9.mp4", tmp_path / name, 0.5, start=2.0)
+        assert classify_input(str(path), "driving") is InputKind.VIDEO, name
+    assert main(["animate", "-s", str(shared / "assets/source/s5.jpg"), "-d",
+                 str(tmp_path / "talk.mts"), "-o", str(tmp_path / "out"), "--engine", "classic",
+                 "--quiet"]) == 0
+    result = tmp_path / "out/s5--talk.mp4"
+    assert probe_video(result).has_audio and len(list(iter_frames(result))) == 15
 
 
 def test_a_gif_is_timed_as_browsers_show_it(tmp_path):

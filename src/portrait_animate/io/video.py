@@ -30,9 +30,12 @@ from .images import ANIMATED_EXTENSIONS, check_rgb
 __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "probe_video", "iter_frames", "VideoWriter",
            "ffmpeg_exe"]
 
-#: ".gif": an animated GIF (a still one is an image, see pipeline.inputs.classify_input); an
-#: animated WebP or PNG (ANIMATED_EXTENSIONS) is read as a video too.
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".gif")
+#: What ffmpeg reads and people have: phones' (.mp4, .mov, .m4v, .3gp), camcorders' MPEG
+#: transport streams (.mts, .m2ts), the web's (.webm, .ogv, .flv) and older containers. ".gif":
+#: an animated GIF (a still one is an image, see pipeline.inputs.classify_input); an animated
+#: WebP or PNG (ANIMATED_EXTENSIONS) is read as a video too.
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".3gp", ".avi", ".webm", ".mkv", ".mts", ".m2ts",
+                    ".mpg", ".mpeg", ".wmv", ".flv", ".ogv", ".gif")
 #: The highest frame rate a video is written at.
 MAX_FPS = 1000
 #: Frames a video may lack against its container's duration without a warning: an audio track
