@@ -15,7 +15,7 @@ from .options import add_weights_option
 __all__ = ["configure"]
 
 PACKAGES = ("portrait-animate", "torch", "mediapipe", "numpy", "opencv-contrib-python",
-            "scikit-image", "imageio-ffmpeg", "gradio")
+            "scikit-image", "imageio-ffmpeg", "pillow", "pillow-heif", "gradio")
 #: The CPU features the engines' speed depends on (AVX-512 BF16 and AMX: bf16-fast).
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
