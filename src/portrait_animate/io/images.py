@@ -13,8 +13,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import InputError
 from .files import atomic_path
 
-__all__ = ["IMAGE_EXTENSIONS", "ANIMATED_EXTENSIONS", "SAMPLE_PREFIX", "check_rgb",
-           "is_animated_image", "over_white", "read_image_rgb", "register_heif",
+__all__ = ["IMAGE_EXTENSIONS", "ANIMATED_EXTENSIONS", "PILLOW_ERRORS", "SAMPLE_PREFIX",
+           "check_rgb", "is_animated_image", "over_white", "read_image_rgb", "register_heif",
            "write_image_rgb", "resize_area"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp",
@@ -22,6 +22,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".
 #: The image formats that may hold an animation (a GIF, an animated WebP, an APNG), which is
 #: a video: its motion animates or drives.
 ANIMATED_EXTENSIONS = (".gif", ".webp", ".png")
+#: What Pillow raises on a file it cannot identify or decode (not its decompression bomb).
+PILLOW_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError)
 SAMPLE_PREFIX = "sample:"
 _SAMPLES = ("astronaut",)
 
@@ -83,7 +85,7 @@ def _decode(path: Path) -> np.ndarray | None:
             raise InputError(f"cannot decode image {path}: it has over "
                              f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; re-export it "
                              "smaller as JPEG or PNG") from None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        except PILLOW_ERRORS:
             if suffix in _PILLOW_ONLY:
                 return None  # OpenCV reads none; other files it may read where Pillow fails
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -120,8 +122,7 @@ def is_animated_image(path: str | os.PathLike) -> bool:
     try:
         with Image.open(p) as image:
             return bool(getattr(image, "is_animated", False))
-    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError,
-            SyntaxError):
+    except (Image.DecompressionBombError, *PILLOW_ERRORS):
         return False
 
 

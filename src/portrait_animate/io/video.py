@@ -25,7 +25,7 @@ from PIL import Image, ImageSequence
 
 from ..errors import InputError
 from .files import commit, discard, temp_sibling
-from .images import ANIMATED_EXTENSIONS, check_rgb
+from .images import ANIMATED_EXTENSIONS, PILLOW_ERRORS, check_rgb
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "probe_video", "iter_frames", "VideoWriter",
            "ffmpeg_exe"]
@@ -153,7 +153,7 @@ def _animation_timing(path: Path, mtime_ns: int, size: int) -> dict[str, float] 
         with Image.open(path) as image:
             frames = [float(frame.info.get("duration") or 0)
                       for frame in ImageSequence.Iterator(image)]
-    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+    except (Image.DecompressionBombError, *PILLOW_ERRORS):
         return None
     seconds = sum(ms if ms > SHORTEST_FRAME_MS else DEFAULT_FRAME_MS for ms in frames) / 1000
     return {"fps": len(frames) / seconds, "duration": seconds}

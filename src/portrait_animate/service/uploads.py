@@ -8,10 +8,10 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import InputError
-from ..io.images import register_heif
+from ..io.images import ANIMATED_EXTENSIONS, PILLOW_ERRORS, register_heif
 from ..io.video import probe_video
 
 __all__ = ["TooLarge", "save_upload", "IMAGE_FORMATS"]
@@ -21,8 +21,6 @@ __all__ = ["TooLarge", "save_upload", "IMAGE_FORMATS"]
 #: is a video).
 IMAGE_FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp",
                  "TIFF": ".tif", "GIF": ".gif", "HEIF": ".heic", "AVIF": ".avif"}
-#: The formats whose several frames are an animation.
-_ANIMATED = ("GIF", "WEBP", "PNG")
 #: The formats, as the messages name them.
 _FORMAT_NAMES = "JPEG, PNG, WebP, BMP, TIFF, GIF, HEIC or AVIF"
 _CHUNK = 1 << 20
@@ -62,7 +60,7 @@ def _image_extension(path: Path, what: str) -> tuple[str, bool] | None:
     except Image.DecompressionBombError:
         raise InputError(f"the {what} has over {MAX_PIXELS / 1e6:.0f} megapixels; send a "
                          "smaller image") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except PILLOW_ERRORS:
         return None
     with image:
         fmt, (width, height) = image.format, image.size
@@ -74,11 +72,13 @@ def _image_extension(path: Path, what: str) -> tuple[str, bool] | None:
                              f"{MAX_PIXELS / 1e6:.0f} megapixels; send a smaller image")
         try:
             image.load()  # decodes every pixel: a cut-off file fails here
-        except (OSError, ValueError, SyntaxError) as exc:
+        except PILLOW_ERRORS as exc:
             raise InputError(f"the {what} is a damaged {fmt} image ({exc}); send the whole "
                              "file") from None
-        # a GIF, WebP or APNG of several frames (an MPO's second picture is no frame)
-        animated = fmt in _ANIMATED and bool(getattr(image, "is_animated", False))
+        # a GIF, WebP or APNG of several frames, as animate takes it (an MPO's second
+        # picture is no frame)
+        animated = (IMAGE_FORMATS[fmt] in ANIMATED_EXTENSIONS
+                    and bool(getattr(image, "is_animated", False)))
     return IMAGE_FORMATS[fmt], animated
 
 
