@@ -181,10 +181,11 @@ class ClassicEngine:
             if appearance.lips is None:
                 appearance.lips = lip_colour(frame, source)
             shown = list(WARP_POINTS)
-            target[shown] = unfold(source[shown], target[shown], HEAD_POINTS, EXPRESSIVE)
+            warped = source[shown]
+            target[shown] = unfold(warped, target[shown], HEAD_POINTS, EXPRESSIVE)
             target = separate_lids(target)
             depth = item.x_d[0, shown, 2].double().numpy()
-            fields.append(warp_field(source[shown], target[shown], depth, frame.shape[:2],
+            fields.append(warp_field(warped, target[shown], depth, frame.shape[:2],
                                      weighted=len(items) > 1, rigid=HEAD_POINTS))
             faces.append((source, target))
         out = apply_field(frame, merge_fields(fields))
