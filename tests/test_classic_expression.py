@@ -1,5 +1,6 @@
-"""Relative image driving on the classic engine moves the source by the driver's expression
-only: a face keeps its own shape, and takes the expression of a driving image."""
+"""Image driving on the classic engine moves the source by the driver's expression only: a
+face keeps its own shape, and takes the expression of a driving image, relative or
+absolute."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ from portrait_animate.engines.classic.anatomy import (
     BROWS,
     CHEEKS,
     CHIN,
+    EYE_CORNERS,
     EYES,
     INNER_LIPS,
     LIPS,
 )
 from portrait_animate.engines.classic.edits import mesh_edits
-from portrait_animate.engines.classic.expression import image_expression
+from portrait_animate.engines.classic.expression import absolute_expression, image_expression
 from portrait_animate.engines.classic.motion import (
     classic_layout,
     motion_from_landmarks,
@@ -264,3 +266,66 @@ def test_a_rising_jaw_stretches_the_neck_no_more_than_the_body_reach_did(shared,
     _, body_below = field(dropped, 0.45, 0.55, ())
     assert float(squeeze.min()) > 0.9  # a squeeze: no area shrinks
     assert float(below.max()) < 1.0 < 3.0 < float(body_below.max())
+
+
+def _image_motion(mesh, path):
+    return _motion(mesh, cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+
+
+def _inner_gap(x: torch.Tensor) -> float:
+    """The middle inner lips' gap of (1, K, 3) keypoints."""
+    return float(x[0, 14, 1] - x[0, 13, 1])
+
+
+@pytest.mark.parametrize("source", ["s5", "s11"])
+def test_absolute_driving_by_a_stranger_gives_the_expression_and_keeps_the_face(shared, mesh,
+                                                                                source):
+    """Absolute driving by another person's image takes the source to the driver's
+    expression on the source's own face. Copying the driver's expression (the reference's
+    way, whose expression holds no face) gave the source the driver's eyes, brows and mouth
+    on the mesh: 101 folded triangles over four sources and three drivers, and the eyes
+    spaced as the driver's."""
+    s = _image_motion(mesh, shared / f"assets/source/{source}.jpg")
+    corners = [c for pair in EYE_CORNERS for c in pair]
+    for driver in ("d12", "d19"):
+        d = _image_motion(mesh, shared / f"assets/driving/{driver}.jpg")
+        x_s = s.keypoints()
+        x_d = compose_image_source(s, d, d, classic_layout(),
+                                   DrivingMode(relative=False, region="exp",
+                                               driving_is_video=False)).keypoints()
+        assert _folds(x_s, x_d) == [], (source, driver)
+        assert float((x_d[0, corners] - x_s[0, corners]).abs().max()) < 1e-6, driver
+        if driver == "d19":  # the driver's open mouth
+            assert _inner_gap(x_d) - _inner_gap(x_s) > 0.05
+
+
+def test_absolute_driving_sets_the_expression_and_relative_driving_adds_to_it(shared, mesh):
+    """Absolute driving by a closed mouth closes the source's open one (the driver's
+    expression, whatever the source's), where relative driving by it, a face at rest, leaves
+    the source as it is; a driver that reads as the source moves nothing."""
+    frames = list(itertools.islice(iter_frames(shared / "assets/driving/d9.mp4"), 71))
+    opened, closed = _motion(mesh, frames[70]), _motion(mesh, frames[0])
+    assert float(absolute_expression(opened, opened).abs().max()) == 0.0
+    x_s = opened.keypoints()
+    for relative, kept in ((False, (0.0, 0.15)), (True, (0.9, 1.1))):
+        x_d = compose_image_source(opened, closed, closed, classic_layout(),
+                                   DrivingMode(relative, "all", driving_is_video=False))
+        assert kept[0] <= _inner_gap(x_d.keypoints()) / _inner_gap(x_s) <= kept[1], relative
+    assert _folds(x_s, compose_image_source(opened, closed, closed, classic_layout(), DrivingMode(
+        False, "exp", driving_is_video=False)).keypoints()) == []
+
+
+def test_absolute_driving_of_a_video_reproduces_it_on_its_own_first_frame(shared, mesh):
+    """A driving video takes the source to its anchor frame's expression, then moves it by
+    the driver's motion since: driving frame 0 itself by the video gives back every frame's
+    expression exactly where it is copied, as copying it did."""
+    frames = list(itertools.islice(iter_frames(shared / "assets/driving/d9.mp4"), 71))
+    first = _motion(mesh, frames[0])
+    copied = classic_layout().region_mask("all")
+    for i in (10, 70):
+        d = _motion(mesh, frames[i])
+        out = compose_image_source(first, d, first, classic_layout(),
+                                   DrivingMode(relative=False, region="all"))
+        assert torch.allclose(out.exp[copied], d.exp[copied], atol=1e-6)
+        assert torch.equal(out.exp[~copied], first.exp[~copied])
+        assert torch.equal(out.R, d.R)

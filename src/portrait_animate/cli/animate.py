@@ -44,7 +44,9 @@ HELP = {
     "driving_smooth": "zero-phase smoothing of a driving video's motion and a source video's "
                       "landmarks, in frames (a Gaussian's sigma; it keeps blinks); 0 turns it "
                       "off (the reference's output)",
-    "driving_anchor": "the driving frame relative motion starts from: first (the reference's), "
+    "driving_anchor": "the driving frame relative motion starts from (and, on the classic "
+                      "engine, whose expression absolute driving takes first): first (the "
+                      "reference's), "
                       "auto (the most neutral face: closed mouth, open eyes, frontal, usual "
                       "expression; the first frame unless another is clearly more neutral) or "
                       "a frame index N",

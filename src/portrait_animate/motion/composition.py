@@ -79,6 +79,19 @@ def _relative_expression(src: Motion, drv_i: Motion, drv_0: Motion, layout: Keyp
     return src.exp + (drv_i.exp - _neutral(layout, src.exp))
 
 
+def _absolute_expression(src: Motion, drv_i: Motion, drv_0: Motion, layout: KeypointLayout,
+                         driving_is_video: bool) -> torch.Tensor:
+    """The expression absolute driving gives the source: the driver's own (the reference),
+    or, on a layout whose expression holds the face's shape, the source taken to the
+    anchor's expression and moved by the driver's motion since (the driving image's own
+    expression for a single image), so the source keeps its face."""
+    if layout.absolute_expression is None:
+        return drv_i.exp
+    if driving_is_video:
+        return src.exp + (drv_i.exp - drv_0.exp) + layout.absolute_expression(drv_0, src)
+    return src.exp + layout.absolute_expression(drv_i, src)
+
+
 def compose_image_source(src: Motion, drv_i: Motion, drv_0: Motion, layout: KeypointLayout,
                          mode: DrivingMode) -> Motion:
     """The motion of animated frame i for an image source (SPEC 4.5 a, b).
@@ -88,6 +101,7 @@ def compose_image_source(src: Motion, drv_i: Motion, drv_0: Motion, layout: Keyp
         drv_i: motion of driving frame i.
         drv_0: motion of the anchor, the driving frame relative motion starts from (the first
             in the reference, ``--driving_anchor``; ``drv_i`` itself for a driving image).
+            Absolute driving uses it only on a layout with ``absolute_expression``.
         layout: keypoint layout.
         mode: relative/absolute, region and driving kind.
 
@@ -107,7 +121,8 @@ def compose_image_source(src: Motion, drv_i: Motion, drv_0: Motion, layout: Keyp
         if region == "pose":
             return src.with_(R=pose_R, t=pose_t)
         return src.with_(exp=_copy_region(src.exp, expression, layout.region_mask(region)))
-    exp = _copy_region(src.exp, drv_i.exp, layout.region_mask(region))
+    expression = _absolute_expression(src, drv_i, drv_0, layout, mode.driving_is_video)
+    exp = _copy_region(src.exp, expression, layout.region_mask(region))
     R = drv_i.R if mode.drives_pose else src.R
     t = drv_i.t if mode.drives_pose else src.t
     return src.with_(R=R, exp=exp, t=t)
@@ -149,7 +164,8 @@ def video_source_tracks(src: Sequence[Motion], drv: Sequence[Motion], layout: Ke
             rot = ([(d.R.numpy() @ d0.R.numpy().transpose(0, 2, 1)) @ s.R.numpy()
                     for s, d in zip(src, drv, strict=True)] if mode.drives_pose else None)
         else:
-            exp = [d.exp.numpy() for d in drv[:n]]
+            exp = [_absolute_expression(s, d, d0, layout, True).numpy()
+                   for s, d in zip(src, drv, strict=True)]
             rot = [d.R.numpy() for d in drv[:n]]
         exp_t = _tensors(kalman_smooth(np.stack(exp), smooth_variance))
         rot_t = None if rot is None else _tensors(kalman_smooth(np.stack(rot), smooth_variance))
@@ -161,7 +177,8 @@ def video_source_tracks(src: Sequence[Motion], drv: Sequence[Motion], layout: Ke
         offset = d0.exp.numpy() - layout.neutral_exp  # float64, as the reference evaluates it
         exp_t = [torch.from_numpy((s.exp.numpy() + offset).astype(np.float32)) for s in src]
         return VideoSourceTracks(exp_t, [s.R for s in src])
-    return VideoSourceTracks([d0.exp] * n, [d0.R] * n)
+    return VideoSourceTracks([_absolute_expression(s, d0, d0, layout, False) for s in src],
+                             [d0.R] * n)
 
 
 def _tensors(stacked: np.ndarray) -> list[torch.Tensor]:

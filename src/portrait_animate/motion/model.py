@@ -104,6 +104,10 @@ class KeypointLayout:
             driving image adds to a source's expression in relative driving: (driver,
             source) motions -> (1, K, 3) offsets, the driver compared with its own neutral
             estimate. None: the driver's expression minus ``neutral_exp`` (LivePortrait).
+        absolute_expression: for such a layout, absolute driving's counterpart: (driver,
+            source) motions -> (1, K, 3) offsets that take the source's expression to the
+            driver's without the driver's face shape. None: absolute driving copies the
+            driver's expression (LivePortrait).
     """
 
     name: str
@@ -117,6 +121,8 @@ class KeypointLayout:
     identity_free_expression: bool = True
     image_expression: Callable[[Motion, Motion], torch.Tensor] | None = field(default=None,
                                                                               repr=False)
+    absolute_expression: Callable[[Motion, Motion], torch.Tensor] | None = field(
+        default=None, repr=False)
 
     def region_mask(self, region: str) -> torch.Tensor:
         """(1, K, 3) bool mask of what a region copies from the driving expression."""

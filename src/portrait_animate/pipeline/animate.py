@@ -174,10 +174,13 @@ class FrameAnimator:
             eye_retargeting=options.flag_eye_retargeting,
             lip_retargeting=options.flag_lip_retargeting,
             driving_multiplier=options.driving_multiplier)
+        # Relative motion starts from the anchor; absolute driving on a layout whose
+        # expression holds the face's shape takes the source to the anchor's expression.
+        self._uses_anchor = self.mode.relative or engine.layout.absolute_expression is not None
         self.tracks = (video_source_tracks(
             [f.motion for f in source.frames_info[:n]], driving.motions(n),
             engine.layout, self.mode, options.driving_smooth_observation_variance,
-            anchor=driving.anchor_motion() if options.flag_relative_motion else None)
+            anchor=driving.anchor_motion() if self._uses_anchor else None)
             if source.is_video else None)
         self.expression_friendly = (
             options.flag_relative_motion and options.driving_option == "expression-friendly"
@@ -194,7 +197,7 @@ class FrameAnimator:
         layout = self.engine.layout
         if self.tracks is None:
             drv_i = self.driving.motion(i)
-            anchor = self.driving.anchor_motion() if self.mode.relative else drv_i
+            anchor = self.driving.anchor_motion() if self._uses_anchor else drv_i
             motion = compose_image_source(info.motion, drv_i, anchor, layout, self.mode)
         else:
             rot = None if self.tracks.R is None else self.tracks.R[i]

@@ -19,6 +19,10 @@ source's own geometry:
 
 The measurements are made with the head's rotation removed (the face as seen from the
 front), and the moves are rotated back into the source's pose.
+
+Absolute driving reads the source the same way and moves it from its own reading to the
+driver's, so the source takes the driver's expression (its open mouth closes to a closed
+one) and keeps its own face.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ from .anatomy import (
 )
 from .edits import carry_skin_above_mouth, skin_below_mouth, smile_offsets
 
-__all__ = ["FaceReading", "read_face", "image_expression", "RESTING_MOUTH_WIDTH"]
+__all__ = ["FaceReading", "REST", "read_face", "image_expression", "absolute_expression",
+           "RESTING_MOUTH_WIDTH"]
 
 _BROW_HEIGHT_POINTS = (105, 334, 66, 296)
 
@@ -168,6 +173,40 @@ def _smile_lift(widening: float) -> float:
     return SMILE_LIFT * float(np.tanh(max(widening, 0.0) / SMILE_LIFT_SCALE))
 
 
+#: A face at rest: what a single driving image is read against in relative driving.
+REST = FaceReading(lip_gaps=np.zeros(len(INNER_PAIRS)), widening=0.0, eye_scale=np.ones(2),
+                   gaze=np.zeros((2, 2)), brow_raise=0.0)
+#: The least lid gap, in resting gaps, that an eye is read to have when it is taken to another
+#: opening: a shut eye has no gap to scale.
+MIN_EYE_SCALE = 0.05
+
+
+def _replay(target: FaceReading, source: Motion, from_source: bool) -> torch.Tensor:
+    """Expression offsets (1, K, 3) that take ``source`` to the reading ``target`` on its
+    own geometry, in its posed canonical frame: from its own reading (``from_source``), or
+    from rest."""
+    q_s, R_s = _frontal(source)
+    current = read_face(q_s) if from_source else REST
+    share = float(np.interp(target.widening / RESTING_MOUTH_WIDTH, (0.0, 0.5),
+                            UPPER_LIP_SHARE))
+    ipd = _ipd(q_s)
+    lift = _smile_lift(target.widening) - _smile_lift(current.widening)
+    eye_scale = target.eye_scale / np.maximum(current.eye_scale, MIN_EYE_SCALE)
+    moves = (_open_mouth(q_s, target.lip_gaps - current.lip_gaps, share)
+             + smile_offsets(q_s, (target.widening - current.widening) * ipd / 2, lift * ipd)
+             + _eyes(q_s, eye_scale, target.gaze - current.gaze))
+    moves = carry_skin_above_mouth(q_s, moves)
+    moves[list(BROWS), 1] -= (target.brow_raise - current.brow_raise) * ipd
+    offsets = moves @ R_s  # frontal -> posed: delta = (q - x_c) @ R
+    return torch.from_numpy(offsets.reshape(1, NUM_POINTS, 3)).to(source.exp)
+
+
+def _driver_reading(driver: Motion, source: Motion) -> FaceReading:
+    if driver.kp is None or source.kp is None:
+        raise ValueError("expression transfer needs the canonical keypoints of both faces")
+    return read_face(_frontal(driver)[0])
+
+
 def image_expression(driver: Motion, source: Motion) -> torch.Tensor:
     """Expression offsets (1, K, 3) that give ``source`` the driver's expression.
 
@@ -176,18 +215,16 @@ def image_expression(driver: Motion, source: Motion) -> torch.Tensor:
     a driver at rest adds nothing. The offsets are in the source's posed canonical frame,
     ready to add to ``source.exp``.
     """
-    if driver.kp is None or source.kp is None:
-        raise ValueError("expression transfer needs the canonical keypoints of both faces")
-    q_d, _ = _frontal(driver)
-    q_s, R_s = _frontal(source)
-    reading = read_face(q_d)
-    share = float(np.interp(reading.widening / RESTING_MOUTH_WIDTH, (0.0, 0.5),
-                            UPPER_LIP_SHARE))
-    ipd = _ipd(q_s)
-    moves = (_open_mouth(q_s, reading.lip_gaps, share)
-             + smile_offsets(q_s, reading.widening * ipd / 2, _smile_lift(reading.widening) * ipd)
-             + _eyes(q_s, reading.eye_scale, reading.gaze))
-    moves = carry_skin_above_mouth(q_s, moves)
-    moves[list(BROWS), 1] -= reading.brow_raise * ipd
-    offsets = moves @ R_s  # frontal -> posed: delta = (q - x_c) @ R
-    return torch.from_numpy(offsets.reshape(1, NUM_POINTS, 3)).to(source.exp)
+    return _replay(_driver_reading(driver, source), source, from_source=False)
+
+
+def absolute_expression(driver: Motion, source: Motion) -> torch.Tensor:
+    """Expression offsets (1, K, 3) that take ``source``'s expression to the driver's.
+
+    Absolute driving without the driver's face shape: both faces are read
+    (:func:`read_face`) and the source moved from its reading to the driver's, on its own
+    geometry: its open mouth closes to a driver's closed one, its eyes take the driver's
+    opening, its smile the driver's. A driver reading as the source does moves nothing. The
+    offsets are in the source's posed canonical frame, ready to add to ``source.exp``.
+    """
+    return _replay(_driver_reading(driver, source), source, from_source=True)
