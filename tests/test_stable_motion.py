@@ -87,6 +87,11 @@ def test_anchor_index_and_bad_anchors(shared, tmp_path, capsys):
     assert main([*base, "-o", str(tmp_path / "ok"), "--driving_anchor", "4"]) == 0
     assert "driving anchor: frame 4 (--driving_anchor 4)" in capsys.readouterr().err
     assert load_template(tmp_path / "ok/d_template.npz").anchor == 4
+    # classic absolute driving takes the source to the anchor's expression first: it is
+    # the one asked for, not the first frame whatever the option says
+    assert main([*base, "-o", str(tmp_path / "abs"), "--driving_anchor", "4",
+                 "--no_flag_relative_motion"]) == 0
+    assert "driving anchor: frame 4 (--driving_anchor 4)" in capsys.readouterr().err
     # the template keeps its anchor: auto takes it, and says so
     template = tmp_path / "ok/d_template.npz"
     assert main([*base[:-2], "-d", str(template), "-o", str(tmp_path / "tpl")]) == 0

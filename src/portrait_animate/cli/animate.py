@@ -44,12 +44,11 @@ HELP = {
     "driving_smooth": "zero-phase smoothing of a driving video's motion and a source video's "
                       "landmarks, in frames (a Gaussian's sigma; it keeps blinks); 0 turns it "
                       "off (the reference's output)",
-    "driving_anchor": "the driving frame relative motion starts from (and, on the classic "
-                      "engine, whose expression absolute driving takes first): first (the "
-                      "reference's), "
-                      "auto (the most neutral face: closed mouth, open eyes, frontal, usual "
-                      "expression; the first frame unless another is clearly more neutral) or "
-                      "a frame index N",
+    "driving_anchor": "the driving frame relative motion starts from (on the classic engine, "
+                      "absolute driving first takes the source to its expression): first (the "
+                      "reference's), auto (the most neutral face: closed mouth, open eyes, "
+                      "frontal, usual expression; the first frame unless another is clearly "
+                      "more neutral) or a frame index N",
     "audio_priority": "audio track from the driving or the source video when both have one",
     "driving_time_base": "a video source's output keeps its frame rate; a driver of another "
                          "rate is taken frame for frame (driving, as the reference does) or "

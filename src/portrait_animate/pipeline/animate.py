@@ -96,7 +96,7 @@ def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: Input
     invalid = options.invalid_values()
     if invalid:
         raise InputError(invalid[0])
-    anchor = _anchor(options)
+    anchor = parse_anchor(options.driving_anchor)
     if drv_kind is InputKind.IMAGE and isinstance(anchor, int) and anchor > 0:
         raise InputError(f"--driving_anchor {anchor} is past the last frame of the driving "
                          f"image {options.driving} (1 frame); pass 0 or auto")
@@ -493,8 +493,6 @@ def _driving_settings(options: AnimateOptions) -> CropSettings:
                         options.vy_ratio_crop_driving_video, rotate=False)
 
 
-def _anchor(options: AnimateOptions) -> str | int:
-    return parse_anchor(options.driving_anchor) if options.flag_relative_motion else "first"
 
 
 def _driving_mesh(mesh: FaceMesh, number: int | None,
@@ -520,7 +518,8 @@ def analyse_driving(options: AnimateOptions, kind: InputKind, engine: Engine,
     with FaceMesh(options.det_thresh) as mesh, prepare_driving(
             options.driving, kind, engine, _driving_mesh(mesh, number, options),
             _driving_settings(options), options.flag_crop_driving_video or number is not None,
-            None, reporter, smooth=options.driving_smooth, anchor=_anchor(options),
+            None, reporter, smooth=options.driving_smooth,
+            anchor=parse_anchor(options.driving_anchor),
             batch=engine.batch_size(options.batch_size)) as driving:
         driving.ready()
         if options.flag_relative_motion:
@@ -585,7 +584,7 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
                 _driving_mesh(face_mesh, number, options) if analysed_kind else face_mesh,
                 _driving_settings(options), crop, limit, reporter,
                 _time_base(options, source.first), smooth=options.driving_smooth,
-                anchor=_anchor(options), analysed=analysed,
+                anchor=parse_anchor(options.driving_anchor), analysed=analysed,
                 face=number, batch=batch))
         return _animate_prepared(options, engine, source, by_face, wanted, reporter, batch,
                                  overlap)

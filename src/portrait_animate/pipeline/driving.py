@@ -571,8 +571,8 @@ class PreparedDriving:
                          and self._anchor_spec == "auto")
                 self._reporter.note(
                     f"driving anchor: frame {self._anchor} "
-                    f"({'saved in the template' if saved else how}); relative motion starts "
-                    "from it")
+                    f"({'saved in the template' if saved else how}); the driving motion "
+                    "starts from it")
                 if self._analysis is not None and self._analysis.done and \
                         self._anchor in self._analysis.missing():
                     self._reporter.note(f"warning: the driving face is not found in the anchor "
