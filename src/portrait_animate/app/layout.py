@@ -400,7 +400,7 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
                                    info="frames of zero-phase smoothing; 0 turns it off")
         driving_anchor = gr.Dropdown(["auto", "first"], value=base.driving_anchor,
                                      allow_custom_value=True, label=PAGE_LABELS["driving_anchor"],
-                                     info="the frame relative motion starts from: auto (the "
+                                     info="the frame the driving motion starts from: auto (the "
                                           "most neutral), first, or a frame number")
     with gr.Accordion("👥 Faces (group photos and videos)", open=False):
         with gr.Row():
