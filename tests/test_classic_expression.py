@@ -76,9 +76,12 @@ def _motion(mesh, image: np.ndarray):
     return motion_from_landmarks(to_normalized(mesh.landmarks3d(image), max(image.shape[:2])))
 
 
+def _image_motion(mesh, path):
+    return _motion(mesh, cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+
+
 def test_a_driver_at_rest_adds_nothing_and_an_expression_adds_only_it(shared, mesh):
-    source = _motion(mesh, cv2.cvtColor(cv2.imread(str(shared / "assets/source/s0.jpg")),
-                                        cv2.COLOR_BGR2RGB))
+    source = _image_motion(mesh, shared / "assets/source/s0.jpg")
     at_rest = next(iter_frames(shared / "assets/source/s13.mp4", limit=1))
     # Canonical faces are about 1.3 units wide.
     assert float(image_expression(_motion(mesh, at_rest), source).abs().max()) < 0.005
@@ -142,11 +145,8 @@ def test_an_open_mouth_or_a_smile_moves_lips_and_chin_without_folding_them(share
                                                                              source, driver):
     """A dropping jaw carries the skin beneath the lip down without any point overtaking the
     one below it, and every ring of a lip moves with the lip (a still ring folded it)."""
-    def motion(path):
-        return _motion(mesh, cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
-
-    s = motion(shared / f"assets/source/{source}.jpg")
-    offsets = image_expression(motion(shared / f"assets/driving/{driver}.jpg"), s)
+    s = _image_motion(mesh, shared / f"assets/source/{source}.jpg")
+    offsets = image_expression(_image_motion(mesh, shared / f"assets/driving/{driver}.jpg"), s)
     x_s, x_d = _keypoints(s, s.exp), _keypoints(s, s.exp + offsets)
     assert float(offsets.abs().max()) > 0.01  # the driver opens the mouth or smiles
     assert _folds(x_s, x_d) == []
@@ -177,14 +177,11 @@ def test_a_copied_mouth_takes_the_skin_that_moves_with_it(shared, mesh, mode):
     17 by d19."""
     driving = list(itertools.islice(iter_frames(shared / "assets/driving/d9.mp4"), 71))
     for name in ("s5", "s11"):
-        image = cv2.cvtColor(cv2.imread(str(shared / f"assets/source/{name}.jpg")),
-                             cv2.COLOR_BGR2RGB)
-        s = _motion(mesh, image)
+        s = _image_motion(mesh, shared / f"assets/source/{name}.jpg")
         if mode.driving_is_video:
             anchor, driver = _motion(mesh, driving[0]), _motion(mesh, driving[70])
         else:
-            anchor = driver = _motion(mesh, cv2.cvtColor(cv2.imread(str(
-                shared / "assets/driving/d19.jpg")), cv2.COLOR_BGR2RGB))
+            anchor = driver = _image_motion(mesh, shared / "assets/driving/d19.jpg")
         x_s = s.keypoints()
         x_d = compose_image_source(s, driver, anchor, classic_layout(), mode).keypoints()
         assert float(x_d[0, 17, 1] - x_s[0, 17, 1]) > 0.03, name  # the lower lip goes down
@@ -266,10 +263,6 @@ def test_a_rising_jaw_stretches_the_neck_no_more_than_the_body_reach_did(shared,
     _, body_below = field(dropped, 0.45, 0.55, ())
     assert float(squeeze.min()) > 0.9  # a squeeze: no area shrinks
     assert float(below.max()) < 1.0 < 3.0 < float(body_below.max())
-
-
-def _image_motion(mesh, path):
-    return _motion(mesh, cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
 
 
 def _inner_gap(x: torch.Tensor) -> float:
