@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import portrait_animate.engines.classic.engine as classic_engine
+from media import read_video
 from portrait_animate.engines.classic.anatomy import FACE_OVAL
 from portrait_animate.engines.classic.engine import EXPRESSIVE, HEAD_POINTS, ClassicEngine
 from portrait_animate.engines.classic.warp import (
@@ -18,6 +19,7 @@ from portrait_animate.engines.classic.warp import (
     _triangles,
     unfold,
 )
+from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.motion.editing import EditParams
 from portrait_animate.motion.retargeting import edited_keypoints
 from portrait_animate.pipeline.retargeting import prepare_editable_image, render_edit
@@ -98,3 +100,69 @@ def test_the_renderer_warps_to_the_unfolded_face(shared, engine, monkeypatch):
     render_edit(engine, image, EditParams(yaw=25))
     (source, target), = seen
     assert _skin_area_shares(source[:468], target[:468]).min() >= MIN_AREA_SHARE
+
+
+def _relief(shared, engine, name: str) -> np.ndarray:
+    """(468,) the source points' depth in pixels, as the renderer gives it to unfold."""
+    image = prepare_editable_image(str(shared / f"assets/source/{name}.jpg"), engine)
+    return image.appearance.relief(image.info.x_s)[:468]
+
+
+@pytest.mark.parametrize("name", ["s11", "s0"])
+def test_the_near_side_of_a_turn_keeps_its_outline(shared, engine, name):
+    """The side of a face seen edge-on has slivers whose landmarks lie a pixel past the
+    outline behind them: folded in the source, a turn that brings the side round flips them
+    the right way. Held back as folds, they dragged the near cheek's outline in by the turn's
+    whole travel (a notch, and the hair beyond it drawn into a swirl)."""
+    source, target = _mesh_of(shared, engine, name, EditParams(yaw=-25))
+    relief = _relief(shared, engine, name)
+    oval = list(FACE_OVAL)
+    near = [162, 127, 234, 93, 132, 58, 172]  # the outline of the side turning in (the right)
+    old = unfold(source, target, HEAD_POINTS, EXPRESSIVE)
+    assert np.linalg.norm(old[near] - target[near], axis=1).max() > 10  # 26 px (s11), 16 (s0)
+    out = unfold(source, target, HEAD_POINTS, EXPRESSIVE, relief)
+    assert np.linalg.norm(out[near] - target[near], axis=1).max() < 0.5
+    # Only those slivers went free (3 on s11, 4 on s0): every other skin triangle keeps its
+    # share, and the far side is squeezed as before.
+    assert (_skin_area_shares(source, out) < MIN_AREA_SHARE).sum() <= 4
+    far = [i for i in oval if target[i, 0] > target[NOSE_TIP, 0]]
+    assert np.allclose(out[far], old[far], atol=0.5)
+
+
+def test_a_side_the_source_shows_folded_over_moves_as_one(shared, engine, tmp_path):
+    """On the photograph of d9's first frame the cheek's side landmarks lie well past the
+    silhouette, on the wall: its wider triangles are seen from behind, and a turn freeing its
+    slivers alone notched the outline at the cheek (127 out by 34 px beside 234 held by 41).
+    That side stays held as a whole, as before."""
+    path = tmp_path / "d9.png"
+    cv2.imwrite(str(path), cv2.cvtColor(read_video(shared / "assets/driving/d9.mp4")[0][0],
+                                        cv2.COLOR_RGB2BGR))
+    image = prepare_editable_image(str(path), engine)
+    with torch.no_grad():
+        x_d = edited_keypoints(engine, image.info.motion, engine.layout, EditParams(yaw=-25),
+                               stitching=True)
+    pixels = image.appearance.pixels
+    source, target = pixels(image.info.x_s)[:468], pixels(x_d)[:468]
+    relief = image.appearance.relief(image.info.x_s)[:468]
+    old = unfold(source, target, HEAD_POINTS, EXPRESSIVE)
+    assert np.linalg.norm(old[[234, 93, 132]] - target[[234, 93, 132]], axis=1).min() > 30
+    assert np.array_equal(unfold(source, target, HEAD_POINTS, EXPRESSIVE, relief), old)
+
+
+def test_a_turn_reads_the_same_either_way(shared, engine):
+    """s0 turned 25 degrees either way: the nose's offset from the eyes (MediaPipe on the
+    rendered frame) moves by as much to the left as to the right (0.089 against 0.142 when
+    the near side's slivers were held back)."""
+    image = prepare_editable_image(str(shared / "assets/source/s0.jpg"), engine)
+    with FaceMesh() as mesh:
+        def nose_offset(frame: np.ndarray) -> float:
+            points = mesh.landmarks(frame)
+            eyes = points[[33, 263]]
+            return float((points[NOSE_TIP, 0] - eyes[:, 0].mean())
+                         / abs(eyes[1, 0] - eyes[0, 0]))
+
+        rest = nose_offset(image.frame)
+        left, right = (nose_offset(render_edit(engine, image, EditParams(yaw=yaw)).pasted) - rest
+                       for yaw in (-25, 25))
+    assert left > 0.08 and right < -0.08
+    assert abs(left + right) < 0.02

@@ -72,6 +72,12 @@ class ClassicAppearance:
         xy = keypoints[0, :, :2].double().numpy()
         return xy @ self.to_frame[:, :2].T + self.to_frame[:, 2]
 
+    def relief(self, keypoints: torch.Tensor) -> np.ndarray:
+        """(1, K, 3) normalised keypoints -> (K,) their depth in frame pixels, towards the
+        camera negative."""
+        scale = np.sqrt(abs(np.linalg.det(self.to_frame[:, :2])))
+        return keypoints[0, :, 2].double().numpy() * scale
+
 
 def _normalized_to_frame(M_c2o: np.ndarray | None, frame_shape: tuple[int, int]) -> np.ndarray:
     """(2, 3) affine from the crop's [-1, 1] frame to frame pixels."""
@@ -182,7 +188,8 @@ class ClassicEngine:
                 appearance.lips = lip_colour(frame, source)
             shown = list(WARP_POINTS)
             warped = source[shown]
-            target[shown] = unfold(warped, target[shown], HEAD_POINTS, EXPRESSIVE)
+            target[shown] = unfold(warped, target[shown], HEAD_POINTS, EXPRESSIVE,
+                                   appearance.relief(item.x_s)[shown])
             target = separate_lids(target)
             depth = item.x_d[0, shown, 2].double().numpy()
             fields.append(warp_field(warped, target[shown], depth, frame.shape[:2],

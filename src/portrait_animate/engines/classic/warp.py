@@ -64,6 +64,18 @@ EXTENSION_SIGMA = 0.06
 TAPER = 0.625
 #: The least share of its source area a skin triangle keeps in :func:`unfold`'s output.
 MIN_AREA_SHARE = 0.05
+#: How far behind the face's centre, in face sizes, the head's centre is taken to be: a
+#: triangle's surface faces away from it, which tells the triangles that the source shows
+#: from behind (:func:`_edge_on`).
+HEAD_DEPTH = 1.0
+#: A triangle whose doubled area is under this share of its longest side squared is a
+#: sliver (an equilateral one has 0.87).
+SLIVER = 0.05
+#: A triangle is seen from the front when the cosine between its surface's outward normal and
+#: the direction to the camera is over this, and from behind when it is under minus this:
+#: slivers on the sides of the portraits have 0.5 to 0.62 or -0.46 to -0.54, and one seen
+#: side first 0.13.
+FRONT_COSINE = 0.25
 #: Reach (a Gaussian's sigma, in face sizes) over which :func:`unfold` shares a point's held
 #: back motion with the points around it, so that the holding back has no edge of its own.
 UNFOLD_SPREAD = 0.05
@@ -137,20 +149,56 @@ def _largest_step(base: np.ndarray, move: np.ndarray, least: np.ndarray) -> np.n
     return step
 
 
+def _edge_on(source: np.ndarray, relief: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """(T,) True for the triangles (T, 3) of ``source`` (N, 2), each in the order that makes
+    its area positive, that the source shows edge-on and not from the front, given the
+    points' depth ``relief`` (N,) in pixels, towards the camera negative: slivers whose
+    surface does not face the camera (:data:`FRONT_COSINE`), its outward side being the one
+    away from the head's centre (:data:`HEAD_DEPTH` behind the face, along the normal of the
+    plane that fits the points best).
+
+    They lie on the side of a face seen edge-on, where the landmarks of the cheek's side can
+    lie a pixel or two outside the outline behind them: their orientation there is noise, and
+    a turn that brings the side round flips them the right way. None are where the source
+    shows wider triangles from behind (a photograph's side folded over, its cheek's landmarks
+    well past the silhouette, on the background): there a turn would bring the background
+    into view, so the whole side stays held, slivers too, and its outline moves as one."""
+    p = np.column_stack([source, relief])
+    centre = p.mean(0)
+    forward = np.linalg.svd(p - centre, full_matrices=False)[2][2]
+    forward = -forward if forward[2] > 0 else forward                  # towards the camera
+    head = centre - HEAD_DEPTH * float(np.ptp(source, axis=0).max()) * forward
+    a, b, c = p[tri[:, 0]], p[tri[:, 1]], p[tri[:, 2]]
+    normal = np.cross(b - a, c - a)  # away from the camera where the source shows the front
+    outward = (a + b + c) / 3 - head
+    cosine = -np.einsum("td,td->t", normal, outward) / np.maximum(
+        np.linalg.norm(normal, axis=1) * np.linalg.norm(outward, axis=1), 1e-12)
+    sides = source[tri] - source[np.roll(tri, 1, axis=1)]
+    sliver = _signed_areas(source, tri) < SLIVER * (sides ** 2).sum(-1).max(1)
+    if (~sliver & (cosine < -FRONT_COSINE)).any():
+        return np.zeros(len(tri), bool)
+    return sliver & (cosine < FRONT_COSINE)
+
+
 @lru_cache(maxsize=4)
-def _skin(points: bytes, free: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _skin(points: bytes, free: tuple[int, ...], relief: bytes | None
+          ) -> tuple[np.ndarray, np.ndarray]:
     """The Delaunay triangles (T, 3) of (N, 2) float64 points given as bytes that touch none
-    of the ``free`` points, each in the order that makes its area positive, and the least
-    doubled area (T,) :func:`unfold` leaves each; computed once for points that repeat."""
+    of the ``free`` points and, given the points' depth ``relief`` as float64 bytes, are not
+    seen edge-on from behind (:func:`_edge_on`), each in the order that makes its area
+    positive, and the least doubled area (T,) :func:`unfold` leaves each; computed once for
+    points that repeat."""
     source = np.frombuffer(points).reshape(-1, 2)
     tri = _triangles(points)
     tri = tri[~np.isin(tri, np.asarray(free, dtype=np.intp)).any(1)]
     tri = np.where((_signed_areas(source, tri) < 0)[:, None], tri[:, ::-1], tri)
+    if relief is not None:
+        tri = tri[~_edge_on(source, np.frombuffer(relief), tri)]
     return tri, MIN_AREA_SHARE * _signed_areas(source, tri)
 
 
 def unfold(source: np.ndarray, target: np.ndarray, rigid: Sequence[int],
-           free: Sequence[int] = ()) -> np.ndarray:
+           free: Sequence[int] = (), relief: np.ndarray | None = None) -> np.ndarray:
     """A copy of ``target`` (N, 2) in which no triangle of the Delaunay triangulation of
     ``source`` (N, 2) folds over or keeps less than :data:`MIN_AREA_SHARE` of its area.
 
@@ -158,15 +206,24 @@ def unfold(source: np.ndarray, target: np.ndarray, rigid: Sequence[int],
     rest; the rest is held back, point by point, by just what the folding triangles need,
     and spread to the points around (:data:`UNFOLD_SPREAD`). The ``free`` points (what the
     expression moves as it means to, folds included: eyes, lips) and every triangle touching
-    them are left as they are. A face that folds nowhere is returned unchanged.
+    them are left as they are. So is every sliver that the source shows edge-on from behind,
+    given the source points' depth ``relief`` (N,) in pixels, towards the camera negative
+    (:func:`_edge_on`): held back, one would drag the near side's outline in by the turn's
+    whole travel. A face that folds nowhere is returned unchanged.
 
     Raises:
-        ValueError: ``source`` and ``target`` are not two (N, 2) arrays of one shape.
+        ValueError: ``source`` and ``target`` are not two (N, 2) arrays of one shape, or
+            ``relief`` is not (N,).
     """
     if source.ndim != 2 or source.shape[1:] != (2,) or target.shape != source.shape:
         raise ValueError(f"source and target must be (N, 2) points of one shape, got "
                          f"{source.shape} and {target.shape}")
-    tri, least = _skin(np.ascontiguousarray(source, dtype=np.float64).tobytes(), tuple(free))
+    if relief is not None and relief.shape != source.shape[:1]:
+        raise ValueError(f"relief must be the ({len(source)},) depths of the source points, "
+                         f"got {relief.shape}")
+    tri, least = _skin(np.ascontiguousarray(source, dtype=np.float64).tobytes(), tuple(free),
+                       None if relief is None
+                       else np.ascontiguousarray(relief, dtype=np.float64).tobytes())
     a, b = _head_motion(source[list(rigid)], target[list(rigid)])
     moved = (source @ [1, 1j] - b) / a                    # the head's similarity alone
     head = np.stack([moved.real, moved.imag], axis=-1)
