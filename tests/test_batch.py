@@ -4,6 +4,7 @@ and a real local Ray cluster writing what local workers write."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import pytest
 import torch
 
 from media import loop_video
+from portrait_animate.batch.executors import LocalExecutor
 from portrait_animate.batch.jobs import Job, validate
 from portrait_animate.batch.run import _Progress
 from portrait_animate.batch.state import BatchState
@@ -28,6 +30,7 @@ from portrait_animate.cli.main import main
 from portrait_animate.engines.neural.device import CPU_CORES, all_cores, set_core_share
 from portrait_animate.engines.neural.precision import choice_key
 from portrait_animate.pipeline.driving import analysis_workers
+from processes import children, wait_gone
 
 ENGINE = ["--engine", "classic"]
 
@@ -167,19 +170,6 @@ def _wait_for(out: Path, query: str, process: subprocess.Popen, timeout: float =
     raise AssertionError(f"timed out waiting for {query}")
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def test_a_sigkilled_batch_resumes_with_every_job_done_once_and_no_partial_file(
         shared, driving8, tmp_path):
     src = shared / "assets/source"
@@ -189,7 +179,7 @@ def test_a_sigkilled_batch_resumes_with_every_job_done_once_and_no_partial_file(
     out = tmp_path / "out"
     process = _batch_process([str(jobs), "-o", str(out), "--quiet", *ENGINE])
     _wait_for(out, "SELECT count(*) FROM jobs WHERE status = 'done'", process)
-    workers = _children(process.pid)
+    workers = children(process.pid)
     process.send_signal(signal.SIGKILL)
     process.wait()
     done_before = _db(out, "SELECT count(*) FROM jobs WHERE status = 'done'")[0][0]
@@ -215,7 +205,7 @@ def test_a_dead_worker_is_replaced_and_its_job_retried(shared, driving8, tmp_pat
     out = tmp_path / "out"
     process = _batch_process([str(jobs), "-o", str(out), "--quiet", *ENGINE])
     _wait_for(out, "SELECT count(*) FROM drivings", process)
-    worker = max(_children(process.pid))  # the worker, started after the resource tracker
+    worker = max(children(process.pid))  # the worker, started after the resource tracker
     os.kill(worker, signal.SIGKILL)
     assert process.wait(timeout=180) == 0, process.stderr.read()
     assert _statuses(out) == {"1": ("done", None), "2": ("done", None)}
@@ -364,8 +354,9 @@ def test_a_job_may_give_face_and_frame_numbers_as_json_numbers(shared, tmp_path)
 
 
 def test_a_one_frame_driving_video_ends_as_with_animate(shared, tmp_path):
-    """The batch's shared analysis of a 1-frame video is still a video's: the job ends (it ran
-    for ever, the template of one frame taken for an image's) with animate's bytes."""
+    """A 1-frame driving video drives as its picture, in the batch as in animate (an image
+    source gives a still): the job ends (it ran for ever, the template of one frame taken for
+    an image's) with animate's bytes."""
     one = loop_video(shared / "assets/driving/d0.mp4", tmp_path / "d0_1.mp4", 1)
     source = shared / "assets/source/s0.jpg"
     jobs = _jobs(tmp_path / "jobs.jsonl", [{"source": str(source), "driving": str(one),
@@ -374,5 +365,125 @@ def test_a_one_frame_driving_video_ends_as_with_animate(shared, tmp_path):
                     str(tmp_path / "batch"), "--quiet", *ENGINE], check=True, timeout=120)
     assert main(["animate", "-s", str(source), "-d", str(one), "-o", str(tmp_path / "one"),
                  "--quiet", *ENGINE]) == 0
-    name = "s0--d0_1.mp4"
+    name = "s0--d0_1.jpg"
     assert (tmp_path / "batch/one" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+def test_names_that_are_not_strings_or_are_the_batchs_own_files_are_invalid_lines(
+        shared, tmp_path, capsys):
+    source, still = str(shared / "assets/source/s6.jpg"), str(shared / "assets/driving/d12.jpg")
+    names = ["ok", [1], {"a": 1}, "batch.sqlite", "batch.lock", "batch.sqlite-wal"]
+    jobs = _jobs(tmp_path / "jobs.jsonl", [{"source": source, "driving": still, "name": name}
+                                           for name in names])
+    out = tmp_path / "out"
+    assert main(["batch", str(jobs), "-o", str(out), *ENGINE]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: name [1] is not a folder name" in err
+    assert "line 3: name {'a': 1} is not a folder name" in err
+    for line, name in ((4, "batch.sqlite"), (5, "batch.lock"), (6, "batch.sqlite-wal")):
+        assert f"line {line}: name {name!r} is one of the batch's own files in its output " \
+               "folder" in err and "give the job another name" in err
+    assert not out.exists()
+    assert main(["batch", str(jobs), "-o", str(out), "--skip_invalid", "--quiet",
+                 *ENGINE]) == 1
+    assert "5 invalid" not in capsys.readouterr().err  # quiet: no summary, only the lines
+    assert _statuses(out)["ok"] == ("done", None)
+    assert sorted(p.name for p in out.iterdir()) == [".drivings", "batch.lock", "batch.sqlite",
+                                                     "ok"]
+
+
+def test_a_cross_product_name_taken_twice_names_both_files_and_the_first_pair_runs(
+        shared, tmp_path, capsys):
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    jpg = shutil.copy(shared / "assets/source/s0.jpg", sources / "s0.jpg")
+    png = sources / "s0.png"
+    cv2.imwrite(str(png), cv2.imread(str(jpg)))
+    still = shared / "assets/driving/d12.jpg"
+    cross = ["--sources", str(sources), "--drivings", str(still), "-o", str(tmp_path / "out"),
+             "--quiet", *ENGINE]
+    assert main(["batch", *cross]) == 2
+    err = capsys.readouterr().err
+    assert f"job s0--d12: {png} with {still} would be named 's0--d12', as {jpg} with {still} " \
+           "is, after their file names; rename one of the files, or use a jobs file with a " \
+           "\"name\" for each job" in err
+    assert main(["batch", *cross, "--skip_invalid"]) == 1
+    assert _statuses(tmp_path / "out") == {"s0--d12": ("done", None)}
+    assert (tmp_path / "out/s0--d12/s0--d12.jpg").is_file()
+
+
+def test_the_batch_saves_the_template_animate_saves_for_a_driving_anchor(
+        shared, driving8, tmp_path):
+    """The driver is analysed once, under auto; a job's template holds its own anchor."""
+    source = shared / "assets/source/s0.jpg"
+    jobs = _jobs(tmp_path / "jobs.jsonl", [{"source": str(source), "driving": str(driving8),
+                                            "driving_anchor": 5, "name": "five"}])
+    assert main(["batch", str(jobs), "-o", str(tmp_path / "batch"), "--quiet", *ENGINE]) == 0
+    assert main(["animate", "-s", str(source), "-d", str(driving8), "-o",
+                 str(tmp_path / "animate"), "--driving_anchor", "5", "--quiet", *ENGINE]) == 0
+    for name in ("d0_8_template.npz", "s0--d0_8.mp4"):
+        batch = (tmp_path / "batch/five" / name).read_bytes()
+        assert batch == (tmp_path / "animate" / name).read_bytes(), name
+    with np.load(tmp_path / "batch/five/d0_8_template.npz") as saved:
+        assert "5" in {str(saved[key]) for key in saved.files if "anchor" in key}
+
+
+def test_a_local_worker_that_died_while_idle_is_replaced_at_the_next_task():
+    executor = LocalExecutor(1)
+    try:
+        missing = {"source": "s.jpg", "driving": "preset:talk"}  # fails at once: quick
+        executor.submit("first", "analyse", missing)
+        assert executor.next_done(timeout=120)[0] == "first"
+        (worker,) = executor._pool._processes
+        os.kill(worker, signal.SIGKILL)
+        wait_gone(worker)
+        time.sleep(0.5)
+        executor.submit("second", "analyse", missing)
+        tag, outcome = executor.next_done(timeout=120)
+        assert tag == "second" and outcome.error == "source not found: s.jpg; check the path"
+    finally:
+        executor.close()
+
+
+def test_bad_set_ups_are_one_line_and_exit_2(shared, tmp_path, capsys, monkeypatch):
+    job = {"source": str(shared / "assets/source/s6.jpg"),
+           "driving": str(shared / "assets/driving/d12.jpg")}
+    jobs = _jobs(tmp_path / "jobs.jsonl", [job])
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'\xff\xfe{"source": 1}\n')
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "batch.sqlite").write_text("garbage\n")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray"))  # no cluster of this machine's
+    out = ["-o", str(tmp_path / "out")]
+    cases = [([str(latin), *out], f"the jobs file {latin} is not UTF-8 text (byte 0 is 0xff); "
+                                  "save it as UTF-8"),
+             ([str(jobs), "-o", str(damaged)], f"{damaged}/batch.sqlite cannot be used as the "
+                                               "state database (file is not a database); move "
+                                               "it away to run every job again, or give "
+                                               "another -o")]
+    if importlib.util.find_spec("ray") is not None:
+        cases += [([str(jobs), *out, "--ray_address", "bogus://x"],
+                   "--ray_address bogus://x is not local, auto, ray://HOST:PORT or HOST:PORT"),
+                  ([str(jobs), *out, "--ray_address", "auto"],
+                   "--ray_address auto: no Ray cluster reached (Could not find any running Ray "
+                   "instance); start one with `ray start --head`, or pass --ray_address local")]
+    for args, message in cases:
+        assert main(["batch", *args, "--quiet", *ENGINE]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    # lock released: the damaged folder may be used again once its state is moved away
+    (damaged / "batch.sqlite").unlink()
+    with BatchState(damaged):
+        pass
+
+
+def test_a_jobs_file_may_start_with_a_bom(tmp_path):
+    from portrait_animate.batch.jobs import read_jobs
+
+    path = tmp_path / "jobs.jsonl"
+    path.write_bytes('{"source": "a.jpg", "driving": "talk"}\n'.encode("utf-8-sig"))
+    jobs, problems = read_jobs(path, {})
+    assert problems == [] and [job.values for job in jobs] == [{"source": "a.jpg",
+                                                                "driving": "talk"}]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from media import frame_count, loop_video, read_video
 from portrait_animate.client import Client, ServiceError
 from portrait_animate.service.runner import Runner
 from portrait_animate.service.store import JobStore
+from processes import spawned_workers, wait_gone
 
 KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -352,3 +354,163 @@ def test_a_sigkilled_server_loses_no_accepted_job(shared, tmp_path):
         assert client.status(jobs[0])["attempts"] == 2  # run again from scratch
     finally:
         restarted.kill(signal.SIGTERM)
+
+
+def test_an_idle_worker_that_died_is_replaced_and_the_next_job_runs(shared, tmp_path):
+    """A worker killed while idle (the OOM killer's usual victim) breaks its pool before any
+    job notices: the next job starts on a new one, once, instead of staying running."""
+    server = Server(tmp_path / "data", "--workers", "1")
+    try:
+        client = Client(server.url)
+        source, driving = shared / "assets/source/s6.jpg", shared / "assets/driving/d12.jpg"
+        client.wait(client.submit(source, driving), timeout=120)
+        (worker,) = spawned_workers(server.process.pid)
+        os.kill(worker, signal.SIGKILL)
+        wait_gone(worker)  # reaped: its pool knows it is broken
+        time.sleep(0.5)
+        job = client.submit(source, driving)
+        status = client.wait(job, timeout=90)
+        assert status["attempts"] == 1 and status["error"] is None
+        assert client.health()["running"] == 0
+        assert "Traceback" not in server.log.read_text()
+    finally:
+        server.kill(signal.SIGTERM)
+
+
+def _sent_until_refused(url: str, body: Iterator[bytes], headers: str) -> tuple[int, bytes]:
+    """Send a chunked request until the server answers (or stops reading); the bytes sent
+    and the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(headers.encode())
+        try:
+            for piece in body:
+                if select.select([sock], [], [], 0)[0]:
+                    break  # answered
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                sent += len(piece)
+            else:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server closed the connection, or stopped reading
+            pass
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    return sent, answer
+
+
+def test_an_upload_without_content_length_is_cut_off_at_the_limit(server):
+    """A chunked upload has no length to refuse it by: the limit applies as it streams in, so
+    no more than about the limit reaches the server's disk."""
+    boundary = "b0undary"
+    total = 64 * 2**20
+
+    def body() -> Iterator[bytes]:
+        yield (f'--{boundary}\r\nContent-Disposition: form-data; name="driving"\r\n\r\n'
+               f'talk\r\n--{boundary}\r\nContent-Disposition: form-data; name="source"; '
+               f'filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n').encode()
+        piece = b"\xff" * 2**16
+        for _ in range(total // len(piece)):
+            yield piece
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = (f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+               f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n")
+    before = {p.name for p in _job_dirs(server)}
+    sent, answer = _sent_until_refused(server.url, body(), headers)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"the source upload is over 1 MB; send a smaller file" in answer
+    assert sent < 16 * 2**20, f"{sent} bytes were read before the 413"
+    assert {p.name for p in _job_dirs(server)} == before
+    _healthy(server)
+
+
+def test_submit_time_errors_hide_the_servers_paths_and_speak_json(server, shared):
+    data = Path(server.process.args[server.process.args.index("--data_dir") + 1])
+    face, still = shared / "assets/source/s6.jpg", shared / "assets/driving/d30.jpg"
+    files = {"source": (face.name, face.read_bytes()), "driving": (still.name,
+                                                                   still.read_bytes())}
+    response = httpx.post(f"{server.url}/v1/jobs", headers=AUTH, files=files,
+                          data={"options": json.dumps({"driving_anchor": "9999"})}, timeout=60)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "past the last frame of the driving image driving.jpg (1 frame)" in detail, detail
+    assert str(data) not in detail and "/jobs/" not in detail
+    for options, wrong in (({"det_thresh": True}, '"det_thresh" is true; give it a number'),
+                           ({"scale": None}, '"scale" is null; give it a number')):
+        response = httpx.post(f"{server.url}/v1/jobs", headers=AUTH, files=files,
+                              data={"options": json.dumps(options)}, timeout=60)
+        assert response.status_code == 422 and wrong in response.json()["detail"], response.text
+    for body in ({"json": {"source": "x", "driving": "talk"}}, {"data": {"driving": "talk"}}):
+        response = httpx.post(f"{server.url}/v1/jobs", headers=AUTH, **body)
+        assert response.status_code == 415
+        assert response.json()["detail"].startswith("the request must be multipart/form-data")
+
+
+def test_a_retried_job_shows_nothing_of_its_last_attempt_while_it_runs(tmp_path):
+    store = JobStore(tmp_path)
+    job, _ = store.new_folder()
+    store.add(job, {"source": "x"})
+    store.next_queued()
+    store.failed(job, "a worker process died (killed, or out of memory)", retry=True)
+    assert store.get(job).status == "queued"
+    store.next_queued()
+    again = store.get(job)
+    assert (again.status, again.attempts, again.error, again.finished) == ("running", 2, None,
+                                                                            None)
+    store.close()
+
+
+def test_serve_refuses_a_damaged_state_or_an_unusable_ray_with_one_line_and_no_banner(
+        tmp_path, capsys, monkeypatch):
+    from portrait_animate.cli.main import main
+
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray"))  # no cluster of this machine's
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "service.sqlite").write_text("garbage\n")
+    good = ["--data_dir", str(tmp_path / "data")]
+    for args, message in (
+            (["--data_dir", str(damaged)], f"{damaged}/service.sqlite cannot be used as the "
+                                           "state database (file is not a database); move it "
+                                           "away"),
+            ([*good, "--ray_address", "bogus://x"], "--ray_address bogus://x is not local, "
+                                                    "auto, ray://HOST:PORT or HOST:PORT"),
+            ([*good, "--ray_address", "auto"], "--ray_address auto: no Ray cluster reached "
+                                               "(Could not find any running Ray instance); "
+                                               "start one with `ray start --head`")):
+        assert main(["serve", "--port", str(_free_port()), *args]) == 2, args
+        captured = capsys.readouterr()
+        assert captured.out == "", "no banner for a server that does not start"
+        err = captured.err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+class _NoPool:
+    """An executor whose every start fails, as a pool that cannot be rebuilt would."""
+
+    capacity = 1
+
+    def submit(self, *args: object) -> None:
+        raise RuntimeError("no pool")
+
+
+def test_a_job_that_cannot_start_fails_after_its_retries_and_frees_its_place(tmp_path):
+    store = JobStore(tmp_path)
+    job, _ = store.new_folder()
+    store.add(job, {"source": "x"})
+    runner = Runner(store, executor=_NoPool(), retries=1)
+    runner._submit()
+    failed = store.get(job)
+    assert (failed.status, failed.attempts) == ("failed", 2)
+    assert failed.error == "the job could not start (RuntimeError); the server's log has the " \
+                           "details"
+    assert runner.running == set() and not (tmp_path / "jobs" / job / ".staging").exists()
+    store.close()

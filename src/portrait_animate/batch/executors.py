@@ -5,6 +5,7 @@ flight, so nothing queues inside them and a killed batch has little to redo."""
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
 from collections.abc import Hashable
@@ -73,8 +74,19 @@ class LocalExecutor:
         return ProcessPoolExecutor(self.capacity, multiprocessing.get_context("spawn"),
                                    initializer=_start_worker, initargs=(self._threads,))
 
+    def _renew(self, pool: ProcessPoolExecutor) -> None:
+        """A new pool for a broken one (once: its other tasks fail with it)."""
+        if pool is self._pool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+
     def submit(self, tag: Hashable, method: str, *args: Any) -> None:
-        self._running[self._pool.submit(_call, method, *args)] = (tag, self._pool)
+        try:
+            future = self._pool.submit(_call, method, *args)
+        except BrokenProcessPool:  # a process died while idle: its pool takes no more tasks
+            self._renew(self._pool)
+            future = self._pool.submit(_call, method, *args)
+        self._running[future] = (tag, self._pool)
 
     def put(self, data: bytes) -> bytes:
         return data
@@ -89,9 +101,7 @@ class LocalExecutor:
             return tag, future.result()
         except BrokenProcessPool:
             # every task of the pool fails with it: a new pool runs the retries
-            if pool is self._pool:
-                pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._new_pool()
+            self._renew(pool)
             return tag, Outcome(error="a worker process died (killed, or out of memory)")
 
     def close(self) -> None:
@@ -116,6 +126,27 @@ def _import_ray() -> Any:
     return ray
 
 
+def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
+    """Join the cluster at ``address`` (``auto``, ``ray://host:port`` or ``host:port``).
+
+    Raises:
+        InputError: another scheme, Ray Client missing for ``ray://``, or no cluster there.
+    """
+    scheme, client, _ = address.partition("://")
+    if client and scheme != "ray":
+        raise InputError(f"--ray_address {address} is not local, auto, ray://HOST:PORT or "
+                         "HOST:PORT; pass one of those")
+    if client and importlib.util.find_spec("grpc") is None:
+        raise InputError(f"--ray_address {address} needs Ray Client: pip install "
+                         "'portrait-animate[ray]'")
+    try:
+        ray.init(address=address, **kwargs)
+    except ConnectionError as exc:
+        reason = str(exc).split(". ")[0].split("\n")[0]
+        raise InputError(f"--ray_address {address}: no Ray cluster reached ({reason}); start "
+                         "one with `ray start --head`, or pass --ray_address local") from None
+
+
 class RayExecutor:
     """Ray actors, each a :class:`Worker` with one CPU (and ``gpus`` GPUs). Ray restarts an
     actor that dies and retries its task ``retries`` times.
@@ -137,7 +168,7 @@ class RayExecutor:
         if address == "local":
             ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
         else:
-            ray.init(address=address, **kwargs)
+            _connect(ray, address, kwargs)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.capacity = workers or max(1, cpus)
         self.uploads = upload

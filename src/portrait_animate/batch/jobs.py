@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..pipeline.animate import check_inputs
 from ..pipeline.inputs import InputKind, input_name
 from ..pipeline.options import AnimateOptions
+from .state import DB, LOCK
 
 __all__ = ["Job", "JobProblem", "cross_jobs", "read_jobs", "validate"]
 
@@ -58,11 +59,13 @@ class Job:
 
 @dataclass
 class JobProblem:
-    """A job that cannot run: where it is and why, in one line."""
+    """A job that cannot run: where it is and why, in one line; ``job``, when it is one of
+    the jobs validated (not a line that is no job)."""
 
     where: str
     message: str
     name: str | None = None
+    job: Job | None = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
@@ -86,8 +89,13 @@ def read_jobs(path: str | Path, defaults: dict[str, Any]) -> tuple[list[Job], li
                          "give a .jsonl file or --sources and --drivings")
     if not path.is_file():
         raise InputError(f"jobs file not found: {path}; check the path")
+    try:  # a BOM, as Windows' Notepad writes, is no part of the first line
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"the jobs file {path} is not UTF-8 text (byte {exc.start} is "
+                         f"0x{exc.object[exc.start]:02x}); save it as UTF-8") from None
     jobs, problems = [], []
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, text in enumerate(lines, start=1):
         text = text.strip()
         if not text or text.startswith("#"):
             continue
@@ -153,11 +161,15 @@ def _bad_values(job: Job) -> list[str]:
     if not isinstance(job.name, str) or not _NAME.fullmatch(job.name):
         problems.append(f"name {job.name!r} is not a folder name; use letters, digits, '.', "
                         "'_' and '-' (not first), at most 128")
+    elif job.name in (DB, LOCK) or job.name.startswith(f"{DB}-"):
+        problems.append(f"name {job.name!r} is one of the batch's own files in its output "
+                        f"folder ({DB}, {DB}-wal, {DB}-shm, {LOCK}); give the job another "
+                        "name")
     typed: dict[str, Any] = {}
     for key, value in job.values.items():
         if key in BATCH_DECIDES:
             problems.append(f"option {key!r} is the batch's to decide; drop it from the job")
-        elif wrong := AnimateOptions.value_problems({key: value}):
+        elif wrong := AnimateOptions.value_problems({key: value}, as_json=True):
             problems += wrong
         else:
             typed[key] = value
@@ -177,17 +189,28 @@ def _problem(job: Job, out_dir: Path) -> str | None:
     return None
 
 
+def _taken(job: Job, first: Job) -> str:
+    """Why ``job`` cannot have the name of ``first``, and the fix."""
+    if job.line is not None:
+        return f"name {job.name!r} is taken by {first.where}; give each job its own"
+    return (f"{job.values['source']} with {job.values['driving']} would be named {job.name!r}, "
+            f"as {first.values['source']} with {first.values['driving']} is, after their "
+            "file names; rename one of the files, or use a jobs file with a \"name\" for each "
+            "job")
+
+
 def validate(jobs: list[Job], out_dir: Path) -> list[JobProblem]:
     """What keeps each job from running (missing or unreadable inputs, unknown options, wrong
-    types, values out of range, conflicting options, names taken twice), in job order; each
-    valid job gets its inputs' kinds."""
+    types, values out of range, conflicting options, names taken twice), in job order, each
+    problem with its job; each valid job gets its inputs' kinds."""
     problems, seen = [], {}
     for job in jobs:
         message = _problem(job, out_dir)
         if message is None and job.name in seen:
-            message = f"name {job.name!r} is taken by {seen[job.name]}; give each job its own"
-        if message is not None:
-            problems.append(JobProblem(job.where, message, job.name))
+            message = _taken(job, seen[job.name])
+        if message is not None:  # a name that is no string is not recorded as one
+            problems.append(JobProblem(job.where, message,
+                                       job.name if isinstance(job.name, str) else None, job))
         else:
-            seen[job.name] = job.where
+            seen[job.name] = job
     return problems

@@ -297,8 +297,8 @@ def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
     problems = [*problems, *validate(jobs, out_dir)]
     if problems and not options.skip_invalid:
         raise BatchInputError(problems)
-    bad = {problem.where for problem in problems}
-    valid = [job for job in jobs if job.where not in bad]
+    bad = {id(problem.job) for problem in problems if problem.job is not None}
+    valid = [job for job in jobs if id(job) not in bad]
     if not valid and not problems:
         raise InputError("no jobs to run; give a jobs file with at least one job")
     with BatchState(out_dir) as state:

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from ..errors import InputError
 
-__all__ = ["BatchState", "JobRecord", "RunCounts", "DONE", "FAILED", "INVALID", "QUEUED",
-           "RUNNING"]
+__all__ = ["BatchState", "JobRecord", "RunCounts", "DB", "DONE", "FAILED", "INVALID", "LOCK",
+           "QUEUED", "RUNNING", "open_state"]
 
 QUEUED, RUNNING, DONE, FAILED, INVALID = "queued", "running", "done", "failed", "invalid"
+#: The batch's own files in its output folder (SQLite adds DB-wal, DB-shm, DB-journal).
+DB, LOCK = "batch.sqlite", "batch.lock"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -32,6 +34,25 @@ CREATE TABLE IF NOT EXISTS runs (
     jobs_run INTEGER NOT NULL DEFAULT 0, engines_loaded INTEGER NOT NULL DEFAULT 0,
     drivings_analysed INTEGER NOT NULL DEFAULT 0, sources_analysed INTEGER NOT NULL DEFAULT 0);
 """
+
+
+def open_state(path: Path, schema: str, fix: str) -> sqlite3.Connection:
+    """The state database at ``path`` (made if missing) in WAL mode, with ``schema``'s tables;
+    usable from any thread (its user serialises the calls).
+
+    Raises:
+        InputError: ``path`` is not such a database (damaged, or another file); ``fix`` says
+            what to do.
+    """
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(schema)
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise InputError(f"{path} cannot be used as the state database ({exc}); {fix}") \
+            from None
+    return db
 
 
 @dataclass
@@ -72,7 +93,7 @@ class BatchState:
 
     def __enter__(self) -> BatchState:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(self.out_dir / "batch.lock", "a+")  # noqa: SIM115 (held while open)
+        lock = open(self.out_dir / LOCK, "a+")  # noqa: SIM115 (held while open)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -86,9 +107,12 @@ class BatchState:
         lock.write(f"pid {os.getpid()}")
         lock.flush()
         self._lock_file = lock
-        self._db = sqlite3.connect(self.out_dir / "batch.sqlite", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = open_state(self.out_dir / DB, _SCHEMA, "move it away to run every job "
+                                                            "again, or give another -o")
+        except InputError:
+            lock.close()
+            raise
         self._run = self._db.execute("INSERT INTO runs (started) VALUES (?)",
                                      (time.time(),)).lastrowid
         return self
@@ -122,8 +146,8 @@ class BatchState:
 
     def started(self, name: str) -> int:
         """Mark a job running; its attempt number."""
-        self._db.execute("UPDATE jobs SET status = ?, attempts = attempts + 1, updated = ? "
-                         "WHERE name = ?", (RUNNING, time.time(), name))
+        self._db.execute("UPDATE jobs SET status = ?, attempts = attempts + 1, error = NULL, "
+                         "updated = ? WHERE name = ?", (RUNNING, time.time(), name))
         return self._db.execute("SELECT attempts FROM jobs WHERE name = ?",
                                 (name,)).fetchone()[0]
 

@@ -92,8 +92,9 @@ def _run(args: argparse.Namespace) -> int:
         ray_address=args.ray_address, max_upload_mb=args.max_upload_mb,
         max_video_seconds=args.max_video_seconds, keep_hours=args.keep_hours,
         retries=args.retries)
+    app = create_app(settings)  # refuses a damaged state or an unreachable Ray before the banner
     print(f"portrait-animate service on http://{args.host}:{args.port} (API docs at /docs, "
           f"data in {settings.data_dir}{', key required' if settings.api_key else ''})",
           flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

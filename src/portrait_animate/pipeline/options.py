@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -216,10 +217,11 @@ class AnimateOptions:
                 and not isinstance(value, bool) else value for name, value in values.items()}
 
     @classmethod
-    def value_problems(cls, values: dict[str, Any]) -> list[str]:
+    def value_problems(cls, values: dict[str, Any], as_json: bool = False) -> list[str]:
         """Why ``values`` (option name -> value, as parsed from JSON) cannot be options: an
-        unknown name or a value of the wrong type, each as 'problem; fix'. Values in range
-        and combinations are :meth:`invalid_values` and :meth:`conflicts`'s."""
+        unknown name or a value of the wrong type, each as 'problem; fix' (``as_json``: true,
+        false and null spelled as JSON, for values that came as JSON). Values in range and
+        combinations are :meth:`invalid_values` and :meth:`conflicts`'s."""
         known = {f.name: f for f in fields(cls)}
         problems = []
         for name, value in values.items():
@@ -240,7 +242,10 @@ class AnimateOptions:
                 ok = isinstance(value, str) or (value is None and default is None)
                 kind = "a string"
             if not ok:
-                problems.append(f"option {name!r} is {value!r}; give it {kind}")
+                shown = json.dumps(value) if as_json and (value is None or
+                                                          isinstance(value, bool)) \
+                    else repr(value)
+                problems.append(f"option {name!r} is {shown}; give it {kind}")
         return problems
 
     def __post_init__(self) -> None:

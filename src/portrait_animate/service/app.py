@@ -17,7 +17,8 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from ..batch.executors import Executor, LocalExecutor, RayExecutor
@@ -25,7 +26,7 @@ from ..batch.jobs import BATCH_DECIDES, Job, validate
 from ..errors import InputError
 from ..motion.presets import PRESET_PREFIX, PRESETS
 from ..pipeline.engines import weights_found
-from .runner import Runner, json_wording
+from .runner import Runner, client_wording
 from .store import STATUSES, JobRow, JobStore
 from .uploads import TooLarge, save_upload
 
@@ -93,6 +94,46 @@ def _bad(status: int, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail=message)
 
 
+class _LimitedForm(MultiPartParser):
+    """Starlette's multipart parser (python-multipart's), which refuses a file part as soon as
+    it passes ``limit`` bytes, while the body streams in: a request without Content-Length
+    is not spooled to disk whole before the limit applies."""
+
+    def __init__(self, request: Request, limit: int) -> None:
+        super().__init__(request.headers, request.stream())
+        self._limit = limit
+        self._size = 0
+
+    def on_part_begin(self) -> None:
+        super().on_part_begin()
+        self._size = 0
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current_part.file is not None:
+            self._size += end - start
+            if self._size > self._limit:
+                raise TooLarge(f"{self._current_part.field_name} upload", self._limit)
+        super().on_part_data(data, start, end)
+
+
+async def _form(request: Request, limit: int) -> FormData:
+    """The request's multipart form, each file at most ``limit`` bytes.
+
+    Raises:
+        HTTPException: not multipart (415), or malformed (400).
+        TooLarge: a file over ``limit``.
+    """
+    if request.headers.get("content-type", "").partition(";")[0].strip().lower() != \
+            "multipart/form-data":
+        raise _bad(415, "the request must be multipart/form-data: 'source' (a file), "
+                        "'driving' (a file or a preset's name) and 'options' (JSON)")
+    try:
+        return await _LimitedForm(request, limit).parse()
+    except MultiPartException as exc:
+        raise _bad(400, f"the multipart body is malformed ({exc.message}); send a "
+                        "multipart/form-data request") from None
+
+
 _FORM_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["source", "driving"], "properties": {
         "source": {"type": "string", "format": "binary",
@@ -105,8 +146,17 @@ _FORM_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data"
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
-    """The service's app; the runner and its workers start with it and stop with it."""
+    """The service's app; the runner and its workers start with it and stop with it.
+
+    Raises:
+        InputError: ``service.sqlite`` is not a database, or Ray cannot be reached.
+    """
     store = JobStore(settings.data_dir.resolve())
+    try:
+        executor = _executor(settings)
+    except BaseException:
+        store.close()
+        raise
     limit = int(settings.max_upload_mb * 2**20)
 
     @asynccontextmanager
@@ -117,7 +167,6 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         orphans = store.remove_orphans()
         if orphans:
             log.warning("%d folder(s) of jobs the last server did not keep removed", orphans)
-        executor = _executor(settings)
         runner = Runner(store, executor, settings.retries, settings.keep_hours)
         app.state.runner = runner
         runner.start()
@@ -165,8 +214,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         driving = form.get("driving")
         if isinstance(driving, UploadFile):
             return str(await run_in_threadpool(save_upload, driving.file, folder, "driving",
-                                               limit, settings.max_video_seconds,
-                                               "driving upload"))
+                                               settings.max_video_seconds, "driving upload"))
         if driving is None:
             raise _bad(422, "no driving; send a driving video or image as 'driving', or a "
                             f"preset's name ({', '.join(PRESETS)})")
@@ -213,25 +261,28 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                             f"upload may be {settings.max_upload_mb:g} MB")
         job_id, folder = store.new_folder()
         try:  # copying, probing and checking the files block: they run off the event loop
-            async with request.form() as form:
+            form = await _form(request, limit)
+            try:
                 options = _options(form)
                 source = form.get("source")
                 if not isinstance(source, UploadFile):
                     raise _bad(422, "no source file; send the portrait as 'source'")
                 values = {**options, "driving": await _driving(form, folder),
                           "source": str(await run_in_threadpool(
-                              save_upload, source.file, folder, "source", limit,
+                              save_upload, source.file, folder, "source",
                               settings.max_video_seconds, "source upload"))}
+            finally:
+                await form.close()
             job = Job(job_id, None, values)
             problems = await run_in_threadpool(validate, [job], folder)
             if problems:
-                raise _bad(422, json_wording(problems[0].message))
+                raise _bad(422, client_wording(problems[0].message, folder))
         except TooLarge as exc:
             store.delete(job_id)
             raise _bad(413, str(exc)) from None
         except InputError as exc:
             store.delete(job_id)
-            raise _bad(422, json_wording(str(exc))) from None
+            raise _bad(422, client_wording(str(exc), folder)) from None
         except ClientDisconnect:
             store.delete(job_id)
             log.info("a client left during its upload; job %s dropped", job_id)

@@ -15,7 +15,7 @@ from ..batch.worker import Outcome
 from ..pipeline.options import AnimateOptions, reword_options
 from .store import JobStore
 
-__all__ = ["Runner", "json_wording"]
+__all__ = ["Runner", "client_wording", "json_wording"]
 
 log = logging.getLogger("portrait_animate.service")
 
@@ -29,6 +29,12 @@ def json_wording(message: str) -> str:
     known = set(AnimateOptions.field_names())
     return reword_options(message, lambda option: f'"{option}"' if option in known else None,
                           lambda option, on: f'set "{option}" to {"true" if on else "false"}')
+
+
+def client_wording(message: str, folder: Path) -> str:
+    """A job's error for its client: :func:`json_wording`, and its files named by their role
+    (``driving.jpg``), not by the server's paths under the job's ``folder``."""
+    return json_wording(message.replace(f"{folder}/", ""))
 
 
 def _outputs(files: list[str]) -> tuple[str, str]:
@@ -77,8 +83,14 @@ class Runner:
             except FileNotFoundError:  # deleted meanwhile
                 continue
             self.running.add(job.id)
-            self.executor.submit(job.id, "run", job.values, str(staging), None, None, None,
-                                 str(folder))
+            try:
+                self.executor.submit(job.id, "run", job.values, str(staging), None, None,
+                                     None, str(folder))
+            except Exception as exc:  # the job fails (or is retried), the runner goes on
+                log.exception("job %s could not start", job.id)
+                self._finish(job.id, Outcome(error=f"the job could not start "
+                                                   f"({type(exc).__name__}); the server's log "
+                                                   "has the details"))
 
     def _finish(self, job_id: str, outcome: Outcome) -> None:
         self.running.discard(job_id)
@@ -95,9 +107,7 @@ class Runner:
             return
         shutil.rmtree(folder / ".staging", ignore_errors=True)
         retry = not outcome.bad_input and job.attempts <= self.retries
-        # the client knows its uploads by their role, not by the server's paths
-        self.store.failed(job_id, json_wording(outcome.error.replace(f"{folder}/", "")),
-                          retry)
+        self.store.failed(job_id, client_wording(outcome.error, folder), retry)
 
     def _cleanup(self) -> None:
         if time.monotonic() - self._cleaned < CLEANUP_EVERY_S:

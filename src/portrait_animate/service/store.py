@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..batch.state import open_state
 
 __all__ = ["JobRow", "JobStore", "STATUSES"]
 
@@ -53,10 +54,8 @@ class JobStore:
         self.jobs_dir = data_dir / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(data_dir / "service.sqlite", isolation_level=None,
-                                   check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_state(data_dir / "service.sqlite", _SCHEMA,
+                              "move it away to start with no jobs, or give another --data_dir")
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -102,8 +101,10 @@ class JobStore:
                                    "created LIMIT 1").fetchone()
             if row is None:
                 return None
-            self._db.execute("UPDATE jobs SET status = 'running', started = ?, "
-                             "attempts = attempts + 1 WHERE id = ?", (time.time(), row[0]))
+            # a retry shows none of the attempt before: no error, no finish
+            self._db.execute("UPDATE jobs SET status = 'running', started = ?, error = NULL, "
+                             "finished = NULL, attempts = attempts + 1 WHERE id = ?",
+                             (time.time(), row[0]))
         return self.get(row[0])
 
     def done(self, job_id: str, result: str, concat: str, frames: int, seconds: float) -> None:

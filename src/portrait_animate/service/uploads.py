@@ -1,5 +1,6 @@
-"""Uploads to the service: saved under a size limit, and told apart by their content (Pillow
-reads an image's header, ffmpeg a video's container), never by their name."""
+"""Uploads to the service (held to the size limit as they arrive, see ``app``): saved, and
+told apart by their content (Pillow reads an image's header, ffmpeg a video's container),
+never by their name."""
 
 from __future__ import annotations
 
@@ -29,19 +30,18 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
 
 class TooLarge(InputError):  # noqa: N818 (an HTTP 413, named as such)
-    """An upload over the size limit."""
+    """An upload (``what``) over the size limit of ``limit`` bytes."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"the {what} is over {limit / 2**20:g} MB; send a smaller file")
 
 
-def _copy_limited(data: BinaryIO, dst: Path, limit: int, what: str) -> None:
-    written = 0
+def _copy(data: BinaryIO, dst: Path, what: str) -> None:
+    """``data`` into ``dst`` (its size was held to the limit as it arrived)."""
     with open(dst, "wb") as out:
-        while chunk := data.read(_CHUNK):
-            written += len(chunk)
-            if written > limit:
-                raise TooLarge(f"the {what} is over {limit / 2**20:g} MB; send a smaller file")
-            out.write(chunk)
-    if written == 0:
-        raise InputError(f"the {what} is empty; send an image or a video")
+        shutil.copyfileobj(data, out, _CHUNK)
+        if out.tell() == 0:
+            raise InputError(f"the {what} is empty; send an image or a video")
 
 
 def _image_extension(path: Path, what: str) -> tuple[str, bool] | None:
@@ -95,18 +95,17 @@ def _check_length(path: Path, max_video_seconds: float, what: str) -> None:
                          f"{max_video_seconds:g} s; send a shorter video")
 
 
-def save_upload(data: BinaryIO, folder: Path, stem: str, limit: int,
-                max_video_seconds: float, what: str) -> Path:
+def save_upload(data: BinaryIO, folder: Path, stem: str, max_video_seconds: float,
+                what: str) -> Path:
     """Save an uploaded image or video as ``folder/stem.EXT``, EXT from its content.
 
     Raises:
-        TooLarge: over ``limit`` bytes (nothing is kept).
         InputError: empty, neither an image nor a video, or a video longer than
             ``max_video_seconds`` (read from its container before any frame is decoded).
     """
     tmp = folder / f".{stem}.upload.mp4"  # probed as a video if not an image
     try:
-        _copy_limited(data, tmp, limit, what)
+        _copy(data, tmp, what)
         image = _image_extension(tmp, what)
         if image is None or image[1]:  # a video, or an animated image, which drives as one
             _check_length(tmp, max_video_seconds, what)
