@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -303,3 +304,89 @@ def test_readme_troubleshooting_names_doctor():
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
     assert "portrait-animate doctor" in section
+
+
+# the second bug hunt (bughunt_cli)
+
+
+@pytest.mark.parametrize("output", ["/proc/foo", "x" * 300], ids=["proc", "name too long"])
+def test_output_folder_that_cannot_be_made(output, tmp_path, capsys, no_face_analysis):
+    """Not a permission problem: /proc takes no new folder (as root too), and a name longer
+    than the filesystem's 255 bytes cannot be made."""
+    out = output if output.startswith("/") else str(tmp_path / output)
+    assert main([*QUICK, "-o", out]) == 2
+    assert _one_error_line(capsys).startswith(f"error: -o {out}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_long_input_names_are_shortened_to_fit(tmp_path):
+    """{src}--{drv}_concat.jpg and its temporary name would pass 255 bytes: the names keep
+    their start and end with a hash of the whole (the same for the same inputs)."""
+    from portrait_animate.io.images import read_image_rgb, write_image_rgb
+
+    source = write_image_rgb(tmp_path / f"{'M' * 240}.jpg", read_image_rgb("sample:astronaut"))
+    out = tmp_path / "out"
+    for _ in range(2):  # the second run writes the same names again
+        assert main([*QUICK, "-s", str(source), "-o", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 3 and names[-1] == "astronaut_template.npz"
+    result, concat = names[0], names[1]
+    assert re.fullmatch(r"M{200,}~[0-9a-f]{8}\.jpg", result)
+    assert concat == result.replace(".jpg", "_concat.jpg") and len(concat.encode()) <= 255 - 20
+
+
+def test_interrupted_run_leaves_no_output_folder(tmp_path, capsys, monkeypatch):
+    from portrait_animate.pipeline.outputs import OutputWriter
+
+    def interrupt(self, *frame):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(OutputWriter, "add", interrupt)
+    assert main([*QUICK, "-o", str(tmp_path / "new/out")]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [], "the folders the run made are removed"
+
+
+def test_a_folder_as_input_is_called_a_folder(tmp_path, capsys, no_face_analysis):
+    assert main(["animate", "-s", str(tmp_path), "-d", "sample:astronaut", "-o",
+                 str(tmp_path / "out")]) == 2
+    assert _one_error_line(capsys).startswith(f"error: the source {tmp_path} is a folder; ")
+
+
+def _truncated_video(path: Path) -> Path:
+    """30 frames of the astronaut, its header first, cut after 60%: the header announces
+    1.2 s."""
+    import cv2
+
+    from media import FFMPEG, write_video
+    from portrait_animate.io.images import read_image_rgb
+
+    face = cv2.resize(read_image_rgb("sample:astronaut"), (256, 256))
+    noise = np.random.default_rng(0).integers(0, 8, (30, 256, 256, 3), np.uint8)
+    whole = write_video(list(face // 2 + noise), path.with_name("whole.mp4"))
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(whole), "-c:v", "libx264", "-g", "5",
+                    "-movflags", "+faststart", str(path)], check=True)  # a keyframe in 5
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * 0.6)])
+    return path
+
+
+def test_quiet_still_prints_warnings(tmp_path):
+    """--quiet drops the progress and the notes, not a warning that the result is
+    incomplete."""
+    driving = _truncated_video(tmp_path / "cut.mp4")
+    result = _run_cli("animate", "-s", "sample:astronaut", "-d", str(driving), "--engine",
+                      "classic", "--quiet", "-o", str(tmp_path / "out"))
+    assert result.returncode == 0 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: decoding {driving} stopped after")
+
+
+def test_doctor_names_whose_thread_pool_each_is(capsys):
+    """Two packages may each load an OpenBLAS: each pool is named by its package."""
+    assert main(["doctor"]) == 0
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1)
+                for line in capsys.readouterr().out.splitlines())
+    pools = rows["native thread pools"].split(", ")
+    assert all(re.fullmatch(r"\w+ \d+ \([\w.-]+\)", pool) for pool in pools), pools
+    assert len(set(pools)) == len(pools)

@@ -343,3 +343,55 @@ def test_a_batch_job_maps_driving_faces_as_animate_does(group: Path, two_faces: 
                  *(arg for key, value in faces.items() for arg in (f"--{key}", value))]) == 0
     name = "group--two.mp4"
     assert (tmp_path / "batch/g" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+@pytest.fixture
+def no_detection(monkeypatch):
+    """A refused preview must be refused before the face mesh is even created."""
+    import portrait_animate.face.mesh as mesh_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("face detection started before the preview was checked")
+
+    monkeypatch.setattr(mesh_module, "FaceMesh", refuse)
+
+
+@pytest.fixture
+def picture(tmp_path: Path) -> Path:
+    """A small picture without a face."""
+    return write_image_rgb(tmp_path / "noise.png",
+                           np.random.default_rng(0).integers(0, 256, (96, 128, 3), np.uint8))
+
+
+def _one_error_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --preview "), lines
+    return lines[0]
+
+
+def test_preview_that_is_the_input_is_refused(picture: Path, capsys, no_detection):
+    before = picture.read_bytes()
+    assert main(["faces", str(picture), "--preview", str(picture)]) == 2
+    assert "is the input" in _one_error_line(capsys)
+    assert picture.read_bytes() == before
+
+
+@pytest.mark.parametrize("where", ["--preview", "current folder"])
+def test_unwritable_preview_is_refused_before_detection(where: str, picture: Path, capsys,
+                                                        monkeypatch, no_detection):
+    """/proc takes no new file, as root too (file permissions would not stop root)."""
+    if where == "--preview":
+        args = ["--preview", "/proc/nope.png"]
+    else:
+        monkeypatch.chdir("/proc")
+        args = ["--json"]  # a preview is written with --json too, into the current folder
+    assert main(["faces", str(picture), *args]) == 2
+    assert "cannot be written" in _one_error_line(capsys)
+
+
+def test_no_face_is_said(picture: Path, capsys, tmp_path: Path):
+    assert main(["faces", str(picture), "--preview", str(tmp_path / "p.jpg"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["faces"] == []
+    assert captured.err.startswith(f"note: no face found in {picture}; try a lower "
+                                   "--det_thresh")

@@ -271,3 +271,35 @@ def test_template_extensions_are_case_insensitive(tmp_path, shared, name):
         save_template(tmp_path / "t.npz", _template(2)).rename(path)
     assert classify_input(str(path), "driving", allow_template=True) is InputKind.TEMPLATE
     assert load_template(path).n_frames in (2, 57)
+
+
+def _damaged(tmp_path, how: str):
+    """A valid template file, damaged: cut in half, a zip header and junk, or one byte of an
+    array flipped (its CRC no longer matches)."""
+    path = save_template(tmp_path / "t.npz", _template())
+    data = bytearray(path.read_bytes())
+    if how == "truncated":
+        data = data[:len(data) // 2]
+    elif how == "junk":
+        data = b"PK\x03\x04" + bytes(96)
+    else:
+        at = data.index(b"exp.npy") + 200  # inside the exp array's data
+        data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("how", ["truncated", "junk", "flipped byte"])
+def test_damaged_npz_is_one_error_line(tmp_path, capsys, how):
+    """zipfile.BadZipFile (a cut file, a bad CRC) is refused like any other bad template."""
+    from portrait_animate.cli.main import main
+
+    path = _damaged(tmp_path, how)
+    with pytest.raises(InputError, match="it is not a readable .npz"):
+        load_template(path)
+    out = tmp_path / "out"
+    assert main(["animate", "-s", "sample:astronaut", "-d", str(path), "--engine", "classic",
+                 "-o", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: malformed motion template {path}")
+    assert not out.exists()

@@ -83,7 +83,8 @@ HELP = {
     "batch_size": "frames the engine takes the motion and appearance of, and renders, at a "
                   "time, at most 64; 0: its choice (1 on the CPU, from free memory on a GPU)",
     "save_frames": "also write every result frame as lossless PNG in {src}--{drv}_frames/",
-    "quiet": "no progress bars or notes",
+    "quiet": "no progress bars or notes (warnings that the result may be incomplete still go "
+             "to stderr)",
 }
 CHOICES = {"driving_option": DRIVING_OPTIONS, "audio_priority": AUDIO_PRIORITIES,
            "driving_time_base": DRIVING_TIME_BASES,

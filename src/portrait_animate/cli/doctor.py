@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 from importlib import metadata
+from pathlib import Path
 
 from ..errors import WeightsError
 from .options import add_weights_option
@@ -73,12 +74,23 @@ def _threads() -> list[Row]:
     import torch
     from threadpoolctl import threadpool_info
 
-    pools = ", ".join(f"{p['internal_api']} {p['num_threads']}" for p in threadpool_info())
+    pools = ", ".join(f"{p['internal_api']} {p['num_threads']} ({_owner(p['filepath'])})"
+                      for p in threadpool_info())
     return [("torch threads", f"{torch.get_num_threads()} (inter-op "
                               f"{torch.get_num_interop_threads()})"),
             ("opencv threads", str(cv2.getNumThreads())),
             ("native thread pools", pools or "none loaded"),
             *((name, os.environ.get(name, "unset")) for name in THREAD_VARIABLES)]
+
+
+def _owner(library: str) -> str:
+    """The package that ships a native library (``numpy`` for
+    ``site-packages/numpy.libs/libopenblas...so``), else its file name: two packages may each
+    load their own OpenBLAS, with its own threads."""
+    parts = Path(library).parts
+    if "site-packages" in parts[:-2]:
+        return parts[parts.index("site-packages") + 1].removesuffix(".libs")
+    return Path(library).name
 
 
 def _weights(weights_dir: str | None) -> list[Row]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..choices import FACE_ORDERS
@@ -24,8 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                               + ", ".join(FACE_ORDERS))
     parser.add_argument("--preview", metavar="PATH", default=None,
                         help="the preview image, at most 1280 pixels on its long side as "
-                             "animate shrinks the input (default: INPUT_faces.jpg in the "
-                             "current folder)")
+                             "animate shrinks the input, written with --json too (default: "
+                             "INPUT_faces.jpg in the current folder)")
     parser.add_argument("--det_thresh", type=float, default=0.15, metavar="FLOAT",
                         help="face detection confidence threshold")
     parser.add_argument("--frames", type=int, default=None, metavar="N",
@@ -41,6 +42,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from ..errors import InputError
     from ..face.mesh import FaceMesh
+    from ..io.files import check_output_file
     from ..io.images import write_image_rgb
     from ..pipeline.face_list import list_faces
     from ..pipeline.inputs import check_readable, classify_input, input_name
@@ -54,9 +56,13 @@ def _run(args: argparse.Namespace) -> int:
     kind = classify_input(args.input, "input")
     check_readable(args.input, kind)
     preview = Path(args.preview or f"{input_name(args.input)}_faces.jpg")
+    check_output_file(preview, "--preview", [args.input])
     with FaceMesh(args.det_thresh) as mesh:
         found = list_faces(args.input, kind, mesh, args.face_order, limit=args.frames)
     write_image_rgb(preview, found.preview)
+    if not found.faces:
+        print(f"note: no face found in {args.input}; try a lower --det_thresh (now "
+              f"{args.det_thresh:g}) or another picture", file=sys.stderr)
     if args.json:
         print(json.dumps({"faces": [vars(face) for face in found.faces],
                           "preview": str(preview), "preview_frame": found.preview_frame,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -13,7 +14,40 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["temp_sibling", "commit", "discard", "atomic_path", "save_npz", "check_output_folder",
-           "check_output_file", "same_file", "removed_on_failure"]
+           "check_output_file", "same_file", "removed_on_failure", "fitted_name"]
+
+#: What :func:`temp_sibling` adds to a name: a leading dot, then "-" and 8 random characters.
+TEMP_AFFIX = len(".-") + 8
+#: The longest name most filesystems allow, in bytes, where the system does not say.
+NAME_MAX = 255
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest parent that exists."""
+    return next(p for p in (path, *path.parents) if os.path.exists(p))
+
+
+def _name_max(folder: Path) -> int:
+    """The longest name, in bytes, a file in ``folder`` (or where it would be made) may
+    have."""
+    try:
+        return os.pathconf(_existing(folder), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return NAME_MAX
+
+
+def fitted_name(stem: str, longest_suffix: str, folder: str | os.PathLike) -> str:
+    """``stem``, or, when ``stem + longest_suffix`` under a temporary name of its temporary
+    name (:func:`temp_sibling`; an image written atomically to an output's temporary path
+    has one) would be longer than ``folder``'s names may be, the start of ``stem`` and a
+    hash of all of it ("long-start~1a2b3c4d"): readable, the same for the same stem and
+    different for different ones."""
+    room = _name_max(Path(folder)) - 2 * TEMP_AFFIX - len(longest_suffix.encode())
+    raw = stem.encode()
+    if len(raw) <= room:
+        return stem
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    return raw[:room - len(digest) - 1].decode(errors="ignore") + "~" + digest
 
 
 def check_output_folder(folder: str | os.PathLike, option: str) -> None:
@@ -23,13 +57,22 @@ def check_output_folder(folder: str | os.PathLike, option: str) -> None:
         InputError: naming ``option`` and the fix.
     """
     path = Path(folder)
-    existing = next(p for p in (path, *path.parents) if os.path.exists(p))
+    existing = _existing(path)
     if not existing.is_dir():
         where = "is a file" if existing == path else f"is inside {existing}, which is a file"
         raise InputError(f"{option} {path} {where}; give {option} a folder (new or existing)")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    limit = _name_max(existing)
+    for part in path.relative_to(existing).parts:
+        if len(part.encode()) > limit:
+            raise InputError(f"{option} {path}: the name {part[:16]}... is longer than the "
+                             f"{limit} bytes a name may have there; give {option} a shorter "
+                             "name")
+    try:  # a file made and removed, as root too (/proc is "writable" to root, but takes none)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError:
         raise InputError(f"{option} {path}: {existing} is not writable; give {option} a folder "
-                         "you can write to")
+                         "you can write to") from None
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -107,7 +150,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def _written_paths(dest: Path, written: tuple[Path, ...]) -> set[Path]:
     """The existing files and folders that writing each of ``written`` under ``dest`` may
     have made: ``dest`` and its parents, and everything on the way to and under them."""
-    paths = {p for root in written for p in (dest / root, *(dest / root).parents)}
+    paths = {dest, *dest.parents} | {p for root in written
+                                     for p in (dest / root, *(dest / root).parents)}
     for root in written:
         if (dest / root).is_dir():
             paths.update((dest / root).rglob("*"))
@@ -117,9 +161,10 @@ def _written_paths(dest: Path, written: tuple[Path, ...]) -> set[Path]:
 @contextmanager
 def removed_on_failure(dest: str | os.PathLike,
                        written: Iterable[str | os.PathLike]) -> Iterator[None]:
-    """Run a block that writes ``written`` (paths relative to ``dest``); if it fails, remove,
-    deepest first, every file and folder on the way to and under them (``dest`` and its
-    parents included) that was not there before. What was there before is kept."""
+    """Run a block that writes ``written`` (paths relative to ``dest``; none: only ``dest``
+    itself, as a folder); if it fails, remove, deepest first, every file and folder on the way
+    to and under them (``dest`` and its parents included) that was not there before. What was
+    there before is kept."""
     dest, written = Path(dest), tuple(Path(w) for w in written)
     before = _written_paths(dest, written)
     try:

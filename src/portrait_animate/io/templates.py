@@ -7,6 +7,7 @@ import io
 import math
 import os
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +212,7 @@ def _load_npz(path: Path, data: bytes | None = None, face: int | None = None) ->
     try:
         with np.load(path if data is None else io.BytesIO(data), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # BadZipFile: bad CRC too
         raise _fail(path, f"it is not a readable .npz ({exc})") from exc
     if str(arrays.get("format", "")) != FORMAT:
         raise _fail(path, f"it is not a {FORMAT} file")

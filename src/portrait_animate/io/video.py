@@ -82,13 +82,17 @@ def _every_frame_once(exe: str) -> tuple[str, ...]:
 class VideoInfo:
     """Attributes: fps (exact, as ffmpeg reports it), size (width, height), has_audio,
     duration in seconds (0 when the container does not say), sar: the sample (pixel) aspect
-    ratio of the decoded frames, 1 for square pixels."""
+    ratio of the decoded frames, 1 for square pixels; frames: how many :func:`iter_frames`
+    yields, counted without decoding (None when the container does not say; a damaged file
+    may give fewer). A variable frame rate video's fps is the constant rate its frames are
+    placed at by their times."""
 
     fps: float
     size: tuple[int, int]
     has_audio: bool
     duration: float = 0.0
     sar: Fraction = Fraction(1)
+    frames: int | None = None
 
 
 def _check_file(path: Path) -> None:
@@ -137,26 +141,89 @@ def _open(path: Path) -> tuple[dict, Iterator[bytes]]:
     if not meta.get("size") or not meta.get("fps"):
         reader.close()
         raise _unreadable(path)
-    if str(meta.get("codec", "")).startswith(_ANIMATION_CODECS):
-        stat = path.stat()
-        meta.update(_animation_timing(path, stat.st_mtime_ns, stat.st_size) or {})
+    meta.update(_timing(path, str(meta.get("codec", "")).startswith(_ANIMATION_CODECS)))
     return meta, reader
 
 
+def _file_key(path: Path) -> tuple[Path, int, int]:
+    """``path`` with its modification time and size: what a cached reading of it is kept by
+    (``animate`` opens a file several times; one that changed is read again)."""
+    stat = path.stat()
+    return path, stat.st_mtime_ns, stat.st_size
+
+
 @functools.lru_cache(maxsize=8)
-def _animation_timing(path: Path, mtime_ns: int, size: int) -> dict[str, float] | None:
-    """The frame rate and duration of an animated image as browsers play it (its frames' mean
-    duration, :data:`SHORTEST_FRAME_MS`), None when Pillow cannot read it (ffmpeg's then
-    stand). Pillow reads every frame (half a second for 300 of 512x480), so it is kept for a
-    file that has not changed (``mtime_ns``, ``size``), which ``animate`` opens several times."""
+def _animation_frames(path: Path, mtime_ns: int, size: int) -> tuple[float, ...] | None:
+    """Each frame's duration in milliseconds of an animated image as browsers play it
+    (:data:`SHORTEST_FRAME_MS`), None when Pillow cannot read it (ffmpeg's timing then
+    stands). Pillow reads every frame (half a second for 300 of 512x480)."""
+    durations = []
     try:
         with Image.open(path) as image:
-            frames = [float(frame.info.get("duration") or 0)
-                      for frame in ImageSequence.Iterator(image)]
+            for frame in ImageSequence.Iterator(image):
+                frame.load()  # WebP sets a frame's "duration" only once it is decoded
+                durations.append(float(frame.info.get("duration") or 0))
     except (Image.DecompressionBombError, *PILLOW_ERRORS):
         return None
-    seconds = sum(ms if ms > SHORTEST_FRAME_MS else DEFAULT_FRAME_MS for ms in frames) / 1000
-    return {"fps": len(frames) / seconds, "duration": seconds}
+    return tuple(ms if ms > SHORTEST_FRAME_MS else DEFAULT_FRAME_MS for ms in durations)
+
+
+@functools.lru_cache(maxsize=8)
+def _packet_times(path: Path, mtime_ns: int, size: int) -> tuple[tuple[float, ...], float] | None:
+    """The presentation times (seconds, sorted) of the first video stream's frames and the
+    time the last one ends, read from its packets without decoding them; None when the
+    container gives no times."""
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0",
+                          "-c", "copy", "-f", "framecrc", "-"], capture_output=True, text=True,
+                         check=False).stdout
+    base = re.search(r"^#tb 0: (\d+)/(\d+)$", out, re.M)
+    # stream, dts, pts, duration, size, checksum[, F=flags]; a discarded packet (flag 4, cut
+    # by an edit list) is not shown
+    rows = [(int(pts), int(duration)) for pts, duration, flags in re.findall(
+        r"^0,\s*-?\d+,\s*(-?\d+),\s*(\d+),\s*\d+,\s*0x[0-9a-f]+(?:, F=0x([0-9A-F]+))?$",
+        out, re.M) if not int(flags or "0", 16) & 4]
+    if base is None or not rows:
+        return None
+    unit = Fraction(int(base[1]), int(base[2]))
+    rows.sort()
+    return tuple(float(pts * unit) for pts, _ in rows), float(sum(rows[-1]) * unit)
+
+
+def _placement(starts: tuple[float, ...], end: float) -> dict | None:
+    """How frames shown from ``starts`` (seconds, sorted) until ``end`` play at a constant
+    rate: ``fps``, the rate of their usual interval; ``slots``, each frame's output frame, the
+    one nearest its start (it is shown until the next frame's); ``frames``, the output
+    frames. None when every frame is its own output frame (a constant frame rate)."""
+    intervals = np.diff([*starts, end])
+    intervals = intervals[intervals > 0]
+    if intervals.size == 0:
+        return None
+    usual = float(np.median(intervals))
+    mean = float(intervals[abs(intervals - usual) <= usual / 4].mean())
+    fps = min(float(Fraction(1 / mean).limit_denominator(1001)), MAX_FPS)  # 30, 30000/1001
+    slots = np.round((np.asarray(starts) - starts[0]) * fps).astype(int)
+    frames = max(round((end - starts[0]) * fps), int(slots[-1]) + 1)
+    if frames == len(starts) and np.array_equal(slots, np.arange(len(starts))):
+        return None
+    return {"fps": fps, "slots": tuple(int(s) for s in slots), "frames": frames}
+
+
+def _timing(path: Path, animation: bool) -> dict:
+    """What corrects ffmpeg's reading of ``path``'s timing: its ``frames`` (counted without
+    decoding), an animated image's rate and duration as browsers play it; and, for a
+    variable frame rate (a phone's clip, a GIF of several delays), the constant rate its
+    frames are placed at by their times (:func:`_placement`), so that they stay in time with
+    the sound."""
+    if animation:
+        durations = _animation_frames(*_file_key(path))
+        if durations is None:
+            return {}
+        seconds = sum(durations) / 1000
+        starts = tuple((np.cumsum((0.0, *durations[:-1])) / 1000).tolist())
+        return {"fps": len(durations) / seconds, "duration": seconds,
+                "frames": len(durations), **(_placement(starts, seconds) or {})}
+    times = _packet_times(*_file_key(path))
+    return {} if times is None else {"frames": len(times[0]), **(_placement(*times) or {})}
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
@@ -167,7 +234,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     return VideoInfo(fps=float(meta["fps"]), size=tuple(meta["size"]),
                      has_audio=bool(meta.get("audio_codec")),
                      duration=float(meta.get("duration") or 0.0),
-                     sar=_sample_aspect_ratio(_header(path)))
+                     sar=_sample_aspect_ratio(_header(path)), frames=meta.get("frames"))
 
 
 def _truncation(path: Path, meta: dict, decoded: int) -> str | None:
@@ -201,12 +268,15 @@ def iter_frames(path: str | os.PathLike, limit: int | None = None,
     path = Path(path)
     meta, reader = _open(path)
     w, h = meta["size"]
+    frames = (np.frombuffer(buffer, dtype=np.uint8).reshape(h, w, 3) for buffer in reader)
+    if "slots" in meta:
+        frames = _placed(frames, meta["slots"], meta["frames"])
     count = 0
     try:
-        for buffer in reader:
+        for frame in frames:
             if limit is not None and count >= limit:
                 break
-            yield np.frombuffer(buffer, dtype=np.uint8).reshape(h, w, 3)
+            yield frame
             count += 1
     except (OSError, RuntimeError) as exc:
         raise InputError(f"cannot decode video {path} after {count} frames: {exc}; "
@@ -218,6 +288,24 @@ def iter_frames(path: str | os.PathLike, limit: int | None = None,
     if warn is not None and (limit is None or count < limit) and \
             (warning := _truncation(path, meta, count)) is not None:
         warn(warning)
+
+
+def _placed(frames: Iterator[np.ndarray], slots: tuple[int, ...],
+            total: int) -> Iterator[np.ndarray]:
+    """``total`` frames at a constant rate from decoded ``frames``: frame j is shown from
+    output frame ``slots[j]`` until the next one's (one of the same slot replaces it), the
+    last to the end; frames past ``slots`` (a count the packets did not tell) follow one per
+    output frame."""
+    shown, previous = 0, None
+    for j, frame in enumerate(frames):
+        slot = slots[j] if j < len(slots) else slots[-1] + j - len(slots) + 1
+        while previous is not None and shown < slot:
+            yield previous
+            shown += 1
+        previous = frame
+    while previous is not None and shown < max(total, 1):
+        yield previous
+        shown += 1
 
 
 class VideoWriter:

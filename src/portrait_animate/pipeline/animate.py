@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from itertools import islice
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ..engines.base import Engine, RenderItem
 from ..errors import InputError
 from ..face.mesh import FaceMesh
 from ..face.tracking import FacePick, FaceTracker
-from ..io.files import check_output_folder
+from ..io.files import check_output_folder, fitted_name, removed_on_failure
 from ..io.images import read_image_rgb
 from ..io.templates import load_template, save_face_templates
 from ..io.video import probe_video
@@ -47,7 +48,14 @@ from .compositing import Compositor
 from .driving import PreparedDriving, TimeBase, prepare_driving
 from .engines import load_engine
 from .faces import CropSettings
-from .inputs import InputKind, check_readable, classify_input, input_name, limited_size
+from .inputs import (
+    InputKind,
+    check_readable,
+    classify_input,
+    driving_kind,
+    input_name,
+    limited_size,
+)
 from .options import (
     AnimateOptions,
     parse_anchor,
@@ -331,20 +339,24 @@ def _render_frames(engine: Engine, items: Iterable[tuple], batch: int = 1) -> It
         yield from flush()
 
 
-def _composer(engine: Engine, paste: bool,
-              whole: bool = False) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+def _composer(engine: Engine, paste: bool, whole: bool = False,
+              sars: tuple[Fraction, Fraction] = (Fraction(1), Fraction(1))
+              ) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
     """(renders, source frame, crop maps, first panels, still faces) -> (result, concat), run
     by the output thread; the concat ends with the first face's crop view, or with the whole
-    result when ``whole`` (several faces)."""
+    result when ``whole`` (several faces). ``sars``: the driver's and the source's pixel
+    aspect ratios, which their panels are shown with."""
     compositor = Compositor(engine, paste)
+    driving_sar, source_sar = sars
 
     def compose(rendered: list[np.ndarray], frame: np.ndarray, maps: list[np.ndarray | None],
                 panels: list[np.ndarray], still: list[np.ndarray]
                 ) -> tuple[np.ndarray, np.ndarray]:
         result, crop_view = compositor.group(rendered, frame, maps, still)
-        if whole:
-            return result, concat_panels([*panels, result], keep_aspect=True)
-        return result, concat_panels([*panels, crop_view])
+        shown = [*panels, result if whole else crop_view]
+        # the panels are the driver's (when it has pixels), then the source's and the result
+        aspects = [driving_sar] * (len(panels) - 1) + [source_sar] * 2
+        return result, concat_panels(shown, keep_aspect=whole, sars=aspects)
 
     return compose
 
@@ -402,11 +414,14 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGro
     # decoding, face analysis and motion run ahead of the renderer, at most two batches
     frames = _render_frames(engine, ahead(items, 2 * batch, "render-items") if overlap
                             else items, batch)
-    compose = _composer(engine, paste_back_active(options), len(source.faces) > 1)
+    compose = _composer(engine, paste_back_active(options), len(source.faces) > 1,
+                        (driving.sar, source.first.sar))
     audio = None if image_result else _audio(options, source.first, driving, reporter)
     template_path = None
     if driving.kind in (InputKind.IMAGE, InputKind.VIDEO):
-        template_path = names.dir / f"{input_name(options.driving)}_template.npz"
+        suffix = "_template.npz"
+        template_path = names.dir / (fitted_name(input_name(options.driving), suffix,
+                                                 names.dir) + suffix)
     # The classic engine renders faster than x264's default preset encodes: its videos take
     # the fast encoding; the neural engine's keep the default, as the reference writes them.
     with OutputWriter(names, fps, options.save_frames, image_result,
@@ -431,7 +446,8 @@ def check_inputs(options: AnimateOptions) -> tuple[InputKind, InputKind]:
     conflicts, the inputs' kinds and that they can be read, and the output folder.
 
     Returns:
-        The source's and the driver's kinds.
+        The source's and the driver's kinds (a driving video of one frame is an image,
+        :func:`~.inputs.driving_kind`).
 
     Raises:
         InputError: the first problem, in one line that names its fix.
@@ -439,7 +455,8 @@ def check_inputs(options: AnimateOptions) -> tuple[InputKind, InputKind]:
     src_kind = classify_input(options.source, "source")
     if src_kind is InputKind.TEMPLATE:
         raise InputError("the source must be an image or a video, not a motion template")
-    drv_kind = classify_input(options.driving, "driving", allow_template=True)
+    drv_kind = driving_kind(options.driving,
+                            classify_input(options.driving, "driving", allow_template=True))
     _check_options(options, src_kind, drv_kind)
     check_readable(options.source, src_kind)
     if drv_kind is InputKind.TEMPLATE:
@@ -545,11 +562,12 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
         InputError: bad input or conflicting options; nothing is left behind.
         WeightsError: the neural engine's weights are missing or invalid.
     """
-    reporter = reporter or Reporter(options.quiet)
+    reporter = reporter or Reporter(options.quiet, keep_warnings=True)
     src_kind, drv_kind = check_inputs(options)
     engine = engine or load_engine(options, reporter)
     analysed_kind = drv_kind in (InputKind.IMAGE, InputKind.VIDEO)
-    with contextlib.ExitStack() as stack:
+    # an output folder made for a run that fails (or is interrupted) is removed
+    with removed_on_failure(options.output_dir, ()), contextlib.ExitStack() as stack:
         def given_mesh() -> FaceMesh:
             nonlocal mesh
             if mesh is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import count, islice
 
@@ -30,7 +30,6 @@ from ..errors import InputError
 from ..face.crop import axis_aligned_crop_matrix, mean_bbox
 from ..face.mesh import FaceMesh
 from ..face.tracking import FacePick
-from ..io.images import read_image_rgb
 from ..io.templates import load_template
 from ..io.video import iter_frames, probe_video
 from ..motion.anchor import choose_anchor
@@ -47,7 +46,7 @@ from .faces import (
     track_faces,
     track_still_face,
 )
-from .inputs import InputKind
+from .inputs import InputKind, read_still
 from .prefetch import ordered_map
 from .progress import Reporter
 
@@ -75,7 +74,7 @@ def analysis_workers(frames: int | None) -> int:
 def _frames(spec: str, kind: InputKind, limit: int | None,
             warn: Callable[[str], None] | None = None) -> Generator[np.ndarray, None, None]:
     if kind is InputKind.IMAGE:
-        yield read_image_rgb(spec)
+        yield read_still(spec)
     else:
         yield from iter_frames(spec, limit=limit, warn=warn)
 
@@ -356,6 +355,7 @@ class PreparedDriving:
         has_audio: whether a driving video has an audio stream.
         layout: name of the keypoint layout of the motion.
         has_eye_ratios, has_lip_ratios: whether per-frame open ratios are known.
+        sar: the pixel aspect ratio of a driving video's frames (1: square pixels).
         frames_hint: the expected number of frames, for progress (a video's may be off).
     """
 
@@ -365,10 +365,11 @@ class PreparedDriving:
                  crop: bool = False, reporter: Reporter | None = None,
                  timeline: _Timeline | None = None, smooth: float = 0.0,
                  anchor: str | int = "first", pixels: bool = False,
-                 face: int | None = None, batch: int = 1) -> None:
+                 face: int | None = None, batch: int = 1, sar: Fraction = Fraction(1)) -> None:
         self.spec, self.kind, self.fps, self.has_audio, self.layout = \
             spec, kind, fps, has_audio, layout
         self.frames_hint = frames_hint
+        self.sar = sar
         self.has_eye_ratios = template is None or template.eye_ratios is not None
         self.has_lip_ratios = template is None or template.lip_ratios is not None
         self._template, self._analysis, self._engine = template, analysis, engine
@@ -602,9 +603,9 @@ class PreparedDriving:
             return spec
         if self.kind is InputKind.PRESET:
             return 0  # presets start at rest by design
+        if self._template is not None and self._template.anchor is not None:
+            return self._template.anchor  # the template's, or the analysis' under auto
         template = self.template
-        if self._template is not None and template.anchor is not None:
-            return template.anchor
         usable = None
         if self._analysis is not None:
             usable = np.ones(template.n_frames, bool)
@@ -627,9 +628,11 @@ class PreparedDriving:
     @property
     def template(self) -> MotionTemplate:
         """The whole driving motion, at the driver's own frame rate, taking what
-        :meth:`frames` has not reached."""
+        :meth:`frames` has not reached. A given analysis (``pixels``) holds the anchor chosen
+        here, as this driver's own analysis would (it was made under ``auto``)."""
         if self._template is not None:
-            return self._template
+            return replace(self._template, anchor=self._anchor) if self._pixels \
+                else self._template
         faces = self._analysed()
         self._take_motions(len(faces))
         return MotionTemplate(
@@ -689,11 +692,11 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
                                anchor=anchor)
 
     if kind is InputKind.IMAGE:
-        fps, has_audio, hint, timeline = DEFAULT_FPS, False, 1, _Timeline()
-        h, w = read_image_rgb(spec).shape[:2]
+        fps, has_audio, hint, timeline, sar = DEFAULT_FPS, False, 1, _Timeline(), Fraction(1)
+        h, w = read_still(spec).shape[:2]
     else:
         probe = probe_video(spec)
-        fps, has_audio, (w, h) = probe.fps, probe.has_audio, probe.size
+        fps, has_audio, (w, h), sar = probe.fps, probe.has_audio, probe.size, probe.sar
         timeline = _timeline(time_base, fps, has_audio, reporter)
         if limit is not None:  # in driving frames
             limit = timeline.driving(limit - 1) + 1
@@ -706,10 +709,10 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
                              "driver again")
         return PreparedDriving(spec, kind, fps, has_audio, layout, analysed.n_frames,
                                template=analysed, engine=engine, crop=crop, reporter=reporter,
-                               timeline=timeline, anchor=anchor, pixels=True)
+                               timeline=timeline, anchor=anchor, pixels=True, sar=sar)
     analysis = _FaceAnalysis(_frames(spec, kind, limit, reporter.note), mesh, settings,
                              engine.uses_landmarks, None if crop else engine.input_size,
                              analysis_workers(hint), still=kind is InputKind.IMAGE)
     return PreparedDriving(spec, kind, fps, has_audio, layout, hint, analysis=analysis,
                            engine=engine, crop=crop, reporter=reporter, timeline=timeline,
-                           smooth=smooth, anchor=anchor, face=face, batch=batch)
+                           smooth=smooth, anchor=anchor, face=face, batch=batch, sar=sar)

@@ -11,11 +11,11 @@ import numpy as np
 from ..errors import InputError
 from ..io.images import IMAGE_EXTENSIONS, SAMPLE_PREFIX, is_animated_image, read_image_rgb
 from ..io.templates import TEMPLATE_EXTENSIONS, load_template
-from ..io.video import VIDEO_EXTENSIONS, iter_frames
+from ..io.video import VIDEO_EXTENSIONS, iter_frames, probe_video
 from ..motion.presets import PRESET_PREFIX, PRESETS
 
-__all__ = ["InputKind", "classify_input", "check_readable", "input_name", "limited_size",
-           "resize_to_limit"]
+__all__ = ["InputKind", "classify_input", "check_readable", "driving_kind", "input_name",
+           "limited_size", "read_still", "resize_to_limit"]
 
 
 class InputKind(enum.Enum):
@@ -42,6 +42,11 @@ def classify_input(spec: str, role: str, allow_template: bool = False) -> InputK
     path = Path(spec)
     if not path.exists():
         raise InputError(f"{role} not found: {path}; check the path")
+    if path.is_dir():
+        files = "an image, a video or a motion template" if allow_template else \
+            "an image or a video"
+        raise InputError(f"the {role} {path} is a folder; give the path of a file in it "
+                         f"({files})")
     suffix = path.suffix.lower()
     if is_animated_image(path):
         return InputKind.VIDEO
@@ -57,10 +62,27 @@ def classify_input(spec: str, role: str, allow_template: bool = False) -> InputK
                      + " ".join(kinds))
 
 
+def driving_kind(spec: str, kind: InputKind) -> InputKind:
+    """The kind a driver of ``kind`` (:func:`classify_input`) drives as: a video of one frame
+    drives as that frame would as an image (the whole of a video source is animated, and the
+    expression is read as from a photo), else ``kind``."""
+    if kind is InputKind.VIDEO and probe_video(spec).frames == 1:
+        return InputKind.IMAGE
+    return kind
+
+
+def read_still(spec: str) -> np.ndarray:
+    """The pixels of an input of the image kind: an image, or a video of one frame
+    (:func:`driving_kind`)."""
+    if spec.startswith(SAMPLE_PREFIX) or Path(spec).suffix.lower() in IMAGE_EXTENSIONS:
+        return read_image_rgb(spec)
+    return next(iter_frames(spec, limit=1))
+
+
 def check_readable(spec: str, kind: InputKind) -> None:
     """Fail on an unreadable input before any model is loaded or output written."""
     if kind is InputKind.IMAGE:
-        read_image_rgb(spec)
+        read_still(spec)
     elif kind is InputKind.VIDEO:
         next(iter_frames(spec, limit=1))
     elif kind is InputKind.TEMPLATE:

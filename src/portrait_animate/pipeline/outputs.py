@@ -8,7 +8,7 @@ import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..io.files import commit, discard, temp_sibling
+from ..io.files import commit, discard, fitted_name, temp_sibling
 from ..io.images import write_image_rgb
 from ..io.video import VideoWriter
 
@@ -28,13 +28,16 @@ PANEL_SIZE = 512
 QUEUED = 4
 
 
-def concat_panels(panels: list[np.ndarray], keep_aspect: bool = False) -> np.ndarray:
+def concat_panels(panels: list[np.ndarray], keep_aspect: bool = False,
+                  sars: Sequence[Fraction] | None = None) -> np.ndarray:
     """Panels resized to 512x512, or with ``keep_aspect`` to a height of 512 and an even
-    width in proportion (whole group frames), and placed side by side."""
+    width in proportion (whole group frames), and placed side by side. ``sars``: each
+    panel's pixel aspect ratio (a video's non-square pixels), which widens or narrows it as
+    players show it; square pixels without."""
     resized = []
-    for p in panels:
+    for p, sar in zip(panels, sars or [Fraction(1)] * len(panels), strict=True):
         h, w = p.shape[:2]
-        width = 2 * round(PANEL_SIZE * w / h / 2) if keep_aspect else PANEL_SIZE
+        width = 2 * round(PANEL_SIZE * (w / h if keep_aspect else 1) * sar / 2)
         shrink = keep_aspect and h > PANEL_SIZE
         resized.append(p if (h, w) == (PANEL_SIZE, width) else
                        cv2.resize(p, (width, PANEL_SIZE), interpolation=cv2.INTER_AREA
@@ -44,11 +47,13 @@ def concat_panels(panels: list[np.ndarray], keep_aspect: bool = False) -> np.nda
 
 class OutputNames:
     """``{stem}.jpg|.mp4``, ``{stem}_concat.jpg|.mp4`` and ``{stem}_frames/``; ``animate``'s
-    stem is ``{src}--{drv}``."""
+    stem is ``{src}--{drv}``. A stem too long for the folder's names is shortened
+    (:func:`~portrait_animate.io.files.fitted_name`)."""
 
     def __init__(self, output_dir: str | Path, stem: str, image: bool) -> None:
         self.dir = Path(output_dir)
         ext = ".jpg" if image else ".mp4"
+        stem = fitted_name(stem, f"_concat{ext}", self.dir)
         self.result = self.dir / f"{stem}{ext}"
         self.concat = self.dir / f"{stem}_concat{ext}"
         self.frames = self.dir / f"{stem}_frames"

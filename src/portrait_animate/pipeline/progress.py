@@ -8,20 +8,27 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["Reporter"]
+__all__ = ["Reporter", "WARNING"]
 
 T = TypeVar("T")
 
 
-class Reporter:
-    """Shows a bar per step on stderr and one-line notes; prints nothing when quiet."""
+#: How a note that the result may be incomplete or doubtful starts (a truncated file, no face
+#: in the anchor frame).
+WARNING = "warning: "
 
-    def __init__(self, quiet: bool = False) -> None:
+
+class Reporter:
+    """Shows a bar per step on stderr and one-line notes; prints nothing when quiet, but
+    warnings (notes starting with :data:`WARNING`) with ``keep_warnings``."""
+
+    def __init__(self, quiet: bool = False, keep_warnings: bool = False) -> None:
         self.quiet = quiet
+        self.keep_warnings = keep_warnings
         self.console = Console(stderr=True)
 
     def note(self, message: str) -> None:
-        if not self.quiet:
+        if not self.quiet or (self.keep_warnings and message.startswith(WARNING)):
             self.console.print(message, highlight=False, soft_wrap=True)
 
     def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
