@@ -200,7 +200,10 @@ def test_a_gif_is_timed_as_browsers_show_it(tmp_path):
         assert (info.fps, info.duration) == (10, pytest.approx(0.5)), ms
     mixed = probe_video(_gif(tmp_path / "mixed.gif", frames, ms=[40, 10, 40, 10, 40]))
     assert mixed.duration == pytest.approx(0.32)  # 40 + 100 + 40 + 100 + 40 ms
-    assert mixed.fps == pytest.approx(5 / 0.32)
+    # placed by their times at the rate of the usual delay (40 ms): the 100 ms frames held
+    assert mixed.fps == 25 and mixed.frames == 8
+    shown = [int(frame[0, 0, 0]) // 40 for frame in iter_frames(tmp_path / "mixed.gif")]
+    assert len(shown) == 8 and shown[:4] == [0, 1, 1, 1] and shown[-1] == 4
     assert len(list(iter_frames(tmp_path / "10.gif"))) == 5
 
 
