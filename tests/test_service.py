@@ -93,6 +93,12 @@ def test_with_a_key_every_route_but_health_needs_it(server):
     lower = {"Authorization": f"bearer {KEY}"}  # the scheme is case-insensitive (RFC 7235)
     assert httpx.get(f"{server.url}/v1/jobs", headers=lower).status_code == 200
     assert httpx.get(f"{server.url}/docs").status_code == 200
+    # /docs can send the key: the routes name a bearer scheme, health does not
+    api = httpx.get(f"{server.url}/openapi.json").json()
+    (scheme,) = api["components"]["securitySchemes"].values()
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    assert api["paths"]["/v1/jobs"]["get"]["security"]
+    assert "security" not in api["paths"]["/v1/health"]["get"]
 
 
 def test_an_oversize_upload_gets_413(server, shared):
@@ -295,6 +301,9 @@ def test_a_job_runs_and_its_result_and_concat_download(server, client, shared, t
     assert response.headers["content-type"] == "image/jpeg"
     image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape[0] > 100
+    head = httpx.head(f"{server.url}/v1/jobs/{job}/result", headers=AUTH)
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(response.content)
     concat = client.download(job, tmp_path / "concat.jpg", concat=True)
     assert cv2.imread(str(concat)).shape[1] > image.shape[1]
     assert job in [j["id"] for j in client.jobs("done")]

@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -88,6 +89,12 @@ def _view(store: JobStore, job: JobRow) -> dict[str, Any]:
             "timings": {"created": job.created, "started": job.started,
                         "finished": job.finished, "seconds": job.seconds},
             "options": {k: v for k, v in job.values.items() if k not in ("source", "driving")}}
+
+
+#: The API key, as a bearer token: the OpenAPI document names the scheme, so that /docs has
+#: an Authorize button for it.
+_BEARER = HTTPBearer(auto_error=False, description="the key of `serve --api_key_file`")
+_Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 
 
 def _bad(status: int, message: str) -> HTTPException:
@@ -181,12 +188,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                   description="Animate portraits on request: submit a job, poll it, fetch "
                               "the result.")
 
-    def authorised(request: Request) -> None:
+    def authorised(credentials: _Credentials) -> None:
         if settings.api_key is None:
             return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode(), settings.api_key.encode()):
+        if credentials is None or not hmac.compare_digest(
+                credentials.credentials.strip().encode(), settings.api_key.encode()):
             raise HTTPException(401, "missing or wrong API key; send 'Authorization: Bearer "
                                      "KEY'", headers={"WWW-Authenticate": "Bearer"})
 
@@ -317,12 +323,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                                                              "application/octet-stream"),
                             filename=path.name)
 
-    @app.get("/v1/jobs/{job_id}/result", dependencies=[Depends(authorised)])
+    @app.api_route("/v1/jobs/{job_id}/result", methods=["GET", "HEAD"],
+                   dependencies=[Depends(authorised)])
     def result(job_id: str) -> FileResponse:
         """The animated result (video/mp4, or image/jpeg for an image driven by an image)."""
         return _file(job_id, "result")
 
-    @app.get("/v1/jobs/{job_id}/concat", dependencies=[Depends(authorised)])
+    @app.api_route("/v1/jobs/{job_id}/concat", methods=["GET", "HEAD"],
+                   dependencies=[Depends(authorised)])
     def concat(job_id: str) -> FileResponse:
         """Driving | source | result side by side."""
         return _file(job_id, "concat")
