@@ -457,8 +457,10 @@ def test_bad_set_ups_are_one_line_and_exit_2(shared, tmp_path, capsys, monkeypat
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray"))  # no cluster of this machine's
     out = ["-o", str(tmp_path / "out")]
+    two = _jobs(tmp_path / "two.jsonl", [job, job | {"name": "again"}])
     cases = [([str(latin), *out], f"the jobs file {latin} is not UTF-8 text (byte 0 is 0xff); "
                                   "save it as UTF-8"),
+             ([str(two), "-o", str(jobs)], f"-o {jobs} is a file; give -o a folder"),  # once
              ([str(jobs), "-o", str(damaged)], f"{damaged}/batch.sqlite cannot be used as the "
                                                "state database (file is not a database); move "
                                                "it away to run every job again, or give "

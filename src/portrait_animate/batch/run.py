@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import InputError
-from ..io.files import atomic_path
+from ..io.files import atomic_path, check_output_folder
 from ..pipeline.inputs import InputKind
 from .executors import Executor, LocalExecutor, RayExecutor
 from .jobs import Job, JobProblem, validate
@@ -289,11 +289,13 @@ def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
 
     Raises:
         BatchInputError: invalid jobs, without ``skip_invalid``; nothing ran.
-        InputError: another batch holds ``out_dir``, or Ray is missing.
+        InputError: ``out_dir`` cannot be a writable folder, another batch holds it, or Ray
+            is missing.
     """
     options = options or BatchOptions()
     begin = time.perf_counter()
     out_dir = Path(out_dir)
+    check_output_folder(out_dir, "-o")  # once, not in every job's line
     problems = [*problems, *validate(jobs, out_dir)]
     if problems and not options.skip_invalid:
         raise BatchInputError(problems)
