@@ -63,10 +63,13 @@ class LiveStats:
     engine: str
 
     def summary(self) -> str:
-        return (f"live: {self.frames_rendered} of {self.frames_in} camera frames animated "
-                f"({self.frames_dropped} dropped) in {self.seconds:.1f} s: {self.fps:.1f} fps, "
-                f"latency p50 {self.latency_ms_p50:.0f} ms, p95 {self.latency_ms_p95:.0f} ms, "
-                f"render {self.render_latency_ms:.1f} ms ({self.engine} engine)")
+        render = f"render {self.render_latency_ms:.1f} ms" if self.render_latency_ms \
+            else "no face to render"
+        return (f"live: {self.frames_rendered} of {self.frames_in} camera frames shown "
+                f"({self.frames_dropped} dropped, {self.frames_with_face} with a face) in "
+                f"{self.seconds:.1f} s: {self.fps:.1f} fps, latency p50 "
+                f"{self.latency_ms_p50:.0f} ms, p95 {self.latency_ms_p95:.0f} ms, {render} "
+                f"({self.engine} engine)")
 
 
 class _Analysis:
