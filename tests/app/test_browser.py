@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
@@ -121,3 +124,66 @@ def test_the_faces_of_a_group_photo_are_shown_and_picked(page, shared, group_pic
     diff = np.abs(result.astype(int) - source).mean(axis=2)
     # face 1 (s0, the middle one) opened its mouth; the largest (s6) did not
     assert diff[195:324, 547:653].mean() > 2 * diff[161:325, 155:285].mean()
+
+
+def _toasts_saying(page, text: str) -> int:
+    """How many times the page's toasts show ``text`` (a repeated message is listed again in
+    its toast, under a count)."""
+    return sum(body.count(text) for body in page.locator(".toast-body").all_inner_texts())
+
+
+def test_the_animation_examples_fill_the_inputs_and_animate(page):
+    examples = page.locator("#animation-examples")
+    examples.scroll_into_view_if_needed()
+    for name in ("talk", "smile", "nod"):
+        assert examples.get_by_text(f"{name}: ").is_visible(), name
+    examples.get_by_text("smile: ").click()
+    page.locator("#source-image img").wait_for()
+    page.wait_for_function(
+        "document.querySelector('#driving-preset input').value.startsWith('smile:')")
+    assert page.get_by_role("tab", name="Preset").get_attribute("aria-selected") == "true"
+    page.locator("#animate-button").click()
+    page.locator("#result-video video").wait_for()
+
+
+def test_an_out_of_range_number_is_one_message_naming_the_range(page, caplog, capsys):
+    message = "'relative yaw' takes -25 to 25; 999 is out of range"
+    with caplog.at_level(logging.INFO, logger="portrait_animate"):
+        box = page.locator("#yaw input[type=number]")
+        box.fill("999")
+        box.press("Enter")
+        page.get_by_text(message).first.wait_for()
+    [record] = [r for r in caplog.records if "relative yaw" in r.getMessage()]
+    assert record.getMessage() == message and record.levelno == logging.INFO
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_failed_upload_clears_the_last_edit_and_says_so_once(page, shared, tmp_path):
+    _upload(page, "edit-image", shared / "assets/source/s0.jpg")
+    _wait_for_new_image(page, "#edit-crop img", None)
+    page.wait_for_function("document.querySelector('#edit-status').innerText.includes('ms')")
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    _upload(page, "edit-image", text)
+    message = "the source image upload notes.png cannot be read as an image"
+    page.get_by_text(message).first.wait_for()
+    page.wait_for_timeout(2000)  # a second check of the same upload would have shown by now
+    assert _toasts_saying(page, message) == 1
+    assert page.locator("#edit-crop img").count() == 0
+    assert page.locator("#edit-pasted img").count() == 0
+    assert page.locator("#edit-status").inner_text().strip() == ""
+    assert float(page.locator("#eye-ratio input[type=number]").input_value()) == 0
+
+
+def test_the_neural_engine_without_weights_names_the_pages_controls(page, shared, app_server,
+                                                                    monkeypatch, tmp_path):
+    from portrait_animate.app.backend import NO_WEIGHTS, _EngineCache
+
+    monkeypatch.setenv("PORTRAIT_ANIMATE_CACHE", str(tmp_path))
+    monkeypatch.setattr(app_server.backend, "engines", _EngineCache(
+        replace(app_server.backend.base, weights_dir=str(tmp_path))))
+    page.locator("#edit-engine").get_by_text("neural", exact=True).click()
+    _upload(page, "edit-image", shared / "assets/source/s0.jpg")
+    page.get_by_text("no usable LivePortrait weights").first.wait_for()
+    shown = " ".join(page.locator(".toast-body").all_inner_texts())
+    assert NO_WEIGHTS in shown and "--" not in shown and str(tmp_path) not in shown

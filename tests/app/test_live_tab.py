@@ -3,6 +3,7 @@ driving video that starts neutral and smiles with an open mouth."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 
@@ -18,38 +19,59 @@ from portrait_animate.face.ratios import lip_ratio
 SECONDS = 12.0
 
 
-@pytest.fixture
-def camera_page(shared, app_server, browser, tmp_path):
-    """A page of a second Chromium, launched by the session's Playwright with a fake camera."""
-    y4m = tmp_path / "camera.y4m"  # d0's first 1.6 s: neutral, then a broad smile
-    subprocess.run([FFMPEG, "-v", "error", "-y", "-i", str(shared / "assets/driving/d0.mp4"),
-                    "-t", "1.6", "-vf", "scale=320:320,fps=25", "-pix_fmt", "yuv420p", str(y4m)],
-                   check=True)
+@pytest.fixture(scope="module")
+def camera_browser(shared, browser, tmp_path_factory):
+    """A second Chromium, launched by the session's Playwright with a fake camera."""
+    y4m = tmp_path_factory.mktemp("camera") / "camera.y4m"  # d0's first 1.6 s: neutral, then
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-i",  # a broad smile
+                    str(shared / "assets/driving/d0.mp4"), "-t", "1.6", "-vf",
+                    "scale=320:320,fps=25", "-pix_fmt", "yuv420p", str(y4m)], check=True)
     flags = [*CHROMIUM_FLAGS, "--use-fake-device-for-media-stream",
              "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={y4m}"]
     camera_browser = browser.browser_type.launch(executable_path=CHROMIUM, args=flags)
+    yield camera_browser
+    camera_browser.close()
+
+
+def _open_camera_page(camera_browser, app_server):
     context = camera_browser.new_context(viewport={"width": 1400, "height": 1000},
                                          permissions=["camera"])
     page = context.new_page()
     page.set_default_timeout(120_000)
     page.goto(app_server.url, wait_until="load")
     page.wait_for_selector("#live-webcam")
+    return page
+
+
+@pytest.fixture
+def camera_page(camera_browser, app_server):
+    page = _open_camera_page(camera_browser, app_server)
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "live_tab.png"), full_page=True)
-    camera_browser.close()
+    page.context.close()
 
 
-def test_live_tab_streams_the_animated_portrait(camera_page):
-    page = camera_page
+def _start_streaming(page) -> None:
     page.get_by_role("tab", name="📷 Live").click()
     webcam = page.locator("#live-webcam")
     webcam.get_by_text("Click to Access Webcam").click()
     webcam.get_by_role("button", name="capture photo").click()  # starts the stream
+
+
+def _wait_for_output(page):
+    """The animated portrait's image: the window opens once the stream has started; on a
+    loaded machine the fake camera and the first engine call can take a while, which is not
+    what these tests measure."""
     output = page.locator("#live-output img")
-    # the window opens once the stream has started: on a loaded machine the fake camera and the
-    # first engine call can take a while, which is not what this test measures
     output.wait_for(state="attached", timeout=90_000)
+    return output
+
+
+def test_live_tab_streams_the_animated_portrait(camera_page):
+    page = camera_page
+    _start_streaming(page)
+    output = _wait_for_output(page)
     seen: dict[str, np.ndarray] = {}
     end = time.monotonic() + SECONDS
     while time.monotonic() < end:
@@ -70,7 +92,6 @@ def test_live_tab_streams_the_animated_portrait(camera_page):
 
 def test_live_sessions_are_separate_and_one_page_holds_an_engine(shared, app_server):
     from portrait_animate.app.live import LiveHandlers
-    from portrait_animate.errors import InputError
 
     frames, _ = read_video(shared / "assets/driving/d0.mp4")
     neutral, smile = (cv2.resize(frames[i], (320, 320)) for i in (0, 28))
@@ -78,8 +99,8 @@ def test_live_sessions_are_separate_and_one_page_holds_an_engine(shared, app_ser
     rest, _ = handlers.frame_for("a", neutral, None, "classic", "all", 1.0)
     moved, figures = handlers.frame_for("a", smile, None, "classic", "all", 1.0)
     assert "face" in figures and np.abs(moved.astype(int) - rest).mean() > 0.5
-    with pytest.raises(InputError, match="in use by another page"):
-        handlers.frame_for("b", neutral, None, "classic", "all", 1.0)
+    waiting, note = handlers.frame_for("b", neutral, None, "classic", "all", 1.0)
+    assert waiting is None and "in use by another page" in note
     # a session of its own once the engine is free: its anchor is its own first face
     handlers._holders.clear()
     own, _ = handlers.frame_for("b", smile, None, "classic", "all", 1.0)
@@ -87,3 +108,28 @@ def test_live_sessions_are_separate_and_one_page_holds_an_engine(shared, app_ser
     assert np.abs(own.astype(int) - rest).mean() < np.abs(moved.astype(int) - rest).mean()
     for name in ("a", "b"):
         handlers.session(name).close()
+
+
+def test_a_second_page_is_told_once_that_the_engine_is_in_use(camera_browser, app_server,
+                                                             caplog):
+    """Told in its figures box and one line in the log, not a message per webcam frame; it
+    takes over once the first page stops."""
+    first, second = (_open_camera_page(camera_browser, app_server) for _ in range(2))
+    try:
+        with caplog.at_level(logging.INFO, logger="portrait_animate"):
+            _start_streaming(first)
+            _wait_for_output(first)
+            caplog.clear()  # the first page may have waited for the page of a test before
+            _start_streaming(second)
+            second.wait_for_function(
+                "document.querySelector('#live-figures textarea').value.includes('in use')",
+                timeout=60_000)
+            second.wait_for_timeout(3000)  # more frames of the second page's camera
+        assert second.locator(".toast-body").count() == 0
+        told = [r for r in caplog.records if "in use by another page" in r.getMessage()]
+        assert len(told) == 1 and told[0].levelno == logging.INFO
+        first.context.close()
+        _wait_for_output(second)
+    finally:
+        for page in (first, second):
+            page.context.close()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..engines.base import Engine
+from ..errors import WeightsError
 from ..face.mesh import FaceMesh
 from ..motion.editing import EditParams
 from ..pipeline.animate import AnimateResult, animate
@@ -39,6 +40,11 @@ from .uploads import AppLimits, checked_upload
 __all__ = ["AppBackend", "EditTick"]
 
 EDIT_CACHE_SIZE = 4
+#: The page's words for weights the neural engine cannot load; the server's log has the
+#: command line's (which file, the places searched, the options that point at them).
+NO_WEIGHTS = ("the neural engine has no usable LivePortrait weights on this server; pick "
+              "'classic' under 'engine', or install the weights with `portrait-animate weights "
+              "download` and try again")
 
 
 class _EngineCache:
@@ -50,9 +56,18 @@ class _EngineCache:
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Engine:
+        """The engine ``name`` (neural, classic or auto).
+
+        Raises:
+            WeightsError: the neural engine's weights cannot be loaded; the page says
+                :data:`NO_WEIGHTS`.
+        """
         with self._lock:
             if name not in self._engines:
-                engine = load_engine(replace(self._base, engine=name), Reporter(quiet=True))
+                try:
+                    engine = load_engine(replace(self._base, engine=name), Reporter(quiet=True))
+                except WeightsError as exc:
+                    raise WeightsError(str(exc), page=NO_WEIGHTS) from None
                 self._engines[name] = self._engines.setdefault(engine.name, engine)
             return self._engines[name]
 

@@ -240,11 +240,10 @@ class _Handlers:
         """The image's faces for editing: a preview with their numbers, and the face picker
         (largest, or a number)."""
         if not image:
-            return None, gr.update(choices=["largest"], value="largest")
+            return None, _edit_face_picker()
         image = self.backend.upload(image, "image", InputKind.IMAGE)
         found = self.backend.find_faces(image, InputKind.IMAGE, "large-small")
-        choices = ["largest", *(str(f.number) for f in found.faces)]
-        return found.preview, gr.update(choices=choices, value="largest")
+        return found.preview, _edit_face_picker(f.number for f in found.faces)
 
     def init_retargeting_image(self, flag_do_crop: bool, scale: float, engine: str,
                                image: str | None = None,
@@ -307,6 +306,11 @@ def _faces_option(chosen: list[str] | str | None) -> str:
     return ",".join(chosen) if chosen else "largest"
 
 
+def _edit_face_picker(numbers: Iterable[int] = ()) -> dict:
+    """The editing face picker: largest, then the faces' numbers; largest picked."""
+    return gr.update(choices=["largest", *(str(n) for n in numbers)], value="largest")
+
+
 def _edit_face(face: str | None) -> int | None:
     """The face picker's value as a face number, None for the largest."""
     try:
@@ -316,9 +320,10 @@ def _edit_face(face: str | None) -> int | None:
                          "one from the list") from None
 
 
-def _engine_radio(default: str) -> gr.Radio:
+def _engine_radio(default: str, elem_id: str) -> gr.Radio:
     return gr.Radio(list(ENGINES), value=default, label=PAGE_LABELS["engine"],
-                    info="auto: neural when LivePortrait weights are found, else classic")
+                    info="auto: neural when LivePortrait weights are found, else classic",
+                    elem_id=elem_id)
 
 
 def _crop_numbers(scale: float, vx: float, vy: float, prefix: str) -> list[gr.Number]:
@@ -332,7 +337,7 @@ def _crop_numbers(scale: float, vx: float, vy: float, prefix: str) -> list[gr.Nu
 
 
 def _tab_tracker(tabs: dict[str, gr.Tab], value: str) -> gr.Textbox:
-    """A hidden textbox holding the selected tab's name."""
+    """A hidden textbox holding the selected tab's name (each tab's ``id``)."""
     selected = gr.Textbox(value, visible=False)
     for name, tab in tabs.items():
         tab.select(lambda n=name: n, None, selected, queue=False, api_visibility="private")
@@ -344,26 +349,26 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
     gr.Markdown("## Animation")
     with gr.Row():
         with gr.Column():
-            with gr.Tabs():
-                with gr.Tab("🖼️ Source Image") as src_image_tab:
+            with gr.Tabs() as source_tabs:
+                with gr.Tab("🖼️ Source Image", id="Image") as src_image_tab:
                     source_image = image_upload("source image", elem_id="source-image")
-                with gr.Tab("🎞️ Source Video") as src_video_tab:
+                with gr.Tab("🎞️ Source Video", id="Video") as src_video_tab:
                     source_video = gr.Video(label="source video", elem_id="source-video")
             source_tab = _tab_tracker({"Image": src_image_tab, "Video": src_video_tab}, "Image")
             with gr.Accordion("Cropping Options for Source Image or Video", open=False):
                 do_crop = gr.Checkbox(base.flag_do_crop, label=PAGE_LABELS["flag_do_crop"])
                 source_crop = _crop_numbers(base.scale, base.vx_ratio, base.vy_ratio, "source")
         with gr.Column():
-            with gr.Tabs():
-                with gr.Tab("🎞️ Driving Video") as drv_video_tab:
+            with gr.Tabs() as driving_tabs:
+                with gr.Tab("🎞️ Driving Video", id="Video") as drv_video_tab:
                     driving_video = gr.Video(label="driving video", elem_id="driving-video")
-                with gr.Tab("🖼️ Driving Image") as drv_image_tab:
+                with gr.Tab("🖼️ Driving Image", id="Image") as drv_image_tab:
                     driving_image = image_upload("driving image", elem_id="driving-image")
-                with gr.Tab("📁 Driving Template") as drv_template_tab:
+                with gr.Tab("📁 Driving Template", id="Template") as drv_template_tab:
                     driving_template = gr.File(label="motion template (.pkl, .npz)",
                                                file_types=[".pkl", ".npz"],
                                                elem_id="driving-template")
-                with gr.Tab("✨ Preset") as drv_preset_tab:
+                with gr.Tab("✨ Preset", id="Preset") as drv_preset_tab:
                     driving_preset = gr.Dropdown(
                         [(f"{name}: {desc}", name) for name, (_, _, desc) in PRESETS.items()],
                         value=None, label="preset motion", elem_id="driving-preset")
@@ -393,7 +398,7 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
         smoothing = gr.Number(base.driving_smooth_observation_variance,
                               label=PAGE_LABELS["driving_smooth_observation_variance"],
                               minimum=1e-11, maximum=1e-2, step=1e-8)
-        engine_radio = _engine_radio(base.engine)
+        engine_radio = _engine_radio(base.engine, "engine")
     with gr.Accordion("Stable motion (driving video)", open=False), gr.Row():
         driving_smooth = gr.Number(base.driving_smooth, label=PAGE_LABELS["driving_smooth"],
                                    minimum=0.0, maximum=10.0, step=0.5,
@@ -446,14 +451,41 @@ def _animation_section(handlers: _Handlers, base: AnimateOptions, astronaut: str
     animate_button.click(user_errors(handlers.animate), inputs, outputs, api_name="animate",
                          concurrency_id="engine").then(
         _show_filled, outputs, outputs, api_visibility="private", queue=False)
-    gr.Examples([[astronaut, name, "Image", "Preset"] for name in ("talk", "smile", "nod")],
-                [source_image, driving_preset, source_tab, driving_tab],
-                label="🖼️ Portrait Animation (astronaut and presets)", cache_examples=False)
+    # the hidden tab trackers are no example inputs: the examples table would have two
+    # columns without a header, which the page cannot draw
+    examples = gr.Examples([[astronaut, name] for name in ("talk", "smile", "nod")],
+                           [source_image, driving_preset],
+                           label="🖼️ Portrait Animation (astronaut and presets)",
+                           cache_examples=False, elem_id="animation-examples")
+    examples.load_input_event.then(
+        lambda: (gr.Tabs(selected="Image"), "Image", gr.Tabs(selected="Preset"), "Preset"),
+        None, [source_tabs, source_tab, driving_tabs, driving_tab], queue=False,
+        api_visibility="private")
 
 
 def _show_filled(*values: object) -> list[dict]:
     """Show the result components that hold something (images or videos), hide the rest."""
     return [gr.update(visible=value is not None) for value in values]
+
+
+def _refuse_out_of_range(control: gr.Slider | gr.Number) -> None:
+    """A number typed outside the control's range (both its ends set) is one message naming
+    the control and its range, and one line in the server's log, where Gradio's own error
+    named neither and logged a traceback.
+
+    Its ``preprocess`` is wrapped on the instance, as :func:`~.uploads.image_upload` does."""
+    read = control.preprocess
+    low, high = control.minimum, control.maximum
+
+    def preprocess(payload: Any) -> Any:
+        if payload is not None and not low <= payload <= high:
+            message = (f"'{control.label}' takes {low:g} to {high:g}; {payload:g} is out of "
+                       "range")
+            log.info(message)
+            raise gr.Error(message, print_exception=False)
+        return read(payload)
+
+    control.preprocess = preprocess
 
 
 def _slider(spec: tuple, name: str) -> gr.Slider:
@@ -472,11 +504,12 @@ def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str)
                               elem_id="eye-ratio")
         lip_ratio = gr.Slider(0, 0.8, value=0, step=0.01, label="target lip-open ratio",
                               elem_id="lip-ratio")
-        engine_radio = _engine_radio(engine)
+        engine_radio = _engine_radio(engine, "edit-engine")
     with gr.Row():
         with gr.Column():
             image = image_upload("source image", elem_id="edit-image")
-            gr.Examples([[astronaut]], [image], label="example", cache_examples=False)
+            example = gr.Examples([[astronaut]], [image], label="example",
+                                  cache_examples=False)
             with gr.Accordion("👥 Faces", open=False):
                 edit_face = gr.Dropdown(["largest"], value="largest", label="face to edit",
                                         allow_custom_value=True,
@@ -503,16 +536,25 @@ def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str)
     outputs = [crop_out, pasted_out, status]
     render = user_errors(handlers.retarget_image)
     init = user_errors(handlers.init_retargeting_image)
-    image.change(user_errors(handlers.find_edit_faces), [image], [edit_preview, edit_face],
-                 api_visibility="private").then(
-        init, [do_crop, scale, engine_radio, image, edit_face], [eye_ratio, lip_ratio],
-        api_name="init_retargeting_image", concurrency_id="engine").then(
-        render, inputs, outputs, api_name="retarget_image", concurrency_id="engine")
+    # first, so that the API's names are these events' (later ones get a suffix)
     edit_face.input(init, [do_crop, scale, engine_radio, image, edit_face],
-                    [eye_ratio, lip_ratio], api_visibility="private",
+                    [eye_ratio, lip_ratio], api_name="init_retargeting_image",
                     concurrency_id="engine").then(render, inputs, outputs,
-                                                  api_visibility="private",
+                                                  api_name="retarget_image",
                                                   concurrency_id="engine")
+    find = user_errors(handlers.find_edit_faces)
+    clear.add([image, *outputs])
+    # A new image (or none) first clears what the last one showed, so that one that fails
+    # shows its one message and nothing of the image before it. Not on the image's change:
+    # replacing an image changes it twice, which ran the image's checks (and its message) twice.
+    for new_image in (image.upload, image.clear, clear.click, example.load_input_event.then):
+        new_image(lambda: (None, _edit_face_picker(), 0, 0, None, None, ""), None,
+                  [edit_preview, edit_face, eye_ratio, lip_ratio, *outputs], queue=False,
+                  api_visibility="private").then(
+            find, [image], [edit_preview, edit_face], api_visibility="private").success(
+            init, [do_crop, scale, engine_radio, image, edit_face], [eye_ratio, lip_ratio],
+            api_visibility="private", concurrency_id="engine").success(
+            render, inputs, outputs, api_visibility="private", concurrency_id="engine")
     # input fires on the user's moves only (drag or typing), not when init sets the ratios.
     for control in [eye_ratio, lip_ratio, *sliders]:
         control.input(render, inputs, outputs, api_visibility="private",
@@ -525,7 +567,6 @@ def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str)
                 [*sliders, scale, stitching, do_crop], api_visibility="private",
                 queue=False).then(render, inputs, outputs, api_visibility="private",
                                   concurrency_id="engine")
-    clear.add([image, *outputs])
 
 
 def _video_retargeting_section(handlers: _Handlers, engine: str) -> None:
@@ -538,7 +579,7 @@ def _video_retargeting_section(handlers: _Handlers, engine: str) -> None:
         smoothing = gr.Number(3e-6, label="motion smooth strength", minimum=1e-11,
                               maximum=1e-2, step=1e-8)
         lip_silent = gr.Checkbox(False, label="keeping the lip silent", elem_id="lip-silent")
-        engine_radio = _engine_radio(engine)
+        engine_radio = _engine_radio(engine, "video-engine")
     with gr.Row():
         video = gr.Video(label="source video", elem_id="retarget-video-input")
         concat_out = gr.Video(label="Retargeting Result", elem_id="retarget-video-concat",
@@ -575,4 +616,8 @@ def build_app(backend: AppBackend) -> gr.Blocks:
         _video_retargeting_section(handlers, engine)
         with gr.Tab("📷 Live"):
             live_section(LiveHandlers(backend), engine, astronaut, user_errors)
+    for block in demo.blocks.values():
+        if isinstance(block, (gr.Slider, gr.Number)) and None not in (block.minimum,
+                                                                     block.maximum):
+            _refuse_out_of_range(block)
     return demo

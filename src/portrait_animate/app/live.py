@@ -4,13 +4,15 @@ streams back, with the same :class:`~portrait_animate.live.session.LiveSession` 
 
 Each browser session has its own live session (anchor, filter, face mesh), kept here by
 Gradio's session hash, so that one idle for :data:`FORGET_SECONDS` is closed and its face
-mesh freed; one browser at a time may stream per engine, and a second one is told so.
+mesh freed; one browser at a time may stream per engine, and a second one is told so once, in
+its figures box (not per frame), and takes over when the first stops.
 
 A streaming event makes Gradio keep a heartbeat connection open on every page of the app, so
 the page never goes network-idle: wait for an element instead."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +32,8 @@ from .uploads import image_upload
 
 __all__ = ["live_section", "LiveHandlers"]
 
+log = logging.getLogger(__name__)
+
 #: Seconds without a frame after which a browser's hold on an engine lapses.
 IDLE_SECONDS = 5.0
 #: Seconds without a frame after which a browser's live session is closed.
@@ -48,6 +52,8 @@ class LiveState:
     seen: float = field(default_factory=time.monotonic)
     frames: int = 0
     latencies: list[float] = field(default_factory=list)
+    #: the engine this browser waits for, held by another one; None while it streams.
+    waiting: str | None = None
 
     def close(self) -> None:
         if self.mesh is not None:
@@ -64,14 +70,22 @@ class LiveHandlers:
         self._states: dict[str, LiveState] = {}
         self._lock = threading.Lock()
 
-    def _hold(self, engine: str, session: str) -> None:
+    def _hold(self, engine: str, session: str, state: LiveState) -> bool:
+        """Whether ``session`` holds ``engine`` now: it was free, idle or its own. The first
+        frame of a wait for another page's engine says so in the server's log, the others
+        not (frames come in parallel)."""
         now = time.monotonic()
         with self._lock:
             holder = self._holders.get(engine)
-            if holder is not None and holder[0] != session and now - holder[1] < IDLE_SECONDS:
-                raise InputError(f"the live {engine} engine is in use by another page; try "
-                                 "again when it stops, or pick the other engine")
-            self._holders[engine] = (session, now)
+            if holder is None or holder[0] == session or now - holder[1] >= IDLE_SECONDS:
+                self._holders[engine] = (session, now)
+                state.waiting = None
+                return True
+            told, state.waiting = state.waiting == engine, engine
+        if not told:
+            log.info("live tab: a page waits for the live %s engine, in use by another page",
+                     engine)
+        return False
 
     def _state(self, session: str) -> LiveState:
         now = time.monotonic()
@@ -95,7 +109,9 @@ class LiveHandlers:
             return None, ""
         start = time.monotonic()
         engine_name = self.backend.engines.get(engine).name
-        self._hold(engine_name, session)
+        if not self._hold(engine_name, session, state):
+            return None, (f"waiting: the live {engine_name} engine is in use by another page; "
+                          "this page takes over when it stops, or pick the other engine")
         key = (source, engine_name, region, float(multiplier))
         if state.session is None or state.key != key:
             state.close()
