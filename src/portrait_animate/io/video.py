@@ -227,8 +227,16 @@ def _timing(path: Path, animation: bool) -> dict:
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Frame rate, size, whether there is an audio stream, duration and pixel aspect ratio."""
+    """Frame rate, size, whether there is an audio stream, duration and pixel aspect ratio;
+    read once for a file that has not changed (``animate`` probes a driver several times, and
+    each reading starts ffmpeg twice)."""
     path = Path(path)
+    _check_file(path)
+    return _probe(*_file_key(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(path: Path, mtime_ns: int, size: int) -> VideoInfo:
     meta, reader = _open(path)
     reader.close()
     return VideoInfo(fps=float(meta["fps"]), size=tuple(meta["size"]),
