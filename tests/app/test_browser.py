@@ -63,7 +63,7 @@ def test_animate_by_a_driving_video_gives_a_playable_video(page, shared, short_d
 
 def test_sliders_re_render_the_edit(page, shared, app_server):
     _upload(page, "edit-image", shared / "assets/source/s0.jpg")
-    page.wait_for_function("document.querySelector('#edit-status').innerText.includes('ms')")
+    page.wait_for_function("document.querySelector('#edit-status')?.innerText.includes('ms')")
     _wait_for_new_image(page, "#edit-crop img", None)
     eye_start = float(page.locator("#eye-ratio input[type=number]").input_value())
     assert 0.2 < eye_start < 0.6, "the eye slider starts at the uploaded face's ratio"
@@ -139,8 +139,9 @@ def test_the_animation_examples_fill_the_inputs_and_animate(page):
         assert examples.get_by_text(f"{name}: ").is_visible(), name
     examples.get_by_text("smile: ").click()
     page.locator("#source-image img").wait_for()
+    # the Preset tab is drawn when the example selects it, after the inputs are filled
     page.wait_for_function(
-        "document.querySelector('#driving-preset input').value.startsWith('smile:')")
+        "document.querySelector('#driving-preset input')?.value.startsWith('smile:')")
     assert page.get_by_role("tab", name="Preset").get_attribute("aria-selected") == "true"
     page.locator("#animate-button").click()
     page.locator("#result-video video").wait_for()
@@ -161,7 +162,7 @@ def test_an_out_of_range_number_is_one_message_naming_the_range(page, caplog, ca
 def test_a_failed_upload_clears_the_last_edit_and_says_so_once(page, shared, tmp_path):
     _upload(page, "edit-image", shared / "assets/source/s0.jpg")
     _wait_for_new_image(page, "#edit-crop img", None)
-    page.wait_for_function("document.querySelector('#edit-status').innerText.includes('ms')")
+    page.wait_for_function("document.querySelector('#edit-status')?.innerText.includes('ms')")
     text = tmp_path / "notes.png"
     text.write_text("not a picture")
     _upload(page, "edit-image", text)

@@ -122,7 +122,7 @@ def test_a_second_page_is_told_once_that_the_engine_is_in_use(camera_browser, ap
             caplog.clear()  # the first page may have waited for the page of a test before
             _start_streaming(second)
             second.wait_for_function(
-                "document.querySelector('#live-figures textarea').value.includes('in use')",
+                "document.querySelector('#live-figures textarea')?.value.includes('in use')",
                 timeout=60_000)
             second.wait_for_timeout(3000)  # more frames of the second page's camera
         assert second.locator(".toast-body").count() == 0
