@@ -36,6 +36,7 @@ def bad(tmp_path_factory, shared) -> dict[str, Path]:
     import cv2
 
     cv2.imwrite(str(d / "noface.png"), (rng.random((300, 300, 3)) * 255).astype(np.uint8))
+    cv2.imwrite(str(d / "hdr.tif"), rng.random((64, 64, 3)).astype(np.float32))
     with VideoWriter(d / "noface.mp4", 25) as writer:
         for _ in range(3):
             writer.write((rng.random((128, 128, 3)) * 255).astype(np.uint8))
@@ -58,6 +59,9 @@ CASES = {
     "unsupported extension": (["-s", "{d}/notes.txt", "-d", "{shared}/" + D12],
                               "unsupported source extension"),
     "corrupt image": (["-s", "{d}/corrupt.png", "-d", "{shared}/" + D12], "cannot decode image"),
+    "floating-point TIFF": (["-s", "{d}/hdr.tif", "-d", "{shared}/" + D12],
+                            "32-bit floating-point samples (HDR); re-export it as an 8- or "
+                            "16-bit TIFF"),
     "corrupt video": (["-s", "{shared}/" + S0, "-d", "{d}/corrupt.mp4"], "corrupt"),
     "zero frames": (["-s", "{shared}/" + S0, "-d", "{d}/empty.mp4"], "zero frames"),
     "no face in source": (["-s", "{d}/noface.png", "-d", "{shared}/" + D12],

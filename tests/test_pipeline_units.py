@@ -52,6 +52,21 @@ def test_tif_and_jfif_are_read_as_tiff_and_jpg_are(shared, tmp_path):
         assert checked_upload(str(path), "source", InputKind.IMAGE, AppLimits()) == str(path)
 
 
+def test_a_floating_point_tiff_is_refused_and_a_16_bit_one_read(shared, tmp_path):
+    """OpenCV drew a float RGB TIFF in garbage colours and called a float grey one corrupt:
+    both are refused, naming the re-export; a 16-bit TIFF reads as its 8-bit picture."""
+    from PIL import Image
+
+    rgb = cv2.resize(read_image_rgb(shared / "assets/source/s0.jpg"), (96, 96))
+    cv2.imwrite(str(tmp_path / "rgb.tif"), rgb[..., ::-1].astype(np.float32) / 255)
+    Image.fromarray(rgb[..., 0].astype(np.float32) / 255).save(tmp_path / "grey.tif")
+    for name in ("rgb.tif", "grey.tif"):
+        with pytest.raises(InputError, match="32-bit floating-point samples .* re-export it"):
+            read_image_rgb(tmp_path / name)
+    cv2.imwrite(str(tmp_path / "deep.tif"), rgb[..., ::-1].astype(np.uint16) * 257)
+    assert np.array_equal(read_image_rgb(tmp_path / "deep.tif"), rgb)
+
+
 def _gif(path, frames: list[np.ndarray], ms: int | list[int] = 100):
     """``frames`` as a GIF shown ``ms`` milliseconds each, or frame by frame (one frame: a
     still GIF)."""

@@ -88,8 +88,20 @@ def _decode(path: Path) -> np.ndarray | None:
         except PILLOW_ERRORS:
             if suffix in _PILLOW_ONLY:
                 return None  # OpenCV reads none; other files it may read where Pillow fails
+    if suffix in (".tif", ".tiff"):
+        _refuse_float_tiff(path)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _refuse_float_tiff(path: Path) -> None:
+    """A TIFF of floating-point samples (HDR, linear light) has no one mapping to 8-bit
+    pixels: OpenCV gives garbage colours for three channels and nothing for one."""
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is not None and raw.dtype.kind == "f":
+        raise InputError(f"cannot use image {path}: it holds {8 * raw.dtype.itemsize}-bit "
+                         "floating-point samples (HDR); re-export it as an 8- or 16-bit TIFF, "
+                         "PNG or JPEG")
 
 
 #: Formats that can hold transparency (an alpha channel or a transparent palette colour).
