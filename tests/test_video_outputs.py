@@ -381,3 +381,17 @@ def test_one_frame_driving_video_drives_like_its_picture(source_clip, tmp_path):
     still = animate(AnimateOptions("sample:astronaut", str(one), output_dir=str(tmp_path),
                                    engine="classic", quiet=True))
     assert still.output.suffix == ".jpg" and still.fps is None
+
+
+def test_a_one_frame_source_video_gives_one_frame_and_says_how_to_animate_it(tmp_path,
+                                                                            capsys):
+    """As in the reference, a video source gives as many frames as the shorter input: a
+    source video of one frame gives one, and the note names the fix (the picture as an
+    image)."""
+    from media import write_video
+
+    one = write_video([_astronaut()], tmp_path / "one.mp4")
+    assert main(["animate", "-s", str(one), "-d", "preset:talk", "-o", str(tmp_path),
+                 "--engine", "classic"]) == 0
+    assert frame_count(tmp_path / "one--talk.mp4") == 1
+    assert "the source video has one frame, so the result has one" in capsys.readouterr().err

@@ -399,6 +399,10 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGro
     for each in drivers:
         _check_driving(options, each, engine)
     n = _frame_count(source.first, driving)
+    if n == 1 and source.first.is_video and driving.is_video:
+        reporter.note("note: the source video has one frame, so the result has one (a video "
+                      "source gives as many frames as the shorter input); give that picture as "
+                      "an image (.jpg, .png) to animate it through the whole driver")
     image_result = not source.first.is_video and not driving.is_video
     fps = source.first.fps if source.first.is_video else driving.fps
     names = OutputNames(options.output_dir,
