@@ -222,6 +222,19 @@ def test_a_gif_is_timed_as_browsers_show_it(tmp_path):
     assert len(list(iter_frames(tmp_path / "10.gif"))) == 5
 
 
+@pytest.mark.parametrize("ms, shown", [([500, 100], [0] * 5 + [1]),
+                                       ([100, 500, 100, 500], [0, 1, 1, 1, 1, 1, 2, 3, 3, 3, 3,
+                                                               3])],
+                         ids=["two delays", "alternating"])
+def test_a_gif_of_two_delays_is_placed_at_the_shorter(ms, shown, tmp_path):
+    """Delays in two groups put the median between them, near no delay: such a GIF (a blink
+    held shut) crashed (NaN); it is placed at the shorter delay's rate."""
+    frames = [np.full((32, 32, 3), 40 * i, np.uint8) for i in range(len(ms))]
+    info = probe_video(_gif(tmp_path / "two.gif", frames, ms=ms))
+    assert (info.fps, info.frames) == (10, len(shown))
+    assert [int(f[0, 0, 0]) // 40 for f in iter_frames(tmp_path / "two.gif")] == shown
+
+
 @pytest.mark.parametrize("source, noted", [("s0.jpg", True), ("s5.jpg", False)],
                          ids=["600x704", "square"])
 def test_no_crop_notes_a_source_it_squashes(source, noted, shared, tmp_path, capsys):

@@ -199,7 +199,13 @@ def _placement(starts: tuple[float, ...], end: float) -> dict | None:
     if intervals.size == 0:
         return None
     usual = float(np.median(intervals))
-    mean = float(intervals[abs(intervals - usual) <= usual / 4].mean())
+    near = intervals[abs(intervals - usual) <= usual / 4]
+    if near.size == 0:
+        # the median between two groups (delays alternating 100 and 500 ms, two intervals):
+        # the shorter group's rate places every frame
+        usual = float(intervals.min())
+        near = intervals[intervals <= usual * 5 / 4]
+    mean = float(near.mean())
     fps = min(float(Fraction(1 / mean).limit_denominator(1001)), MAX_FPS)  # 30, 30000/1001
     slots = np.round((np.asarray(starts) - starts[0]) * fps).astype(int)
     frames = max(round((end - starts[0]) * fps), int(slots[-1]) + 1)
