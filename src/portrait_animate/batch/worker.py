@@ -241,4 +241,6 @@ class Worker:
     def close(self) -> None:
         for mesh in self._meshes.values():
             mesh.__exit__(None, None, None)
+        for engine in self._engines.values():
+            engine.close()
         shutil.rmtree(self._inputs, ignore_errors=True)

@@ -87,3 +87,7 @@ class Engine(Protocol):
     def batch_size(self, requested: int = 0) -> int:
         """Frames :meth:`render_batch` and :meth:`motion_batch` take at a time: ``requested``
         when above 0, else the engine's own choice (1 where batching does not help)."""
+
+    def close(self) -> None:
+        """Release what the engine holds beyond Python's memory (the classic engine's face
+        mesh and thread settings); the engine is not used after. Closing twice is harmless."""

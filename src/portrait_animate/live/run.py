@@ -157,6 +157,7 @@ def run_live(options: LiveOptions, reporter: Reporter | None = None) -> LiveStat
         stack.callback(capture.close)
         width, height = capture.size
         engine = load_engine(options.animate, reporter)
+        stack.callback(engine.close)
         mesh = stack.enter_context(FaceMesh(options.animate.det_thresh))
         source = prepare_live_source(options.animate, engine, mesh, reporter)
         session = LiveSession(engine, options.animate, source, mesh, options.live_smooth)

@@ -568,10 +568,12 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
     """
     reporter = reporter or Reporter(options.quiet, keep_warnings=True)
     src_kind, drv_kind = check_inputs(options)
-    engine = engine or load_engine(options, reporter)
     analysed_kind = drv_kind in (InputKind.IMAGE, InputKind.VIDEO)
     # an output folder made for a run that fails (or is interrupted) is removed
     with removed_on_failure(options.output_dir, ()), contextlib.ExitStack() as stack:
+        if engine is None:  # one loaded here is closed here (a script may call this in a loop)
+            engine = load_engine(options, reporter)
+            stack.callback(engine.close)
         def given_mesh() -> FaceMesh:
             nonlocal mesh
             if mesh is None:

@@ -7,6 +7,7 @@ composed driving landmarks, and paints the mouth interior an opening mouth needs
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,6 +89,43 @@ def _normalized_to_frame(M_c2o: np.ndarray | None, frame_shape: tuple[int, int])
     return (M_c2o @ to_crop512)[:2]
 
 
+class _OneThread:
+    """One thread for torch, BLAS/LAPACK (OpenMP included) and OpenCV while any classic engine
+    is open: the arrays are small here (keypoints, 3x3 solves, a coarse grid, one frame), and
+    with more threads every call waits at a barrier for a thread that MediaPipe, ffmpeg or
+    another process keeps off the CPU (milliseconds per call, far more under load); the
+    pipeline overlaps decoding, face analysis, rendering and encoding instead. The settings
+    are the process's: those found before the first engine are restored when the last one
+    closes, so that a script's own work after ``animate`` has its threads back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = 0
+        self._saved: tuple[int, int, threadpool_limits] | None = None
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._open == 0:
+                self._saved = (torch.get_num_threads(), cv2.getNumThreads(),
+                               threadpool_limits(1))
+                torch.set_num_threads(1)
+                cv2.setNumThreads(1)
+            self._open += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._open -= 1
+            if self._open == 0 and self._saved is not None:
+                torch_threads, cv2_threads, limits = self._saved
+                limits.restore_original_limits()
+                torch.set_num_threads(torch_threads)
+                cv2.setNumThreads(cv2_threads)
+                self._saved = None
+
+
+_ONE_THREAD = _OneThread()
+
+
 class ClassicEngine:
     """Landmark motion and geometric rendering; renders whole frames (no paste-back needed).
 
@@ -101,20 +139,29 @@ class ClassicEngine:
     uses_landmarks = True
 
     def __init__(self, det_thresh: float = 0.15) -> None:
-        # One thread for torch, BLAS/LAPACK (OpenMP included) and OpenCV: the arrays are small
-        # here (keypoints, 3x3 solves, a coarse grid, one frame), and with more threads every
-        # call waits at a barrier for a thread that MediaPipe, ffmpeg or another process keeps
-        # off the CPU (milliseconds per call, far more under load). The pipeline overlaps
-        # decoding, face analysis, rendering and encoding instead.
-        torch.set_num_threads(1)
-        threadpool_limits(1)
-        cv2.setNumThreads(1)
+        _ONE_THREAD.enter()
         self.layout = classic_layout()
-        self._mesh = FaceMesh(det_thresh, max_faces=1)
+        self._det_thresh = det_thresh
+        self._mesh: FaceMesh | None = None  # made when a crop comes without its landmarks
         self._last: Motion | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """Release the face mesh (a MediaPipe graph, about 45 MB that Python does not free)
+        and, when no other classic engine is open, the process's thread settings as they
+        were; the engine is not used after."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._mesh is not None:
+            self._mesh.close()
+            self._mesh = None
+        _ONE_THREAD.leave()
 
     def landmarks(self, crop: np.ndarray) -> np.ndarray | None:
         """(478, 3) normalised landmarks of a square crop, or None."""
+        if self._mesh is None:
+            self._mesh = FaceMesh(self._det_thresh, max_faces=1)
         points = self._mesh.landmarks3d(crop)
         return None if points is None else to_normalized(points, crop.shape[1])
 

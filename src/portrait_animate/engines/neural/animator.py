@@ -121,6 +121,9 @@ class NeuralEngine:
             self.static_batch = size
         return size
 
+    def close(self) -> None:
+        """Nothing to release: the networks are Python's memory, freed with the engine."""
+
     def _batch_size(self, requested: int) -> int:
         if requested > 0:
             return requested
