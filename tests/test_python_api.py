@@ -7,6 +7,13 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
+from portrait_animate.errors import InputError
+from portrait_animate.pipeline.animate import animate
+from portrait_animate.pipeline.options import AnimateOptions
+
 # A script's loop: animate() ten times with the engine it loads itself; the process's memory
 # after the 3rd and the 10th call, and its thread settings before and after.
 _LOOP = """
@@ -35,3 +42,40 @@ def test_animate_in_a_loop_keeps_memory_and_gives_the_threads_back(shared, tmp_p
     figures = json.loads(run.stdout.strip().splitlines()[-1])
     assert figures["mb_per_call"] < 12, figures
     assert figures["after"] == figures["before"], figures
+
+
+@pytest.mark.parametrize("source", [None, b"s0.jpg", 3], ids=["None", "bytes", "int"])
+def test_a_source_of_the_wrong_type_is_an_input_error(source, shared, tmp_path):
+    """It crashed in the input's classification (AttributeError, TypeError) before the
+    options' types were checked."""
+    with pytest.raises(InputError, match="option 'source' is .*; give it a string"):
+        animate(AnimateOptions(source, str(shared / "assets/driving/d30.jpg"),
+                               output_dir=str(tmp_path / "out"), engine="classic"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_numpy_numbers_are_taken_as_the_numbers_they_are():
+    """A value computed with NumPy (np.float32, np.int64) was refused as '1.2; give it a
+    number'."""
+    options = AnimateOptions("a.jpg", "b.mp4", driving_multiplier=np.float32(0.5),
+                             source_max_dim=np.int64(640), scale=np.int32(2))
+    assert options.invalid_values() == []
+    assert (options.driving_multiplier, options.source_max_dim, options.scale) == (0.5, 640, 2)
+    assert [type(v) for v in (options.driving_multiplier, options.source_max_dim,
+                              options.scale)] == [float, int, float]
+    assert AnimateOptions("a.jpg", "b.mp4", source_max_dim=np.float32(640)).invalid_values() \
+        == ["option 'source_max_dim' is 640.0; give it a whole number"]
+
+
+def test_image_editing_takes_a_path(shared):
+    """AnimateOptions takes paths as Path; so do the editing functions (they crashed:
+    'PosixPath' object has no attribute 'startswith')."""
+    from portrait_animate.engines.classic import ClassicEngine
+    from portrait_animate.pipeline.retargeting import prepare_editable_image
+
+    engine = ClassicEngine()
+    try:
+        edit = prepare_editable_image(shared / "assets/source/s0.jpg", engine)
+    finally:
+        engine.close()
+    assert edit.crop.shape == (512, 512, 3)

@@ -456,6 +456,9 @@ def check_inputs(options: AnimateOptions) -> tuple[InputKind, InputKind]:
     Raises:
         InputError: the first problem, in one line that names its fix.
     """
+    wrong_types = options.wrong_types()  # a source of None is no file to look for
+    if wrong_types:
+        raise InputError(wrong_types[0])
     src_kind = classify_input(options.source, "source")
     if src_kind is InputKind.TEMPLATE:
         raise InputError("the source must be an image or a video, not a motion template")

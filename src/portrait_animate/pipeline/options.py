@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
 from collections.abc import Callable
@@ -249,17 +250,29 @@ class AnimateOptions:
         return problems
 
     def __post_init__(self) -> None:
-        # paths may be given as paths (the Python API); the pipeline reads them as text
-        for name in ("source", "driving", "output_dir", "weights_dir"):
-            value = getattr(self, name)
+        # the Python API may give paths as paths and numbers as NumPy's (np.float32, np.int64):
+        # the pipeline reads text, floats and ints
+        for field in fields(self):
+            value, default = getattr(self, field.name), field.default
             if isinstance(value, os.PathLike):
-                setattr(self, name, os.fspath(value))
+                setattr(self, field.name, os.fspath(value))
+            elif isinstance(default, bool) or isinstance(value, bool | int | float):
+                continue
+            elif isinstance(default, float) and isinstance(value, numbers.Real):
+                setattr(self, field.name, float(value))
+            elif isinstance(default, int) and isinstance(value, numbers.Integral):
+                setattr(self, field.name, int(value))
+
+    def wrong_types(self) -> list[str]:
+        """Options of the wrong type (only the Python API can give one), each as 'problem;
+        fix'."""
+        return self.value_problems(
+            self.numbers_as_text({f.name: getattr(self, f.name) for f in fields(self)}))
 
     def invalid_values(self) -> list[str]:
         """Options whose value cannot work, each as 'problem; fix': first a value of the wrong
-        type (only the Python API can give one), then values out of their ranges."""
-        wrong_types = self.value_problems(
-            self.numbers_as_text({f.name: getattr(self, f.name) for f in fields(self)}))
+        type (:meth:`wrong_types`), then values out of their ranges."""
+        wrong_types = self.wrong_types()
         if wrong_types:
             return wrong_types
         problems = []

@@ -7,6 +7,7 @@ per-image work (detection, crop, motion, appearance, paste-back mask) is done on
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -83,7 +84,7 @@ def _first_frame(source: PreparedSource) -> tuple[np.ndarray, np.ndarray]:
     return next(source.frames(1))
 
 
-def prepare_editable_image(spec: str, engine: Engine, *, do_crop: bool = True,
+def prepare_editable_image(spec: str | os.PathLike, engine: Engine, *, do_crop: bool = True,
                            settings: CropSettings = EDIT_CROP, det_thresh: float = 0.15,
                            max_dim: int = 1280, division: int = 2, face: int | None = None,
                            face_order: str = "large-small") -> EditableImage:
@@ -93,6 +94,7 @@ def prepare_editable_image(spec: str, engine: Engine, *, do_crop: bool = True,
     Raises:
         InputError: unreadable image, no face while cropping, or no face ``face``.
     """
+    spec = os.fspath(spec)
     if classify_input(spec, "source") is not InputKind.IMAGE:
         raise InputError(f"image editing needs an image, not {spec}; use a .jpg or .png")
     if face is not None and not do_crop:
@@ -201,7 +203,7 @@ def _lip_keypoints(engine: Engine, frames: list[SourceFrame],
             for f, d in zip(frames, smoothed, strict=True)]
 
 
-def retarget_video(spec: str, engine: Engine, options: VideoRetargetOptions,
+def retarget_video(spec: str | os.PathLike, engine: Engine, options: VideoRetargetOptions,
                    output_dir: str | Path, reporter: Reporter | None = None) -> VideoRetargetResult:
     """Set the lip opening of every frame of a video (or keep the lips silent), stitched,
     pasted back, with the input's audio and pixel aspect ratio.
@@ -211,6 +213,7 @@ def retarget_video(spec: str, engine: Engine, options: VideoRetargetOptions,
     """
     reporter = reporter or Reporter(quiet=True)
     options.check()
+    spec = os.fspath(spec)
     if classify_input(spec, "source") is not InputKind.VIDEO:
         raise InputError(f"video retargeting needs a video, not {spec}; use an .mp4")
     check_readable(spec, InputKind.VIDEO)
