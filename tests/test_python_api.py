@@ -4,6 +4,7 @@ values, meets."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -67,15 +68,39 @@ def test_numpy_numbers_are_taken_as_the_numbers_they_are():
         == ["option 'source_max_dim' is 640.0; give it a whole number"]
 
 
-def test_image_editing_takes_a_path(shared):
+def test_image_editing_takes_a_path_and_refuses_edits_out_of_range(shared):
     """AnimateOptions takes paths as Path; so do the editing functions (they crashed:
-    'PosixPath' object has no attribute 'startswith')."""
+    'PosixPath' object has no attribute 'startswith'). An edit out of the app's range drew a
+    torn face (yaw 400) or streaks for eyes (eye ratio 5): it is refused as the app refuses
+    it, and so is a value that is not a number."""
     from portrait_animate.engines.classic import ClassicEngine
-    from portrait_animate.pipeline.retargeting import prepare_editable_image
+    from portrait_animate.motion.editing import EditParams
+    from portrait_animate.pipeline.retargeting import prepare_editable_image, render_edit
 
     engine = ClassicEngine()
     try:
         edit = prepare_editable_image(shared / "assets/source/s0.jpg", engine)
+        assert render_edit(engine, edit, EditParams(yaw=25, smile=1.3)).pasted.shape == \
+            edit.frame.shape
+        for params, ratios, message in (
+                (EditParams(yaw=400), {}, "edit 'yaw' is 400, outside -25 to 25"),
+                (EditParams(smile=float("nan")), {}, "edit 'smile' is nan, outside"),
+                (EditParams(smile="0.5"), {}, "edit 'smile' is '0.5'; give it a number"),
+                (EditParams(), {"eye_ratio": 5.0}, "eye_ratio is 5, outside 0 to 0.8"),
+                (EditParams(), {"lip_ratio": -1.0}, "lip_ratio is -1, outside 0 to 0.8")):
+            with pytest.raises(InputError, match=re.escape(message)):
+                render_edit(engine, edit, params, **ratios)
     finally:
         engine.close()
-    assert edit.crop.shape == (512, 512, 3)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"lip_ratio": "0.3"}, "the target lip ratio is '0.3'; give it a number from 0 to 1"),
+    ({"scale": float("nan")}, "the crop scale is nan; give it a number above 0"),
+    ({"smooth_observation_variance": float("nan")}, "the smoothing strength is nan")])
+def test_video_retargeting_options_that_are_no_numbers_are_refused(values, message):
+    """They failed later: a TypeError, or the landmarks blamed for a NaN crop scale."""
+    from portrait_animate.pipeline.retargeting import VideoRetargetOptions
+
+    with pytest.raises(InputError, match=re.escape(message)):
+        VideoRetargetOptions(**values).check()

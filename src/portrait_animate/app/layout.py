@@ -16,7 +16,7 @@ from ..errors import InputError, PortraitAnimateError
 from ..io.images import read_image_rgb, write_image_rgb
 from ..io.video import probe_video
 from ..motion.composition import DrivingMode
-from ..motion.editing import EditParams
+from ..motion.editing import EDIT_RANGES, RATIO_RANGE, EditParams
 from ..motion.model import REGIONS
 from ..motion.presets import PRESET_PREFIX, PRESETS
 from ..pipeline.inputs import InputKind
@@ -41,23 +41,23 @@ T = TypeVar("T")
 
 #: name -> (label, minimum, maximum, step, default), SPEC 6.2.
 MOVEMENT_SLIDERS = {
-    "pitch": ("relative pitch", -15, 15, 1, 0),
-    "yaw": ("relative yaw", -25, 25, 1, 0),
-    "roll": ("relative roll", -15, 15, 1, 0),
-    "mov_x": ("x-axis movement", -0.19, 0.19, 0.01, 0),
-    "mov_y": ("y-axis movement", -0.19, 0.19, 0.01, 0),
-    "mov_z": ("z-axis movement", 0.9, 1.2, 0.01, 1.0),
+    "pitch": ("relative pitch", *EDIT_RANGES["pitch"], 1, 0),
+    "yaw": ("relative yaw", *EDIT_RANGES["yaw"], 1, 0),
+    "roll": ("relative roll", *EDIT_RANGES["roll"], 1, 0),
+    "mov_x": ("x-axis movement", *EDIT_RANGES["mov_x"], 0.01, 0),
+    "mov_y": ("y-axis movement", *EDIT_RANGES["mov_y"], 0.01, 0),
+    "mov_z": ("z-axis movement", *EDIT_RANGES["mov_z"], 0.01, 1.0),
 }
 EXPRESSION_SLIDERS = {
-    "pouting": ("pouting", -0.09, 0.09, 0.01, 0),
-    "pursing": ("pursing 😐", -20, 15, 0.01, 0),
-    "grin": ("grin 😁", 0, 15, 0.01, 0),
-    "lip_open": ("lip close <-> open", -90, 120, 1, 0),
-    "smile": ("smile 😄", -0.3, 1.3, 0.01, 0),
-    "wink": ("wink 😉", 0, 39, 0.01, 0),
-    "eyebrow": ("eyebrow 🤨", -30, 30, 0.01, 0),
-    "gaze_x": ("eye gaze (horizontal) 👀", -30, 30, 0.01, 0),
-    "gaze_y": ("eye gaze (vertical) 🙄", -63, 63, 0.01, 0),
+    "pouting": ("pouting", *EDIT_RANGES["pouting"], 0.01, 0),
+    "pursing": ("pursing 😐", *EDIT_RANGES["pursing"], 0.01, 0),
+    "grin": ("grin 😁", *EDIT_RANGES["grin"], 0.01, 0),
+    "lip_open": ("lip close <-> open", *EDIT_RANGES["lip_open"], 1, 0),
+    "smile": ("smile 😄", *EDIT_RANGES["smile"], 0.01, 0),
+    "wink": ("wink 😉", *EDIT_RANGES["wink"], 0.01, 0),
+    "eyebrow": ("eyebrow 🤨", *EDIT_RANGES["eyebrow"], 0.01, 0),
+    "gaze_x": ("eye gaze (horizontal) 👀", *EDIT_RANGES["gaze_x"], 0.01, 0),
+    "gaze_y": ("eye gaze (vertical) 🙄", *EDIT_RANGES["gaze_y"], 0.01, 0),
 }
 EDIT_SCALE = 2.5
 
@@ -500,9 +500,9 @@ def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str)
         stitching = gr.Checkbox(True, label="stitching", elem_id="edit-stitching")
         scale = gr.Number(EDIT_SCALE, label="crop scale", minimum=1.8, maximum=3.2, step=0.05,
                           elem_id="edit-scale")
-        eye_ratio = gr.Slider(0, 0.8, value=0, step=0.01, label="target eyes-open ratio",
+        eye_ratio = gr.Slider(*RATIO_RANGE, value=0, step=0.01, label="target eyes-open ratio",
                               elem_id="eye-ratio")
-        lip_ratio = gr.Slider(0, 0.8, value=0, step=0.01, label="target lip-open ratio",
+        lip_ratio = gr.Slider(*RATIO_RANGE, value=0, step=0.01, label="target lip-open ratio",
                               elem_id="lip-ratio")
         engine_radio = _engine_radio(engine, "edit-engine")
     with gr.Row():

@@ -7,6 +7,7 @@ per-image work (detection, crop, motion, appearance, paste-back mask) is done on
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import torch
 from ..engines.base import Engine, RenderItem
 from ..errors import InputError
 from ..face.mesh import FaceMesh
-from ..motion.editing import EditParams
+from ..motion.editing import RATIO_RANGE, EditParams, range_problem
 from ..motion.retargeting import edited_keypoints, lip_silent_keypoints
 from ..motion.smoothing import kalman_smooth
 from .compositing import Compositor
@@ -133,10 +134,19 @@ def render_edit(engine: Engine, source: EditableImage, params: EditParams, *,
         eye_ratio, lip_ratio: target open ratios; None or the source's own value leaves the
             eyes / lips as they are.
         compositor: reuse one across renders of the same source to keep its paste-back mask.
+
+    Raises:
+        InputError: an edit or a ratio out of its range (:data:`~..motion.editing.EDIT_RANGES`,
+            :data:`~..motion.editing.RATIO_RANGE`), or ratios without a detected face.
     """
     info = source.info
     eye_target = _changed(eye_ratio, source.eye_ratio)
     lip_target = _changed(lip_ratio, source.lip_ratio)
+    problems = params.problems() + [problem for name, ratio in (
+        ("eye_ratio", eye_target), ("lip_ratio", lip_target)) if ratio is not None and (
+        problem := range_problem(name, ratio, *RATIO_RANGE))]
+    if problems:
+        raise InputError(problems[0])
     if (eye_target is not None or lip_target is not None) and info.eye_ratios is None:
         raise InputError("eye and lip ratios need a detected face in the source; use a "
                          "portrait with a clearly visible face")
@@ -169,12 +179,14 @@ class VideoRetargetOptions:
     det_thresh: float = 0.15
 
     def check(self) -> None:
-        if not 0 <= self.lip_ratio <= 1:
-            raise InputError(f"the target lip ratio {self.lip_ratio} is outside [0, 1]")
-        if self.smooth_observation_variance <= 0:
-            raise InputError("the smoothing strength must be positive")
-        if self.scale <= 0:
-            raise InputError("the crop scale must be positive")
+        """Raises InputError on a value that is not a number or out of its range."""
+        problem = range_problem("the target lip ratio", self.lip_ratio, 0.0, 1.0)
+        if problem:
+            raise InputError(problem)
+        for name, value in (("the smoothing strength", self.smooth_observation_variance),
+                            ("the crop scale", self.scale)):
+            if range_problem(name, value, 0.0, math.inf) or value == 0:
+                raise InputError(f"{name} is {value!r}; give it a number above 0")
 
 
 @dataclass
