@@ -176,6 +176,23 @@ def test_a_truncated_video_is_reported_with_the_frames_read(shared, media_dir, t
     assert f"stopped after {read} frames" in capsys.readouterr().err
 
 
+def test_a_sound_longer_than_the_picture_is_no_truncation(shared, tmp_path):
+    """A container's duration is its longest stream's: a video whose audio runs on (or starts
+    late) was called truncated, and its user told to re-download it."""
+    picture = tmp_path / "picture.mp4"
+    _ffmpeg("-i", str(shared / "assets/driving/d9.mp4"), "-an", "-frames:v", "15", "-c:v",
+            "libx264", "-preset", "ultrafast", str(picture))
+    for name, audio in (("longer.mp4", ["-f", "lavfi", "-i", "sine=duration=2"]),
+                        ("late.mp4", ["-itsoffset", "0.5", "-f", "lavfi",
+                                      "-i", "sine=duration=0.6"])):
+        _ffmpeg("-i", str(picture), *audio, "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+                "-c:a", "aac", str(tmp_path / name))
+        assert video_io.probe_video(tmp_path / name).duration > 1, name
+        warnings: list[str] = []
+        assert len(list(iter_frames(tmp_path / name, warn=warnings.append))) == 15
+        assert warnings == [], name
+
+
 def test_a_frame_limit_below_one_is_named_and_numpy_limits_work(shared):
     """A limit of no frames is the caller's mistake, named as such (not as a video of zero
     frames); a numpy integer is a limit like any other."""

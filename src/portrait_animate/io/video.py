@@ -169,11 +169,12 @@ def _animation_frames(path: Path, mtime_ns: int, size: int) -> tuple[float, ...]
 
 
 @functools.lru_cache(maxsize=8)
-def _packet_times(path: Path, mtime_ns: int, size: int) -> tuple[tuple[float, ...], float] | None:
-    """The presentation times (seconds, sorted) of the first video stream's frames and the
-    time the last one ends, read from its packets without decoding them; None when the
-    container gives no times."""
-    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0",
+def _packet_times(path: Path, mtime_ns: int, size: int,
+                  stream: str = "v") -> tuple[tuple[float, ...], float] | None:
+    """The presentation times (seconds, sorted) of the first video stream's frames (``a``:
+    the first audio stream's packets) and the time the last one ends, read from its packets
+    without decoding them; None when the container gives no times."""
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", f"0:{stream}:0",
                           "-c", "copy", "-f", "framecrc", "-"], capture_output=True, text=True,
                          check=False).stdout
     base = re.search(r"^#tb 0: (\d+)/(\d+)$", out, re.M)
@@ -258,6 +259,10 @@ def _truncation(path: Path, meta: dict, decoded: int) -> str | None:
     announced = round(duration * fps)
     if announced - decoded <= max(2.0, SHORT_VIDEO_TOLERANCE_S * fps):
         return None
+    if meta.get("audio_codec"):  # a sound that outlasts the picture is the duration's
+        audio = _packet_times(*_file_key(path), stream="a")
+        if audio is not None and audio[1] >= duration - SHORT_VIDEO_TOLERANCE_S:
+            return None
     return (f"warning: decoding {path} stopped after {decoded} frames, but its container "
             f"announces {announced} ({duration:.2f} s at {fps:g} fps); the file seems "
             "truncated: only the frames read are used (re-download or re-encode it)")
