@@ -284,6 +284,49 @@ def test_driving_faces_pick_and_map(group: Path, two_faces: Path, tmp_path: Path
         load_template(template, 2)
 
 
+def test_a_template_keeps_the_face_order_that_numbered_its_faces(group: Path, two_faces: Path,
+                                                                tmp_path: Path, capsys):
+    """Its numbers are those of the order it was made with: under another order the same
+    number is another person, which drove silently; it is refused naming the order. A
+    template of the largest face alone is face 0 of the default order."""
+    base = ["animate", "-s", str(group), "--engine", "classic", "--source_faces", "0,1"]
+    assert main([*base, "-d", str(two_faces), "-o", str(tmp_path / "a"), "--quiet",
+                 "--face_order", "left-right", "--face_map", "0:1,1:0"]) == 0
+    template = tmp_path / "a/two_template.npz"
+    with np.load(template) as arrays:
+        assert str(arrays["face_order"]) == "left-right"
+    assert main([*base, "-d", str(template), "-o", str(tmp_path / "b"),
+                 "--face_order", "left-right", "--face_map", "0:1,1:0"]) == 0
+    err = capsys.readouterr().err
+    # no note on an option not given; each anchor says whose it is
+    assert "flag_crop_driving_video" not in err
+    assert "driving anchor of driving face 1: frame" in err
+    assert "driving anchor of driving face 0: frame" in err
+    assert main([*base, "-d", str(template), "-o", str(tmp_path / "c"), "--face_map",
+                 "0:1,1:0"]) == 2
+    assert ("numbers its driving faces by --face_order left-right, not large-small; pass "
+            "--face_order left-right") in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+    plain = tmp_path / "plain"
+    assert main(["animate", "-s", str(group), "-d", str(two_faces), "-o", str(plain),
+                 "--engine", "classic", "--quiet"]) == 0
+    assert load_template(plain / "two_template.npz", 0, "large-small").n_frames == 8
+    with pytest.raises(InputError, match="holds the largest driving face's motion alone, not "
+                                         "face 0 by --face_order left-right"):
+        load_template(plain / "two_template.npz", 0, "left-right")
+
+
+def test_one_picked_face_without_paste_back_names_the_flag_given(group: Path, shared: Path,
+                                                                 tmp_path: Path, capsys):
+    """It was refused as 'several source faces', naming three flags of which one was given."""
+    assert main(["animate", "-s", str(group), "-d", str(shared / OPEN_MOUTH), "-o",
+                 str(tmp_path), "--engine", "classic", "--source_faces", "1",
+                 "--no_flag_pasteback"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: conflicting options: faces picked by --source_faces 1 are animated in the "
+        "whole source frame, pasted back; drop --no_flag_pasteback")
+
+
 class _Scripted:
     """Stands in for the face mesh: each call gives the next frame's faces (boxes only)."""
 

@@ -6,8 +6,8 @@ presets without loading them.
 
 from __future__ import annotations
 
-__all__ = ["REGIONS", "EXACT", "FACE_ORDERS", "FAST", "PRECISIONS", "PRESET_PREFIX", "PRESET_FPS",
-           "PRESET_CATALOGUE"]
+__all__ = ["REGIONS", "EXACT", "FACE_ORDERS", "FAST", "LARGEST_FIRST", "PRECISIONS",
+           "PRESET_PREFIX", "PRESET_FPS", "PRESET_CATALOGUE"]
 
 REGIONS = ("exp", "pose", "lip", "eyes", "all")
 
@@ -31,3 +31,5 @@ PRESET_CATALOGUE: dict[str, tuple[float, str]] = {
 #: from the left or from the right; by its y, from the top; by its distance from the image's
 #: centre, nearest first.
 FACE_ORDERS = ("large-small", "left-right", "right-left", "top-bottom", "distance-from-center")
+#: The default ``--face_order``: face 0 is the largest.
+LARGEST_FIRST = FACE_ORDERS[0]

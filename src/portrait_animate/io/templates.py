@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..choices import LARGEST_FIRST
 from ..errors import InputError
 from ..motion.model import LAYOUT_KEYPOINTS, LIVEPORTRAIT_LAYOUT, Motion
 from ..motion.template import MotionTemplate
@@ -188,27 +189,44 @@ def _load_pickle(path: Path) -> MotionTemplate:
     return _from_reference_dict(data, path)
 
 
-def _face_prefix(arrays: dict[str, np.ndarray], face: int | None, path: Path) -> str:
-    """The key prefix of face ``face``'s track in a template's arrays ('' for its first)."""
+def _face_prefix(arrays: dict[str, np.ndarray], face: int | None, path: Path,
+                 order: str | None = None) -> str:
+    """The key prefix of face ``face``'s track in a template's arrays ('' for its first),
+    the faces numbered by ``order`` (a ``--face_order``; None: as the template numbers them).
+    A template of the largest face alone holds face 0 of ``large-small``."""
     numbers = arrays.get("face_numbers", np.zeros(0, int))
     if numbers.ndim != 1 or not np.issubdtype(numbers.dtype, np.integer):
         raise _fail(path, f"face_numbers is not a list of face numbers ({numbers.dtype}, "
                           f"shape {numbers.shape})")
     numbers = [int(n) for n in numbers]
-    if face is None or (numbers and face == numbers[0]):
+    if face is None:
+        return ""
+    if not numbers:
+        if face == 0 and order in (None, LARGEST_FIRST):
+            return ""
+        raise InputError(f"the motion template {path} holds the largest driving face's motion "
+                         f"alone, not face {face} by --face_order {order}; drop --driving_face "
+                         "and --face_map, or re-create the template from the driving video "
+                         "with that face")
+    saved = str(arrays["face_order"]) if "face_order" in arrays else None
+    if order is not None and saved is not None and saved != order:
+        raise InputError(f"the motion template {path} numbers its driving faces by "
+                         f"--face_order {saved}, not {order}; pass --face_order {saved}, or "
+                         "re-create the template with this order")
+    if face == numbers[0]:
         return ""
     if face not in numbers:
-        held = (f"the driving faces {', '.join(map(str, numbers))}" if numbers
-                else "one face's motion")
-        raise InputError(f"the motion template {path} holds {held}, not face {face}; pick one "
-                         "of those, or re-create the template from the driving video with that "
-                         "face")
+        raise InputError(f"the motion template {path} holds the driving faces "
+                         f"{', '.join(map(str, numbers))}, not face {face}; pick one of those, "
+                         "or re-create the template from the driving video with that face")
     return f"face{face}/"
 
 
-def _load_npz(path: Path, data: bytes | None = None, face: int | None = None) -> MotionTemplate:
+def _load_npz(path: Path, data: bytes | None = None, face: int | None = None,
+              order: str | None = None) -> MotionTemplate:
     """An ``.npz`` template from ``path``, or from ``data`` (``path`` names it in errors): the
-    track of driving face ``face``, or its first."""
+    track of driving face ``face`` (numbered by ``order``, :func:`_face_prefix`), or its
+    first."""
     try:
         with np.load(path if data is None else io.BytesIO(data), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -216,7 +234,7 @@ def _load_npz(path: Path, data: bytes | None = None, face: int | None = None) ->
         raise _fail(path, f"it is not a readable .npz ({exc})") from exc
     if str(arrays.get("format", "")) != FORMAT:
         raise _fail(path, f"it is not a {FORMAT} file")
-    prefix = _face_prefix(arrays, face, path)
+    prefix = _face_prefix(arrays, face, path, order)
     missing = ([k for k in ("layout", "fps") if k not in arrays]
                + [prefix + k for k in ("scale", "R", "exp", "t") if prefix + k not in arrays])
     if missing:
@@ -267,9 +285,11 @@ def _load_npz(path: Path, data: bytes | None = None, face: int | None = None) ->
         raise _fail(path, str(exc)) from exc
 
 
-def load_template(path: str | os.PathLike, face: int | None = None) -> MotionTemplate:
+def load_template(path: str | os.PathLike, face: int | None = None,
+                  order: str | None = None) -> MotionTemplate:
     """Read a ``.npz`` template of ours or a reference ``.pkl`` (any key spelling): the track
-    of driving face ``face`` (its number when the template was made), or the first.
+    of driving face ``face``, or the first. ``order``, the ``--face_order`` that numbers
+    ``face``, must be the one the template was made with (None: any).
 
     Raises:
         InputError: missing, unsafe or malformed file, or no track of that face.
@@ -280,10 +300,10 @@ def load_template(path: str | os.PathLike, face: int | None = None) -> MotionTem
     suffix = path.suffix.lower()  # as images and videos are told by their extension
     if suffix == ".pkl":
         if face is not None:
-            _face_prefix({}, face, path)  # a reference template holds one face
+            _face_prefix({}, face, path, order)  # a reference template holds one face
         return _load_pickle(path)
     if suffix == ".npz":
-        return _load_npz(path, face=face)
+        return _load_npz(path, face=face, order=order)
     raise InputError(f"unsupported template extension {path.suffix!r} for {path}; use .pkl or "
                      ".npz")
 
@@ -309,16 +329,18 @@ def save_template(path: str | os.PathLike, template: MotionTemplate) -> Path:
     return save_npz(path, _arrays(template))
 
 
-def save_face_templates(path: str | os.PathLike,
-                        templates: dict[int | None, MotionTemplate]) -> Path:
+def save_face_templates(path: str | os.PathLike, templates: dict[int | None, MotionTemplate],
+                        order: str = LARGEST_FIRST) -> Path:
     """Write one motion track per driving face in one ``.npz``, atomically: the first as a
     plain template (what any reader takes), the others under ``face{N}/`` keys, with the
-    faces' numbers in ``face_numbers`` (:func:`load_template` ``face`` picks one). A single
-    track of the largest face (number None) is a plain template."""
+    faces' numbers in ``face_numbers`` and the ``--face_order`` that numbered them in
+    ``face_order`` (:func:`load_template` ``face`` picks one). A single track of the largest
+    face (number None) is a plain template."""
     (first, template), *others = templates.items()
     arrays = _arrays(template)
     if first is not None:
         arrays["face_numbers"] = np.array([first, *(n for n, _ in others)])
+        arrays["face_order"] = np.array(order)
     for number, other in others:
         arrays.update({f"face{number}/{k}": v for k, v in _arrays(other).items()
                        if k not in ("format", "layout", "fps")})

@@ -115,8 +115,13 @@ def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: Input
         problems.append("a preset moves one face; drop --driving_face and --face_map, or "
                         "drive by a video, an image or a template of several faces")
     if options.source_faces != "largest" and not paste_back_active(options):
-        problems.append("several source faces are animated in the whole source frame; drop "
-                        "--no_flag_do_crop, --no_flag_pasteback and --no_flag_stitching")
+        given = [flag for flag, off in (
+            ("--no_flag_do_crop", not options.flag_do_crop),
+            ("--no_flag_pasteback", not options.flag_pasteback),
+            ("--no_flag_stitching", not (options.flag_stitching
+                                         or options.flag_pasteback_without_stitching))) if off]
+        problems.append(f"faces picked by --source_faces {options.source_faces} are animated "
+                        f"in the whole source frame, pasted back; drop {' and '.join(given)}")
     if options.flag_source_video_eye_retargeting and src_kind is not InputKind.VIDEO:
         problems.append("--flag_source_video_eye_retargeting needs a source video; drop it for "
                         "an image source")
@@ -435,7 +440,8 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGro
             writer.add(*frame)
         if template_path is not None:  # written with the other outputs, or not at all
             writer.attach(template_path, lambda tmp: save_face_templates(
-                tmp, {number: each.template for number, each in by_face.items()}))
+                tmp, {number: each.template for number, each in by_face.items()},
+                options.face_order))
     for each in drivers:
         each.tell_missing()
     reporter.note(f"wrote {names.result} and {names.concat}")
@@ -605,13 +611,14 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
             if analysed_kind and analysed is None:
                 face_mesh = stack.enter_context(FaceMesh(options.det_thresh)) if by_face \
                     else given_mesh()
-            crop = options.flag_crop_driving_video or number is not None
+            # a numbered face of a video or image is cropped to; a template has no pixels
+            crop = options.flag_crop_driving_video or (number is not None and analysed_kind)
             by_face[number] = stack.enter_context(prepare_driving(
                 options.driving, drv_kind, engine,
                 _driving_mesh(face_mesh, number, options) if analysed_kind else face_mesh,
                 _driving_settings(options), crop, limit, reporter,
                 _time_base(options, source.first), smooth=options.driving_smooth,
                 anchor=parse_anchor(options.driving_anchor), analysed=analysed,
-                face=number, batch=batch))
+                face=number, order=options.face_order, batch=batch))
         return _animate_prepared(options, engine, source, by_face, wanted, reporter, batch,
                                  overlap)

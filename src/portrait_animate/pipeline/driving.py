@@ -570,8 +570,9 @@ class PreparedDriving:
                        f"--driving_anchor {self._anchor_spec}")
                 saved = (self._template is not None and self._template.anchor is not None
                          and self._anchor_spec == "auto")
+                of = "" if self._face is None else f" of driving face {self._face}"
                 self._reporter.note(
-                    f"driving anchor: frame {self._anchor} "
+                    f"driving anchor{of}: frame {self._anchor} "
                     f"({'saved in the template' if saved else how}); the driving motion "
                     "starts from it")
                 if self._analysis is not None and self._analysis.done and \
@@ -658,7 +659,8 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
                     reporter: Reporter, time_base: TimeBase | None = None, *,
                     smooth: float = 0.0, anchor: str | int = "first",
                     analysed: MotionTemplate | None = None,
-                    face: int | None = None, batch: int = 1) -> PreparedDriving:
+                    face: int | None = None, order: str | None = None,
+                    batch: int = 1) -> PreparedDriving:
     """The driver of at most ``limit`` output frames; a video or image is analysed from now
     on with ``mesh``, which only the analysis may use until :meth:`PreparedDriving.close`
     (a :class:`FacePick` analyses one numbered face instead of the largest).
@@ -669,27 +671,28 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
     ``analysed``, the :attr:`PreparedDriving.template` of this video or image prepared with
     the same engine, crop settings and smoothing, stands for its analysis: only its frames
     are decoded again (``mesh`` is not used). ``face`` picks a template's track of that
-    driving face (a video's or image's face is picked by ``mesh``). ``batch``: driving
-    frames whose motion is taken at a time.
+    driving face (a video's or image's face is picked by ``mesh``), numbered by ``order``
+    (``--face_order``; None: as the template numbers them). ``batch``: driving frames whose
+    motion is taken at a time.
     """
     layout = engine.layout.name
     if kind in (InputKind.PRESET, InputKind.TEMPLATE):
+        if force_crop:
+            reporter.note("note: --flag_crop_driving_video has no effect on a "
+                          + ("preset" if kind is InputKind.PRESET else "motion template"))
         if kind is InputKind.PRESET:
             if face is not None:
                 raise InputError(f"a preset moves one face, so it has no driving face {face}; "
                                  "drop --driving_face and --face_map")
             template = preset_template(spec.removeprefix(PRESET_PREFIX), engine.layout)
         else:
-            if force_crop:
-                reporter.note("note: --flag_crop_driving_video has no effect on a motion "
-                              "template")
-            template = load_template(spec, face)
+            template = load_template(spec, face, order)
             layout = template.layout
         timeline = _timeline(time_base if template.n_frames > 1 else None, template.fps,
                              False, reporter)
         return PreparedDriving(spec, kind, template.fps, False, layout, template.n_frames,
                                template=template, timeline=timeline, reporter=reporter,
-                               anchor=anchor)
+                               anchor=anchor, face=face)
 
     if kind is InputKind.IMAGE:
         fps, has_audio, hint, timeline, sar = DEFAULT_FPS, False, 1, _Timeline(), Fraction(1)
