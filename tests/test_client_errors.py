@@ -96,6 +96,7 @@ ROUTES: dict[str, Route] = {
     f"/v1/jobs/{JOB}/result": (200, {"Content-Type": "video/mp4"}, b"a video's bytes"),
     f"/v1/jobs/{JOB}/concat": _cut_off,
     "/v1/jobs/html/result": (200, {"Content-Type": "text/html"}, b"<p>not a video</p>"),
+    "/v1/jobs/photo/result": (200, {"Content-Type": "image/jpeg"}, b"a picture's bytes"),
     "/v1/jobs/moved": (301, {"Location": "https://elsewhere.example/v1/jobs/moved"}, b""),
     "/v1/jobs/listed": (422, {"Content-Type": "application/json"}, json.dumps({"detail": [
         {"loc": ["query", "status"], "msg": "Input should be a string"}]}).encode()),
@@ -241,6 +242,17 @@ def test_a_download_writes_the_file_and_leaves_no_part(standin, tmp_path):
     target = Client(standin).download(JOB, str(tmp_path / "out.mp4"))
     assert target == tmp_path / "out.mp4" and target.read_bytes() == b"a video's bytes"
     _nothing_left(tmp_path, "out.mp4")
+
+
+def test_a_download_takes_the_extension_of_its_type(standin, tmp_path):
+    """An image driven by an image gives a JPEG: asked for as .mp4 (the README's example
+    name), it was written as a JPEG named .mp4, which players refuse."""
+    client = Client(standin)
+    assert client.download("photo", tmp_path / "out.mp4") == tmp_path / "out.jpg"
+    assert (tmp_path / "out.jpg").read_bytes() == b"a picture's bytes"
+    assert client.download("photo", tmp_path / "kept.JPEG") == tmp_path / "kept.JPEG"
+    assert client.download(JOB, tmp_path / "clip.jpg") == tmp_path / "clip.mp4"
+    _nothing_left(tmp_path, "out.jpg", "kept.JPEG", "clip.mp4")
 
 
 def test_a_download_cut_off_leaves_nothing_behind(standin, tmp_path):

@@ -37,6 +37,8 @@ __all__ = ["Client", "ServiceError"]
 
 PRESET_PREFIX = "preset:"
 _EXCERPT = 160  # characters of a body that is not the service's, quoted in an error
+#: A result's content type -> the extensions its file may have (the first is given).
+_SUFFIXES = {"image/jpeg": (".jpg", ".jpeg"), "video/mp4": (".mp4",)}
 
 
 class ServiceError(RuntimeError):
@@ -380,8 +382,10 @@ class Client:
             time.sleep(poll)
 
     def download(self, job_id: str, path: str | os.PathLike, concat: bool = False) -> Path:
-        """Write the job's result (or its concat) to ``path``; nothing is left there (nor a
-        part of it) when it fails.
+        """Write the job's result (or its concat) to ``path`` and return the path written;
+        nothing is left there (nor a part of it) when it fails. The file's extension is its
+        type's: a JPEG (an image driven by an image) asked for as ``x.mp4`` is written as
+        ``x.jpg``, and a video asked for as ``x.jpg`` as ``x.mp4``.
 
         Raises:
             ServiceError: ``path`` cannot be written, the job has no result (yet), or the
@@ -405,6 +409,9 @@ class Client:
                 raise ServiceError(f"GET {response.url} answered {kind.split(';')[0]} "
                                    f"({_excerpt(response)}), not a video or an image; is "
                                    f"{self.url} the address of 'portrait-animate serve'?")
+            suffix = _SUFFIXES.get(kind.split(";")[0].strip())
+            if suffix is not None and path.suffix.lower() not in suffix:
+                path = path.with_suffix(suffix[0])
             try:
                 with atomic_path(path) as tmp, open(tmp, "wb") as out:
                     for chunk in response.iter_bytes():
