@@ -206,8 +206,16 @@ def _job_dirs(server: Server) -> list[Path]:
     return list((data / "jobs").iterdir())
 
 
+def _template(path: Path) -> Path:
+    from portrait_animate.engines.classic.motion import classic_layout
+    from portrait_animate.io.templates import save_template
+    from portrait_animate.motion.presets import preset_template
+
+    return save_template(path, preset_template("nod", classic_layout()))
+
+
 def test_garbage_and_faceless_images_fail_with_one_line_and_the_server_goes_on(
-        server, client, tmp_path):
+        server, client, shared, tmp_path):
     garbage = tmp_path / "photo.jpg"
     garbage.write_bytes(b"\xff\xd8\xff" + os.urandom(5000))  # a JPEG's magic, then noise
     with pytest.raises(ServiceError) as bad:
@@ -218,6 +226,11 @@ def test_garbage_and_faceless_images_fail_with_one_line_and_the_server_goes_on(
     text.write_text("not a picture")
     with pytest.raises(ServiceError, match="neither an image"):
         client.submit(text, "preset:talk")
+    # a motion template, which animate takes, is named as one (it was 'neither an image')
+    for template in (shared / "assets/driving/d1.pkl", _template(tmp_path / "t.npz")):
+        with pytest.raises(ServiceError, match="is a motion template .* which the service does "
+                                               "not take; send the driving video or image"):
+            client.submit(shared / "assets/source/s0.jpg", template)
     faceless = tmp_path / "wall.jpg"
     cv2.imwrite(str(faceless), np.full((300, 300, 3), 140, np.uint8))
     with pytest.raises(ServiceError, match="unknown option 'regio'"):

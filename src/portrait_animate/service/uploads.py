@@ -88,6 +88,12 @@ def _check_length(path: Path, max_video_seconds: float, what: str) -> None:
     try:
         info = probe_video(path)
     except InputError:
+        with open(path, "rb") as file:
+            head = file.read(4)
+        if head == b"PK\x03\x04" or head[:1] == b"\x80":  # .npz (a zip) or .pkl
+            raise InputError(f"the {what} is a motion template (.npz or .pkl), which the "
+                             "service does not take; send the driving video or image it was "
+                             "made from, or a preset's name") from None
         raise InputError(f"the {what} is neither an image ({_FORMAT_NAMES}) nor a video "
                          "ffmpeg can read; send one of those") from None
     if info.duration > max_video_seconds:
