@@ -122,6 +122,19 @@ def test_argument_errors_exit_2(capsys):
     assert info.value.code == 2
 
 
+def test_a_mistyped_option_is_told_with_the_one_meant_and_the_commands_usage(capsys):
+    """`--driving_faces` (by analogy with --source_faces) got the top-level usage alone."""
+    with pytest.raises(SystemExit) as info:
+        main(["animate", "-s", "a.jpg", "-d", "b.jpg", "--driving_faces", "0"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("usage: portrait-animate animate ")
+    assert err.strip().endswith("unrecognized arguments: --driving_faces 0; did you mean "
+                                "--driving_face?")
+    with pytest.raises(SystemExit):
+        main(["animate", "-s", "a.jpg", "-d", "b.jpg", "--nothing_like_it"])
+    assert capsys.readouterr().err.strip().endswith("unrecognized arguments: --nothing_like_it")
+
+
 def test_no_face_advice_on_the_classic_engine_is_only_what_works(bad, shared, tmp_path, capsys):
     """The classic engine animates landmarks: without a face, not cropping cannot help, so it
     is not suggested, and following the old advice gives the same message."""

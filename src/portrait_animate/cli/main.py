@@ -7,6 +7,7 @@ seconds to load, and neither ``--help`` nor ``presets`` needs them.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import signal
 import sys
@@ -39,15 +40,32 @@ COMMANDS = {
 def build_parser(configured: Collection[str] = tuple(COMMANDS)) -> argparse.ArgumentParser:
     """The parser; the commands in ``configured`` get their options (importing their modules),
     the others are only listed with their help."""
+    return _parsers(configured)[0]
+
+
+def _parsers(configured: Collection[str]
+             ) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """:func:`build_parser`'s parser and each command's own."""
     parser = argparse.ArgumentParser(
         prog="portrait-animate", formatter_class=HelpFormatter,
         description="Animate portraits with LivePortrait-compatible motion.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = {}
     for name, (module, help) in COMMANDS.items():
-        command = sub.add_parser(name, help=help, formatter_class=HelpFormatter)
+        commands[name] = sub.add_parser(name, help=help, formatter_class=HelpFormatter)
         if name in configured:
-            importlib.import_module(f".{module}", __package__).configure(command)
-    return parser
+            importlib.import_module(f".{module}", __package__).configure(commands[name])
+    return parser, commands
+
+
+def _unknown(command: argparse.ArgumentParser, extra: list[str]) -> str:
+    """argparse's message for arguments ``command`` does not take, with the option meant by a
+    mistyped one (``--driving_faces``: ``--driving_face``)."""
+    known = [o for action in command._actions for o in action.option_strings]
+    meant = [match for arg in extra if arg.startswith("--")
+             for match in difflib.get_close_matches(arg.split("=")[0], known, n=1, cutoff=0.8)]
+    hint = f"; did you mean {' or '.join(dict.fromkeys(meant))}?" if meant else ""
+    return f"unrecognized arguments: {' '.join(extra)}{hint}"
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -57,7 +75,10 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv[:1]).parse_args(argv)
+    parser, commands = _parsers(argv[:1])
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # told by the command's own parser, with its usage
+        commands[args.command].error(_unknown(commands[args.command], extra))
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
