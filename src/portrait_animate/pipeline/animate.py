@@ -592,6 +592,14 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
         if source is None:
             source = prepare_animation_source(options, src_kind, engine, given_mesh(),
                                               reporter)
+            if options.source_faces != "largest":
+                reporter.note(f"source faces animated: {', '.join(map(str, source.numbers))} "
+                              f"(--source_faces {options.source_faces}; `portrait-animate "
+                              "faces` shows them)")
+        if drv_kind is InputKind.TEMPLATE and \
+                options.driving_smooth != AnimateOptions.driving_smooth:
+            reporter.note("note: --driving_smooth has no effect on a motion template: its "
+                          "motion was smoothed when it was saved")
         limit = len(source.first.frames_info) if source.first.is_video and \
             drv_kind is InputKind.VIDEO else None
         unused = sorted(set(parse_face_map(options.face_map)) - set(source.numbers))
