@@ -39,26 +39,21 @@ __all__ = ["build_app", "page_message", "user_errors", "EXPRESSION_SLIDERS",
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: name -> (label, minimum, maximum, step, default), SPEC 6.2.
-MOVEMENT_SLIDERS = {
-    "pitch": ("relative pitch", *EDIT_RANGES["pitch"], 1, 0),
-    "yaw": ("relative yaw", *EDIT_RANGES["yaw"], 1, 0),
-    "roll": ("relative roll", *EDIT_RANGES["roll"], 1, 0),
-    "mov_x": ("x-axis movement", *EDIT_RANGES["mov_x"], 0.01, 0),
-    "mov_y": ("y-axis movement", *EDIT_RANGES["mov_y"], 0.01, 0),
-    "mov_z": ("z-axis movement", *EDIT_RANGES["mov_z"], 0.01, 1.0),
-}
-EXPRESSION_SLIDERS = {
-    "pouting": ("pouting", *EDIT_RANGES["pouting"], 0.01, 0),
-    "pursing": ("pursing 😐", *EDIT_RANGES["pursing"], 0.01, 0),
-    "grin": ("grin 😁", *EDIT_RANGES["grin"], 0.01, 0),
-    "lip_open": ("lip close <-> open", *EDIT_RANGES["lip_open"], 1, 0),
-    "smile": ("smile 😄", *EDIT_RANGES["smile"], 0.01, 0),
-    "wink": ("wink 😉", *EDIT_RANGES["wink"], 0.01, 0),
-    "eyebrow": ("eyebrow 🤨", *EDIT_RANGES["eyebrow"], 0.01, 0),
-    "gaze_x": ("eye gaze (horizontal) 👀", *EDIT_RANGES["gaze_x"], 0.01, 0),
-    "gaze_y": ("eye gaze (vertical) 🙄", *EDIT_RANGES["gaze_y"], 0.01, 0),
-}
+#: name -> (label, minimum, maximum, step, default), SPEC 6.2 (the ends from EDIT_RANGES).
+MOVEMENT_SLIDERS = {name: (label, *EDIT_RANGES[name], step, default)
+                    for name, label, step, default in (
+                        ("pitch", "relative pitch", 1, 0), ("yaw", "relative yaw", 1, 0),
+                        ("roll", "relative roll", 1, 0), ("mov_x", "x-axis movement", 0.01, 0),
+                        ("mov_y", "y-axis movement", 0.01, 0),
+                        ("mov_z", "z-axis movement", 0.01, 1.0))}
+EXPRESSION_SLIDERS = {name: (label, *EDIT_RANGES[name], step, 0)
+                      for name, label, step in (
+                          ("pouting", "pouting", 0.01), ("pursing", "pursing 😐", 0.01),
+                          ("grin", "grin 😁", 0.01), ("lip_open", "lip close <-> open", 1),
+                          ("smile", "smile 😄", 0.01), ("wink", "wink 😉", 0.01),
+                          ("eyebrow", "eyebrow 🤨", 0.01),
+                          ("gaze_x", "eye gaze (horizontal) 👀", 0.01),
+                          ("gaze_y", "eye gaze (vertical) 🙄", 0.01))}
 EDIT_SCALE = 2.5
 
 INTRO = """# portrait-animate
