@@ -403,13 +403,13 @@ class Client:
             if response.status_code >= 300:
                 response.read()
                 self._refuse(response, "GET")
-            kind = response.headers.get("content-type", "")
+            kind = response.headers.get("content-type", "").split(";")[0].strip()
             if kind.startswith(("text/", "application/json")):
                 response.read()
-                raise ServiceError(f"GET {response.url} answered {kind.split(';')[0]} "
+                raise ServiceError(f"GET {response.url} answered {kind} "
                                    f"({_excerpt(response)}), not a video or an image; is "
                                    f"{self.url} the address of 'portrait-animate serve'?")
-            suffix = _SUFFIXES.get(kind.split(";")[0].strip())
+            suffix = _SUFFIXES.get(kind)
             if suffix is not None and path.suffix.lower() not in suffix:
                 path = path.with_suffix(suffix[0])
             try:
