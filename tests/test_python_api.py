@@ -83,11 +83,15 @@ def test_image_editing_takes_a_path_and_refuses_edits_out_of_range(shared):
         assert render_edit(engine, edit, EditParams(yaw=25, smile=1.3)).pasted.shape == \
             edit.frame.shape
         for params, ratios, message in (
-                (EditParams(yaw=400), {}, "edit 'yaw' is 400, outside -25 to 25"),
-                (EditParams(smile=float("nan")), {}, "edit 'smile' is nan, outside"),
-                (EditParams(smile="0.5"), {}, "edit 'smile' is '0.5'; give it a number"),
-                (EditParams(), {"eye_ratio": 5.0}, "eye_ratio is 5, outside 0 to 0.8"),
-                (EditParams(), {"lip_ratio": -1.0}, "lip_ratio is -1, outside 0 to 0.8")):
+                (EditParams(yaw=400), {}, "edit yaw 400 is not a finite number from -25 to 25 "
+                                          "(the app's slider reaches that far); pass one in that "
+                                          "range"),
+                (EditParams(smile=float("nan")), {}, "edit smile nan is not a finite number"),
+                (EditParams(smile="0.5"), {}, "edit smile '0.5' is not a finite number"),
+                (EditParams(), {"eye_ratio": 5.0}, "eye_ratio 5.0 is not a finite number from 0 "
+                                                   "to 0.8"),
+                (EditParams(), {"lip_ratio": -1.0}, "lip_ratio -1.0 is not a finite number from "
+                                                    "0 to 0.8")):
             with pytest.raises(InputError, match=re.escape(message)):
                 render_edit(engine, edit, params, **ratios)
     finally:
@@ -95,9 +99,12 @@ def test_image_editing_takes_a_path_and_refuses_edits_out_of_range(shared):
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"lip_ratio": "0.3"}, "the target lip ratio is '0.3'; give it a number from 0 to 1"),
-    ({"scale": float("nan")}, "the crop scale is nan; give it a number above 0"),
-    ({"smooth_observation_variance": float("nan")}, "the smoothing strength is nan")])
+    ({"lip_ratio": "0.3"}, "lip_ratio '0.3' is not a finite number from 0 to 1 (a lip-open "
+                           "ratio); pass one in that range, e.g. the default 0"),
+    ({"scale": float("nan")}, "scale nan is not a finite number from 1 to 10"),
+    ({"scale": 0.5}, "scale 0.5 is not a finite number from 1 to 10"),
+    ({"smooth_observation_variance": float("nan")}, "smooth_observation_variance nan is not a "
+                                                    "finite number above 0")])
 def test_video_retargeting_options_that_are_no_numbers_are_refused(values, message):
     """They failed later: a TypeError, or the landmarks blamed for a NaN crop scale."""
     from portrait_animate.pipeline.retargeting import VideoRetargetOptions

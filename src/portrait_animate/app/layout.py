@@ -40,13 +40,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: name -> (label, minimum, maximum, step, default), SPEC 6.2 (the ends from EDIT_RANGES).
-MOVEMENT_SLIDERS = {name: (label, *EDIT_RANGES[name], step, default)
+MOVEMENT_SLIDERS = {name: (label, EDIT_RANGES[name].low, EDIT_RANGES[name].high, step,
+                           default)
                     for name, label, step, default in (
                         ("pitch", "relative pitch", 1, 0), ("yaw", "relative yaw", 1, 0),
                         ("roll", "relative roll", 1, 0), ("mov_x", "x-axis movement", 0.01, 0),
                         ("mov_y", "y-axis movement", 0.01, 0),
                         ("mov_z", "z-axis movement", 0.01, 1.0))}
-EXPRESSION_SLIDERS = {name: (label, *EDIT_RANGES[name], step, 0)
+EXPRESSION_SLIDERS = {name: (label, EDIT_RANGES[name].low, EDIT_RANGES[name].high, step, 0)
                       for name, label, step in (
                           ("pouting", "pouting", 0.01), ("pursing", "pursing 😐", 0.01),
                           ("grin", "grin 😁", 0.01), ("lip_open", "lip close <-> open", 1),
@@ -495,10 +496,10 @@ def _image_retargeting_section(handlers: _Handlers, engine: str, astronaut: str)
         stitching = gr.Checkbox(True, label="stitching", elem_id="edit-stitching")
         scale = gr.Number(EDIT_SCALE, label="crop scale", minimum=1.8, maximum=3.2, step=0.05,
                           elem_id="edit-scale")
-        eye_ratio = gr.Slider(*RATIO_RANGE, value=0, step=0.01, label="target eyes-open ratio",
-                              elem_id="eye-ratio")
-        lip_ratio = gr.Slider(*RATIO_RANGE, value=0, step=0.01, label="target lip-open ratio",
-                              elem_id="lip-ratio")
+        eye_ratio = gr.Slider(RATIO_RANGE.low, RATIO_RANGE.high, value=0, step=0.01,
+                              label="target eyes-open ratio", elem_id="eye-ratio")
+        lip_ratio = gr.Slider(RATIO_RANGE.low, RATIO_RANGE.high, value=0, step=0.01,
+                              label="target lip-open ratio", elem_id="lip-ratio")
         engine_radio = _engine_radio(engine, "edit-engine")
     with gr.Row():
         with gr.Column():

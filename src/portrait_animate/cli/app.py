@@ -11,7 +11,7 @@ from pathlib import Path
 from ..app.uploads import AppLimits
 from ..errors import InputError
 from ..io.files import check_output_folder
-from ..pipeline.options import Range
+from ..ranges import Range
 from .animate import add_animate_options, options_from_args
 from .listen import check_listen
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..io.files import check_output_file, same_file
 from ..live.options import LIVE_ANIMATE_OPTIONS, LiveOptions
-from ..pipeline.options import Range
+from ..ranges import Range
 from .animate import add_animate_options, options_from_args
 
 __all__ = ["configure"]

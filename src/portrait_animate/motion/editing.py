@@ -8,36 +8,27 @@ of MediaPipe's face mesh. Both return offsets to add to a motion's expression ``
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, fields
 
 import torch
+
+from ..ranges import Range
 
 __all__ = ["EditParams", "liveportrait_edits", "EXPRESSION_SLIDERS", "EDIT_RANGES",
            "RATIO_RANGE"]
 
 EXPRESSION_SLIDERS = ("pouting", "pursing", "grin", "lip_open", "smile", "wink", "eyebrow",
                       "gaze_x", "gaze_y", "blink")
+_SLIDER = "the app's slider reaches that far"
 #: Each edit's range: the reference app's sliders (SPEC 6.2); ``blink`` is ``wink``'s.
-EDIT_RANGES: dict[str, tuple[float, float]] = {
+EDIT_RANGES: dict[str, Range] = {name: Range(low, high, _SLIDER) for name, (low, high) in {
     "pitch": (-15, 15), "yaw": (-25, 25), "roll": (-15, 15), "mov_x": (-0.19, 0.19),
     "mov_y": (-0.19, 0.19), "mov_z": (0.9, 1.2), "pouting": (-0.09, 0.09),
     "pursing": (-20, 15), "grin": (0, 15), "lip_open": (-90, 120), "smile": (-0.3, 1.3),
     "wink": (0, 39), "eyebrow": (-30, 30), "gaze_x": (-30, 30), "gaze_y": (-63, 63),
-    "blink": (0, 39)}
+    "blink": (0, 39)}.items()}
 #: The target eyes-open and lip-open ratios an edit may ask for (the reference app's).
-RATIO_RANGE = (0.0, 0.8)
-
-
-def range_problem(name: str, value: object, low: float, high: float) -> str | None:
-    """Why ``value`` cannot be ``name`` (not a number, not finite, outside ``low`` to
-    ``high``), as 'problem; fix', or None."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        return f"{name} is {value!r}; give it a number from {low:g} to {high:g}"
-    if not (math.isfinite(value) and low <= value <= high):
-        return f"{name} is {value:g}, outside {low:g} to {high:g}; give it a number in range"
-    return None
+RATIO_RANGE = Range(0.0, 0.8, "an eyes- or lip-open ratio the app's slider reaches")
 
 
 @dataclass(frozen=True)
@@ -70,7 +61,7 @@ class EditParams:
 
     def problems(self) -> list[str]:
         """The edits out of :data:`EDIT_RANGES` (or not numbers), each as 'problem; fix'."""
-        found = (range_problem(f"edit {name!r}", getattr(self, name), *EDIT_RANGES[name])
+        found = (EDIT_RANGES[name].problem(f"edit {name}", getattr(self, name))
                  for name in self.names())
         return [problem for problem in found if problem]
 

@@ -10,12 +10,13 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..choices import FACE_ORDERS, PRECISIONS, REGIONS
+from ..ranges import Range
 
 __all__ = ["AnimateOptions", "DRIVING_OPTIONS", "AUDIO_PRIORITIES", "DRIVING_TIME_BASES",
-           "ENGINES", "PRECISIONS", "Range", "RANGES", "parse_anchor", "parse_face_map",
+           "ENGINES", "PRECISIONS", "RANGES", "parse_anchor", "parse_face_map",
            "parse_faces", "parse_driving_face", "reword_options"]
 
 DRIVING_OPTIONS = ("expression-friendly", "pose-friendly")
@@ -23,35 +24,6 @@ AUDIO_PRIORITIES = ("driving", "source")
 #: How a video source's output, at the source's frame rate, takes a driver of another rate.
 DRIVING_TIME_BASES = ("auto", "driving", "output")
 ENGINES = ("auto", "neural", "classic")
-
-
-class Range(NamedTuple):
-    """The finite values a float option may take, and why."""
-
-    low: float
-    high: float
-    why: str
-    low_open: bool = False  # the low bound itself is excluded
-
-    def __contains__(self, value: object) -> bool:
-        if not isinstance(value, int | float) or not math.isfinite(value):
-            return False
-        above = value > self.low if self.low_open else value >= self.low
-        return above and value <= self.high
-
-    def __str__(self) -> str:
-        if self.high == math.inf:
-            return f"above {self.low:g}" if self.low_open else f"of at least {self.low:g}"
-        if self.low_open:
-            return f"above {self.low:g} and at most {self.high:g}"
-        return f"from {self.low:g} to {self.high:g}"
-
-    def problem(self, option: str, value: float, default: float) -> str | None:
-        """Why ``value`` cannot be given to ``option``, as 'problem; fix', or None."""
-        if value in self:
-            return None
-        return (f"{option} {value} is not a finite number {self} ({self.why}); pass one in that "
-                f"range, e.g. the default {default:g}")
 
 
 _CROP_SCALE = Range(1.0, 10.0, "the crop's side in face sizes: below 1 it cuts into the face, "

@@ -7,7 +7,6 @@ per-image work (detection, crop, motion, appearance, paste-back mask) is done on
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,12 +20,14 @@ import torch
 from ..engines.base import Engine, RenderItem
 from ..errors import InputError
 from ..face.mesh import FaceMesh
-from ..motion.editing import RATIO_RANGE, EditParams, range_problem
+from ..motion.editing import RATIO_RANGE, EditParams
 from ..motion.retargeting import edited_keypoints, lip_silent_keypoints
 from ..motion.smoothing import kalman_smooth
+from ..ranges import Range
 from .compositing import Compositor
 from .faces import CropSettings
 from .inputs import InputKind, check_readable, classify_input, input_name
+from .options import RANGES
 from .outputs import OutputNames, OutputWriter, concat_panels
 from .progress import Reporter
 from .source import PreparedSource, SourceFrame, prepare_source, prepare_source_faces
@@ -144,7 +145,7 @@ def render_edit(engine: Engine, source: EditableImage, params: EditParams, *,
     lip_target = _changed(lip_ratio, source.lip_ratio)
     problems = params.problems() + [problem for name, ratio in (
         ("eye_ratio", eye_target), ("lip_ratio", lip_target)) if ratio is not None and (
-        problem := range_problem(name, ratio, *RATIO_RANGE))]
+        problem := RATIO_RANGE.problem(name, ratio))]
     if problems:
         raise InputError(problems[0])
     if (eye_target is not None or lip_target is not None) and info.eye_ratios is None:
@@ -180,13 +181,17 @@ class VideoRetargetOptions:
 
     def check(self) -> None:
         """Raises InputError on a value that is not a number or out of its range."""
-        problem = range_problem("the target lip ratio", self.lip_ratio, 0.0, 1.0)
-        if problem:
-            raise InputError(problem)
-        for name, value in (("the smoothing strength", self.smooth_observation_variance),
-                            ("the crop scale", self.scale)):
-            if range_problem(name, value, 0.0, math.inf) or value == 0:
-                raise InputError(f"{name} is {value!r}; give it a number above 0")
+        for name in ("lip_ratio", "smooth_observation_variance", "scale"):
+            problem = _VIDEO_RANGES[name].problem(name, getattr(self, name),
+                                                  _VIDEO_DEFAULTS[name])
+            if problem:
+                raise InputError(problem)
+
+
+_VIDEO_RANGES = {"lip_ratio": Range(0.0, 1.0, "a lip-open ratio"),
+                 "smooth_observation_variance": RANGES["driving_smooth_observation_variance"],
+                 "scale": RANGES["scale"]}
+_VIDEO_DEFAULTS = {name: getattr(VideoRetargetOptions, name) for name in _VIDEO_RANGES}
 
 
 @dataclass
