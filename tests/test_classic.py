@@ -148,6 +148,24 @@ def test_a_pose_region_that_moves_nothing_says_so(shared, tmp_path, capsys):
     assert len(notes) == 1 and "--no_flag_relative_motion" in notes[0], notes
 
 
+@pytest.mark.parametrize(("args", "reason"), [
+    (["--animation_region", "eyes"], "preset:nod moves nothing in --animation_region eyes; "
+                                     "pass another region, e.g. --animation_region all"),
+    (["--driving_multiplier", "0"], "--driving_multiplier 0 freezes the face"),
+    ([], None)])
+def test_a_still_result_says_why(shared, tmp_path, capsys, args, reason):
+    """A run whose face moves in no frame (a region the preset does not move, a multiplier of
+    0) says so and why, in one line; a run that moves says nothing of the kind."""
+    assert main(["animate", "--engine", "classic", "-o", str(tmp_path), "-s", str(shared / S0),
+                 "-d", "preset:nod", *args]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "nothing moves" in line]
+    if reason is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and notes[0].startswith("note: nothing moves: ") and \
+            reason in notes[0], notes
+
+
 def test_render_refuses_keypoints_it_cannot_warp_to(shared):
     """Keypoints of another layout, not finite, or far past the crop (a warp as large as the
     memory) are refused before any warp, naming what they must be; so are landmarks that are

@@ -77,6 +77,8 @@ __all__ = ["AnimateResult", "FrameAnimator", "MAX_SHIFT", "analyse_driving", "an
 #: turn of preset:shake x4 (0.54) tears it, while the real head motion of d9.mp4 (up to 0.29,
 #: 0.43 at x1.5) renders whole.
 MAX_SHIFT = 0.5
+#: Below this (in face sizes) no keypoint of an animated image moves: the result is still.
+STILL = 1e-4
 
 
 @dataclass
@@ -203,6 +205,9 @@ class FrameAnimator:
         if options.flag_source_video_eye_retargeting and first.eye_ratios is not None:
             self.eye_target = source_eye_target(first.eye_ratios)
         self._x_d_0: torch.Tensor | None = None
+        self._first: torch.Tensor | None = None
+        # the furthest an image source's keypoints moved from frame 0's (None: one frame)
+        self.moved: float | None = None
         self._multiplier = 1.0
         self._lip_normalize: dict[int, torch.Tensor | None] = {}
 
@@ -251,15 +256,33 @@ class FrameAnimator:
             driving_eye_ratio=self.driving.eye_ratio(i),
             driving_lip_ratio=self.driving.lip_ratio(i))
         self._check_shift(i, info.x_s, x)
+        if not self.source.is_video:
+            if self._first is None:
+                self._first = x
+            else:
+                self.moved = max(self.moved or 0.0, float((x - self._first).abs().max()))
         return info, x
+
+    def still_reason(self) -> str | None:
+        """Why the face did not move through an image's animation of several frames, as
+        'reason; fix', or None when it moved (or the source is a video, which moves)."""
+        if self.moved is None or self.moved > STILL * _size(self._first):
+            return None
+        options, driving = self.options, self.driving
+        if options.driving_multiplier == 0:
+            return "--driving_multiplier 0 freezes the face; pass a positive one, e.g. 1"
+        what = {InputKind.PRESET: driving.spec, InputKind.TEMPLATE: "the motion template"}.get(
+            driving.kind, f"the driving {driving.kind.value}")
+        if options.animation_region == "all":
+            return f"{what} holds no motion; give a driver that moves"
+        return (f"{what} moves nothing in --animation_region {options.animation_region}; "
+                "pass another region, e.g. --animation_region all")
 
     def _check_shift(self, i: int, x_s: torch.Tensor, x: torch.Tensor) -> None:
         """Warn, once, when frame i moves the face further than the engines can render."""
         if self._warned_shift:
             return
-        xy = x_s[0, :, :2]
-        size = (xy.max(dim=0).values - xy.min(dim=0).values).max()
-        shift = float((x[0, :, :2] - xy).norm(dim=-1).max() / size)
+        shift = float((x[0, :, :2] - x_s[0, :, :2]).norm(dim=-1).max() / _size(x_s))
         if shift <= MAX_SHIFT:
             return
         self._warned_shift = True
@@ -272,6 +295,12 @@ class FrameAnimator:
         self.reporter.note(f"warning: frame {i} moves the face by {shift:.0%} of its size, "
                            f"more than the {self.engine.name} engine renders without tearing "
                            f"it ({MAX_SHIFT:.0%}); {fix}")
+
+
+def _size(x: torch.Tensor) -> float:
+    """A face's size: the longer side of its keypoints' box in x and y. ``x``: (1, N, 3)."""
+    xy = x[0, :, :2]
+    return float((xy.max(dim=0).values - xy.min(dim=0).values).max())
 
 
 def paste_back_active(options: AnimateOptions) -> bool:
@@ -444,6 +473,9 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGro
                 options.face_order))
     for each in drivers:
         each.tell_missing()
+    reasons = [animator.still_reason() for animator in animators]
+    if all(reasons):
+        reporter.note(f"note: nothing moves: {reasons[0]}")
     reporter.note(f"wrote {names.result} and {names.concat}")
     return AnimateResult(output=names.result, concat=names.concat,
                          frames_dir=names.frames if options.save_frames else None,
