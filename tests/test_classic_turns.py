@@ -53,7 +53,7 @@ def _outline_drawn(source: np.ndarray, target: np.ndarray) -> float:
     dropped, folded triangle leaves a notch that the smooth extension fills."""
     k, origin = 2, target.min(0) - 10
     shape = tuple(int(v) for v in (np.ptp(target, axis=0)[::-1] + 20) // k)
-    _, drawn = _inside_map(origin, k, shape, source, target, np.zeros(len(source)))
+    _, drawn, _ = _inside_map(origin, k, shape, source, target, np.zeros(len(source)))
     outline = np.zeros(shape, np.uint8)
     cv2.fillPoly(outline, [np.round((target[list(FACE_OVAL)] - origin) / k).astype(np.int32)], 1)
     outline = cv2.erode(outline, np.ones((3, 3), np.uint8)).astype(bool)

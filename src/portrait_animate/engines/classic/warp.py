@@ -60,6 +60,14 @@ STRETCH_REACH = 2.6
 EXPRESSION_REACH_MIN = 0.08
 #: Smoothing radius of the extension, in face sizes.
 EXTENSION_SIGMA = 0.06
+#: Grid cells past the mesh over which its outer triangles' affine maps are continued
+#: (:func:`_rim`), and how much they may change the copied displacement there, in times the
+#: distance.
+RIM_CELLS = 2
+RIM_STRETCH = 2.0
+#: By the frame's edge a pixel samples at most this share of its distance to the edge beyond
+#: it (:func:`_hold_in_frame`).
+EDGE_REACH = 0.5
 #: Width of the ramp that brings the field to zero at the region's edge, in face sizes.
 TAPER = 0.625
 #: The least share of its source area a skin triangle keeps in :func:`unfold`'s output.
@@ -104,11 +112,11 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-def _roi(points: np.ndarray, size: float, shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    h, w = shape
+def _roi(points: np.ndarray, size: float) -> tuple[int, int, int, int]:
+    """The region of interest around ``points`` (N, 2), which may reach past the frame."""
     lo = np.floor(points.min(0) - ROI_MARGIN * size).astype(int)
     hi = np.ceil(points.max(0) + ROI_MARGIN * size).astype(int)
-    return max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
+    return lo[0], lo[1], hi[0], hi[1]
 
 
 def _up(target: np.ndarray) -> np.ndarray:
@@ -303,6 +311,33 @@ def _continue(nearest: np.ndarray, dist: np.ndarray, sigma: float) -> np.ndarray
     return (1 - beta) * nearest + beta * smooth
 
 
+def _rim(exact: np.ndarray, mask: np.ndarray, owner: np.ndarray, cells: np.ndarray,
+         nearest: np.ndarray, grid: tuple[np.ndarray, np.ndarray], source: np.ndarray,
+         target: np.ndarray) -> np.ndarray:
+    """The displacement (ny, nx, 2) of each grid point's nearest covered point, continued
+    just past the mesh by that point's triangle's affine map (within :data:`RIM_CELLS`,
+    falling back to the copy over one cell more), so that the outline lands where the map
+    puts it and not on the grid's cells: a copy alone moves it by up to a cell, a staircase
+    along an outline that the motion stretches. The correction is held within
+    :data:`RIM_STRETCH` times the distance to the nearest point, for slivers."""
+    copied = exact.reshape(-1, 2)[nearest]
+    near = ~mask & (cells < RIM_CELLS + 1)
+    if not near.any():
+        return copied
+    rows, cols = np.nonzero(near)
+    at = np.stack([grid[0][cols], grid[1][rows]], axis=1).astype(np.float64)
+    flat = nearest[rows, cols]
+    from_at = at - np.stack([grid[0][flat % mask.shape[1]], grid[1][flat // mask.shape[1]]],
+                            axis=1)
+    change = _extrapolated(owner.reshape(-1, 3)[flat], at, source, target) - copied[rows, cols]
+    room = RIM_STRETCH * np.linalg.norm(from_at, axis=1, keepdims=True)
+    change *= np.minimum(1.0, room / np.maximum(np.linalg.norm(change, axis=1,
+                                                               keepdims=True), 1e-12))
+    share = np.clip(RIM_CELLS + 1 - cells[rows, cols], 0.0, 1.0)[:, None]
+    copied[rows, cols] += (share * change).astype(np.float32)
+    return copied
+
+
 def _signed_areas(points: np.ndarray, tri: np.ndarray) -> np.ndarray:
     a, b, c = points[tri[:, 0]], points[tri[:, 1]], points[tri[:, 2]]
     return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
@@ -316,9 +351,12 @@ def _triangles(points: bytes) -> np.ndarray:
 
 
 def _inside_map(origin: np.ndarray, k: int, shape: tuple[int, int], source: np.ndarray,
-                target: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                target: np.ndarray, depth: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The displacement to the barycentric source position at every grid point the target
-    mesh covers (zero elsewhere), and the covered mask; (ny, nx, 2) and (ny, nx).
+    mesh covers (zero elsewhere), the covered mask, and the triangle (T, 3) of point indices
+    that covers each covered grid point (rows of zeros elsewhere); (ny, nx, 2), (ny, nx) and
+    (ny, nx, 3).
 
     Grid point (i, j) sits at ``origin + k * (i, j)``. Each triangle of the Delaunay
     triangulation of ``source`` that keeps its orientation in ``target`` is rasterised over
@@ -363,7 +401,23 @@ def _inside_map(origin: np.ndarray, k: int, shape: tuple[int, int], source: np.n
     exact[iy, ix] = mapped - (origin + k * np.stack([ix, iy], axis=1))
     mask = np.zeros((ny, nx), bool)
     mask[iy, ix] = True
-    return exact, mask
+    owner = np.zeros((ny, nx, 3), np.intp)
+    owner[iy, ix] = tri[t]
+    return exact, mask, owner
+
+
+def _extrapolated(owner: np.ndarray, at: np.ndarray, source: np.ndarray,
+                  target: np.ndarray) -> np.ndarray:
+    """The displacement (M, 2) at points ``at`` (M, 2) of the affine maps of the triangles
+    ``owner`` (M, 3) (target to source), taken beyond the triangles' edges."""
+    v, s = target[owner], source[owner]                                 # (M, 3, 2)
+    e0, e1, d = v[:, 0] - v[:, 2], v[:, 1] - v[:, 2], at - v[:, 2]
+    det = e0[:, 0] * e1[:, 1] - e1[:, 0] * e0[:, 1]
+    det = np.where(np.abs(det) > 1e-12, det, 1e-12)
+    b0 = (e1[:, 1] * d[:, 0] - e1[:, 0] * d[:, 1]) / det
+    b1 = (e0[:, 0] * d[:, 1] - e0[:, 1] * d[:, 0]) / det
+    mapped = b0[:, None] * s[:, 0] + b1[:, None] * s[:, 1] + (1 - b0 - b1)[:, None] * s[:, 2]
+    return mapped - at
 
 
 def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
@@ -383,7 +437,11 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
             that a jaw moves the skin under it but not the neck and the collar.
     """
     size = float(np.ptp(np.concatenate([source, target]), axis=0).max())
-    x0, y0, x1, y1 = _roi(np.concatenate([source, target]), size, frame_shape)
+    # The field fades to nothing at the region's edges, those past the frame's included: a
+    # face near the frame's edge keeps its whole extension, not one cut at the frame.
+    roi = _roi(np.concatenate([source, target]), size)
+    h, w = frame_shape
+    x0, y0, x1, y1 = max(roi[0], 0), max(roi[1], 0), min(roi[2], w), min(roi[3], h)
     # Coarse samples sit at the centres of k x k cells, where cv2.resize's bilinear
     # upsampling puts them, so upsampling reproduces them exactly.
     k = max(int(round(size / GRID_PER_FACE)), -(-max(x1 - x0, y1 - y0) // MAX_GRID_SIDE), 1)
@@ -392,18 +450,19 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
     gx = (origin[0] + np.arange(nx) * k).astype(np.float32)
     gy = (origin[1] + np.arange(ny) * k).astype(np.float32)
 
-    exact, mask = _inside_map(origin, k, (ny, nx), source, target, depth)
+    exact, mask, owner = _inside_map(origin, k, (ny, nx), source, target, depth)
     exact = exact.astype(np.float32)
 
     sigma = EXTENSION_SIGMA * size / k
     cells, nearest = _nearest_inside(mask)
-    extension = _continue(exact.reshape(-1, 2)[nearest], cells, sigma)
+    extension = _continue(_rim(exact, mask, owner, cells, nearest, (gx, gy), source, target),
+                          cells, sigma)
     outside_px = cells * k
     head_share = _head_share(gx, gy, target, size)
     reach = (FALLOFF_BODY + (FALLOFF_HEAD - FALLOFF_BODY) * head_share) * size
     falloff = np.exp(-((outside_px / reach) ** 2))
-    edge_px = np.minimum(np.minimum(gx - x0, x1 - 1 - gx)[None, :],
-                         np.minimum(gy - y0, y1 - 1 - gy)[:, None])
+    edge_px = np.minimum(np.minimum(gx - roi[0], roi[2] - 1 - gx)[None, :],
+                         np.minimum(gy - roi[1], roi[3] - 1 - gy)[:, None])
     taper = _smoothstep(edge_px / (TAPER * size))
     weight = np.where(mask, 1.0, falloff * taper)[..., None]
     outside = extension * weight
@@ -424,12 +483,31 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
 
     full = cv2.resize(field.astype(np.float32), (nx * k, ny * k),
                       interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
+    _hold_in_frame(full, (x0, y0, x1, y1), frame_shape)
     full += _pixel_grid((x0, y0, x1, y1))
     if not weighted:
         return WarpField((x0, y0, x1, y1), full)
     weight = cv2.resize(weight[..., 0].astype(np.float32), (nx * k, ny * k),
                         interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
     return WarpField((x0, y0, x1, y1), full, weight)
+
+
+def _hold_in_frame(moved: np.ndarray, roi: tuple[int, int, int, int],
+                   frame_shape: tuple[int, int]) -> None:
+    """Limit in place the displacements (h, w, 2) of the region ``roi`` that reach out of the
+    frame across an edge the region touches, to :data:`EDGE_REACH` of the distance to it:
+    the strip by the edge stretches instead of repeating the edge's pixels (streaks)."""
+    x0, y0, x1, y1 = roi
+    h, w = frame_shape
+    for axis, (lo, hi, size) in enumerate(((x0, x1, w), (y0, y1, h))):
+        at = np.arange(lo, hi, dtype=np.float32)
+        shape = (1, -1) if axis == 0 else (-1, 1)
+        if lo == 0:
+            np.maximum(moved[..., axis], (-EDGE_REACH * at).reshape(shape),
+                       out=moved[..., axis])
+        if hi == size:
+            np.minimum(moved[..., axis], (EDGE_REACH * (size - 1 - at)).reshape(shape),
+                       out=moved[..., axis])
 
 
 def merge_fields(fields: list[WarpField]) -> WarpField:
