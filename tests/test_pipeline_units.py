@@ -23,6 +23,9 @@ def test_resize_to_limit_shrinks_long_side_then_crops_to_division():
     assert out.shape == (640, 1280, 3)  # 1001 * 0.64 = 640.64 -> 640, already even
     assert resize_to_limit(np.zeros((721, 515, 3), np.uint8), 1280, 2).shape == (720, 514, 3)
     assert resize_to_limit(np.zeros((721, 515, 3), np.uint8), 1280, 16).shape == (720, 512, 3)
+    # a strip keeps a row: OpenCV's resize refused a height of 0
+    assert resize_to_limit(np.zeros((3, 20000, 3), np.uint8), 1280, 1).shape == (1, 1280, 3)
+    assert resize_to_limit(np.zeros((20000, 3, 3), np.uint8), 1280, 1).shape == (1280, 1, 3)
 
 
 def test_classify_by_extension(tmp_path):

@@ -100,8 +100,9 @@ def input_name(spec: str) -> str:
 def limited_size(width: int, height: int, max_dim: int, division: int = 1) -> tuple[int, int]:
     """(width, height) of a ``width`` x ``height`` image after :func:`resize_to_limit`."""
     if max_dim > 0 and max(height, width) > max_dim:
-        width, height = ((int(width * (max_dim / height)), max_dim) if height > width
-                         else (max_dim, int(height * (max_dim / width))))
+        # a side never shrinks to nothing (a 20000 x 3 strip is 1280 x 1)
+        width, height = ((max(int(width * (max_dim / height)), 1), max_dim) if height > width
+                         else (max_dim, max(int(height * (max_dim / width)), 1)))
     division = max(division, 1)
     cropped = (width - width % division, height - height % division)
     return (width, height) if 0 in cropped else cropped
