@@ -134,3 +134,21 @@ def test_a_mouth_closed_from_open_shows_lips_not_a_seam(shared, mesh, source, tm
     cv2.fillPoly(mask, [np.round(points[list(OUTER_LIPS)]).astype(np.int32)], 1)
     luma = (closed.astype(float) @ [0.299, 0.587, 0.114])[mask > 0]
     assert np.percentile(luma, 2) > 0.5 * np.median(luma)
+
+
+def test_a_closed_mouth_closed_further_paints_no_opening(shared):
+    """``lip_open`` at its low end presses a closed mouth's lips past each other: there is no
+    opening to paint (the crossed lips' polygon was taken for one, a dark flat blob)."""
+    engine = ClassicEngine()
+    image = prepare_editable_image(str(shared / "assets/source/s5.jpg"), engine)
+    points = image.appearance.pixels(image.info.x_s)[:468]
+    mask = np.zeros(image.frame.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(points[list(OUTER_LIPS)]).astype(np.int32)], 1)
+    mask = cv2.dilate(mask, np.ones((5, 5), np.uint8)).astype(bool)
+
+    def darkest(edit: EditParams) -> float:
+        """The 10th percentile of the luma around the lips, in the pasted result."""
+        pasted = render_edit(engine, image, edit).pasted
+        return float(np.percentile(pasted[mask] @ [0.299, 0.587, 0.114], 10))
+
+    assert darkest(EditParams(lip_open=-90)) > darkest(EditParams()) - 15

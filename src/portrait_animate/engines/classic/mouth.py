@@ -9,7 +9,7 @@ import numpy as np
 
 from .anatomy import INNER_LIPS, OUTER_LIPS
 
-__all__ = ["polygon_area", "LipColour", "lip_colour", "paint_mouth"]
+__all__ = ["opening_area", "LipColour", "lip_colour", "paint_mouth"]
 
 #: Feather of the interior's edge, in mouth widths.
 FEATHER = 0.03
@@ -38,10 +38,18 @@ SEAL_START, SEAL_FULL = 0.4, 0.1
 SEAL_PAD = 0.04
 
 
-def polygon_area(points: np.ndarray) -> float:
-    """Area of the polygon of (N, 2) vertices in order."""
+def _signed_area(points: np.ndarray) -> float:
+    """Signed area of the polygon of (N, 2) vertices in order."""
     x, y = points[:, 0], points[:, 1]
-    return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2)
+    return float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2
+
+
+def opening_area(points: np.ndarray) -> float:
+    """Area of the mouth's opening in square pixels, from a face's (N, 2) landmarks: the inner
+    lips' polygon, or nothing when the lips cross (an edit closing a closed mouth further): the
+    polygon then turns the other way round from the outer lips'."""
+    inner = _signed_area(points[list(INNER_LIPS)])
+    return max(inner * float(np.sign(_signed_area(points[list(OUTER_LIPS)]))), 0.0)
 
 
 def _smoothstep(x: np.ndarray | float) -> np.ndarray:
@@ -129,15 +137,15 @@ def _opening(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, ..
     return u, v - top, np.maximum(edge(LOWER_EDGE, u) - top, 0), width, max(middle, 0.0)
 
 
-def _seal(out: np.ndarray, area_s: float, inner_t: np.ndarray, width: float) -> None:
+def _seal(out: np.ndarray, area_s: float, area_t: float, inner_t: np.ndarray,
+          width: float) -> None:
     """Fill in place the seam that an opening of ``area_s`` square pixels in the source leaves
-    in ``out`` when the output's inner lips ``inner_t`` (N, 2) close it: the warp squeezes the
-    dark inside of the mouth into a jagged line between the lips, which is inpainted from the
-    lips around it (``width`` the mouth's)."""
+    in ``out`` when the output's inner lips ``inner_t`` (N, 2), an opening of ``area_t``, close
+    it: the warp squeezes the dark inside of the mouth into a jagged line between the lips,
+    which is inpainted from the lips around it (``width`` the mouth's)."""
     if area_s < (0.02 * width) ** 2:  # the source's mouth was closed: nothing squeezed
         return
-    gain = float(_smoothstep((SEAL_START - polygon_area(inner_t) / area_s)
-                             / (SEAL_START - SEAL_FULL)))
+    gain = float(_smoothstep((SEAL_START - area_t / area_s) / (SEAL_START - SEAL_FULL)))
     pad = max(SEAL_PAD * width, 1.5)
     x0, y0, x1, y1 = _local_box(inner_t, 3 * pad, out.shape[:2])
     if gain <= 0 or x1 <= x0 or y1 <= y0:
@@ -247,10 +255,10 @@ def paint_mouth(out: np.ndarray, source_points: np.ndarray, target_points: np.nd
         driving: the driving crop, if any, with its (N, 2) pixel landmarks.
     """
     inner_t = target_points[list(INNER_LIPS)]
-    area_t = polygon_area(inner_t)
+    area_t = opening_area(target_points)
     width = float(np.linalg.norm(target_points[61] - target_points[291]))
-    area_s = polygon_area(source_points[list(INNER_LIPS)])
-    _seal(out, area_s, inner_t, width)
+    area_s = opening_area(source_points)
+    _seal(out, area_s, area_t, inner_t, width)
     if area_t < (0.02 * width) ** 2:
         return
     # An opening the source already shows is warped from real pixels while they are not
