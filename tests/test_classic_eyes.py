@@ -92,3 +92,36 @@ def test_gaze_moves_the_irises(engine, portrait, mesh, gaze_x):
     looking = render_edit(engine, portrait, EditParams(gaze_x=gaze_x)).pasted
     moved = (iris_offsets(mesh.landmarks(looking)) - rest) * np.sign(gaze_x)
     assert np.all(moved > 0.1), moved
+
+
+def test_an_eye_opens_at_most_as_far_as_its_eyeball_shows(portrait):
+    """The lids open at most MAX_OPENING_GROWTH times the source's opening (an eye-ratio edit
+    of 0.8 on narrow eyes stretched the irises into slits); a smaller opening, and a closed
+    lid resting on the lower one, are left as they are."""
+    from portrait_animate.engines.classic.anatomy import UPPER_LIDS
+    from portrait_animate.engines.classic.eyes import (
+        MAX_OPENING_GROWTH,
+        MIN_LID_GAP,
+        separate_lids,
+    )
+
+    source = portrait.appearance.pixels(portrait.info.x_s)
+    upper, lower = list(UPPER_LIDS[0]), list(LOWER_LIDS[0])
+    _, axes, _ = eye_frame(source, 0)
+    gap = (source[lower] - source[upper]) @ axes[1]
+    assert gap.max() > 4  # an open eye
+
+    def opened(times: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The target with the opening ``times`` the source's, separated, and its gaps."""
+        target = source.copy()
+        target[upper] -= (times - 1) * gap[:, None] * axes[1]
+        out = separate_lids(source, target)
+        return target, out, (out[lower] - out[upper]) @ axes[1]
+
+    _, _, gaps = opened(3.0)
+    assert (gaps <= MAX_OPENING_GROWTH * gap + MIN_LID_GAP + 1e-6).all(), (gaps, gap)
+    target, out, _ = opened(1.1)
+    np.testing.assert_array_equal(out, target)
+    target, out, gaps = opened(0.05)  # shut: the upper lid rests just above the lower
+    np.testing.assert_allclose(gaps, MIN_LID_GAP, atol=1e-6)
+    np.testing.assert_array_equal(out[lower], target[lower])

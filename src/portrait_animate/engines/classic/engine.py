@@ -237,7 +237,7 @@ class ClassicEngine:
             warped = source[shown]
             target[shown] = unfold(warped, target[shown], HEAD_POINTS, EXPRESSIVE,
                                    appearance.relief(item.x_s)[shown])
-            target = separate_lids(target)
+            target = separate_lids(source, target)
             depth = item.x_d[0, shown, 2].double().numpy()
             fields.append(warp_field(warped, target[shown], depth, frame.shape[:2],
                                      weighted=len(items) > 1, rigid=HEAD_POINTS))

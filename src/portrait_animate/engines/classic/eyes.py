@@ -44,6 +44,8 @@ WARP_POINTS = tuple(i for i in range(NUM_POINTS) if i not in set(IRISES))
 #: Smallest lid gap kept in the output, in pixels: lids that touch would make duplicate
 #: points, which the triangulation drops.
 MIN_LID_GAP = 1.0
+#: A lid opening grows at most this many times the source's (for the eye's width).
+MAX_OPENING_GROWTH = 1.3
 #: The upper lid's lash line covers openings narrower than this, in eye widths (at least 1.5
 #: pixels), and part of those up to twice as wide: a closing eye ends in a dark slit, not in a
 #: line of white.
@@ -174,18 +176,33 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-def separate_lids(target: np.ndarray) -> np.ndarray:
-    """A copy of the (478, 2) target landmarks whose facing lid points keep MIN_LID_GAP: an
-    upper lid that comes down onto (or past) the lower lid rests just above it."""
+def _lid_gaps(points: np.ndarray, corners: tuple[int, int], upper: tuple[int, ...],
+              lower: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, float]:
+    """An eye's facing lid gaps (len(upper),) in pixels, its (2,) normal (down the face) and
+    its width in pixels, from (478, 2) landmarks."""
+    a, b = points[corners[0]], points[corners[1]]
+    width = max(float(np.linalg.norm(b - a)), 1e-9)
+    along = (b - a) / width
+    normal = np.array([-along[1], along[0]])
+    return (points[list(lower)] - points[list(upper)]) @ normal, normal, width
+
+
+def separate_lids(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """A copy of the (478, 2) target landmarks whose facing lid points keep MIN_LID_GAP (an
+    upper lid that comes down onto, or past, the lower lid rests just above it) and open at
+    most :data:`MAX_OPENING_GROWTH` times as wide as in the (478, 2) ``source``, for the
+    width of the eye: the opening shows the source's eyeball, and past that its iris would
+    be stretched into a slit. An opening held back keeps its middle line."""
     out = target.copy()
     for corners, upper, lower in zip(EYE_CORNERS, UPPER_LIDS, LOWER_LIDS, strict=True):
-        a, b = target[corners[0]], target[corners[1]]
-        along = (b - a) / max(np.linalg.norm(b - a), 1e-9)
-        normal = np.array([-along[1], along[0]])
-        for u, lo in zip(upper, lower, strict=True):
-            gap = float(np.dot(target[lo] - target[u], normal))
-            if gap < MIN_LID_GAP:
-                out[u] = target[lo] - MIN_LID_GAP * normal
+        gap, normal, width = _lid_gaps(target, corners, upper, lower)
+        gap_s, _, width_s = _lid_gaps(source, corners, upper, lower)
+        widest = MAX_OPENING_GROWTH * np.maximum(gap_s, 0.0) * width / width_s + MIN_LID_GAP
+        closer = np.maximum(gap - widest, 0.0)[:, None] / 2 * normal  # each lid, towards
+        out[list(upper)] += closer                                   # the middle line
+        out[list(lower)] -= closer
+        shut = gap < MIN_LID_GAP
+        out[np.array(upper)[shut]] = target[np.array(lower)[shut]] - MIN_LID_GAP * normal
     return out
 
 
