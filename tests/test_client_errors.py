@@ -399,7 +399,7 @@ def test_the_real_services_refusals_name_the_request_and_the_fix(service, tmp_pa
         with pytest.raises(ServiceError) as gone:
             client.status("f" * 32)
         assert gone.value.status == 404
-        assert _one_line(gone.value) == (f"404: no job '{'f' * 32}' "
+        assert _one_line(gone.value) == (f'404: no job "{"f" * 32}" '
                                          f"(GET {service}/v1/jobs/{'f' * 32})")
         target = tmp_path / "out.mp4"
         with pytest.raises(ServiceError) as gone:

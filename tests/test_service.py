@@ -22,6 +22,7 @@ import pytest
 
 from media import frame_count, loop_video, read_video
 from portrait_animate.client import Client, ServiceError
+from portrait_animate.io.video import ffmpeg_exe
 from portrait_animate.service.runner import Runner
 from portrait_animate.service.store import JobStore
 from processes import spawned_workers, wait_gone
@@ -99,6 +100,9 @@ def test_with_a_key_every_route_but_health_needs_it(server):
     assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
     assert api["paths"]["/v1/jobs"]["get"]["security"]
     assert "security" not in api["paths"]["/v1/health"]["get"]
+    ids = [operation["operationId"] for path in api["paths"].values()
+           for operation in path.values()]
+    assert len(ids) == len(set(ids)), f"operation ids twice: {sorted(ids)}"
 
 
 def test_an_oversize_upload_gets_413(server, shared):
@@ -122,6 +126,16 @@ def test_a_video_over_the_length_limit_gets_422(server, client, shared, tmp_path
         client.submit(shared / "assets/source/s6.jpg", long)
     assert refused.value.status == 422
     assert "lasts 2.4 s, over the limit of 1.5 s" in str(refused.value)
+    # a bare H.264 stream has no duration to hold to the limit, and ffmpeg reads one frame of it
+    stream = tmp_path / "talk.h264"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(long), "-an", "-c:v", "libx264",
+                    "-f", "h264", str(stream)], check=True)
+    with pytest.raises(ServiceError) as refused:
+        client.submit(shared / "assets/source/s6.jpg", stream)
+    assert refused.value.status == 422
+    assert "the driving upload is a video with no duration (a bare stream such as .h264, in no " \
+           "container)" in str(refused.value)
+    assert "re-encode it as an MP4" in str(refused.value)
 
 
 def test_tiff_gif_and_phone_photo_uploads_are_read_as_animate_reads_them(server, client, shared,
@@ -243,6 +257,7 @@ def test_garbage_and_faceless_images_fail_with_one_line_and_the_server_goes_on(
     assert "Traceback" not in message and str(_job_dirs(server)[0].parent) not in message
     assert '"det_thresh"' in message and "--" not in message, "options as the client sets them"
     assert client.status(job)["status"] == "failed"
+    assert client.status(job)["timings"]["seconds"] > 0
     result = httpx.get(f"{server.url}/v1/jobs/{job}/result", headers=AUTH)
     assert result.status_code == 409
     assert result.json()["detail"].startswith(f"job {job} failed, so it has no result: no face")
@@ -280,7 +295,7 @@ def test_bad_images_and_options_get_one_line_and_leave_no_folder(server, client,
     face = shared / "assets/source/s6.jpg"
     refused(face, "options nest too deeply", "[" * 100_000 + "]" * 100_000)
     for name, value in (("weights_dir", "/etc"), ("save_frames", True), ("quiet", True)):
-        refused(face, f"option {name!r} is the server's to decide", json.dumps({name: value}))
+        refused(face, f'option "{name}" is the server\'s to decide', json.dumps({name: value}))
     refused(face, '"batch_size" 1000000000000000000000000000000 is not a whole number of '
                   "frames from 0 to 64", json.dumps({"batch_size": 10**30}))
     refused(face, 'conflicting options: "flag_normalize_lip" needs relative motion; set '
@@ -334,8 +349,15 @@ def test_cancel_a_queued_and_a_running_job(server, client, shared):
         assert time.monotonic() < end
         time.sleep(0.05)
     assert client.status(queued)["status"] == "queued"
-    client.cancel(queued)
-    client.cancel(running)
+    (worker,) = spawned_workers(server.process.pid)
+    os.kill(worker, signal.SIGSTOP)  # busy until it sees the cancel, held here to see it
+    try:
+        client.cancel(queued)
+        client.cancel(running)
+        health = client.health()
+        assert (health["running"], health["queued"]) == (1, 0), "the worker is still busy"
+    finally:
+        os.kill(worker, signal.SIGCONT)
     for job in (queued, running):
         with pytest.raises(ServiceError) as gone:
             client.status(job)
@@ -452,6 +474,88 @@ def test_an_upload_without_content_length_is_cut_off_at_the_limit(server):
     _healthy(server)
 
 
+def _chunked_refused(server: Server, body: Iterator[bytes], boundary: str) -> bytes:
+    """A chunked multipart request, sent until the server answers; its answer, checked to have
+    come early and left no job folder."""
+    headers = (f"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+               f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n")
+    before = {p.name for p in _job_dirs(server)}
+    sent, answer = _sent_until_refused(server.url, body, headers)
+    assert sent < 16 * 2**20, f"{sent} bytes were read before the answer"
+    assert {p.name for p in _job_dirs(server)} == before
+    return answer
+
+
+def test_a_request_of_many_parts_or_with_an_endless_epilogue_is_cut_off_at_413(server, shared):
+    """The limit is the whole request's: many file parts, each under the limit, or data after
+    the closing boundary (which the parser drops), are cut off as they stream in."""
+    boundary = "b0undary"
+    driving = (f'--{boundary}\r\nContent-Disposition: form-data; name="driving"\r\n\r\n'
+               "talk\r\n").encode()
+
+    def file_part(name: str, data: bytes) -> bytes:
+        return (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{name}.jpg"\r\n\r\n').encode() + data + b"\r\n"
+
+    def parts() -> Iterator[bytes]:
+        yield driving
+        for i in range(64):  # 0.9 MB each, 58 MB in all
+            yield file_part(f"extra{i}", b"\xff" * (9 * 2**20 // 10))
+        yield f"--{boundary}--\r\n".encode()
+
+    answer = _chunked_refused(server, parts(), boundary)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'the request has over 3 parts; send only \\"source\\", \\"driving\\" and ' \
+           b'\\"options\\"' in answer
+
+    def epilogue() -> Iterator[bytes]:
+        yield driving + file_part("source", (shared / "assets/source/s6.jpg").read_bytes())
+        yield f"--{boundary}--\r\n".encode()
+        for _ in range(512):  # 32 MB after the end
+            yield b"a" * 2**16
+
+    answer = _chunked_refused(server, epilogue(), boundary)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"the request is over 2 MB; each upload may be 1 MB" in answer
+    _healthy(server)
+
+
+def test_a_body_cut_off_before_its_end_says_so(server, shared):
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="driving"\r\n\r\ntalk\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="source"; '
+            'filename="s6.jpg"\r\n\r\n').encode() + \
+        (shared / "assets/source/s6.jpg").read_bytes()[:5000]  # no more, no closing boundary
+    before = {p.name for p in _job_dirs(server)}
+    response = httpx.post(f"{server.url}/v1/jobs", headers={
+        **AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"}, content=body)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "the upload was cut off before its end; send it again"}
+    assert {p.name for p in _job_dirs(server)} == before
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_to_start_and_touches_nothing(server):
+    """It would queue the first one's running jobs again and remove the folders of the uploads
+    it is taking."""
+    data = Path(server.process.args[server.process.args.index("--data_dir") + 1])
+    upload = data / "jobs" / ("e" * 32)  # as the first server makes for an upload it takes
+    upload.mkdir()
+    try:
+        before = sorted(p.relative_to(data) for p in data.rglob("*"))
+        second = subprocess.run([sys.executable, "-m", "portrait_animate", "serve", "--port",
+                                 str(_free_port()), "--data_dir", str(data)],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and second.stdout == "", second
+        assert second.stderr == (f"error: another server (pid {server.process.pid}) serves "
+                                 f"{data.resolve()}; stop it, or give this one another "
+                                 "--data_dir\n")
+        assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    finally:
+        upload.rmdir()
+    _healthy(server)
+
+
 def test_submit_time_errors_hide_the_servers_paths_and_speak_json(server, shared):
     data = Path(server.process.args[server.process.args.index("--data_dir") + 1])
     face, still = shared / "assets/source/s6.jpg", shared / "assets/driving/d30.jpg"
@@ -479,12 +583,12 @@ def test_a_retried_job_shows_nothing_of_its_last_attempt_while_it_runs(tmp_path)
     job, _ = store.new_folder()
     store.add(job, {"source": "x"})
     store.next_queued()
-    store.failed(job, "a worker process died (killed, or out of memory)", retry=True)
-    assert store.get(job).status == "queued"
+    store.failed(job, "an internal error", 2.5, retry=True)
+    assert (store.get(job).status, store.get(job).seconds) == ("queued", 2.5)
     store.next_queued()
     again = store.get(job)
-    assert (again.status, again.attempts, again.error, again.finished) == ("running", 2, None,
-                                                                            None)
+    assert (again.status, again.attempts, again.error, again.finished,
+            again.seconds) == ("running", 2, None, None, None)
     store.close()
 
 

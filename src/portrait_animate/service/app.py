@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,21 +97,58 @@ _BEARER = HTTPBearer(auto_error=False, description="the key of `serve --api_key_
 _Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 
 
+#: A route's function.
+_Route = Callable[..., Any]
+
+
 def _bad(status: int, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail=message)
 
 
+#: The parts of a job's request: source, driving and options.
+MAX_PARTS = 3
+CUT_OFF = "the upload was cut off before its end; send it again"
+
+
+def _body_limit(limit: int) -> int:
+    """The most bytes a request's body may have with two uploads of ``limit`` bytes: room
+    for the options and the parts' headers too."""
+    return 2 * limit + 2**20
+
+
+def _body_too_large(limit: int) -> HTTPException:
+    return _bad(413, f"the request is over {2 * limit / 2**20:g} MB; each upload may be "
+                     f"{limit / 2**20:g} MB")
+
+
 class _LimitedForm(MultiPartParser):
     """Starlette's multipart parser (python-multipart's), which refuses a file part as soon as
-    it passes ``limit`` bytes, while the body streams in: a request without Content-Length
-    is not spooled to disk whole before the limit applies."""
+    it passes ``limit`` bytes, the whole body as soon as it passes :func:`_body_limit`, and a
+    part past :data:`MAX_PARTS`, while the body streams in: a request without Content-Length
+    is not spooled to disk whole before the limits apply. ``ended``: the body's closing
+    boundary came (a body cut off before it lacks the part it was in)."""
 
     def __init__(self, request: Request, limit: int) -> None:
-        super().__init__(request.headers, request.stream())
+        super().__init__(request.headers, self._bounded(request.stream(), limit))
         self._limit = limit
         self._size = 0
+        self._parts = 0
+        self.ended = False
+
+    @staticmethod
+    async def _bounded(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in stream:
+            size += len(chunk)
+            if size > _body_limit(limit):
+                raise _body_too_large(limit)
+            yield chunk
 
     def on_part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > MAX_PARTS:
+            raise _bad(413, f"the request has over {MAX_PARTS} parts; send only \"source\", "
+                            "\"driving\" and \"options\"")
         super().on_part_begin()
         self._size = 0
 
@@ -122,23 +159,32 @@ class _LimitedForm(MultiPartParser):
                 raise TooLarge(f"{self._current_part.field_name} upload", self._limit)
         super().on_part_data(data, start, end)
 
+    def on_end(self) -> None:
+        self.ended = True
+
 
 async def _form(request: Request, limit: int) -> FormData:
     """The request's multipart form, each file at most ``limit`` bytes.
 
     Raises:
-        HTTPException: not multipart (415), or malformed (400).
+        HTTPException: not multipart (415), malformed or cut off (400), or too large or of
+            too many parts (413).
         TooLarge: a file over ``limit``.
     """
     if request.headers.get("content-type", "").partition(";")[0].strip().lower() != \
             "multipart/form-data":
-        raise _bad(415, "the request must be multipart/form-data: 'source' (a file), "
-                        "'driving' (a file or a preset's name) and 'options' (JSON)")
+        raise _bad(415, "the request must be multipart/form-data: \"source\" (a file), "
+                        "\"driving\" (a file or a preset's name) and \"options\" (JSON)")
+    parser = _LimitedForm(request, limit)
     try:
-        return await _LimitedForm(request, limit).parse()
+        form = await parser.parse()
     except MultiPartException as exc:
         raise _bad(400, f"the multipart body is malformed ({exc.message}); send a "
                         "multipart/form-data request") from None
+    if not parser.ended:
+        await form.close()
+        raise _bad(400, CUT_OFF)
+    return form
 
 
 _FORM_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -193,8 +239,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             return
         if credentials is None or not hmac.compare_digest(
                 credentials.credentials.strip().encode(), settings.api_key.encode()):
-            raise HTTPException(401, "missing or wrong API key; send 'Authorization: Bearer "
-                                     "KEY'", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, "missing or wrong API key; send \"Authorization: Bearer "
+                                     "KEY\"", headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
@@ -205,15 +251,16 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     def job_or_404(job_id: str) -> JobRow:
         job = store.get(job_id)
         if job is None:
-            raise _bad(404, f"no job {job_id!r}")
+            raise _bad(404, f"no job {json.dumps(job_id)}")
         return job
 
     @app.get("/v1/health")
     def health() -> dict[str, Any]:
-        """Engines available, and the queue."""
+        """Engines available, the queued jobs, the jobs on the workers (a cancelled one until
+        its worker lets go of it) and the workers."""
         runner: Runner = app.state.runner
         return {"status": "ok", "engines": {"classic": True, "neural": weights_found(None)},
-                "queued": store.count("queued"), "running": store.count("running"),
+                "queued": store.count("queued"), "running": len(runner.running),
                 "workers": runner.executor.capacity}
 
     async def _driving(form: Any, folder: Path) -> str:
@@ -222,12 +269,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             return str(await run_in_threadpool(save_upload, driving.file, folder, "driving",
                                                settings.max_video_seconds, "driving upload"))
         if driving is None:
-            raise _bad(422, "no driving; send a driving video or image as 'driving', or a "
+            raise _bad(422, "no driving; send a driving video or image as \"driving\", or a "
                             f"preset's name ({', '.join(PRESETS)})")
         name = driving.removeprefix(PRESET_PREFIX)
         if name not in PRESETS:
-            raise _bad(422, f"driving {driving!r} is neither a file nor a preset; send a file, "
-                            f"or one of {', '.join(PRESETS)}")
+            raise _bad(422, f"driving {json.dumps(driving)} is neither a file nor a preset; "
+                            f"send a file, or one of {', '.join(PRESETS)}")
         return PRESET_PREFIX + name
 
     def _options(form: Any) -> dict[str, Any]:
@@ -245,12 +292,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             raise _bad(422, "options must be a JSON object of animate's option names")
         clash = [key for key in ("source", "driving") if key in options]
         if clash:
-            raise _bad(422, f"option {clash[0]!r} is a form field of its own; drop it from "
-                            "options")
+            raise _bad(422, f"option {json.dumps(clash[0])} is a form field of its own; drop "
+                            "it from options")
         decided = [key for key in SERVER_DECIDES if key in options]
         if decided:
-            raise _bad(422, f"option {decided[0]!r} is the server's to decide; drop it from "
-                            "options")
+            raise _bad(422, f"option {json.dumps(decided[0])} is the server's to decide; drop "
+                            "it from options")
         if options.get("engine") == "neural" and not weights_found(None):
             raise _bad(422, "this server has no weights for the neural engine; send engine "
                             "classic or auto, or ask its operator to install the weights")
@@ -262,9 +309,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         """Queue a job: ``source`` (file), ``driving`` (file or preset name) and
         ``options`` (JSON)."""
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > 2 * limit + 2**20:
-            raise _bad(413, f"the request is over {2 * settings.max_upload_mb:g} MB; each "
-                            f"upload may be {settings.max_upload_mb:g} MB")
+        if length is not None and length.isdigit() and int(length) > _body_limit(limit):
+            raise _body_too_large(limit)
         job_id, folder = store.new_folder()
         try:  # copying, probing and checking the files block: they run off the event loop
             form = await _form(request, limit)
@@ -272,7 +318,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 options = _options(form)
                 source = form.get("source")
                 if not isinstance(source, UploadFile):
-                    raise _bad(422, "no source file; send the portrait as 'source'")
+                    raise _bad(422, "no source file; send the portrait as \"source\"")
                 values = {**options, "driving": await _driving(form, folder),
                           "source": str(await run_in_threadpool(
                               save_upload, source.file, folder, "source",
@@ -292,7 +338,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         except ClientDisconnect:
             store.delete(job_id)
             log.info("a client left during its upload; job %s dropped", job_id)
-            raise _bad(400, "the upload was cut off; send it again") from None
+            raise _bad(400, CUT_OFF) from None
         except BaseException:
             store.delete(job_id)
             raise
@@ -303,7 +349,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     def list_jobs(status: str | None = None) -> dict[str, Any]:
         """Every job, or those of one status."""
         if status is not None and status not in STATUSES:
-            raise _bad(422, f"status {status!r} is not one of {', '.join(STATUSES)}")
+            raise _bad(422, f"status {json.dumps(status)} is not one of "
+                            f"{', '.join(STATUSES)}")
         return {"jobs": [_view(store, job) for job in store.list(status)]}
 
     @app.get("/v1/jobs/{job_id}", dependencies=[Depends(authorised)])
@@ -323,14 +370,24 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                                                              "application/octet-stream"),
                             filename=path.name)
 
-    @app.api_route("/v1/jobs/{job_id}/result", methods=["GET", "HEAD"],
-                   dependencies=[Depends(authorised)])
+    def get_and_head(path: str) -> Callable[[_Route], _Route]:
+        """``path``'s GET and HEAD as two routes, each with its own operation id in the
+        OpenAPI document (one route for both gave both one id)."""
+
+        def register(route: _Route) -> _Route:
+            for method in ("GET", "HEAD"):
+                app.add_api_route(path, route, methods=[method],
+                                  dependencies=[Depends(authorised)])
+            return route
+
+        return register
+
+    @get_and_head("/v1/jobs/{job_id}/result")
     def result(job_id: str) -> FileResponse:
         """The animated result (video/mp4, or image/jpeg for an image driven by an image)."""
         return _file(job_id, "result")
 
-    @app.api_route("/v1/jobs/{job_id}/concat", methods=["GET", "HEAD"],
-                   dependencies=[Depends(authorised)])
+    @get_and_head("/v1/jobs/{job_id}/concat")
     def concat(job_id: str) -> FileResponse:
         """Driving | source | result side by side."""
         return _file(job_id, "concat")

@@ -107,7 +107,9 @@ class Runner:
             return
         shutil.rmtree(folder / ".staging", ignore_errors=True)
         retry = not outcome.bad_input and job.attempts <= self.retries
-        self.store.failed(job_id, client_wording(outcome.error, folder), retry)
+        # no seconds where no worker measured them (it died, or the job could not start)
+        self.store.failed(job_id, client_wording(outcome.error, folder),
+                          outcome.seconds or None, retry)
 
     def _cleanup(self) -> None:
         if time.monotonic() - self._cleaned < CLEANUP_EVERY_S:

@@ -1,5 +1,7 @@
 """The service's jobs: their state in ``DATA_DIR/service.sqlite``, their files in
-``DATA_DIR/jobs/<id>/`` (the uploads, ``out/`` once done, ``.staging/`` while running)."""
+``DATA_DIR/jobs/<id>/`` (the uploads, ``out/`` once done, ``.staging/`` while running). One
+server at a time holds ``DATA_DIR/service.lock``; the lock goes with the process, even a
+killed one."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..batch.state import open_state
+from ..io.locks import hold_lock
 
-__all__ = ["JobRow", "JobStore", "STATUSES"]
+__all__ = ["JobRow", "JobStore", "LOCK", "STATUSES"]
 
 STATUSES = ("queued", "running", "done", "failed")
+LOCK = "service.lock"
 _ID = re.compile(r"[0-9a-f]{32}")
 
 _SCHEMA = """
@@ -52,10 +56,20 @@ class JobStore:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.jobs_dir = data_dir / "jobs"
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # before anything in it is read or changed: a second server would queue the first's
+        # running jobs again and remove its uploads
+        self._lock_file = hold_lock(
+            data_dir / LOCK, lambda holder: f"another server ({holder}) serves {data_dir}; stop "
+                                            "it, or give this one another --data_dir")
+        try:
+            self.jobs_dir.mkdir(exist_ok=True)
+            self._db = open_state(data_dir / "service.sqlite", _SCHEMA, "move it away to start "
+                                  "with no jobs, or give another --data_dir")
+        except BaseException:
+            self._lock_file.close()
+            raise
         self._lock = threading.Lock()
-        self._db = open_state(data_dir / "service.sqlite", _SCHEMA,
-                              "move it away to start with no jobs, or give another --data_dir")
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -101,9 +115,10 @@ class JobStore:
                                    "created LIMIT 1").fetchone()
             if row is None:
                 return None
-            # a retry shows none of the attempt before: no error, no finish
+            # a retry shows none of the attempt before: no error, no finish, no time taken
             self._db.execute("UPDATE jobs SET status = 'running', started = ?, error = NULL, "
-                             "finished = NULL, attempts = attempts + 1 WHERE id = ?",
+                             "finished = NULL, seconds = NULL, attempts = attempts + 1 "
+                             "WHERE id = ?",
                              (time.time(), row[0]))
         return self.get(row[0])
 
@@ -112,9 +127,12 @@ class JobStore:
                     "frames = ?, finished = ?, seconds = ? WHERE id = ?",
                     (result, concat, frames, time.time(), seconds, job_id))
 
-    def failed(self, job_id: str, error: str, retry: bool = False) -> None:
-        self._query("UPDATE jobs SET status = ?, error = ?, finished = ? WHERE id = ?",
-                    ("queued" if retry else "failed", error, time.time(), job_id))
+    def failed(self, job_id: str, error: str, seconds: float | None,
+               retry: bool = False) -> None:
+        """``seconds``: how long the attempt ran, None when no worker ran it."""
+        self._query("UPDATE jobs SET status = ?, error = ?, finished = ?, seconds = ? WHERE "
+                    "id = ?", ("queued" if retry else "failed", error, time.time(), seconds,
+                               job_id))
 
     def delete(self, job_id: str, files: bool = True) -> None:
         """Forget the job and remove its files (``files``; a running job's are removed when
@@ -157,3 +175,4 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._lock_file.close()

@@ -83,8 +83,9 @@ def _image_extension(path: Path, what: str) -> tuple[str, bool] | None:
 
 
 def _check_length(path: Path, max_video_seconds: float, what: str) -> None:
-    """Raises InputError when the video at ``path`` (read by ffmpeg) is not one or lasts over
-    ``max_video_seconds``, read from its container before any frame is decoded."""
+    """Raises InputError when the video at ``path`` (read by ffmpeg) is not one, has no
+    duration or lasts over ``max_video_seconds``, read from its container before any frame is
+    decoded."""
     try:
         info = probe_video(path)
     except InputError:
@@ -96,6 +97,11 @@ def _check_length(path: Path, max_video_seconds: float, what: str) -> None:
                              "made from, or a preset's name") from None
         raise InputError(f"the {what} is neither an image ({_FORMAT_NAMES}) nor a video "
                          "ffmpeg can read; send one of those") from None
+    if info.duration <= 0:  # ffmpeg reads such a stream as a single frame
+        raise InputError(f"the {what} is a video with no duration (a bare stream such as "
+                         ".h264, in no container), so neither its length nor its frames can "
+                         "be read; re-encode it as an MP4 (ffmpeg -i FILE OUT.mp4) and send "
+                         "that")
     if info.duration > max_video_seconds:
         raise InputError(f"the {what} lasts {info.duration:.1f} s, over the limit of "
                          f"{max_video_seconds:g} s; send a shorter video")
@@ -106,8 +112,9 @@ def save_upload(data: BinaryIO, folder: Path, stem: str, max_video_seconds: floa
     """Save an uploaded image or video as ``folder/stem.EXT``, EXT from its content.
 
     Raises:
-        InputError: empty, neither an image nor a video, or a video longer than
-            ``max_video_seconds`` (read from its container before any frame is decoded).
+        InputError: empty, neither an image nor a video, or a video without a duration or
+            longer than ``max_video_seconds`` (read from its container before any frame is
+            decoded).
     """
     tmp = folder / f".{stem}.upload.mp4"  # probed as a video if not an image
     try:
