@@ -22,10 +22,10 @@ import torch
 
 from media import loop_video
 from portrait_animate.batch.executors import LocalExecutor
-from portrait_animate.batch.jobs import Job, validate
-from portrait_animate.batch.run import _Progress
-from portrait_animate.batch.state import BatchState
-from portrait_animate.batch.worker import Worker
+from portrait_animate.batch.jobs import Job, cross_jobs, read_jobs, validate
+from portrait_animate.batch.run import BatchOptions, _Progress, _Run
+from portrait_animate.batch.state import MARKER, BatchState
+from portrait_animate.batch.worker import Outcome, Worker
 from portrait_animate.cli.main import main
 from portrait_animate.engines.neural.device import CPU_CORES, all_cores, set_core_share
 from portrait_animate.engines.neural.precision import choice_key
@@ -68,9 +68,11 @@ def _last_run(out: Path) -> dict:
 
 
 def _files(out: Path) -> dict[str, bytes]:
-    """Every job output under ``out`` (not the state), by relative path."""
+    """Every job output under ``out`` (not the state, nor the batch's markers), by relative
+    path."""
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.parent != out and not p.parts[len(out.parts)].startswith(".")}
+            if p.is_file() and p.parent != out and not p.parts[len(out.parts)].startswith(".")
+            and p.name != MARKER}
 
 
 def test_a_mixed_jobs_file_gives_each_job_its_status_and_the_right_exit_code(
@@ -111,9 +113,9 @@ def test_a_mixed_jobs_file_gives_each_job_its_status_and_the_right_exit_code(
     assert statuses["faceless"][0] == "failed" and "no face" in statuses["faceless"][1]
     assert {statuses[n][0] for n in ("3", "5", "6", "7", "8")} == {"invalid"}
     assert sorted(p.name for p in (out / "s6").iterdir()) == [
-        "d0_8_template.npz", "s6--d0_8.mp4", "s6--d0_8_concat.mp4"]
+        MARKER, "d0_8_template.npz", "s6--d0_8.mp4", "s6--d0_8_concat.mp4"]
     assert sorted(p.name for p in (out / "2").iterdir()) == [
-        "d12_template.npz", "s0--d12.jpg", "s0--d12_concat.jpg"]
+        MARKER, "d12_template.npz", "s0--d12.jpg", "s0--d12_concat.jpg"]
     assert not (out / "faceless").exists() and not (out / ".staging").exists()
     recorded = dict(_db(out, "SELECT name, outputs FROM jobs WHERE status = 'done'"))
     assert json.loads(recorded["s6"]) == ["d0_8_template.npz", "s6--d0_8.mp4",
@@ -121,9 +123,12 @@ def test_a_mixed_jobs_file_gives_each_job_its_status_and_the_right_exit_code(
 
 
 def test_a_rerun_does_no_work_for_done_jobs(shared, tmp_path, capsys):
-    src, drv = shared / "assets/source", shared / "assets/driving/d12.jpg"
+    """...but runs again a job whose options changed, or whose input file was replaced."""
+    drv = shared / "assets/driving/d12.jpg"
+    for name in ("s6.jpg", "s0.jpg"):
+        shutil.copy(shared / "assets/source" / name, tmp_path)
     jobs = _jobs(tmp_path / "jobs.jsonl", [
-        {"source": str(src / name), "driving": str(drv), "name": name.split(".")[0]}
+        {"source": str(tmp_path / name), "driving": str(drv), "name": name.split(".")[0]}
         for name in ("s6.jpg", "s0.jpg")])
     out = tmp_path / "out"
     assert main(["batch", str(jobs), "-o", str(out), "--quiet", *ENGINE]) == 0
@@ -136,9 +141,16 @@ def test_a_rerun_does_no_work_for_done_jobs(shared, tmp_path, capsys):
                               "sources_analysed": 0}
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")} == before
     # a job whose options changed is run again, alone, with the saved analysis of its driver
-    assert main(["batch", str(jobs), "-o", str(out), "--quiet", "--driving_multiplier", "1.5",
-                 *ENGINE]) == 0
+    changed = ["batch", str(jobs), "-o", str(out), "--quiet", "--driving_multiplier", "1.5",
+               *ENGINE]
+    assert main(changed) == 0
     assert _last_run(out)["jobs_run"] == 2
+    # a source replaced under its name: its job runs again, alone
+    result = (out / "s0/s0--d12.jpg").read_bytes()
+    shutil.copy(shared / "assets/source/s5.jpg", tmp_path / "s0.jpg")
+    assert main(changed) == 0
+    assert _last_run(out)["jobs_run"] == 1
+    assert (out / "s0/s0--d12.jpg").read_bytes() != result
 
 
 def test_two_batches_on_one_folder_refuse(shared, tmp_path, capsys):
@@ -194,7 +206,7 @@ def test_a_sigkilled_batch_resumes_with_every_job_done_once_and_no_partial_file(
     for i, name in enumerate(names, start=1):
         stem = name.split(".")[0]
         assert sorted(p.name for p in (out / str(i)).iterdir()) == [
-            "d0_8_template.npz", f"{stem}--d0_8.mp4", f"{stem}--d0_8_concat.mp4"]
+            MARKER, "d0_8_template.npz", f"{stem}--d0_8.mp4", f"{stem}--d0_8_concat.mp4"]
     assert not (out / ".staging").exists()
 
 
@@ -487,5 +499,134 @@ def test_a_jobs_file_may_start_with_a_bom(tmp_path):
     path = tmp_path / "jobs.jsonl"
     path.write_bytes('{"source": "a.jpg", "driving": "talk"}\n'.encode("utf-8-sig"))
     jobs, problems = read_jobs(path, {})
-    assert problems == [] and [job.values for job in jobs] == [{"source": "a.jpg",
-                                                                "driving": "talk"}]
+    assert problems == [] and [job.values for job in jobs] == [
+        {"source": str(tmp_path / "a.jpg"), "driving": str(tmp_path / "talk")}]
+
+
+def test_what_the_batch_did_not_make_in_its_output_folder_is_refused_and_left_as_it_is(
+        shared, tmp_path, capsys):
+    """A job whose folder in -o is there but is not the batch's (a folder of the user's, its
+    inputs in it; a file) is an invalid line: nothing is removed or replaced. The batch's own
+    folders, marked or made before it marked them (recorded done), are replaced by a re-run."""
+    out = tmp_path / "project"
+    faces = out / "faces"
+    faces.mkdir(parents=True)
+    source = str(shutil.copy(shared / "assets/source/s6.jpg", faces))
+    (out / "taken").write_text("my data\n")
+    still = str(shared / "assets/driving/d12.jpg")
+    jobs = _jobs(tmp_path / "jobs.jsonl", [{"source": source, "driving": still, "name": name}
+                                           for name in ("faces", "taken", "ok")])
+    users = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main(["batch", str(jobs), "-o", str(out), *ENGINE]) == 2
+    err = capsys.readouterr().err
+    assert "2 jobs cannot run" in err
+    assert f"line 1: {faces} is a folder the batch did not make, and the job's outputs would " \
+           "replace it; give the job another \"name\", or another -o" in err
+    assert f"line 2: {out / 'taken'} is a file the batch did not make" in err
+    assert sorted(p.name for p in out.iterdir()) == ["faces", "taken"]  # nothing written
+    assert main(["batch", str(jobs), "-o", str(out), "--skip_invalid", "--quiet",
+                 *ENGINE]) == 1
+    statuses = _statuses(out)
+    assert statuses["ok"] == ("done", None)
+    assert statuses["faces"][0] == statuses["taken"][0] == "invalid"
+    (out / "ok" / MARKER).unlink()  # as a batch made it before it marked its folders
+    assert main(["batch", str(jobs), "-o", str(out), "--skip_invalid", "--quiet",
+                 "--driving_multiplier", "1.5", *ENGINE]) == 1
+    assert _last_run(out)["jobs_run"] == 1 and _statuses(out)["ok"] == ("done", None)
+    assert (out / "ok" / MARKER).is_file()
+    assert {p: p.read_bytes() for p in users} == users
+
+
+def test_a_job_folder_made_by_another_while_the_batch_ran_fails_the_job_and_is_kept(tmp_path):
+    run = _Run([], None, None, BatchOptions(), tmp_path, _Progress(True, 0))
+    (tmp_path / ".staging/a").mkdir(parents=True)
+    (tmp_path / "a").write_text("my data\n")
+    assert run._place("a", Outcome()) == (
+        f"{tmp_path / 'a'} was made while the batch ran, not by it, and is left as it is; move "
+        "it away and run the batch again")
+    assert (tmp_path / "a").read_text() == "my data\n"
+
+
+def test_sources_and_drivings_of_any_file_name_make_jobs_with_folder_names(shared, tmp_path):
+    """Spaces, accents, other scripts and long names: each pair gets a folder name of its
+    own, as readable as it can be (its outputs keep animate's names)."""
+    sources, drivings = tmp_path / "my faces", tmp_path / "clips"
+    sources.mkdir()
+    drivings.mkdir()
+    names = ["IMG 0001.jpg", "IMG_0001.jpg", "Émilie.jpg", "张伟.jpg", f"{'x' * 130}.jpg"]
+    for name in names:
+        shutil.copy(shared / "assets/source/s0.jpg", sources / name)
+    shutil.copy(shared / "assets/driving/d12.jpg", drivings / "talk clip.jpg")
+    jobs = cross_jobs(str(sources), str(drivings), {"engine": "classic"})
+    assert validate(jobs, tmp_path / "out") == []
+    named = {Path(job.values["source"]).name: job.name for job in jobs}
+    assert len(set(named.values())) == len(names)
+    assert all(len(name) <= 128 for name in named.values())
+    for source, start in (("IMG 0001.jpg", "IMG_0001--talk_clip-"),
+                          ("IMG_0001.jpg", "IMG_0001--talk_clip-"),
+                          ("Émilie.jpg", "Emilie--talk_clip-"), ("张伟.jpg", "talk_clip-"),
+                          (names[-1], "x" * 100)):
+        assert named[source].startswith(start), named[source]
+
+
+def test_unnamed_jobs_are_numbered_by_job_line_so_comments_rename_none(tmp_path):
+    path = tmp_path / "jobs.jsonl"
+    lines = ['{"source": "a.jpg", "driving": "d.mp4"}', "{bad",
+             '{"source": "b.jpg", "driving": "d.mp4", "name": "b"}',
+             '{"source": "c.jpg", "driving": "d.mp4"}']
+    path.write_text("\n".join(lines))
+    jobs, _ = read_jobs(path, {})
+    path.write_text("\n".join(["# my jobs", "", lines[0], "# the next one is bad", *lines[1:]]))
+    commented, problems = read_jobs(path, {})
+    assert [job.name for job in jobs] == [job.name for job in commented] == ["1", "b", "4"]
+    assert [job.line for job in commented] == [3, 6, 7]  # problems still say the file's line
+    assert [p.where for p in problems] == ["line 5"]
+
+
+def test_relative_paths_in_a_jobs_file_are_relative_to_its_folder(tmp_path):
+    folder = tmp_path / "uni"
+    folder.mkdir()
+    path = _jobs(folder / "jobs.jsonl", [
+        {"source": "faces/a.jpg", "driving": "preset:talk", "weights_dir": "weights"},
+        {"source": "/data/b.jpg", "driving": "clips/d.mp4"},
+        {"source": "sample:s0", "driving": "d.mp4"}])
+    jobs, _ = read_jobs(path, {"weights_dir": "cli/weights"})
+    assert [{key: job.values[key] for key in ("source", "driving", "weights_dir")}
+            for job in jobs] == [
+        {"source": str(folder / "faces/a.jpg"), "driving": "preset:talk",
+         "weights_dir": str(folder / "weights")},
+        {"source": "/data/b.jpg", "driving": str(folder / "clips/d.mp4"),
+         "weights_dir": "cli/weights"},  # the command line's, relative to the current folder
+        {"source": "sample:s0", "driving": str(folder / "d.mp4"), "weights_dir": "cli/weights"}]
+
+
+def test_an_uploaded_inputs_error_names_the_users_file_not_the_workers_copy(shared):
+    worker = Worker(1)
+    try:
+        outcome = worker.run({"source": "faces/broken.jpg", "engine": "classic",
+                              "driving": str(shared / "assets/driving/d12.jpg")}, None,
+                             source_data=b"not an image")
+    finally:
+        worker.close()
+        set_core_share(CPU_CORES)
+    assert outcome.error is not None and "faces/broken.jpg" in outcome.error, outcome.error
+    assert "portrait-animate-batch-" not in outcome.error
+
+
+def test_the_runs_counts_are_saved_when_the_batch_is_interrupted(shared, tmp_path, monkeypatch):
+    next_done, calls = LocalExecutor.next_done, []
+
+    def interrupted(self: LocalExecutor, timeout: float | None = None) -> tuple | None:
+        calls.append(timeout)
+        if len(calls) == 3:  # the driver analysed and the first job done: Ctrl-C
+            raise KeyboardInterrupt
+        return next_done(self, timeout)
+
+    monkeypatch.setattr(LocalExecutor, "next_done", interrupted)
+    jobs = _jobs(tmp_path / "jobs.jsonl", [
+        {"source": str(shared / "assets/source" / name),
+         "driving": str(shared / "assets/driving/d12.jpg")} for name in ("s6.jpg", "s0.jpg")])
+    out = tmp_path / "out"
+    assert main(["batch", str(jobs), "-o", str(out), "--quiet", *ENGINE]) == 130
+    assert _db(out, "SELECT count(*) FROM jobs WHERE status = 'done'") == [(1,)]
+    assert _last_run(out)["jobs_run"] == 1

@@ -4,23 +4,43 @@ sources and drivings, and validated before anything runs."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
+import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..choices import PRESET_PREFIX
 from ..errors import InputError
+from ..io.images import SAMPLE_PREFIX
 from ..pipeline.animate import check_inputs
 from ..pipeline.inputs import InputKind, input_name
 from ..pipeline.options import AnimateOptions
-from .state import DB, LOCK
+from .state import DB, LOCK, MARKER
 
-__all__ = ["Job", "JobProblem", "cross_jobs", "read_jobs", "validate"]
+__all__ = ["Job", "JobProblem", "cross_jobs", "foreign_folders", "is_own", "read_jobs",
+           "validate"]
 
 #: Options a job cannot set: the batch decides them.
 BATCH_DECIDES = ("output_dir", "quiet")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: The options whose relative paths, in a jobs file, are relative to the file's folder.
+PATH_OPTIONS = ("source", "driving", "weights_dir")
+
+
+def _file_stamp(spec: Any) -> list[int] | None:
+    """An input file's size and modification time (ns): what changes when the file is
+    replaced, read without reading the file; None for what is no file (a preset)."""
+    if not isinstance(spec, str):
+        return None
+    try:
+        stat = os.stat(spec)
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 @dataclass
@@ -49,8 +69,10 @@ class Job:
         return AnimateOptions(**self.values, output_dir=str(output_dir), quiet=True)
 
     def spec(self) -> str:
-        """Its options as canonical JSON: a job whose spec changed is not done."""
-        return json.dumps(self.values, sort_keys=True)
+        """Its options and its input files' stamps (:func:`_file_stamp`) as canonical JSON: a
+        job whose spec changed is not done."""
+        inputs = {key: _file_stamp(self.values.get(key)) for key in ("source", "driving")}
+        return json.dumps({"options": self.values, "inputs": inputs}, sort_keys=True)
 
     @property
     def where(self) -> str:
@@ -75,10 +97,21 @@ def _values(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **given}
 
 
+def _relative_to(folder: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """A job line's relative paths (:data:`PATH_OPTIONS`) made relative to ``folder``; other
+    values, presets and samples as they are."""
+    return {key: str(folder / value) if key in PATH_OPTIONS and isinstance(value, str)
+            and value and not value.startswith((SAMPLE_PREFIX, PRESET_PREFIX))
+            and not Path(value).is_absolute() else value
+            for key, value in data.items()}
+
+
 def read_jobs(path: str | Path, defaults: dict[str, Any]) -> tuple[list[Job], list[JobProblem]]:
     """The jobs of a ``.jsonl`` file, each line ``{"source", "driving", "name"?, options...}``
     over ``defaults``, and the lines that are not jobs (blank lines and ``#`` comments are
-    skipped).
+    skipped). Relative paths are relative to the file's folder. A job without a name is
+    named by its number among the file's job lines (bad ones included, blank lines and
+    comments not), so adding a comment renames no job.
 
     Raises:
         InputError: the file is missing or not a ``.jsonl`` file.
@@ -95,10 +128,12 @@ def read_jobs(path: str | Path, defaults: dict[str, Any]) -> tuple[list[Job], li
         raise InputError(f"the jobs file {path} is not UTF-8 text (byte {exc.start} is "
                          f"0x{exc.object[exc.start]:02x}); save it as UTF-8") from None
     jobs, problems = [], []
+    numbers = 0
     for number, text in enumerate(lines, start=1):
         text = text.strip()
         if not text or text.startswith("#"):
             continue
+        numbers += 1
         where = f"line {number}"
         try:
             data = json.loads(text)
@@ -114,14 +149,14 @@ def read_jobs(path: str | Path, defaults: dict[str, Any]) -> tuple[list[Job], li
             problems.append(JobProblem(where, "not a JSON object; write {\"source\": ..., "
                                               "\"driving\": ...}"))
             continue
-        name = data.pop("name", str(number))
+        name = data.pop("name", str(numbers))
         missing = [key for key in ("source", "driving") if key not in data]
         if missing:
             problems.append(JobProblem(where, f"no {' or '.join(missing)}; every job needs "
                                               "\"source\" and \"driving\"", str(name)))
             continue
         jobs.append(Job(str(name) if isinstance(name, int) else name, number,
-                        _values(defaults, data)))
+                        _values(defaults, _relative_to(path.parent, data))))
     return jobs, problems
 
 
@@ -139,8 +174,21 @@ def _expand(pattern: str, what: str) -> list[str]:
     return paths
 
 
+def _folder_name(name: str) -> str:
+    """``name`` when it is a folder name the batch takes, else one made of it: its letters
+    without their accents ("É": "E"), every other run of characters one "_", at most 128
+    characters, and "-" and a hash of ``name``, so that two names never make one."""
+    if _NAME.fullmatch(name):
+        return name
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", plain).lstrip("._-")
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{plain[:128 - len(digest) - 1]}-{digest}" if plain else digest
+
+
 def cross_jobs(sources: str, drivings: str, defaults: dict[str, Any]) -> list[Job]:
-    """Every source with every driving, named ``SOURCE--DRIVING`` after their file names.
+    """Every source with every driving, named ``SOURCE--DRIVING`` after their file names
+    (made a folder name when it is none, :func:`_folder_name`).
 
     Raises:
         InputError: a folder or glob that matches no file.
@@ -148,7 +196,7 @@ def cross_jobs(sources: str, drivings: str, defaults: dict[str, Any]) -> list[Jo
     jobs = []
     for source in _expand(sources, "sources"):
         for driving in _expand(drivings, "drivings"):
-            name = f"{input_name(source)}--{input_name(driving)}"
+            name = _folder_name(f"{input_name(source)}--{input_name(driving)}")
             jobs.append(Job(name, None, _values(defaults, {"source": source,
                                                            "driving": driving})))
     return jobs
@@ -213,4 +261,31 @@ def validate(jobs: list[Job], out_dir: Path) -> list[JobProblem]:
                                        job.name if isinstance(job.name, str) else None, job))
         else:
             seen[job.name] = job
+    return problems
+
+
+def is_own(folder: Path, outputs: list[str] | None) -> bool:
+    """Whether ``folder`` is a job folder the batch made: a folder (no link) holding its
+    :data:`~.state.MARKER`, or, made before the batch wrote one, every output ``outputs``
+    its state records done for the job."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return (folder / MARKER).is_file() or (
+        bool(outputs) and all((folder / name).is_file() for name in outputs))
+
+
+def foreign_folders(jobs: list[Job], out_dir: Path,
+                    done: dict[str, list[str]]) -> list[JobProblem]:
+    """The jobs whose folder in ``out_dir`` is there but not the batch's (:func:`is_own`;
+    ``done``: the outputs of the jobs its state records done): the batch would replace what
+    is in it."""
+    problems = []
+    for job in jobs:
+        folder = out_dir / job.name
+        if os.path.lexists(folder) and not is_own(folder, done.get(job.name)):
+            what = "folder" if folder.is_dir() else "file"
+            fix = 'give the job another "name", or' if job.line is not None else "give"
+            problems.append(JobProblem(job.where, f"{folder} is a {what} the batch did not make, "
+                                                  f"and the job's outputs would replace it; {fix} "
+                                                  "another -o", job.name, job))
     return problems

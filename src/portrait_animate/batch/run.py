@@ -2,17 +2,21 @@
 once, runs the rest on an executor and moves each job's outputs into place when it is done.
 
 Each job is written into ``OUT_DIR/.staging/<name>/`` and renamed to ``OUT_DIR/<name>/`` when
-complete, then recorded done; a killed batch leaves only staging folders, removed by the next
-run, which re-runs the jobs not recorded done."""
+complete (with the batch's marker, replacing the folder of an earlier run), then recorded
+done; a killed batch leaves only staging folders, removed by the next run, which re-runs the
+jobs not recorded done. A job whose ``OUT_DIR/<name>`` is there but not the batch's is
+invalid: the batch replaces only what it made."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from collections import deque
 from collections.abc import Hashable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,8 @@ from ..errors import InputError
 from ..io.files import atomic_path, check_output_folder
 from ..pipeline.inputs import InputKind
 from .executors import Executor, LocalExecutor, RayExecutor
-from .jobs import Job, JobProblem, validate
-from .state import DONE, INVALID, BatchState, JobRecord, RunCounts
+from .jobs import Job, JobProblem, foreign_folders, is_own, validate
+from .state import DONE, INVALID, MARKER, BatchState, JobRecord, RunCounts, done_outputs
 from .worker import ANALYSIS_OPTIONS, ENGINE_OPTIONS, Outcome
 
 __all__ = ["BatchInputError", "BatchOptions", "BatchResult", "run_batch"]
@@ -107,8 +111,8 @@ def _driving_key(job: Job) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
 
 
-def _done(record: JobRecord | None, job: Job, out_dir: Path) -> bool:
-    return (record is not None and record.status == DONE and record.spec == job.spec()
+def _done(record: JobRecord | None, spec: str, job: Job, out_dir: Path) -> bool:
+    return (record is not None and record.status == DONE and record.spec == spec
             and bool(record.outputs)
             and all((out_dir / job.name / name).is_file() for name in record.outputs))
 
@@ -189,8 +193,8 @@ class _Run:
             if running:
                 tag, outcome = self.executor.next_done()
                 running -= 1
-                self._count(outcome)
                 finish(tag, outcome, tasks)
+                self._count(outcome)  # after finish, so that the counts saved include it
 
     def analyse(self) -> None:
         """Each distinct driving video or image analysed once (or its saved analysis)."""
@@ -257,11 +261,13 @@ class _Run:
         def finish(tag: Hashable, outcome: Outcome, tasks: deque) -> None:
             name, attempt = tag
             if outcome.error is None:
-                self._place(name, outcome)
-                self.state.finished(name, outcome.files, outcome.frames, outcome.seconds)
-                self.counts.jobs_run += 1
-                self.progress.job_ended(outcome.frames, expected[name])
-                return
+                error = self._place(name, outcome)
+                if error is None:
+                    self.state.finished(name, outcome.files, outcome.frames, outcome.seconds)
+                    self.counts.jobs_run += 1
+                    self.progress.job_ended(outcome.frames, expected[name])
+                    return
+                outcome = Outcome(error=error, bad_input=True, seconds=outcome.seconds)
             retry = not outcome.bad_input and attempt <= self.options.retries
             self.state.failed(name, outcome.error, outcome.seconds, retry)
             if retry:
@@ -271,16 +277,41 @@ class _Run:
 
         self._drive(deque(job.name for job in ordered), start, finish)
 
-    def _place(self, name: str, outcome: Outcome) -> None:
-        """The job's finished outputs, renamed into place as a whole."""
+    def _place(self, name: str, outcome: Outcome) -> str | None:
+        """The job's finished outputs and the batch's marker, renamed into place as a whole
+        (the job's folder of an earlier run removed once they are); None, or why they could
+        not be, in one line."""
+        final = self.out_dir / name
+        if os.path.lexists(final) and not is_own(final, None):
+            return (f"{final} was made while the batch ran, not by it, and is left as it is; "
+                    "move it away and run the batch again")
         staging = self.out_dir / STAGING / name
-        if outcome.blobs is not None:
-            for relative, data in outcome.blobs.items():
+        earlier = staging.with_name(f".{name}")  # no job's name starts with a dot
+        try:
+            for relative, data in (outcome.blobs or {}).items():
                 (staging / relative).parent.mkdir(parents=True, exist_ok=True)
                 (staging / relative).write_bytes(data)
-        final = self.out_dir / name
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
+            staging.mkdir(parents=True, exist_ok=True)
+            _mark(staging)
+            if os.path.lexists(final):
+                final.rename(earlier)
+            staging.rename(final)
+        except OSError as exc:
+            return f"its outputs could not be moved to {final} ({exc.strerror or exc})"
+        shutil.rmtree(earlier, ignore_errors=True)
+        return None
+
+
+def _mark(folder: Path) -> None:
+    """The batch's marker in a job folder of its own."""
+    (folder / MARKER).write_text("made by portrait-animate batch, which replaces this folder "
+                                 "when it runs the job again\n")
+
+
+def _valid(jobs: list[Job], problems: list[JobProblem]) -> list[Job]:
+    """The jobs without a problem."""
+    bad = {id(problem.job) for problem in problems if problem.job is not None}
+    return [job for job in jobs if id(job) not in bad]
 
 
 def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
@@ -297,24 +328,30 @@ def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
     out_dir = Path(out_dir)
     check_output_folder(out_dir, "-o")  # once, not in every job's line
     problems = [*problems, *validate(jobs, out_dir)]
+    done = done_outputs(out_dir)
+    problems += foreign_folders(_valid(jobs, problems), out_dir, done)
     if problems and not options.skip_invalid:
         raise BatchInputError(problems)
-    bad = {id(problem.job) for problem in problems if problem.job is not None}
-    valid = [job for job in jobs if id(job) not in bad]
+    valid = _valid(jobs, problems)
     if not valid and not problems:
         raise InputError("no jobs to run; give a jobs file with at least one job")
     with BatchState(out_dir) as state:
         shutil.rmtree(out_dir / STAGING, ignore_errors=True)
+        for name, outputs in done.items():  # made before the batch marked its folders
+            folder = out_dir / name
+            if not (folder / MARKER).exists() and is_own(folder, outputs):
+                with suppress(OSError):  # unmarked, it is refused next time, with its fix
+                    _mark(folder)
         for problem in problems:
             if problem.name is not None and problem.name not in {j.name for j in valid}:
                 state.queue(problem.name, None, "{}", INVALID, problem.message)
         todo, skipped = [], []
         for job in valid:
-            if _done(state.record(job.name), job, out_dir):
+            spec = job.spec()
+            if _done(state.record(job.name), spec, job, out_dir):
                 skipped.append(job.name)
                 continue
-            shutil.rmtree(out_dir / job.name, ignore_errors=True)  # not recorded done
-            state.queue(job.name, job.line, job.spec())
+            state.queue(job.name, job.line, spec)  # its folder of a run before stays till then
             todo.append(job)
         run = None
         where = "nothing to run"

@@ -4,22 +4,23 @@ holds ``OUT_DIR/batch.lock``; the lock goes with the process, even a killed one.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..io.locks import hold_lock
 
 __all__ = ["BatchState", "JobRecord", "RunCounts", "DB", "DONE", "FAILED", "INVALID", "LOCK",
-           "QUEUED", "RUNNING", "open_state"]
+           "MARKER", "QUEUED", "RUNNING", "done_outputs", "open_state"]
 
 QUEUED, RUNNING, DONE, FAILED, INVALID = "queued", "running", "done", "failed", "invalid"
 #: The batch's own files in its output folder (SQLite adds DB-wal, DB-shm, DB-journal).
 DB, LOCK = "batch.sqlite", "batch.lock"
+#: The file the batch writes in each job folder it makes: a folder without it is not its own.
+MARKER = ".portrait-animate-batch"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -53,6 +54,23 @@ def open_state(path: Path, schema: str, fix: str) -> sqlite3.Connection:
         raise InputError(f"{path} cannot be used as the state database ({exc}); {fix}") \
             from None
     return db
+
+
+def done_outputs(out_dir: Path) -> dict[str, list[str]]:
+    """The outputs of every job recorded done in ``out_dir``'s state, read without writing
+    it (none without a state, or with one that is no database: the batch opening it says
+    so)."""
+    path = out_dir / DB
+    if not path.is_file():
+        return {}
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT name, outputs FROM jobs WHERE status = ?", (DONE,)).fetchall()
+    except sqlite3.DatabaseError:
+        return {}
+    finally:
+        db.close()
+    return {name: json.loads(outputs or "[]") for name, outputs in rows}
 
 
 @dataclass
@@ -93,19 +111,10 @@ class BatchState:
 
     def __enter__(self) -> BatchState:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(self.out_dir / LOCK, "a+")  # noqa: SIM115 (held while open)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            lock.close()
-            raise InputError(f"another batch ({holder}) is running on {self.out_dir}; wait "
-                             "for it to finish, or give another -o") from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()}")
-        lock.flush()
+        lock = hold_lock(self.out_dir / LOCK,
+                         lambda holder: f"another batch ({holder}) is running on "
+                                        f"{self.out_dir}; wait for it to finish, or give "
+                                        "another -o")
         self._lock_file = lock
         try:
             self._db = open_state(self.out_dir / DB, _SCHEMA, "move it away to run every job "

@@ -111,6 +111,16 @@ def _key(options: AnimateOptions, names: tuple[str, ...]) -> tuple:
     return tuple(getattr(options, name) for name in names)
 
 
+def _as_given(outcome: Outcome, given: dict[str, Any], local: dict[str, Any]) -> Outcome:
+    """``outcome`` with its error naming the job's inputs as given, not as the worker's
+    copies of uploaded ones (``local``)."""
+    if outcome.error is not None:
+        for key in ("source", "driving"):
+            if local[key] != given[key]:
+                outcome.error = outcome.error.replace(local[key], given[key])
+    return outcome
+
+
 def die_with_parent() -> None:
     """Linux: this process is killed when the process that started it dies (even by
     SIGKILL), so that no worker outlives a killed batch and writes on."""
@@ -191,7 +201,8 @@ class Worker:
     def analyse(self, values: dict[str, Any], driving_data: bytes | None = None) -> Outcome:
         """The shared analysis of the job's driving video or image."""
         start, loaded, analysed = time.perf_counter(), self._loaded, self._analysed
-        values = {**values, "driving": self._local(values["driving"], driving_data)}
+        given, values = values, {**values, "driving": self._local(values["driving"],
+                                                                  driving_data)}
         options = AnimateOptions(**values, output_dir=str(self._inputs), quiet=True)
         # analysed under auto, so that its anchor is saved for the jobs that use auto
         options = replace(options, flag_relative_motion=True, driving_anchor="auto")
@@ -204,7 +215,7 @@ class Worker:
             outcome = Outcome(error=str(exc), bad_input=True)
         except Exception as exc:  # reported as the job's error, one line
             outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
-        return self._counted(outcome, loaded, analysed, start)
+        return self._counted(_as_given(outcome, given, values), loaded, analysed, start)
 
     def run(self, values: dict[str, Any], folder: str | None, template: bytes | None = None,
             source_data: bytes | None = None, driving_data: bytes | None = None,
@@ -215,8 +226,9 @@ class Worker:
         start, loaded, analysed = time.perf_counter(), self._loaded, self._analysed
         own = folder is None
         out = Path(tempfile.mkdtemp(dir=self._inputs)) if own else Path(folder)
-        values = {**values, "source": self._local(values["source"], source_data),
-                  "driving": self._local(values["driving"], driving_data)}
+        given, values = values, {**values,
+                                 "source": self._local(values["source"], source_data),
+                                 "driving": self._local(values["driving"], driving_data)}
         options = AnimateOptions(**values, output_dir=str(out), quiet=True)
         try:
             engine = self._engine(options)
@@ -236,7 +248,7 @@ class Worker:
         finally:
             if own:
                 shutil.rmtree(out, ignore_errors=True)
-        return self._counted(outcome, loaded, analysed, start)
+        return self._counted(_as_given(outcome, given, values), loaded, analysed, start)
 
     def close(self) -> None:
         for mesh in self._meshes.values():

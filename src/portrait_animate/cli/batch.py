@@ -22,7 +22,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run many animations: one job a line of JOBS.jsonl ({\"source\": ..., \"driving\": ..., "
         "\"name\"?: ..., any animate option by name}), or every source with every driving. "
-        "Each job's outputs go in OUT_DIR/NAME/ (NAME: the job's name, else its line number). "
+        "Each job's outputs go in OUT_DIR/NAME/ (NAME: the job's name, else its number among "
+        "the file's job lines, comments and blank lines not counted). Relative paths in "
+        "JOBS.jsonl are relative to its folder. "
         "State lives in OUT_DIR/batch.sqlite: a re-run skips jobs done and retries the others. "
         "The animate options below are every job's defaults.")
     parser.add_argument("jobs", nargs="?", metavar="JOBS", help="the jobs file (.jsonl)")
