@@ -96,6 +96,18 @@ def test_driven_blink_closes_the_output_eyes(d0clip, tmp_path, mesh):
     assert shut < 0.6 * open_eyes, (open_eyes, shut)
 
 
+def test_a_driven_blink_shuts_eyes_wider_than_the_drivers(shared, tmp_path, mesh):
+    """d0 blinks (its eyes read 0.32 and 0.41 open, 0.05 and 0.03 shut); s11's eyes are wider
+    (0.57, 0.51). Moved by the driver's lid travel alone they stopped half open (0.32, 0.36);
+    taking the driver's share of its opening, they shut."""
+    driver = clip(shared / "assets/driving/d0.mp4", tmp_path / "blink.mp4", 0.8, start=2.2)
+    assert run(tmp_path / "out", "-s", str(shared / "assets/source/s11.jpg"), "-d",
+               str(driver), "--save_frames") == 0
+    ratios = np.array([np.mean(eye_ratios(mesh.landmarks(frame)))
+                       for frame in frames_dir(tmp_path / "out")])
+    assert ratios.min() < 0.3 * ratios[0], ratios.round(2)
+
+
 def test_driven_mouth_opening_opens_the_output_mouth(shared, tmp_path, mesh):
     assert run(tmp_path, "-s", str(shared / S0), "-d", "preset:surprise", "--save_frames") == 0
     frames = frames_dir(tmp_path)

@@ -71,6 +71,8 @@ def _copy_region(base: torch.Tensor, driven: torch.Tensor, mask: torch.Tensor) -
 def _relative_expression(src: Motion, drv_i: Motion, drv_0: Motion, layout: KeypointLayout,
                          mode: DrivingMode) -> torch.Tensor:
     if mode.driving_is_video:
+        if layout.video_expression is not None:
+            return src.exp + layout.video_expression(drv_i, drv_0, src)
         return src.exp + (drv_i.exp - drv_0.exp)
     if layout.image_expression is not None:
         return src.exp + layout.image_expression(drv_i, src)

@@ -108,6 +108,9 @@ class KeypointLayout:
             source) motions -> (1, K, 3) offsets that take the source's expression to the
             driver's without the driver's face shape. None: absolute driving copies the
             driver's expression (LivePortrait).
+        video_expression: for such a layout, what frame i of a driving video adds to a
+            source's expression in relative driving: (driver, anchor, source) motions ->
+            (1, K, 3) offsets. None: the driver's expression minus the anchor's (LivePortrait).
     """
 
     name: str
@@ -122,6 +125,8 @@ class KeypointLayout:
     image_expression: Callable[[Motion, Motion], torch.Tensor] | None = field(default=None,
                                                                               repr=False)
     absolute_expression: Callable[[Motion, Motion], torch.Tensor] | None = field(
+        default=None, repr=False)
+    video_expression: Callable[[Motion, Motion, Motion], torch.Tensor] | None = field(
         default=None, repr=False)
 
     def region_mask(self, region: str) -> torch.Tensor:

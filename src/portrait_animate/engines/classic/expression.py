@@ -47,7 +47,7 @@ from .anatomy import (
 from .edits import carry_skin_above_mouth, skin_below_mouth, smile_offsets
 
 __all__ = ["FaceReading", "REST", "read_face", "image_expression", "absolute_expression",
-           "RESTING_MOUTH_WIDTH"]
+           "video_expression", "RESTING_MOUTH_WIDTH"]
 
 _BROW_HEIGHT_POINTS = (105, 334, 66, 296)
 
@@ -228,3 +228,49 @@ def absolute_expression(driver: Motion, source: Motion) -> torch.Tensor:
     offsets are in the source's posed canonical frame, ready to add to ``source.exp``.
     """
     return _replay(_driver_reading(driver, source), source, from_source=True)
+
+
+#: The most a driver's eye may open past its anchor's opening, as a share of that opening,
+#: in :func:`video_expression`.
+MAX_EYE_SCALE = 1.5
+#: The lid pairs (of each eye's seven) whose gaps measure its opening in
+#: :func:`video_expression`: the middle three, clear of the corners.
+_MIDDLE_LIDS = slice(2, 5)
+
+
+def _lid_gaps(q: np.ndarray, eye: int) -> np.ndarray:
+    """(7,) frontal gaps between the facing lid points of one eye of (K, 3) points."""
+    return q[list(LOWER_LIDS[eye]), 1] - q[list(UPPER_LIDS[eye]), 1]
+
+
+def video_expression(driver: Motion, anchor: Motion, source: Motion) -> torch.Tensor:
+    """Expression offsets (1, K, 3) that move ``source`` as a driving video moves from its
+    ``anchor`` frame to frame ``driver``: the driver's expression change, with each eye's
+    lids taking the source's opening by the share the driver's opening took of its anchor's
+    (at most :data:`MAX_EYE_SCALE`). The change alone moves the lids by the driver's own gap,
+    so a blink of eyes narrower than the source's left its eyes half open, and two eyes open
+    by different amounts closed to a wink; now a shut driving eye shuts the source's.
+    The offsets are in the source's posed canonical frame, ready to add to ``source.exp``.
+    """
+    if source.kp is None:
+        raise ValueError("expression transfer needs the source's canonical keypoints")
+    change = driver.exp - anchor.exp
+    # every mesh motion's canonical keypoints are the one generic face (a preset's has none)
+    q_d, q_0 = (_frontal(m.with_(kp=source.kp) if m.kp is None else m)[0]
+                for m in (driver, anchor))
+    q_s, R_s = _frontal(source)
+    moved = q_s + change[0].double().numpy() @ R_s.T  # frontal, after the change alone
+    moves = np.zeros_like(q_s)
+    for eye in range(2):
+        opened = _lid_gaps(q_d, eye)[_MIDDLE_LIDS].mean()
+        was = _lid_gaps(q_0, eye)[_MIDDLE_LIDS].mean()
+        if was <= 0:  # the anchor's eye is shut: it gives no opening to share
+            continue
+        share = float(np.clip(opened / was, 0.0, MAX_EYE_SCALE))
+        wanted = np.maximum(_lid_gaps(q_s, eye), 0.0) * share
+        more = wanted - _lid_gaps(moved, eye)  # the gap's change still to make
+        moves[list(UPPER_LIDS[eye]), 1] -= UPPER_LID_SHARE * more
+        moves[list(LOWER_LIDS[eye]), 1] += (1 - UPPER_LID_SHARE) * more
+    offsets = torch.from_numpy((moves @ R_s).reshape(1, NUM_POINTS, 3)).to(source.exp)
+    return change + offsets
+

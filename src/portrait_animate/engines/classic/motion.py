@@ -54,14 +54,15 @@ def classic_layout() -> KeypointLayout:
     pattern = np.zeros((NUM_POINTS, 3), dtype=bool)
     pattern[list(EXPRESSION_POINTS)] = True
     from .edits import mesh_edits
-    from .expression import absolute_expression, image_expression
+    from .expression import absolute_expression, image_expression, video_expression
 
     return KeypointLayout(name=MESH_LAYOUT_NAME, num_kp=NUM_POINTS, exp_pattern=pattern,
                           lip=MOUTH_POINTS,
                           eyes=tuple(sorted(set(EYES) | set(IRISES))),
                           neutral_exp=np.zeros((1, NUM_POINTS, 3)), edit=mesh_edits,
                           identity_free_expression=False, image_expression=image_expression,
-                          absolute_expression=absolute_expression)
+                          absolute_expression=absolute_expression,
+                          video_expression=video_expression)
 
 
 def to_normalized(points: np.ndarray, size: int = CROP) -> np.ndarray:
