@@ -65,6 +65,9 @@ EXTENSION_SIGMA = 0.06
 #: distance.
 RIM_CELLS = 2
 RIM_STRETCH = 2.0
+#: Reach (a Gaussian's sigma, in face sizes) outside the face over which the field keeps its
+#: motion whatever the ramp to the region's edge (:data:`TAPER`) says.
+OUTLINE_REACH = 0.075
 #: By the frame's edge a pixel samples at most this share of its distance to the edge beyond
 #: it (:func:`_hold_in_frame`).
 EDGE_REACH = 0.5
@@ -112,11 +115,11 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-def _roi(points: np.ndarray, size: float) -> tuple[int, int, int, int]:
-    """The region of interest around ``points`` (N, 2), which may reach past the frame."""
+def _roi(points: np.ndarray, size: float, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    h, w = shape
     lo = np.floor(points.min(0) - ROI_MARGIN * size).astype(int)
     hi = np.ceil(points.max(0) + ROI_MARGIN * size).astype(int)
-    return lo[0], lo[1], hi[0], hi[1]
+    return max(lo[0], 0), max(lo[1], 0), min(hi[0], w), min(hi[1], h)
 
 
 def _up(target: np.ndarray) -> np.ndarray:
@@ -437,11 +440,7 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
             that a jaw moves the skin under it but not the neck and the collar.
     """
     size = float(np.ptp(np.concatenate([source, target]), axis=0).max())
-    # The field fades to nothing at the region's edges, those past the frame's included: a
-    # face near the frame's edge keeps its whole extension, not one cut at the frame.
-    roi = _roi(np.concatenate([source, target]), size)
-    h, w = frame_shape
-    x0, y0, x1, y1 = max(roi[0], 0), max(roi[1], 0), min(roi[2], w), min(roi[3], h)
+    x0, y0, x1, y1 = _roi(np.concatenate([source, target]), size, frame_shape)
     # Coarse samples sit at the centres of k x k cells, where cv2.resize's bilinear
     # upsampling puts them, so upsampling reproduces them exactly.
     k = max(int(round(size / GRID_PER_FACE)), -(-max(x1 - x0, y1 - y0) // MAX_GRID_SIDE), 1)
@@ -461,9 +460,14 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
     head_share = _head_share(gx, gy, target, size)
     reach = (FALLOFF_BODY + (FALLOFF_HEAD - FALLOFF_BODY) * head_share) * size
     falloff = np.exp(-((outside_px / reach) ** 2))
-    edge_px = np.minimum(np.minimum(gx - roi[0], roi[2] - 1 - gx)[None, :],
-                         np.minimum(gy - roi[1], roi[3] - 1 - gy)[:, None])
+    edge_px = np.minimum(np.minimum(gx - x0, x1 - 1 - gx)[None, :],
+                         np.minimum(gy - y0, y1 - 1 - gy)[:, None])
+    # The ramp holds off within the face's rim, so that a face near the frame's edge, where
+    # the ramp is low, keeps its outline's motion there (cut short, the skin cut into the
+    # hair in blocks of the grid) and the ramp takes over beyond it.
+    by_outline = np.exp(-((outside_px / (OUTLINE_REACH * size)) ** 2))
     taper = _smoothstep(edge_px / (TAPER * size))
+    taper = taper + (1 - taper) * by_outline
     weight = np.where(mask, 1.0, falloff * taper)[..., None]
     outside = extension * weight
     box = _below_chin_box(head_share, weight[..., 0], mask) if len(rigid) else None
