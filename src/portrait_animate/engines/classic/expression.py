@@ -273,4 +273,3 @@ def video_expression(driver: Motion, anchor: Motion, source: Motion) -> torch.Te
         moves[list(LOWER_LIDS[eye]), 1] += (1 - UPPER_LID_SHARE) * more
     offsets = torch.from_numpy((moves @ R_s).reshape(1, NUM_POINTS, 3)).to(source.exp)
     return change + offsets
-
