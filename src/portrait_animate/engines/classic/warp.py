@@ -487,7 +487,8 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
 
     full = cv2.resize(field.astype(np.float32), (nx * k, ny * k),
                       interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
-    _hold_in_frame(full, (x0, y0, x1, y1), frame_shape)
+    # bilinear upsampling never passes the coarse field's largest displacement
+    _hold_in_frame(full, (x0, y0, x1, y1), frame_shape, float(np.abs(field).max(initial=0.0)))
     full += _pixel_grid((x0, y0, x1, y1))
     if not weighted:
         return WarpField((x0, y0, x1, y1), full)
@@ -497,21 +498,24 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
 
 
 def _hold_in_frame(moved: np.ndarray, roi: tuple[int, int, int, int],
-                   frame_shape: tuple[int, int]) -> None:
+                   frame_shape: tuple[int, int], largest: float) -> None:
     """Limit in place the displacements (h, w, 2) of the region ``roi`` that reach out of the
     frame across an edge the region touches, to :data:`EDGE_REACH` of the distance to it:
-    the strip by the edge stretches instead of repeating the edge's pixels (streaks)."""
+    the strip by the edge stretches instead of repeating the edge's pixels (streaks). Only
+    the strips that the ``largest`` displacement can reach out of are visited."""
     x0, y0, x1, y1 = roi
     h, w = frame_shape
+    strip = int(np.ceil(largest / EDGE_REACH)) + 1
     for axis, (lo, hi, size) in enumerate(((x0, x1, w), (y0, y1, h))):
-        at = np.arange(lo, hi, dtype=np.float32)
-        shape = (1, -1) if axis == 0 else (-1, 1)
-        if lo == 0:
-            np.maximum(moved[..., axis], (-EDGE_REACH * at).reshape(shape),
-                       out=moved[..., axis])
-        if hi == size:
-            np.minimum(moved[..., axis], (EDGE_REACH * (size - 1 - at)).reshape(shape),
-                       out=moved[..., axis])
+        near = min(strip, hi - lo)
+        at = np.arange(near, dtype=np.float32)
+        if lo == 0:  # the first ``near`` columns or rows, ``at`` pixels from the edge
+            part = moved[:, :near, 0] if axis == 0 else moved[:near, :, 1]
+            np.maximum(part, -EDGE_REACH * (at if axis == 0 else at[:, None]), out=part)
+        if hi == size:  # the last ones, ``at`` pixels from the far edge, last first
+            part = moved[:, hi - lo - near:, 0] if axis == 0 else moved[hi - lo - near:, :, 1]
+            bound = EDGE_REACH * at[::-1]
+            np.minimum(part, bound if axis == 0 else bound[:, None], out=part)
 
 
 def merge_fields(fields: list[WarpField]) -> WarpField:
