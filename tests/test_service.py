@@ -26,39 +26,10 @@ from portrait_animate.io.video import ffmpeg_exe
 from portrait_animate.service.runner import Runner
 from portrait_animate.service.store import JobStore
 from processes import spawned_workers, wait_gone
+from servers import Server, free_port
 
 KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, data_dir: Path, *extra: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir.parent / f"server-{self.port}.log"
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "portrait_animate", "serve", "--port", str(self.port),
-                 "--data_dir", str(data_dir), *extra], stdout=log, stderr=subprocess.STDOUT)
-        end = time.monotonic() + 60
-        while time.monotonic() < end:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("the server did not start: " + self.log.read_text())
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        self.process.send_signal(sig)
-        self.process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -544,7 +515,7 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start_and_touches_nothi
     try:
         before = sorted(p.relative_to(data) for p in data.rglob("*"))
         second = subprocess.run([sys.executable, "-m", "portrait_animate", "serve", "--port",
-                                 str(_free_port()), "--data_dir", str(data)],
+                                 str(free_port()), "--data_dir", str(data)],
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 2 and second.stdout == "", second
         assert second.stderr == (f"error: another server (pid {server.process.pid}) serves "
@@ -612,7 +583,7 @@ def test_serve_refuses_a_damaged_state_or_an_unusable_ray_with_one_line_and_no_b
             ([*good, "--ray_address", "auto"], "--ray_address auto: no Ray cluster reached "
                                                "(Could not find any running Ray instance); "
                                                "start one with `ray start --head`")):
-        assert main(["serve", "--port", str(_free_port()), *args]) == 2, args
+        assert main(["serve", "--port", str(free_port()), *args]) == 2, args
         captured = capsys.readouterr()
         assert captured.out == "", "no banner for a server that does not start"
         err = captured.err

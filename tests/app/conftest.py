@@ -5,7 +5,6 @@ used)."""
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from media import clip
+from servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -28,12 +28,6 @@ class RunningApp:
     backend: object
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory, synthetic_weights) -> Iterator[RunningApp]:
     from portrait_animate.app import AppBackend, AppLimits, serve
@@ -43,7 +37,7 @@ def app_server(tmp_path_factory, synthetic_weights) -> Iterator[RunningApp]:
                           weights_dir=str(synthetic_weights), quiet=True)
     backend = AppBackend(base, AppLimits(max_upload_mb=50, max_video_seconds=20),
                          tmp_path_factory.mktemp("app"))
-    port = _free_port()
+    port = free_port()
     demo = serve(backend, server_port=port, block=False)
     yield RunningApp(f"http://127.0.0.1:{port}/", backend)
     demo.close()

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -230,9 +231,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             executor.close()
             store.close()
 
-    app = FastAPI(title="portrait-animate", lifespan=lifespan,
-                  description="Animate portraits on request: submit a job, poll it, fetch "
-                              "the result.")
+    # /docs serves its scripts from the package, so a server off the internet still shows it;
+    # no /redoc, whose page fetches its logo from redoc.ly
+    app = FastAPIOffline(title="portrait-animate", lifespan=lifespan, redoc_url=None,
+                         description="Animate portraits on request: submit a job, poll it, "
+                                     "fetch the result.")
 
     def authorised(credentials: _Credentials) -> None:
         if settings.api_key is None:
