@@ -630,3 +630,34 @@ def test_the_runs_counts_are_saved_when_the_batch_is_interrupted(shared, tmp_pat
     assert main(["batch", str(jobs), "-o", str(out), "--quiet", *ENGINE]) == 130
     assert _db(out, "SELECT count(*) FROM jobs WHERE status = 'done'") == [(1,)]
     assert _last_run(out)["jobs_run"] == 1
+
+
+def test_a_staging_folder_the_batch_did_not_make_is_refused_and_kept(shared, tmp_path,
+                                                                      capsys):
+    """``-o``'s ``.staging``, which the batch empties, is used only when it is the batch's (it
+    holds the batch's marker): a user's is refused in one line (exit 2) and kept with what is
+    in it, nothing written; the batch's own, a killed run's, is removed by the next run."""
+    out = tmp_path / "out"
+    (out / ".staging").mkdir(parents=True)
+    (out / ".staging" / "notes.txt").write_text("mine\n")
+    jobs = _jobs(tmp_path / "jobs.jsonl", [{"source": str(shared / "assets/source/s6.jpg"),
+                                            "driving": str(shared / "assets/driving/d12.jpg"),
+                                            "name": "ok"}])
+    for extra in ([], ["--skip_invalid"]):
+        assert main(["batch", str(jobs), "-o", str(out), "--quiet", *extra, *ENGINE]) == 2
+        assert capsys.readouterr().err == (
+            f"error: {out / '.staging'} is not the batch's (it holds no {MARKER} file), and "
+            "the batch would replace it with its unfinished jobs; move it away (an older "
+            "batch, killed, may have left it: then delete it), or give another -o\n")
+        assert (out / ".staging" / "notes.txt").read_text() == "mine\n"
+        assert sorted(p.name for p in out.rglob("*")) == [".staging", "notes.txt"]
+
+    (out / ".staging").rename(tmp_path / "notes")
+    assert main(["batch", str(jobs), "-o", str(out), "--quiet", *ENGINE]) == 0
+    assert (out / "ok" / MARKER).is_file() and not (out / ".staging").exists()
+    left = out / ".staging" / "ok"  # as a killed run leaves it
+    left.mkdir(parents=True)
+    (out / ".staging" / MARKER).write_text("made by portrait-animate batch\n")
+    (left / "partial.mp4").write_bytes(b"cut")
+    assert main(["batch", str(jobs), "-o", str(out), "--quiet", *ENGINE]) == 0
+    assert not (out / ".staging").exists() and _statuses(out) == {"ok": ("done", None)}

@@ -97,7 +97,7 @@ def test_a_video_over_the_length_limit_gets_422(server, client, shared, tmp_path
         client.submit(shared / "assets/source/s6.jpg", long)
     assert refused.value.status == 422
     assert "lasts 2.4 s, over the limit of 1.5 s" in str(refused.value)
-    # a bare H.264 stream has no duration to hold to the limit, and ffmpeg reads one frame of it
+    # a bare H.264 stream has no duration to hold to the limit before it is all decoded
     stream = tmp_path / "talk.h264"
     subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(long), "-an", "-c:v", "libx264",
                     "-f", "h264", str(stream)], check=True)

@@ -412,3 +412,33 @@ def test_a_one_frame_source_video_gives_one_frame_and_says_how_to_animate_it(tmp
                  "--engine", "classic"]) == 0
     assert frame_count(tmp_path / "one--talk.mp4") == 1
     assert "the source video has one frame, so the result has one" in capsys.readouterr().err
+
+
+def _pattern(path: Path, frames: int, *codec: str) -> Path:
+    """``frames`` frames of ffmpeg's 64x64 test pattern at 25 fps, encoded with ``codec``."""
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x64:rate=25", "-frames:v", str(frames),
+            *codec, str(path))
+    return path
+
+
+def test_a_bare_h264_stream_gives_every_frame(tmp_path):
+    """A bare H.264 stream (no container: no duration, no frame count, no packet times), as
+    the service saves an upload (.mp4, by its content) and the Python API may be given it:
+    every frame is read, not only one (its packets, all without a time, were placed at one
+    time), and it is a video, not a one-frame one that drives as a picture."""
+    path = _pattern(tmp_path / "bare.mp4", 8, "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    "-f", "h264")
+    assert "Input #0, h264," in video_io._header(path)  # no container
+    frames = list(iter_frames(path))
+    assert len(frames) == 8 == frame_count(path)
+    assert all(frame.shape == (64, 64, 3) for frame in frames)
+    assert len({frame.tobytes() for frame in frames}) > 1  # the pattern moves
+    info = video_io.probe_video(path)
+    assert info.fps == 25 and info.frames is None  # no count without decoding
+
+
+def test_an_avi_with_b_frames_gives_each_frame_once(tmp_path):
+    """An AVI of MPEG-4 with B-frames (an Xvid file): some packets have no time, which placed
+    frames at a time of -2**63 and yielded frames without end; each frame comes once."""
+    path = _pattern(tmp_path / "xvid.avi", 12, "-c:v", "mpeg4", "-bf", "2")
+    assert len(list(iter_frames(path, limit=24))) == 12 == frame_count(path)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..choices import PRESET_PREFIX
 from ..errors import InputError
+from ..io.files import FileStamp, file_stamp
 from ..io.images import SAMPLE_PREFIX
 from ..pipeline.animate import check_inputs
 from ..pipeline.inputs import InputKind, input_name
@@ -29,18 +30,6 @@ BATCH_DECIDES = ("output_dir", "quiet")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: The options whose relative paths, in a jobs file, are relative to the file's folder.
 PATH_OPTIONS = ("source", "driving", "weights_dir")
-
-
-def _file_stamp(spec: Any) -> list[int] | None:
-    """An input file's size and modification time (ns): what changes when the file is
-    replaced, read without reading the file; None for what is no file (a preset)."""
-    if not isinstance(spec, str):
-        return None
-    try:
-        stat = os.stat(spec)
-    except OSError:
-        return None
-    return [stat.st_size, stat.st_mtime_ns]
 
 
 @dataclass
@@ -69,9 +58,16 @@ class Job:
         return AnimateOptions(**self.values, output_dir=str(output_dir), quiet=True)
 
     def spec(self) -> str:
-        """Its options and its input files' stamps (:func:`_file_stamp`) as canonical JSON: a
-        job whose spec changed is not done."""
-        inputs = {key: _file_stamp(self.values.get(key)) for key in ("source", "driving")}
+        """Its options and its input files' stamps (:func:`~..io.files.file_stamp`, written
+        ``[size, mtime_ns]``; null for what is no file, a preset) as canonical JSON: a job
+        whose spec changed is not done."""
+        inputs: dict[str, FileStamp | None] = {}
+        for key in ("source", "driving"):
+            value = self.values.get(key)
+            try:
+                inputs[key] = file_stamp(value) if isinstance(value, str) else None
+            except OSError:
+                inputs[key] = None
         return json.dumps({"options": self.values, "inputs": inputs}, sort_keys=True)
 
     @property

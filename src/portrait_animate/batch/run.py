@@ -5,7 +5,9 @@ Each job is written into ``OUT_DIR/.staging/<name>/`` and renamed to ``OUT_DIR/<
 complete (with the batch's marker, replacing the folder of an earlier run), then recorded
 done; a killed batch leaves only staging folders, removed by the next run, which re-runs the
 jobs not recorded done. A job whose ``OUT_DIR/<name>`` is there but not the batch's is
-invalid: the batch replaces only what it made."""
+invalid: the batch replaces only what it made. ``OUT_DIR/.staging`` carries the batch's
+marker too: one without it is not the batch's, and the batch refuses to run rather than
+remove it."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import InputError
-from ..io.files import atomic_path, check_output_folder
+from ..io.files import atomic_path, check_output_folder, file_stamp
 from ..pipeline.inputs import InputKind
 from .executors import Executor, LocalExecutor, RayExecutor
 from .jobs import Job, JobProblem, foreign_folders, is_own, validate
@@ -102,11 +104,11 @@ class BatchResult:
 
 
 def _driving_key(job: Job) -> str:
-    """What a driver's analysis depends on: its file (path, size, time) and options."""
+    """What a driver's analysis depends on: its file (path, :func:`~..io.files.file_stamp`)
+    and options."""
     path = Path(job.values["driving"]).resolve()
-    stat = path.stat()
     options = job.options(".")
-    parts = [str(path), stat.st_size, stat.st_mtime_ns,
+    parts = [str(path), *file_stamp(path),
              *(getattr(options, name) for name in (*ENGINE_OPTIONS, *ANALYSIS_OPTIONS))]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
 
@@ -302,10 +304,46 @@ class _Run:
         return None
 
 
-def _mark(folder: Path) -> None:
-    """The batch's marker in a job folder of its own."""
-    (folder / MARKER).write_text("made by portrait-animate batch, which replaces this folder "
-                                 "when it runs the job again\n")
+def _mark(folder: Path, what: str = "replaces this folder when it runs the job again") -> None:
+    """The batch's marker in a folder of its own (a job's, or :data:`STAGING`); ``what``: what
+    the batch does with the folder, for whoever reads the marker."""
+    (folder / MARKER).write_text(f"made by portrait-animate batch, which {what}\n")
+
+
+def _own_staging(out_dir: Path) -> bool:
+    """Whether ``out_dir``'s :data:`STAGING` is absent or the batch's: a folder (no link)
+    holding its marker."""
+    staging = out_dir / STAGING
+    return not os.path.lexists(staging) or (
+        staging.is_dir() and not staging.is_symlink() and (staging / MARKER).is_file())
+
+
+def _check_staging(out_dir: Path) -> None:
+    """Fail unless ``out_dir``'s :data:`STAGING`, which the batch removes, is absent or its own.
+
+    Raises:
+        InputError: it is another's, in one line with the fix.
+    """
+    if not _own_staging(out_dir):
+        staging = out_dir / STAGING
+        raise InputError(f"{staging} is not the batch's (it holds no {MARKER} file), and the "
+                         "batch would replace it with its unfinished jobs; move it away (an "
+                         "older batch, killed, may have left it: then delete it), or give "
+                         "another -o")
+
+
+def _remove_staging(out_dir: Path) -> None:
+    """Remove ``out_dir``'s :data:`STAGING` if it is the batch's (never another's)."""
+    if _own_staging(out_dir):
+        shutil.rmtree(out_dir / STAGING, ignore_errors=True)
+
+
+def _make_staging(out_dir: Path) -> None:
+    """``out_dir``'s :data:`STAGING`, new (none is there: :func:`_remove_staging`) and marked
+    as the batch's."""
+    staging = out_dir / STAGING
+    staging.mkdir()
+    _mark(staging, "removes this folder of its unfinished jobs when it starts and ends")
 
 
 def _valid(jobs: list[Job], problems: list[JobProblem]) -> list[Job]:
@@ -332,11 +370,13 @@ def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
     problems += foreign_folders(_valid(jobs, problems), out_dir, done)
     if problems and not options.skip_invalid:
         raise BatchInputError(problems)
+    _check_staging(out_dir)
     valid = _valid(jobs, problems)
     if not valid and not problems:
         raise InputError("no jobs to run; give a jobs file with at least one job")
     with BatchState(out_dir) as state:
-        shutil.rmtree(out_dir / STAGING, ignore_errors=True)
+        _check_staging(out_dir)  # one made since the check above is refused too
+        _remove_staging(out_dir)
         for name, outputs in done.items():  # made before the batch marked its folders
             folder = out_dir / name
             if not (folder / MARKER).exists() and is_own(folder, outputs):
@@ -356,6 +396,7 @@ def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
         run = None
         where = "nothing to run"
         if todo:
+            _make_staging(out_dir)
             executor = _executor(options)
             where = executor.where
             progress = _Progress(options.quiet, len(todo))
@@ -366,7 +407,7 @@ def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
             finally:
                 progress.stop()
                 executor.close()
-                shutil.rmtree(out_dir / STAGING, ignore_errors=True)
+                _remove_staging(out_dir)
         counts = run.counts if run is not None else RunCounts()
         state.count(counts)
         records = [state.record(job.name) for job in valid]

@@ -1,4 +1,5 @@
-"""Atomic output files: written under a temporary name and renamed when complete."""
+"""Atomic output files, written under a temporary name and renamed when complete, and input
+files' identity stamps (:func:`file_stamp`)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,50 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import InputError
 
 __all__ = ["temp_sibling", "commit", "discard", "atomic_path", "save_npz", "check_output_folder",
-           "check_output_file", "same_file", "removed_on_failure", "fitted_name"]
+           "check_output_file", "same_file", "removed_on_failure", "fitted_name", "FileStamp",
+           "file_stamp"]
 
 #: What :func:`temp_sibling` adds to a name: a leading dot, then "-" and 8 random characters.
 TEMP_AFFIX = len(".-") + 8
 #: The longest name most filesystems allow, in bytes, where the system does not say.
 NAME_MAX = 255
+
+
+class FileStamp(NamedTuple):
+    """What tells a file's content changed without reading it: its size in bytes and its
+    modification time in nanoseconds. A tuple, so it keys a cache and is written to JSON as
+    ``[size, mtime_ns]``."""
+
+    size: int
+    mtime_ns: int
+
+
+def file_stamp(path: str | os.PathLike) -> FileStamp:
+    """The identity stamp of the file at ``path`` (a link: of the file it points to).
+
+    Args:
+        path: the file.
+
+    Returns:
+        its size and modification time; both change when the file is written or replaced.
+
+    Raises:
+        OSError: ``path`` cannot be read (missing, or a folder on the way cannot be entered).
+
+    Example:
+        >>> stamp = file_stamp(__file__)
+        >>> stamp.size == os.path.getsize(__file__)
+        True
+    """
+    stat = os.stat(path)
+    return FileStamp(stat.st_size, stat.st_mtime_ns)
 
 
 def _existing(path: Path) -> Path:

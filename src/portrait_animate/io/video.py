@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from ..errors import InputError
-from .files import commit, discard, temp_sibling
+from .files import FileStamp, commit, discard, file_stamp, temp_sibling
 from .images import ANIMATED_EXTENSIONS, PILLOW_ERRORS, check_rgb
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "probe_video", "iter_frames", "VideoWriter",
@@ -46,6 +46,8 @@ SHORT_VIDEO_TOLERANCE_S = 0.2
 #: played a one-centisecond GIF at 100 fps, ten times too fast.
 SHORTEST_FRAME_MS = 10
 DEFAULT_FRAME_MS = 100
+#: What ffmpeg's framecrc shows for a packet without a presentation time (AV_NOPTS_VALUE).
+_NO_PTS = -(2**63)
 #: ffmpeg's decoders of animated images (GIF, WebP, APNG), whose timing Pillow reads.
 _ANIMATION_CODECS = ("gif", "webp", "apng")
 
@@ -145,18 +147,14 @@ def _open(path: Path) -> tuple[dict, Iterator[bytes]]:
     return meta, reader
 
 
-def _file_key(path: Path) -> tuple[Path, int, int]:
-    """``path`` with its modification time and size: what a cached reading of it is kept by
-    (``animate`` opens a file several times; one that changed is read again)."""
-    stat = path.stat()
-    return path, stat.st_mtime_ns, stat.st_size
-
-
 @functools.lru_cache(maxsize=8)
-def _animation_frames(path: Path, mtime_ns: int, size: int) -> tuple[float, ...] | None:
+def _animation_frames(path: Path, stamp: FileStamp) -> tuple[float, ...] | None:
     """Each frame's duration in milliseconds of an animated image as browsers play it
     (:data:`SHORTEST_FRAME_MS`), None when Pillow cannot read it (ffmpeg's timing then
-    stands). Pillow reads every frame (half a second for 300 of 512x480)."""
+    stands). Pillow reads every frame (half a second for 300 of 512x480).
+
+    The cached readings of a file here are kept by its path and :func:`~.files.file_stamp`
+    (``animate`` opens a file several times; one that changed is read again)."""
     durations = []
     try:
         with Image.open(path) as image:
@@ -169,11 +167,13 @@ def _animation_frames(path: Path, mtime_ns: int, size: int) -> tuple[float, ...]
 
 
 @functools.lru_cache(maxsize=8)
-def _packet_times(path: Path, mtime_ns: int, size: int,
+def _packet_times(path: Path, stamp: FileStamp,
                   stream: str = "v") -> tuple[tuple[float, ...], float] | None:
     """The presentation times (seconds, sorted) of the first video stream's frames (``a``:
     the first audio stream's packets) and the time the last one ends, read from its packets
-    without decoding them; None when the container gives no times."""
+    without decoding them; None when the container gives no times, or not every packet's
+    (a bare stream such as .h264, in no container, gives none; an AVI of B-frames not all):
+    placed by such times, a bare stream's frames gave one frame, an AVI's endless ones."""
     out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", f"0:{stream}:0",
                           "-c", "copy", "-f", "framecrc", "-"], capture_output=True, text=True,
                          check=False).stdout
@@ -183,7 +183,7 @@ def _packet_times(path: Path, mtime_ns: int, size: int,
     rows = [(int(pts), int(duration)) for pts, duration, flags in re.findall(
         r"^0,\s*-?\d+,\s*(-?\d+),\s*(\d+),\s*\d+,\s*0x[0-9a-f]+(?:, F=0x([0-9A-F]+))?$",
         out, re.M) if not int(flags or "0", 16) & 4]
-    if base is None or not rows:
+    if base is None or not rows or any(pts == _NO_PTS for pts, _ in rows):
         return None
     unit = Fraction(int(base[1]), int(base[2]))
     rows.sort()
@@ -222,14 +222,14 @@ def _timing(path: Path, animation: bool) -> dict:
     frames are placed at by their times (:func:`_placement`), so that they stay in time with
     the sound."""
     if animation:
-        durations = _animation_frames(*_file_key(path))
+        durations = _animation_frames(path, file_stamp(path))
         if durations is None:
             return {}
         seconds = sum(durations) / 1000
         starts = tuple((np.cumsum((0.0, *durations[:-1])) / 1000).tolist())
         return {"fps": len(durations) / seconds, "duration": seconds,
                 "frames": len(durations), **(_placement(starts, seconds) or {})}
-    times = _packet_times(*_file_key(path))
+    times = _packet_times(path, file_stamp(path))
     return {} if times is None else {"frames": len(times[0]), **(_placement(*times) or {})}
 
 
@@ -239,11 +239,11 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     each reading starts ffmpeg twice)."""
     path = Path(path)
     _check_file(path)
-    return _probe(*_file_key(path))
+    return _probe(path, file_stamp(path))
 
 
 @functools.lru_cache(maxsize=8)
-def _probe(path: Path, mtime_ns: int, size: int) -> VideoInfo:
+def _probe(path: Path, stamp: FileStamp) -> VideoInfo:
     meta, reader = _open(path)
     reader.close()
     return VideoInfo(fps=float(meta["fps"]), size=tuple(meta["size"]),
@@ -260,7 +260,7 @@ def _truncation(path: Path, meta: dict, decoded: int) -> str | None:
     if announced - decoded <= max(2.0, SHORT_VIDEO_TOLERANCE_S * fps):
         return None
     if meta.get("audio_codec"):  # a sound that outlasts the picture is the duration's
-        audio = _packet_times(*_file_key(path), stream="a")
+        audio = _packet_times(path, file_stamp(path), stream="a")
         if audio is not None and audio[1] >= duration - SHORT_VIDEO_TOLERANCE_S:
             return None
     return (f"warning: decoding {path} stopped after {decoded} frames, but its container "

@@ -97,7 +97,7 @@ def _check_length(path: Path, max_video_seconds: float, what: str) -> None:
                              "made from, or a preset's name") from None
         raise InputError(f"the {what} is neither an image ({_FORMAT_NAMES}) nor a video "
                          "ffmpeg can read; send one of those") from None
-    if info.duration <= 0:  # ffmpeg reads such a stream as a single frame
+    if info.duration <= 0:  # a bare stream: its length is known only once it is all decoded
         raise InputError(f"the {what} is a video with no duration (a bare stream such as "
                          ".h264, in no container), so neither its length nor its frames can "
                          "be read; re-encode it as an MP4 (ffmpeg -i FILE OUT.mp4) and send "
