@@ -6,6 +6,11 @@ device is one line."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -131,8 +136,25 @@ def test_no_face_holds_eases_to_rest_and_recovers(shared, session_parts):
     rested = session.process(blank, t0 + HOLD_SECONDS + EASE_SECONDS + 0.1)
     assert _psnr(rested.image, session.rest) > 40  # eased back to rest
     assert _psnr(halfway.image, session.rest) < _psnr(rested.image, session.rest)
-    back = session.process(faces[-1], t0 + 2.0)
-    assert back.face and _psnr(back.image, smiling) > 30  # the face is taken up again
+    # the face returns: its motion eases in from the rest shown, nothing jumps
+    back = [session.process(faces[-1], t0 + 2.0 + k * EASE_SECONDS / 2) for k in range(3)]
+    assert all(frame.face for frame in back)
+    assert _psnr(back[0].image, session.rest) > 40
+    # halfway in between (37 dB to the smile and 35 to the rest; the two are 32 dB apart)
+    assert _psnr(back[1].image, session.rest) < 40
+    assert _psnr(back[0].image, smiling) < _psnr(back[1].image, smiling) < 40
+    assert _psnr(back[2].image, smiling) > 40  # taken up again
+
+
+def test_a_face_missed_within_the_hold_is_taken_up_at_once(shared, session_parts):
+    session = LiveSession(*session_parts)
+    faces = _d0(shared, [0, 2, 4, 26, 28, 28])
+    fps = 25.0
+    smiling = [session.process(f, i / fps) for i, f in enumerate(faces)][-1].image
+    t0 = len(faces) / fps
+    session.process(np.full_like(faces[0], 90), t0)
+    back = session.process(faces[-1], t0 + HOLD_SECONDS / 2)
+    assert back.face and _psnr(back.image, smiling) > 30
 
 
 def test_set_neutral_makes_the_current_face_the_rest(shared, session_parts):
@@ -233,3 +255,50 @@ def test_a_session_without_a_face_says_so(tmp_path, capsys):
     # the summary claims no animation: every frame shown at rest, none with a face
     assert " with a face) " in err[-2] and ", 0 with a face" in err[-2], err
     assert err[-2].endswith("no face to render (classic engine)"), err
+
+
+def _live_process(camera: Path, tmp_path: Path, env: dict[str, str] | None = None,
+                  ) -> subprocess.Popen:
+    """``live`` as its own process, recording ``camera`` into tmp_path/live.mp4 with stats."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "portrait_animate", "live", "-s", "sample:astronaut", "--camera",
+         str(camera), "--engine", "classic", "--record", str(tmp_path / "live.mp4"),
+         "--stats_json", str(tmp_path / "stats.json"), *([] if env else ["--no_window"])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_ends_the_session_as_q_does(shared, tmp_path, sig):
+    """With no window (or no display) Ctrl-C is how a camera session ends: it lost the whole
+    recording, the stats and the summary (exit 130, or 143 and nothing said)."""
+    camera = write_video(_d0(shared, range(40)) * 4, tmp_path / "camera.mp4", fps=15)
+    process = _live_process(camera, tmp_path)
+    deadline = time.monotonic() + 60
+    # the recording is open (a temporary sibling of live.mp4), then runs for 3 s
+    while not list(tmp_path.glob(".live-*.mp4")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    time.sleep(3)
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert 0 < stats["frames_in"] < 160  # stopped before the camera's end (10.7 s)
+    assert frame_count(tmp_path / "live.mp4") == stats["frames_recorded"] == stats["frames_in"]
+    assert "live: " in err and "error" not in err
+    assert not list(tmp_path.glob(".live-*"))
+
+
+def test_a_display_that_cannot_be_reached_gets_no_window(shared, tmp_path):
+    """A stale DISPLAY (tmux, X forwarding gone): Qt aborted the process in cv2.imshow (134),
+    recording lost and its temporary file left."""
+    number = next(n for n in range(4242, 4300) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    camera = write_video(_d0(shared, range(0, 12)), tmp_path / "camera.mp4", fps=25)
+    process = _live_process(camera, tmp_path, env={"DISPLAY": f":{number}",
+                                                   "WAYLAND_DISPLAY": ""})
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "no display, so no window" in err
+    assert frame_count(tmp_path / "live.mp4") == 12
+    assert not list(tmp_path.glob(".live-*"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import cv2
@@ -17,12 +18,27 @@ QUIT_KEYS = (ord("q"), 27)  # q, Esc
 TITLE = "portrait-animate live (n: set neutral, q: quit)"
 
 
+#: Opens and closes an OpenCV window, in a child process: where the display named cannot be
+#: reached (a stale ``DISPLAY`` in tmux, X forwarding gone), Qt aborts the process that tries.
+_WINDOW_PROBE = ("import cv2; cv2.namedWindow('probe', cv2.WINDOW_NORMAL); "
+                 "cv2.destroyAllWindows()")
+#: The longest the probe may take before the display counts as unreachable.
+PROBE_SECONDS = 20.0
+
+
 def has_display() -> bool:
-    """Whether a window can be opened: always on macOS and Windows, with X11 or Wayland on
-    Linux."""
+    """Whether a window can be opened: always on macOS and Windows; on Linux, where X11 or
+    Wayland is named and a window opens there (tried in a child process, :data:`_WINDOW_PROBE`)."""
     if sys.platform in ("darwin", "win32"):
         return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        probe = subprocess.run([sys.executable, "-c", _WINDOW_PROBE], capture_output=True,
+                               timeout=PROBE_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
 
 
 class Window:

@@ -2,14 +2,17 @@
 motion of the newest captured frame) and render (the newest analysed frame, then the outputs),
 so that analysing frame k+1 overlaps rendering frame k. Nothing queues: a frame that arrives
 while a stage is busy replaces the one waiting, and a camera frame never rendered counts as
-dropped. Every output frame is written as soon as it is rendered."""
+dropped. Every output frame is written as soon as it is rendered. Ctrl-C and SIGTERM end the
+session as a quit key does (:func:`_stop_on_signals`)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +30,9 @@ from .outputs import NEUTRAL_KEY, QUIT_KEYS, VirtualCamera, Window, has_display
 from .session import Driven, LiveSession, prepare_live_source
 
 __all__ = ["LiveStats", "run_live"]
+
+#: How often the render loop looks whether it was told to stop while it waits for a frame.
+POLL_SECONDS = 0.1
 
 
 @dataclass
@@ -106,6 +112,11 @@ class _Analysis:
                 self._ended = True
                 self._changed.notify_all()
 
+    @property
+    def ended(self) -> bool:
+        """Whether the analysis stopped: the capture ended, or it failed."""
+        return self._ended
+
     def latest(self, after: int, timeout: float | None) -> tuple[CapturedFrame, Driven] | None:
         """The newest analysed frame with an index above ``after``, waiting for one; None at
         the end of the capture or after ``timeout``."""
@@ -144,8 +155,28 @@ class _Record:
             self._last, self.next = frame, index + 1
 
 
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Within the block, SIGINT (Ctrl-C) and SIGTERM set ``stop`` instead of ending the
+    process, so that the session ends as a quit key ends it, its recording and stats written;
+    outside it, a second Ctrl-C aborts them. Signals are the main thread's: elsewhere nothing
+    changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in before:
+        signal.signal(sig, lambda signum, frame: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 def run_live(options: LiveOptions, reporter: Reporter | None = None) -> LiveStats:
-    """Run a live session until the camera ends, ``max_seconds`` pass or a quit key.
+    """Run a live session until the camera ends, ``max_seconds`` pass, a quit key, Ctrl-C or
+    SIGTERM.
 
     Raises:
         InputError: a bad source or camera (one that gives no frame), or a virtual camera
@@ -186,30 +217,35 @@ def run_live(options: LiveOptions, reporter: Reporter | None = None) -> LiveStat
         analysis = _Analysis(capture, session)
         stack.callback(analysis.close)
         start = time.monotonic()
-        while True:
-            remaining = None if options.max_seconds is None else \
-                start + options.max_seconds - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            item = analysis.latest(last, timeout=remaining)
-            if item is None:
-                break
-            frame, driven = item
-            last = frame.index
-            result = session.render(driven)
-            rendered += 1
-            with_face += result.face
-            if result.animated:
-                render_ms.append(result.render_ms)
-            record.write(frame.index, result.image)
-            if camera is not None:
-                camera.send(result.image)
-            key = window.show(result.image) if window is not None else None
-            latencies.append(time.monotonic() - frame.time)
-            if key == NEUTRAL_KEY:
-                session.set_neutral()
-            elif key in QUIT_KEYS:
-                break
+        stop = threading.Event()
+        with _stop_on_signals(stop):
+            while not stop.is_set():
+                remaining = None if options.max_seconds is None else \
+                    start + options.max_seconds - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                item = analysis.latest(last, timeout=POLL_SECONDS if remaining is None
+                                       else min(remaining, POLL_SECONDS))
+                if item is None:
+                    if analysis.ended:
+                        break
+                    continue
+                frame, driven = item
+                last = frame.index
+                result = session.render(driven)
+                rendered += 1
+                with_face += result.face
+                if result.animated:
+                    render_ms.append(result.render_ms)
+                record.write(frame.index, result.image)
+                if camera is not None:
+                    camera.send(result.image)
+                key = window.show(result.image) if window is not None else None
+                latencies.append(time.monotonic() - frame.time)
+                if key == NEUTRAL_KEY:
+                    session.set_neutral()
+                elif key in QUIT_KEYS:
+                    break
         seconds = time.monotonic() - start
         analysis.close()
         capture.close()

@@ -2,8 +2,9 @@
 
 Motion is relative to a neutral anchor: the first frame with a face, or the next one after
 :meth:`LiveSession.set_neutral`. When no face is seen, the last motion holds for
-:data:`HOLD_SECONDS`, then eases back to rest over :data:`EASE_SECONDS`; when a face returns,
-its motion is taken up again (the One-Euro filter makes the step a short glide).
+:data:`HOLD_SECONDS`, then eases back to rest over :data:`EASE_SECONDS`; when a face returns
+once that ease has begun, its motion eases in from what was shown over :data:`EASE_SECONDS`
+(a face missed for a moment, within the hold, is taken up at once).
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ class LiveSession:
         self._last: Motion | None = None
         self._last_panel: np.ndarray | None = None
         self._last_seen = 0.0
+        self._shown: Motion | None = None  # the eased motion while the face is away
+        self._ease_in: tuple[Motion, float] | None = None  # from what, since when
 
     @property
     def rest(self) -> np.ndarray:
@@ -180,16 +183,28 @@ class LiveSession:
         seconds (monotonic); safe to run beside :meth:`render` of an earlier frame."""
         points = self.mesh.landmarks3d(image)
         if points is not None:
+            if self._shown is not None:  # back after the ease to rest began: ease in from it
+                self._ease_in, self._shown = (self._shown, t), None
+                self._filter.reset()  # its state is the motion from before the face left
             panel, motion = self._motion(image, points, t)
             self._last, self._last_panel, self._last_seen = motion, panel, t
+            if self._ease_in is not None:
+                start, since = self._ease_in
+                weight = float(np.clip((t - since) / EASE_SECONDS, 0.0, 1.0))
+                if weight < 1:
+                    motion = blend_motion(start, motion, weight)
+                else:
+                    self._ease_in = None
             return Driven(motion, panel, eye_ratios(points[:, :2])[0],
                           lip_ratio(points[:, :2]), face=True, anchor=self._anchor)
         if self._last is None:
             return Driven(None, None, None, None, face=False)
         # hold, then ease back to the anchor (rest)
-        weight = np.clip((t - self._last_seen - HOLD_SECONDS) / EASE_SECONDS, 0.0, 1.0)
-        return Driven(blend_motion(self._last, self._anchor, float(weight)), self._last_panel,
-                      None, None, face=False, anchor=self._anchor)
+        weight = float(np.clip((t - self._last_seen - HOLD_SECONDS) / EASE_SECONDS, 0.0, 1.0))
+        motion = blend_motion(self._last, self._anchor, weight)
+        if weight > 0:
+            self._shown = motion
+        return Driven(motion, self._last_panel, None, None, face=False, anchor=self._anchor)
 
     def render(self, driven: Driven) -> LiveFrame:
         """The portrait animated by an analysed frame."""
