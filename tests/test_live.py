@@ -182,14 +182,25 @@ def test_virtual_camera_without_a_device_is_one_line(shared, tmp_path, capsys):
 
 @pytest.mark.parametrize(("args", "words"), [
     (["--camera", "/no/such.mp4"], "--camera /no/such.mp4: no such file"),
-    (["--live_smooth", "-1"], "--live_smooth -1.0 is not a finite number"),
+    (["--live_smooth", "-1"], "--live_smooth -1 is not a finite number"),
     (["--record", "out.avi"], "the recording is an .mp4"),
+    (["--max_seconds", "0"], "--max_seconds 0 is not a finite number"),
     (["--max_seconds", "0"], "pass a number of seconds, such as 10, or leave it out"),
 ])
 def test_bad_live_options_are_one_line(args, words, capsys):
     assert main(["live", "-s", "sample:astronaut", "--no_window", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
+
+
+def test_a_camera_that_is_a_folder_or_no_video_says_so(tmp_path, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    for camera, words in ((tmp_path, "a folder;"), (text, "not a video that can be read;")):
+        assert main(["live", "-s", "sample:astronaut", "--no_window", "--camera",
+                     str(camera)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--camera {camera}: {words}" in err[0], err
 
 
 def _blank_camera(tmp_path: Path, frames: int = 3) -> Path:

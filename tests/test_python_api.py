@@ -88,9 +88,9 @@ def test_image_editing_takes_a_path_and_refuses_edits_out_of_range(shared):
                                           "range"),
                 (EditParams(smile=float("nan")), {}, "edit smile nan is not a finite number"),
                 (EditParams(smile="0.5"), {}, "edit smile '0.5' is not a finite number"),
-                (EditParams(), {"eye_ratio": 5.0}, "eye_ratio 5.0 is not a finite number from 0 "
+                (EditParams(), {"eye_ratio": 5.0}, "eye_ratio 5 is not a finite number from 0 "
                                                    "to 0.8"),
-                (EditParams(), {"lip_ratio": -1.0}, "lip_ratio -1.0 is not a finite number from "
+                (EditParams(), {"lip_ratio": -1.0}, "lip_ratio -1 is not a finite number from "
                                                     "0 to 0.8")):
             with pytest.raises(InputError, match=re.escape(message)):
                 render_edit(engine, edit, params, **ratios)

@@ -44,7 +44,7 @@ class Range(NamedTuple):
         if value in self:
             return None
         number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        shown = value if number else repr(value)
+        shown = f"{value:g}" if number else repr(value)
         example = "" if default is None else f", e.g. the default {default:g}"
         return (f"{name} {shown} is not a finite number {self} ({self.why}); pass one in that "
                 f"range{example}")

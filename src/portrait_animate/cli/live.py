@@ -77,7 +77,7 @@ def _check(args: argparse.Namespace, options: LiveOptions) -> None:
     problems = options.animate.invalid_values()
     problems.append(RANGES["live_smooth"].problem("--live_smooth", args.live_smooth, 1.0))
     if args.max_seconds is not None and args.max_seconds not in RANGES["max_seconds"]:
-        problems.append(f"--max_seconds {args.max_seconds} is not a finite number "
+        problems.append(f"--max_seconds {args.max_seconds:g} is not a finite number "
                         f"{RANGES['max_seconds']}; pass a number of seconds, such as 10, or "
                         "leave it out to run until the camera ends or q is pressed in the window")
     problems += _output_problems(args)

@@ -40,7 +40,8 @@ def _open(camera: str) -> tuple[cv2.VideoCapture, bool]:
     is_file = Path(camera).is_file()
     source: int | str = int(camera) if camera.isdigit() else camera
     if not is_file and not camera.isdigit() and "://" not in camera:
-        raise InputError(f"--camera {camera}: no such file; give a device index (0), a video "
+        what = "a folder" if Path(camera).is_dir() else "no such file"
+        raise InputError(f"--camera {camera}: {what}; give a device index (0), a video "
                          "file or a stream URL (rtsp://..., http://...)")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", _FFMPEG_QUIET)
     level = cv2.getLogLevel()
@@ -50,7 +51,10 @@ def _open(camera: str) -> tuple[cv2.VideoCapture, bool]:
     finally:
         cv2.setLogLevel(level)
     if not capture.isOpened():
-        what = "video file" if is_file else "camera" if camera.isdigit() else "stream"
+        if is_file:
+            raise InputError(f"--camera {camera}: not a video that can be read; give a video "
+                             "file (.mp4, .mov, ...), a device index (0) or a stream URL")
+        what = "camera" if camera.isdigit() else "stream"
         raise InputError(f"--camera {camera}: the {what} cannot be opened; check that it "
                          "exists and is not in use by another program")
     return capture, is_file
