@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -442,3 +443,71 @@ def test_an_avi_with_b_frames_gives_each_frame_once(tmp_path):
     frames at a time of -2**63 and yielded frames without end; each frame comes once."""
     path = _pattern(tmp_path / "xvid.avi", 12, "-c:v", "mpeg4", "-bf", "2")
     assert len(list(iter_frames(path, limit=24))) == 12 == frame_count(path)
+
+
+def _beep_seconds(path: Path) -> float:
+    """When the first loud sample of ``path``'s sound plays, in seconds."""
+    pcm = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
+                          "-ar", "8000", "-f", "s16le", "-"], capture_output=True,
+                         check=True).stdout
+    loud = np.flatnonzero(np.abs(np.frombuffer(pcm, np.int16)) > 8000)
+    assert loud.size, f"no beep in {path}"
+    return loud[0] / 8000
+
+
+def test_sound_that_starts_before_the_picture_stays_with_it(tmp_path):
+    """A clip whose picture starts 0.5 s after its sound (a phone's clip, an edited one): its
+    frames are decoded from the picture's start, so its sound must be taken from there too. A
+    beep at 1.5 s, under the picture's frame 25, came out 1.5 s into the output, under frame
+    37 (the sound lagged the picture by 0.5 s)."""
+    talk = tmp_path / "late_picture.mp4"
+    _ffmpeg("-itsoffset", "0.5", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25:duration=2",
+            "-f", "lavfi", "-i",
+            "aevalsrc='if(between(t,1.5,1.55),0.8*sin(2*PI*1000*t),0)':s=44100:d=2.5",
+            "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-c:a", "aac", str(talk))
+    assert _beep_seconds(talk) == pytest.approx(1.5, abs=0.03)
+    frames = list(iter_frames(talk))
+    assert len(frames) == 50
+    out = tmp_path / "out.mp4"
+    with video_io.VideoWriter(out, 25.0, audio=talk) as writer:
+        for frame in frames:
+            writer.write(frame)
+    assert _beep_seconds(out) == pytest.approx(1.0, abs=0.03)  # under frame 25
+    assert audio_seconds(out) == pytest.approx(2.0, abs=0.05)
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".webm", ["-c:v", "libvpx-vp9"]),
+                                               (".mov", ["-c:v", "prores_ks"])])
+def test_non_square_pixels_of_a_webm_or_a_prores_mov_are_read(tmp_path, suffix, codec):
+    """VP9 in WebM and ProRes in QuickTime carry the pixel aspect ratio in the container
+    alone (ffmpeg shows it unbracketed): it was read as square, and the output squeezed."""
+    path = tmp_path / f"sar{suffix}"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=0.12", "-vf",
+            "setsar=4/3", *codec, str(path))
+    assert "[SAR" not in video_io._header(path)
+    assert video_io.probe_video(path).sar == Fraction(4, 3)
+
+
+def test_frames_a_damaged_file_cannot_decode_are_told(tmp_path):
+    """Bytes zeroed inside a clip with sound: 5 of its 60 frames cannot be decoded, so every
+    later frame plays early. The sound still reaches the container's end, so the truncation
+    check said nothing."""
+    clean = tmp_path / "clean.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2.4", "-f", "lavfi",
+            "-i", "sine=d=2.4", "-c:v", "libx264", "-g", "12", "-c:a", "aac", "-movflags",
+            "+faststart", str(clean))
+    data = bytearray(clean.read_bytes())
+    for share in (0.3, 0.5, 0.7):
+        at = int(len(data) * share)
+        data[at:at + 1500] = bytes(1500)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    warnings: list[str] = []
+    decoded = sum(1 for _ in iter_frames(damaged, warn=warnings.append))
+    assert decoded <= 57
+    assert warnings == [f"warning: decoding {damaged} gave {decoded} of its 60 frames: the "
+                        "others could not be decoded (the file is damaged), so the frames "
+                        "after them play early and its sound drifts behind them (re-download "
+                        "or re-encode it)"]
+    assert sum(1 for _ in iter_frames(clean, warn=warnings.append)) == 60
+    assert len(warnings) == 1

@@ -46,6 +46,9 @@ SHORT_VIDEO_TOLERANCE_S = 0.2
 #: played a one-centisecond GIF at 100 fps, ten times too fast.
 SHORTEST_FRAME_MS = 10
 DEFAULT_FRAME_MS = 100
+#: Frames of a video's packets that may fail to decode before :func:`iter_frames` warns: each
+#: one lost plays every later frame a frame early.
+LOST_FRAMES = 2
 #: What ffmpeg's framecrc shows for a packet without a presentation time (AV_NOPTS_VALUE).
 _NO_PTS = -(2**63)
 #: ffmpeg's decoders of animated images (GIF, WebP, APNG), whose timing Pillow reads.
@@ -113,8 +116,10 @@ def _header(path: Path) -> str:
 
 def _sample_aspect_ratio(header: str) -> Fraction:
     """The first video stream's sample aspect ratio, as its decoded (auto-rotated) frames
-    have it."""
-    match = re.search(r"Video:.*\[SAR (\d+):(\d+) DAR", header)
+    have it: the container's (``, SAR x:y DAR``, the only one of a WebM's VP9 or a
+    QuickTime's ProRes) over the codec's (``[SAR x:y DAR``), as ffmpeg takes them."""
+    match = (re.search(r"Video:[^\n]*?, SAR (\d+):(\d+) DAR", header)
+             or re.search(r"Video:[^\n]*?\[SAR (\d+):(\d+) DAR", header))
     if match is None or "0" in match.groups():
         return Fraction(1)
     sar = Fraction(int(match[1]), int(match[2]))
@@ -253,11 +258,18 @@ def _probe(path: Path, stamp: FileStamp) -> VideoInfo:
 
 
 def _truncation(path: Path, meta: dict, decoded: int) -> str | None:
-    """A warning when decoding ``path`` to its end gave clearly fewer frames than its
-    container's duration announces (a truncated file); None otherwise."""
+    """A warning when decoding ``path`` to its end gave clearly fewer frames than its packets
+    (a damaged file) or its container's duration announce (a truncated one); None
+    otherwise."""
     fps, duration = float(meta["fps"]), float(meta.get("duration") or 0.0)
     announced = round(duration * fps)
-    if announced - decoded <= max(2.0, SHORT_VIDEO_TOLERANCE_S * fps):
+    tolerance = max(2.0, SHORT_VIDEO_TOLERANCE_S * fps)
+    packets = meta.get("frames")  # one packet a frame, where the duration agrees
+    if packets and abs(packets - announced) <= tolerance and packets - decoded > LOST_FRAMES:
+        return (f"warning: decoding {path} gave {decoded} of its {packets} frames: the others "
+                "could not be decoded (the file is damaged), so the frames after them play "
+                "early and its sound drifts behind them (re-download or re-encode it)")
+    if announced - decoded <= tolerance:
         return None
     if meta.get("audio_codec"):  # a sound that outlasts the picture is the duration's
         audio = _packet_times(path, file_stamp(path), stream="a")
@@ -448,12 +460,23 @@ class VideoWriter:
             self.discard()
 
 
+def _picture_start(path: Path) -> float:
+    """When the first frame of ``path``'s picture is shown, in seconds from the file's start
+    (its sound may start earlier: a phone's clip, an edited one); 0 when the packets do not
+    say."""
+    times = _packet_times(path, file_stamp(path))
+    return max(times[0][0], 0.0) if times is not None else 0.0
+
+
 def _mux_audio(video: Path, audio_source: Path, duration: float, dst: Path) -> None:
     """``dst``: ``video``'s frames, all of them, with the first audio track of
-    ``audio_source`` padded with silence or cut to ``duration`` seconds."""
+    ``audio_source`` from where its picture starts (its frames are decoded from there, and
+    its sound stays with them), padded with silence or cut to ``duration`` seconds."""
+    start = _picture_start(audio_source)
+    trim = f"atrim=start={start:.6f},asetpts=PTS-{start:.6f}/TB," if start > 0 else ""
     cmd = [ffmpeg_exe(), "-y", "-v", "error", "-i", str(video), "-i", str(audio_source),
            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-           "-af", f"apad,atrim=end={duration:.6f}", "-f", "mp4", str(dst)]
+           "-af", f"{trim}apad,atrim=end={duration:.6f}", "-f", "mp4", str(dst)]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
