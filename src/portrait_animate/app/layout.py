@@ -31,9 +31,9 @@ from ..pipeline.progress import Reporter
 from ..pipeline.retargeting import VideoRetargetOptions
 from .backend import AppBackend
 from .live import LiveHandlers, live_section
-from .uploads import image_upload
+from .uploads import image_upload, refuse_out_of_range
 
-__all__ = ["build_app", "page_message", "user_errors", "EXPRESSION_SLIDERS",
+__all__ = ["build_app", "page_error", "page_message", "user_errors", "EXPRESSION_SLIDERS",
            "MOVEMENT_SLIDERS"]
 
 log = logging.getLogger(__name__)
@@ -92,23 +92,27 @@ def page_message(message: str, inputs: Iterable[object]) -> str:
         lambda option, on: f"{'tick' if on else 'untick'} '{PAGE_LABELS[option]}'")
 
 
+def page_error(exc: Exception, inputs: Iterable[object], where: str) -> gr.Error:
+    """The page's one readable message for ``exc``, a failure of ``where`` given ``inputs``
+    (:func:`page_message`), never a stack trace. A user's error is one INFO line in the server
+    log; only a fault logs its traceback."""
+    if isinstance(exc, PortraitAnimateError):
+        log.info("%s: %s", where, exc)
+        return gr.Error(page_message(exc.page, inputs), print_exception=False)
+    log.error("unexpected failure in %s", where, exc_info=exc)
+    return gr.Error(page_message(f"unexpected failure ({type(exc).__name__}: {exc}); the "
+                                 "server log has the details", inputs), print_exception=False)
+
+
 def user_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    """Failures reach the page as one readable message, never as a stack trace. A user's
-    error is one INFO line in the server log; only a fault logs its traceback."""
+    """Failures reach the page as one readable message (:func:`page_error`)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
-        inputs = [*args, *kwargs.values()]
         try:
             return fn(*args, **kwargs)
-        except PortraitAnimateError as exc:
-            log.info("%s: %s", fn.__name__, exc)
-            raise gr.Error(page_message(exc.page, inputs), print_exception=False) from None
         except Exception as exc:
-            log.exception("unexpected failure in %s", fn.__name__)
-            message = page_message(f"unexpected failure ({type(exc).__name__}: {exc}); the "
-                                   "server log has the details", inputs)
-            raise gr.Error(message, print_exception=False) from None
+            raise page_error(exc, [*args, *kwargs.values()], fn.__name__) from None
 
     return wrapper
 
@@ -464,26 +468,6 @@ def _show_filled(*values: object) -> list[dict]:
     return [gr.update(visible=value is not None) for value in values]
 
 
-def _refuse_out_of_range(control: gr.Slider | gr.Number) -> None:
-    """A number typed outside the control's range (both its ends set) is one message naming
-    the control and its range, and one line in the server's log, where Gradio's own error
-    named neither and logged a traceback.
-
-    Its ``preprocess`` is wrapped on the instance, as :func:`~.uploads.image_upload` does."""
-    read = control.preprocess
-    low, high = control.minimum, control.maximum
-
-    def preprocess(payload: Any) -> Any:
-        if payload is not None and not low <= payload <= high:
-            message = (f"'{control.label}' takes {low:g} to {high:g}; {payload:g} is out of "
-                       "range")
-            log.info(message)
-            raise gr.Error(message, print_exception=False)
-        return read(payload)
-
-    control.preprocess = preprocess
-
-
 def _slider(spec: tuple, name: str) -> gr.Slider:
     label, minimum, maximum, step, default = spec
     return gr.Slider(minimum, maximum, value=default, step=step, label=label, elem_id=name)
@@ -611,9 +595,9 @@ def build_app(backend: AppBackend) -> gr.Blocks:
         _image_retargeting_section(handlers, engine, astronaut)
         _video_retargeting_section(handlers, engine)
         with gr.Tab("📷 Live"):
-            live_section(LiveHandlers(backend), engine, astronaut, user_errors)
+            live_section(LiveHandlers(backend, page_error), engine, astronaut)
     for block in demo.blocks.values():
         if isinstance(block, (gr.Slider, gr.Number)) and None not in (block.minimum,
                                                                      block.maximum):
-            _refuse_out_of_range(block)
+            refuse_out_of_range(block)
     return demo

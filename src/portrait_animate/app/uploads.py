@@ -1,8 +1,10 @@
-"""Checks on what the browser uploads: kind by extension and content, size, video length."""
+"""Checks on what the browser sends: an upload's kind by extension and content, size and
+video length; a number typed outside its control's range."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from ..io.images import ANIMATED_EXTENSIONS, register_heif
 from ..io.video import probe_video
 from ..pipeline.inputs import InputKind, check_readable, classify_input
 
-__all__ = ["AppLimits", "checked_upload", "image_upload"]
+__all__ = ["AppLimits", "Refused", "checked_upload", "image_upload", "refuse_out_of_range"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,17 @@ class AppLimits:
 
     max_upload_mb: float = 200.0
     max_video_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class Refused:
+    """What a control with quiet refusals (``quiet=True``) hands its event's function in place
+    of a value it refuses: the page's message and what was refused (the upload's path, the
+    number). A stream calls its function for every frame, where an error raised by the
+    control would show again on each; the function tells it once instead (the Live tab)."""
+
+    message: str
+    value: Hashable
 
 
 _NAMES = {InputKind.IMAGE: "an image", InputKind.VIDEO: "a video",
@@ -67,7 +80,8 @@ def checked_upload(path: str, role: str, kind: InputKind, limits: AppLimits) -> 
     return path
 
 
-def image_upload(label: str, value: Any = None, **kwargs: Any) -> gr.Image:
+def image_upload(label: str, value: Any = None, *, quiet: bool = False,
+                 **kwargs: Any) -> gr.Image:
     """A ``gr.Image`` upload (``type="filepath"``) whose file that is no image (text, a
     cut-off or oversized picture) is one message naming the upload and the fix, where
     Gradio's own error listed the event's components and the file's path on the server.
@@ -78,7 +92,8 @@ def image_upload(label: str, value: Any = None, **kwargs: Any) -> gr.Image:
     over white.
 
     Its ``preprocess`` is wrapped on the instance: a subclass of ``gr.Image`` would make
-    Gradio write a ``.pyi`` stub beside this module at import."""
+    Gradio write a ``.pyi`` stub beside this module at import. ``quiet``: such a file is passed
+    on as :class:`Refused`, not logged, for the event's function to tell."""
     register_heif()  # Gradio opens the upload with Pillow: an iPhone's photo is a HEIC
     image = gr.Image(value, type="filepath", label=label, image_mode=None, **kwargs)
     read = image.preprocess
@@ -90,8 +105,36 @@ def image_upload(label: str, value: Any = None, **kwargs: Any) -> gr.Image:
             name = getattr(payload, "orig_name", None) or Path(getattr(payload, "path", "")).name
             message = (f"the {label.lower()} upload {name} cannot be read as an image; "
                        "upload a .jpg, .png or .webp picture")
+            if quiet:
+                return Refused(message, getattr(payload, "path", None) or name)
             log.info("%s (%s)", message, type(exc).__name__)
             raise gr.Error(message, print_exception=False) from None
 
     image.preprocess = preprocess
     return image
+
+
+def refuse_out_of_range(control: gr.Slider | gr.Number, *, quiet: bool = False) -> None:
+    """A number typed outside the control's range (both its ends set) is one message naming
+    the control and its range, and one line in the server's log, where Gradio's own error
+    named neither and logged a traceback; ``quiet``: it is passed on as :class:`Refused`, not
+    logged, for the event's function to tell. A control checked already is left as it is.
+
+    Its ``preprocess`` is wrapped on the instance, as :func:`image_upload` does."""
+    read = control.preprocess
+    if getattr(read, "checks_range", False):
+        return
+    low, high = control.minimum, control.maximum
+
+    def preprocess(payload: Any) -> Any:
+        if payload is not None and not low <= payload <= high:
+            message = (f"'{control.label}' takes {low:g} to {high:g}; {payload:g} is out of "
+                       "range")
+            if quiet:
+                return Refused(message, payload)
+            log.info(message)
+            raise gr.Error(message, print_exception=False)
+        return read(payload)
+
+    preprocess.checks_range = True  # type: ignore[attr-defined]
+    control.preprocess = preprocess
