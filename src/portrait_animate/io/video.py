@@ -46,6 +46,11 @@ SHORT_VIDEO_TOLERANCE_S = 0.2
 #: played a one-centisecond GIF at 100 fps, ten times too fast.
 SHORTEST_FRAME_MS = 10
 DEFAULT_FRAME_MS = 100
+#: What the written videos' colours are, told to players (untagged, a player of a video of HD
+#: size takes BT.709's matrix, and its colours shift): sRGB frames (BT.709's primaries, sRGB's
+#: transfer) turned into limited-range YUV by BT.601's matrix, as :meth:`VideoWriter.write`
+#: and ffmpeg's scaler turn them.
+COLOUR_TAGS = "setparams=range=tv:colorspace=smpte170m:color_primaries=bt709:color_trc=iec61966-2-1"
 #: Frames of a video's packets that may fail to decode before :func:`iter_frames` warns: each
 #: one lost plays every later frame a frame early.
 LOST_FRAMES = 2
@@ -400,12 +405,12 @@ class VideoWriter:
             # The display aspect ratio, which survives the scaling of odd sizes.
             aspect = [] if self.sar == 1 else ["-aspect", f"{w * self.sar.numerator}:"
                                                           f"{h * self.sar.denominator}"]
-            even = [] if self._yuv else ["-vf", f"scale={w + w % 2}:{h + h % 2}"]
+            even = "" if self._yuv else f"scale={w + w % 2}:{h + h % 2},"
             self._encoder = imageio_ffmpeg.write_frames(
                 str(self._tmp), (w, h), fps=self.fps, codec="libx264", quality=None,
                 pix_fmt_in="yuv420p" if self._yuv else "rgb24", pix_fmt_out="yuv420p",
                 macro_block_size=1, ffmpeg_log_level="error",
-                output_params=["-crf", "18", *even, *aspect,
+                output_params=["-crf", "18", "-vf", even + COLOUR_TAGS, *aspect,
                                *(["-preset", "veryfast", "-threads", "1"] if self.fast else [])])
             self._encoder.send(None)
         elif frame.shape[:2] != self._size:
