@@ -28,6 +28,7 @@ def bad(tmp_path_factory, shared) -> dict[str, Path]:
     (d / "notes.txt").write_text("not media")
     (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + rng.bytes(400))
     (d / "corrupt.mp4").write_bytes(rng.bytes(5000))
+    (d / "zero-bytes.mp4").write_bytes(b"")
     import subprocess
 
     subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i",
@@ -64,6 +65,8 @@ CASES = {
                             "16-bit TIFF"),
     "corrupt video": (["-s", "{shared}/" + S0, "-d", "{d}/corrupt.mp4"], "corrupt"),
     "zero frames": (["-s", "{shared}/" + S0, "-d", "{d}/empty.mp4"], "zero frames"),
+    "zero bytes": (["-s", "{shared}/" + S0, "-d", "{d}/zero-bytes.mp4"],
+                   "zero-bytes.mp4 is empty (0 bytes); copy or download it again"),
     "no face in source": (["-s", "{d}/noface.png", "-d", "{shared}/" + D12],
                           "no face found in the source"),
     "no face in driving": (["-s", "{shared}/" + S0, "-d", "{d}/noface.mp4"],

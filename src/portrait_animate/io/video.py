@@ -132,7 +132,10 @@ def _sample_aspect_ratio(header: str) -> Fraction:
 
 
 def _unreadable(path: Path) -> InputError:
-    """Tell a container without video frames from a corrupt file, as ffmpeg sees them."""
+    """Tell an empty file and a container without video frames from a corrupt file, as
+    ffmpeg sees them."""
+    if path.stat().st_size == 0:
+        return InputError(f"video {path} is empty (0 bytes); copy or download it again")
     probe = _header(path)
     if "Input #0" in probe and "Video:" not in probe:
         return InputError(f"video {path} has zero frames (no video stream); use a video with "
