@@ -91,7 +91,8 @@ def test_live_tab_streams_the_animated_portrait(camera_page):
     assert len(ratios) >= 5 and max(ratios) - min(ratios) > 0.05, np.round(ratios, 3)
 
 
-def test_live_sessions_are_separate_and_one_page_holds_an_engine(shared, app_server):
+def test_live_sessions_are_separate_and_one_page_holds_an_engine(shared, app_server,
+                                                                  monkeypatch):
     from portrait_animate.app.layout import page_error
     from portrait_animate.app.live import LiveHandlers
 
@@ -103,6 +104,11 @@ def test_live_sessions_are_separate_and_one_page_holds_an_engine(shared, app_ser
     assert "face" in figures and np.abs(moved.astype(int) - rest).mean() > 0.5
     waiting, note = handlers.frame_for("b", neutral, None, "classic", "all", 1.0)
     assert waiting is None and "in use by another page" in note
+    assert note.endswith("takes over when it stops, or pick the neural engine")
+    # without weights, the neural engine is not offered
+    monkeypatch.setattr("portrait_animate.app.live.weights_found", lambda weights_dir: False)
+    _, note = handlers.frame_for("b", neutral, None, "classic", "all", 1.0)
+    assert note.endswith("this page takes over when it stops")
     # a session of its own once the engine is free: its anchor is its own first face
     handlers._holders.clear()
     own, _ = handlers.frame_for("b", smile, None, "classic", "all", 1.0)

@@ -30,6 +30,7 @@ from ..errors import InputError
 from ..face.mesh import FaceMesh
 from ..live.session import LiveSession, prepare_live_source
 from ..motion.model import REGIONS
+from ..pipeline.engines import weights_found
 from ..pipeline.options import ENGINES
 from ..pipeline.progress import Reporter
 from .backend import AppBackend
@@ -162,9 +163,7 @@ class LiveHandlers:
                 state.failed = key
                 return self._tell(state, key, exc, source)
             if not self._hold(engine_obj.name, session, state):
-                return None, (f"waiting: the live {engine_obj.name} engine is in use by "
-                              "another page; this page takes over when it stops, or pick the "
-                              "other engine")
+                return None, self._waiting(engine_obj.name)
             if state.session is None or state.key != key:
                 state.close()
                 try:
@@ -186,6 +185,14 @@ class LiveHandlers:
         figures = (f"{fps:.1f} fps · {np.median(state.latencies):.0f} ms per frame (p50) · "
                    f"{'face' if result.face else 'no face'}")
         return result.image, figures
+
+    def _waiting(self, engine: str) -> str:
+        """What a page waiting for ``engine`` is told; the other engine is named only when it
+        can run (neural: its weights are found)."""
+        other = "classic" if engine == "neural" else "neural"
+        can_switch = other == "classic" or weights_found(self.backend.base.weights_dir)
+        return (f"waiting: the live {engine} engine is in use by another page; this page "
+                f"takes over when it stops{f', or pick the {other} engine' if can_switch else ''}")
 
     def _start(self, state: LiveState, source: str | None, engine: Engine, region: str,
                multiplier: float) -> None:
