@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import portrait_animate.io.video as video_io
-from media import FFMPEG, audio_seconds, clip, frame_count, read_video, streams
+from media import FFMPEG, audio_seconds, clip, frame_count, read_video, streams, write_video
 from portrait_animate.cli.main import main
 from portrait_animate.engines.classic import ClassicEngine
 from portrait_animate.io.video import iter_frames
@@ -511,3 +511,17 @@ def test_frames_a_damaged_file_cannot_decode_are_told(tmp_path):
                         "or re-encode it)"]
     assert sum(1 for _ in iter_frames(clean, warn=warnings.append)) == 60
     assert len(warnings) == 1
+
+
+def test_a_source_video_tells_the_frames_without_its_face(shared, tmp_path, capsys):
+    """As a driver does: the frames take a nearby frame's face, and the user is told which
+    (nothing was said)."""
+    frames, _ = read_video(shared / "assets/driving/d0.mp4")
+    face = [cv2.resize(frames[i], (160, 160)) for i in range(5)]
+    source = write_video([np.full_like(face[0], 90)] * 3 + face, tmp_path / "late_face.mp4")
+    assert main(["animate", "-s", str(source), "-d", str(shared / "assets/driving/d12.jpg"),
+                 "-o", str(tmp_path / "out"), "--engine", "classic"]) == 0
+    err = capsys.readouterr().err
+    assert ("note: the source face is not found in 3 of 8 frames (0-2); they reuse a nearby "
+            "frame's face") in err
+    assert frame_count(tmp_path / "out/late_face--d12.mp4") == 8

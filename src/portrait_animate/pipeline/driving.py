@@ -42,6 +42,7 @@ from .faces import (
     CropSettings,
     FaceTrack,
     driving_crop,
+    missing_faces_note,
     points_in_input,
     track_faces,
     track_still_face,
@@ -132,18 +133,6 @@ def _timeline(time_base: TimeBase | None, fps: float, has_audio: bool,
                       f"{time_base.fps:g} fps, out of time with its audio; use "
                       "--driving_time_base auto or output to keep them in time")
     return _Timeline()
-
-
-def _spans(frames: list[int], shown: int = 4) -> str:
-    """Sorted frame indices as spans, "2-3, 7", the first ``shown`` of them."""
-    spans: list[list[int]] = []
-    for i in frames:
-        if spans and i == spans[-1][1] + 1:
-            spans[-1][1] = i
-        else:
-            spans.append([i, i])
-    text = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in spans[:shown])
-    return text + (", ..." if len(spans) > shown else "")
 
 
 def _no_face(spec: str, face: int | None = None) -> InputError:
@@ -459,9 +448,7 @@ class PreparedDriving:
         if missing:
             face = "the driving face" if self._face is None else f"driving face {self._face}"
             total = len(missing) + len(self._analysis.own_boxes())
-            self._reporter.note(f"note: {face} is not found in {len(missing)} of {total} "
-                                f"frames ({_spans(missing)}); they reuse a nearby frame's "
-                                "face")
+            self._reporter.note(missing_faces_note(face, missing, total))
 
     def _motion_frames(self, n: int | None
                        ) -> Generator[tuple[np.ndarray | None, Motion], None, None]:

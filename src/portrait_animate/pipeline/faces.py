@@ -27,7 +27,8 @@ from ..face.tracking import FacePick, FaceTracker
 from ..motion.smoothing import zero_phase_smooth
 
 __all__ = ["CropSettings", "FaceTrack", "track_faces", "track_still_face", "track_numbered_faces",
-           "smooth_track", "source_crop", "driving_crop", "CROP_SIZE", "MODEL_SIZE"]
+           "smooth_track", "source_crop", "driving_crop", "missing_faces_note", "CROP_SIZE",
+           "MODEL_SIZE"]
 
 CROP_SIZE = 512
 MODEL_SIZE = 256
@@ -100,6 +101,25 @@ def _track(found_points: Iterable[np.ndarray | None], settings: CropSettings,
                      lip_ratios=np.array([lips[j] for j in take], dtype=np.float32),
                      found=np.array(found),
                      points=[kept[j] for j in take] if keep_points else None)
+
+
+def _spans(frames: list[int], shown: int = 4) -> str:
+    """Sorted frame indices as spans, "2-3, 7", the first ``shown`` of them."""
+    spans: list[list[int]] = []
+    for i in frames:
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    text = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in spans[:shown])
+    return text + (", ..." if len(spans) > shown else "")
+
+
+def missing_faces_note(face: str, missing: list[int], total: int) -> str:
+    """The note for the frames (sorted indices) of a video, of ``total``, in which ``face``
+    ("the driving face") was not found: they take a nearby frame's."""
+    return (f"note: {face} is not found in {len(missing)} of {total} frames "
+            f"({_spans(missing)}); they reuse a nearby frame's face")
 
 
 def track_faces(frames: Iterable[np.ndarray], mesh: FaceMesh | FacePick, settings: CropSettings,

@@ -23,6 +23,7 @@ from .faces import (
     CROP_SIZE,
     CropSettings,
     FaceTrack,
+    missing_faces_note,
     points_in_input,
     smooth_track,
     source_crop,
@@ -188,6 +189,9 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                   for f in iter_frames(spec, limit=limit, warn=reporter.note))
         track = track_faces(reporter.track(frames, "source faces"), mesh, settings,
                             engine.uses_landmarks or smooth > 0)
+        if track is not None and not track.found.all():
+            reporter.note(missing_faces_note("the source face",
+                                             np.flatnonzero(~track.found).tolist(), len(track)))
     if track is None and (do_crop or not whole_frame_works):
         raise _no_face(spec, kind, whole_frame_works)
     if track is not None:
