@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 
 import cv2
 import numpy as np
 
+from media import loop_video
 from portrait_animate.io.images import read_image_rgb
 
 PLAYABLE = """v => new Promise(resolve => {
@@ -188,3 +190,25 @@ def test_the_neural_engine_without_weights_names_the_pages_controls(page, shared
     page.get_by_text("no usable LivePortrait weights").first.wait_for()
     shown = " ".join(page.locator(".toast-body").all_inner_texts())
     assert NO_WEIGHTS in shown and "--" not in shown and str(tmp_path) not in shown
+
+
+def test_a_reloaded_page_stops_its_job(page, shared, short_driving_video, tmp_path, caplog):
+    """A page reloaded (or closed) mid-job: the job ran to its end, and the page's next job
+    waited behind it (9 s instead of 1.5 for a short one, minutes behind a long video)."""
+    long = loop_video(short_driving_video, tmp_path / "long.mp4", 450)  # 18 s
+    _upload(page, "source-image", shared / "assets/source/s0.jpg")
+    _upload(page, "driving-video", long)
+    with caplog.at_level(logging.INFO, logger="portrait_animate"):
+        page.locator("#animate-button").click()
+        page.get_by_text("animating (classic)").first.wait_for(timeout=120_000)
+        page.reload(wait_until="load")
+        page.wait_for_selector("#animate-button")
+        reloaded = time.monotonic()
+        while not any("so its job stopped" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() - reloaded < 20, "the job went on after its page was closed"
+            time.sleep(0.2)
+    # the reloaded page's own job runs at once
+    _upload(page, "source-image", shared / "assets/source/s0.jpg")
+    _upload(page, "driving-video", short_driving_video)
+    page.locator("#animate-button").click()
+    page.locator("#result-video video").wait_for(timeout=60_000)

@@ -3,8 +3,10 @@ named API endpoints ``/animate``, ``/retarget_image`` and ``/retarget_video``.""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -117,12 +119,23 @@ def user_errors(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-class _PageReporter(Reporter):
-    """Progress of long jobs shown in the page."""
+class PageClosedError(PortraitAnimateError):
+    """The page that asked for a job was closed or reloaded: the job stops, its outputs
+    removed, so that the page's next job does not wait behind it."""
 
-    def __init__(self, progress: gr.Progress) -> None:
+    def __init__(self) -> None:
+        super().__init__("the page was closed or reloaded, so its job stopped")
+
+
+class _PageReporter(Reporter):
+    """Progress of long jobs shown in the page; ``closed`` tells whether the page is gone,
+    which stops the job (:class:`PageClosedError`) at its next step."""
+
+    def __init__(self, progress: gr.Progress, closed: Callable[[], bool] = lambda: False
+                 ) -> None:
         super().__init__(quiet=True)
         self.progress = progress
+        self.closed = closed
 
     def note(self, message: str) -> None:
         log.info(message)
@@ -130,6 +143,8 @@ class _PageReporter(Reporter):
     def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
         self.progress((0, total), desc=description)
         for i, item in enumerate(items, 1):
+            if self.closed():
+                raise PageClosedError()
             yield item
             self.progress((i, total), desc=description)
 
@@ -166,6 +181,36 @@ class _Handlers:
 
     def __init__(self, backend: AppBackend) -> None:
         self.backend = backend
+        self._jobs: dict[str, int] = {}  # the long jobs running, by page
+        self._closed: set[str] = set()  # the pages gone with a job running
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _page_job(self, request: gr.Request | None, progress: gr.Progress
+                  ) -> Iterator[_PageReporter]:
+        """The reporter of a long job of the page of ``request`` (none: a test's), showing
+        ``progress``, which stops the job once the page is closed (:meth:`page_closed`)."""
+        page = getattr(request, "session_hash", None)
+        if page is None:
+            yield _PageReporter(progress)
+            return
+        with self._lock:
+            self._jobs[page] = self._jobs.get(page, 0) + 1
+        try:
+            yield _PageReporter(progress, lambda: page in self._closed)
+        finally:
+            with self._lock:
+                self._jobs[page] -= 1
+                if not self._jobs[page]:
+                    del self._jobs[page]
+                    self._closed.discard(page)
+
+    def page_closed(self, request: gr.Request) -> None:
+        """The page of ``request`` was closed or reloaded: its long jobs stop."""
+        with self._lock:
+            if request.session_hash in self._jobs:
+                self._closed.add(request.session_hash)
+                log.info("a page with a job running was closed: the job stops")
 
     def animate(self, source_tab: str, driving_tab: str, flag_do_crop: bool, scale: float,
                 vx_ratio: float, vy_ratio: float, flag_crop_driving_video: bool,
@@ -183,6 +228,7 @@ class _Handlers:
                 face_order: str = AnimateOptions.face_order,
                 driving_face: str = AnimateOptions.driving_face,
                 face_map: str = AnimateOptions.face_map,
+                request: gr.Request = None,
                 progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
         """Inputs without a value, or with a default, come last, so that API calls may leave
         them out. ``source_faces``: the face numbers chosen, or all (none: the largest
@@ -203,21 +249,22 @@ class _Handlers:
         if drv_tab == "Image" and DrivingMode(flag_relative_motion, animation_region,
                                               driving_is_video=False).moves_nothing:
             gr.Warning(POSE_MOVES_NOTHING)
-        result = self.backend.animate(
-            source, driving, engine, _PageReporter(progress), flag_do_crop=flag_do_crop,
-            scale=scale, vx_ratio=vx_ratio, vy_ratio=vy_ratio,
-            flag_crop_driving_video=flag_crop_driving_video,
-            scale_crop_driving_video=scale_crop_driving_video,
-            vx_ratio_crop_driving_video=vx_ratio_crop_driving_video,
-            vy_ratio_crop_driving_video=vy_ratio_crop_driving_video,
-            flag_normalize_lip=flag_normalize_lip, flag_relative_motion=flag_relative_motion,
-            flag_pasteback=flag_pasteback, flag_stitching=flag_stitching,
-            animation_region=animation_region, driving_option=driving_option,
-            driving_multiplier=driving_multiplier,
-            driving_smooth_observation_variance=driving_smooth_observation_variance,
-            driving_smooth=driving_smooth, driving_anchor=str(driving_anchor),
-            source_faces=_faces_option(source_faces), face_order=face_order,
-            driving_face=str(driving_face).strip() or "largest", face_map=face_map or "")
+        with self._page_job(request, progress) as reporter:
+            result = self.backend.animate(
+                source, driving, engine, reporter, flag_do_crop=flag_do_crop,
+                scale=scale, vx_ratio=vx_ratio, vy_ratio=vy_ratio,
+                flag_crop_driving_video=flag_crop_driving_video,
+                scale_crop_driving_video=scale_crop_driving_video,
+                vx_ratio_crop_driving_video=vx_ratio_crop_driving_video,
+                vy_ratio_crop_driving_video=vy_ratio_crop_driving_video,
+                flag_normalize_lip=flag_normalize_lip, flag_relative_motion=flag_relative_motion,
+                flag_pasteback=flag_pasteback, flag_stitching=flag_stitching,
+                animation_region=animation_region, driving_option=driving_option,
+                driving_multiplier=driving_multiplier,
+                driving_smooth_observation_variance=driving_smooth_observation_variance,
+                driving_smooth=driving_smooth, driving_anchor=str(driving_anchor),
+                source_faces=_faces_option(source_faces), face_order=face_order,
+                driving_face=str(driving_face).strip() or "largest", face_map=face_map or "")
         paths = (str(result.output), str(result.concat))
         if result.fps is not None:
             return (*paths, None, None)
@@ -283,7 +330,8 @@ class _Handlers:
 
     def retarget_video(self, lip_ratio: float, smooth_observation_variance: float,
                        lip_silent: bool, flag_do_crop: bool, scale: float, engine: str,
-                       video: str | None = None, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+                       video: str | None = None, request: gr.Request = None,
+                       progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
         if not video:
             raise InputError("no video: upload one first")
         video = self.backend.upload(video, "video", InputKind.VIDEO)
@@ -291,7 +339,8 @@ class _Handlers:
             lip_ratio=lip_ratio, smooth_observation_variance=smooth_observation_variance,
             lip_silent=lip_silent, do_crop=flag_do_crop, scale=scale,
             det_thresh=self.backend.base.det_thresh)
-        result = self.backend.retarget_video(video, options, engine, _PageReporter(progress))
+        with self._page_job(request, progress) as reporter:
+            result = self.backend.retarget_video(video, options, engine, reporter)
         return str(result.concat), str(result.output)
 
 
@@ -596,6 +645,7 @@ def build_app(backend: AppBackend) -> gr.Blocks:
         _video_retargeting_section(handlers, engine)
         with gr.Tab("📷 Live"):
             live_section(LiveHandlers(backend, page_error), engine, astronaut)
+        demo.unload(handlers.page_closed)
     for block in demo.blocks.values():
         if isinstance(block, (gr.Slider, gr.Number)) and None not in (block.minimum,
                                                                      block.maximum):
