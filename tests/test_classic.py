@@ -146,8 +146,9 @@ def test_auto_picks_classic_without_weights_and_says_so(shared, tmp_path, monkey
     assert main(["animate", "-s", str(shared / S0), "-d", "preset:smile", "-o",
                  str(tmp_path / "o")]) == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("engine:")]
-    assert notes == ["engine: classic (no LivePortrait weights found; `portrait-animate "
-                     "weights download` gets them)"]
+    assert notes == [f"engine: classic (no LivePortrait weights: {tmp_path / 'empty/weights'} "
+                     "(default cache) does not exist; `portrait-animate weights download` gets "
+                     "them)"]
 
 
 def test_a_pose_region_that_moves_nothing_says_so(shared, tmp_path, capsys):

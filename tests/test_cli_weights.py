@@ -251,3 +251,49 @@ def test_console_script_and_module_entry_point():
     for cmd in ([str(exe), "--help"], [sys.executable, "-m", "portrait_animate", "--help"]):
         result = subprocess.run(cmd, capture_output=True, text=True, check=True)
         assert "debug-stages" in result.stdout and "weights" in result.stdout
+
+
+def test_synth_does_not_replace_weights_it_did_not_write(synthetic_weights, tmp_path, capsys):
+    """Downloaded weights (no SYNTHETIC file) were overwritten without a word: 500 MB that
+    cannot be had again offline."""
+    real = tmp_path / "real"
+    for rel in FILES:
+        (real / rel).parent.mkdir(parents=True, exist_ok=True)
+        (real / rel).write_bytes((synthetic_weights.parent / rel).read_bytes())
+    before = {rel: (real / rel).read_bytes() for rel in FILES}
+    assert main(["weights", "synth", str(real)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {real} holds LivePortrait weights that are not synthetic ({FILES[0]}, "
+                   f"and no {synthetic.MARKER} file): synthetic ones would replace them; give "
+                   "another folder\n")
+    assert {rel: (real / rel).read_bytes() for rel in FILES} == before
+    assert sorted(p.name for p in real.iterdir()) == ["liveportrait"]
+    # synthetic weights of its own are written again
+    assert main(["weights", "synth", str(tmp_path / "synth")]) == 0
+    assert main(["weights", "synth", str(tmp_path / "synth")]) == 0
+
+
+def test_a_download_over_synthetic_weights_drops_their_marker(synthetic_weights, tmp_path,
+                                                              monkeypatch, capsys):
+    """The marker of `weights synth` left in the folder called the downloaded weights
+    synthetic for good."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert main(["weights", "synth", str(tmp_path / "dl")]) == 0
+    assert (tmp_path / "dl/liveportrait" / synthetic.MARKER).is_file()
+    with HubStandIn(synthetic_weights.parent, HUB_REPO_ID) as hub:
+        assert main(["weights", "download", str(tmp_path / "dl"), "--endpoint",
+                     hub.endpoint]) == 0
+    assert not (tmp_path / "dl/liveportrait" / synthetic.MARKER).exists()
+
+
+def test_options_are_not_abbreviated(capsys):
+    """`--device cuda` was taken as `--device_id cuda` (an invalid int), `--device 1` as
+    `--device_id 1` without a word."""
+    for value in ("cuda", "1"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["animate", "-s", "a.jpg", "-d", "b.jpg", "--device", value])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.endswith(f"unrecognized arguments: --device {value}; did you mean "
+                            "--device_id?")

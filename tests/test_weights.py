@@ -56,8 +56,10 @@ def test_accepts_parent_folder_and_liveportrait_folder(synthetic_weights, tmp_pa
     assert resolve_weights_dir(lp) == lp
 
 
-def test_search_order_flag_then_env_then_cache(synthetic_weights, tmp_path, isolated_cache,
-                                               monkeypatch):
+def test_the_folder_named_first_is_the_only_one_searched(synthetic_weights, tmp_path,
+                                                         isolated_cache, monkeypatch):
+    """--weights_dir, else $PORTRAIT_ANIMATE_WEIGHTS, else the cache: a folder named that lacks
+    a file was silently replaced by the next complete one (another folder's weights ran)."""
     cache_lp = link_weights(synthetic_weights, isolated_cache / "weights")
     assert resolve_weights_dir(None) == cache_lp
     env_lp = link_weights(synthetic_weights, tmp_path / "env")
@@ -65,19 +67,26 @@ def test_search_order_flag_then_env_then_cache(synthetic_weights, tmp_path, isol
     assert resolve_weights_dir(None) == env_lp
     flag_lp = link_weights(synthetic_weights, tmp_path / "flag")
     assert resolve_weights_dir(tmp_path / "flag") == flag_lp
-
-
-def test_missing_weights_error_names_file_places_and_remedy(synthetic_weights, tmp_path,
-                                                            isolated_cache, monkeypatch):
     link_weights(synthetic_weights, tmp_path / "partial", skip=FILES[2])
-    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env-empty"))
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(WeightsError, match=f"{tmp_path / 'partial'} \\(--weights_dir\\) lacks "
+                                           f"{FILES[2]}"):
         resolve_weights_dir(tmp_path / "partial")
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "partial"))
+    with pytest.raises(WeightsError, match=f"\\(\\${ENV_VAR}\\) lacks {FILES[2]}"):
+        resolve_weights_dir(None)
+
+
+@pytest.mark.parametrize("what", ["does not exist", "is a file, not a folder"])
+def test_missing_weights_error_names_the_folder_and_remedy(what, tmp_path, isolated_cache):
+    folder = tmp_path / "weights"
+    if what.startswith("is a file"):
+        folder.write_text("")
+    with pytest.raises(WeightsError) as info:
+        resolve_weights_dir(folder)
     msg = str(info.value)
     assert "\n" not in msg
-    assert FILES[2] in msg
-    for place in (tmp_path / "partial", tmp_path / "env-empty", isolated_cache / "weights"):
-        assert str(place) in msg
+    assert msg.startswith(f"LivePortrait weights not found: {folder} (--weights_dir) {what}; ")
+    assert str(isolated_cache) not in msg
     assert "portrait-animate weights download" in msg
 
 

@@ -41,7 +41,7 @@ __all__ = ["AppBackend", "EditTick"]
 
 EDIT_CACHE_SIZE = 4
 #: The page's words for weights the neural engine cannot load; the server's log has the
-#: command line's (which file, the places searched, the options that point at them).
+#: command line's (which folder, where it came from, the file it lacks).
 NO_WEIGHTS = ("the neural engine has no usable LivePortrait weights on this server; pick "
               "'classic' under 'engine', or install the weights with `portrait-animate weights "
               "download` and try again")

@@ -10,7 +10,6 @@ import shutil
 from importlib import metadata
 from pathlib import Path
 
-from ..errors import WeightsError
 from .options import add_weights_option
 
 __all__ = ["configure"]
@@ -94,13 +93,19 @@ def _owner(library: str) -> str:
 
 
 def _weights(weights_dir: str | None) -> list[Row]:
-    from ..engines.neural.weights import check_weights_dir, resolve_weights_dir
+    from ..engines.neural.weights import (
+        check_weights_dir,
+        liveportrait_dir,
+        weights_location,
+        weights_problem,
+    )
 
-    try:
-        folder = resolve_weights_dir(weights_dir)
-    except WeightsError as exc:
-        return [("weights", f"not found ({exc}); the classic engine needs none")]
-    return [("weights", str(folder)),
+    origin, folder = weights_location(weights_dir)
+    problem = weights_problem(weights_dir)
+    if not folder.is_dir():
+        return [("weights", f"not found ({problem}); the classic engine needs none")]
+    return [("weights", f"{liveportrait_dir(folder)} ({origin})"
+             + ("" if problem is None else f": {problem}; the classic engine needs none")),
             *((f"weights: {r.name}", f"{r.status}: {r.detail}")
               for r in check_weights_dir(folder))]
 

@@ -46,13 +46,15 @@ def build_parser(configured: Collection[str] = tuple(COMMANDS)) -> argparse.Argu
 def _parsers(configured: Collection[str]
              ) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """:func:`build_parser`'s parser and each command's own."""
+    # no abbreviations: `--device cuda` was taken as `--device_id cuda`, `--device 1` silently
     parser = argparse.ArgumentParser(
-        prog="portrait-animate", formatter_class=HelpFormatter,
+        prog="portrait-animate", formatter_class=HelpFormatter, allow_abbrev=False,
         description="Animate portraits with LivePortrait-compatible motion.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = {}
     for name, (module, help) in COMMANDS.items():
-        commands[name] = sub.add_parser(name, help=help, formatter_class=HelpFormatter)
+        commands[name] = sub.add_parser(name, help=help, formatter_class=HelpFormatter,
+                                        allow_abbrev=False)
         if name in configured:
             importlib.import_module(f".{module}", __package__).configure(commands[name])
     return parser, commands

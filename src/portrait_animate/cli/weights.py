@@ -15,8 +15,7 @@ from ..engines.neural.weights import (
     check_weights_dir,
     default_weights_dir,
     liveportrait_dir,
-    resolve_weights_dir,
-    search_locations,
+    weights_location,
 )
 from ..errors import InputError, WeightsError
 from ..io.files import check_output_folder
@@ -27,20 +26,24 @@ __all__ = ["configure"]
 def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
 
-    dl = actions.add_parser("download", help=f"fetch the human-mode files from {HUB_REPO_ID}")
+    dl = actions.add_parser("download", allow_abbrev=False,
+                            help=f"fetch the human-mode files from {HUB_REPO_ID}")
     dl.add_argument("dir", nargs="?", default=None,
                     help=f"target folder (default: {default_weights_dir()})")
     dl.add_argument("--revision", default=None, help="branch, tag or commit")
     dl.add_argument("--endpoint", default=None, help="hub address or mirror (default: HF_ENDPOINT)")
     dl.set_defaults(run=_download)
 
-    synth = actions.add_parser("synth", help="write deterministic synthetic weights")
+    synth = actions.add_parser("synth", allow_abbrev=False,
+                               help="write deterministic synthetic weights")
     synth.add_argument("dir", help="target folder")
     synth.set_defaults(run=_synth)
 
-    check = actions.add_parser("check", help="report which weight files are present and valid")
+    check = actions.add_parser("check", allow_abbrev=False,
+                               help="report which weight files are present and valid")
     check.add_argument("dir", nargs="?", default=None,
-                       help="folder to check (default: the usual search order)")
+                       help="folder to check (default: $PORTRAIT_ANIMATE_WEIGHTS when set, "
+                            "else the default cache)")
     check.set_defaults(run=_check)
 
 
@@ -72,25 +75,15 @@ STATUS_STYLES = {"ok": "green", "synthetic": "yellow", "invalid": "red", "missin
 
 
 def _folder_to_check(given: str | None) -> Path:
-    """The folder given, which must exist; else the first searched folder that is complete,
-    else the first that exists."""
-    if given:
-        folder = Path(given).expanduser()
-        if not folder.is_dir():
-            what = "is a file, not a folder" if folder.exists() else "does not exist"
-            raise WeightsError(f"weights folder {folder} {what}; pass the folder that holds "
-                               "liveportrait/, or run `portrait-animate weights download`")
-        return folder
-    try:
-        return resolve_weights_dir(None)
-    except WeightsError:
-        places = search_locations(None)
-        for _, folder in places:
-            if folder.is_dir():
-                return folder
-        searched = "; ".join(f"{path} ({origin})" for origin, path in places)
-        raise WeightsError(f"no weights folder exists: searched {searched}; run "
-                           "`portrait-animate weights download`") from None
+    """The folder given, else the one named by the environment or the default cache
+    (:func:`weights_location`), which must exist (to be checked file by file)."""
+    origin, folder = weights_location(given)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        named = "" if given else f" ({origin})"
+        raise WeightsError(f"weights folder {folder}{named} {what}; pass the folder that holds "
+                           "liveportrait/, or run `portrait-animate weights download`")
+    return folder
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -7,8 +7,7 @@ from ..engines.classic import ClassicEngine
 from ..engines.neural import LivePortraitNetworks
 from ..engines.neural.acceleration import EXACT
 from ..engines.neural.animator import NeuralEngine
-from ..engines.neural.weights import SYNTHETIC_DETAIL, resolve_weights_dir
-from ..errors import WeightsError
+from ..engines.neural.weights import SYNTHETIC_DETAIL, weights_problem
 from .options import AnimateOptions
 from .progress import Reporter
 
@@ -16,12 +15,9 @@ __all__ = ["load_engine", "weights_found"]
 
 
 def weights_found(weights_dir: str | None) -> bool:
-    """Whether LivePortrait weights are found in ``weights_dir`` (or the default places)."""
-    try:
-        resolve_weights_dir(weights_dir)
-    except WeightsError:
-        return False
-    return True
+    """Whether LivePortrait weights are found in ``weights_dir`` (or the place named by
+    ``$PORTRAIT_ANIMATE_WEIGHTS``, else the default cache)."""
+    return weights_problem(weights_dir) is None
 
 
 def load_engine(options: AnimateOptions, reporter: Reporter) -> Engine:
@@ -29,10 +25,11 @@ def load_engine(options: AnimateOptions, reporter: Reporter) -> Engine:
     classic, and says which in one line."""
     name = options.engine
     if name == "auto":
-        name = "neural" if weights_found(options.weights_dir) else "classic"
-        reporter.note(f"engine: {name} (" + ("LivePortrait weights found" if name == "neural"
-                      else "no LivePortrait weights found; `portrait-animate weights download` "
-                           "gets them") + ")")
+        problem = weights_problem(options.weights_dir)
+        name = "neural" if problem is None else "classic"
+        reporter.note(f"engine: {name} (" + ("LivePortrait weights found" if problem is None
+                      else f"no LivePortrait weights: {problem}; `portrait-animate weights "
+                           "download` gets them") + ")")
     if name == "classic":
         return ClassicEngine(options.det_thresh)
     # fp32-exact means float32 on every device, so it overrides CUDA's float16 default

@@ -128,7 +128,7 @@ class LivePortraitNetworks:
 
         Args:
             weights_dir: folder containing ``liveportrait/`` (or that folder itself); when
-                None, ``$PORTRAIT_ANIMATE_WEIGHTS`` then the user cache are searched.
+                None, ``$PORTRAIT_ANIMATE_WEIGHTS`` when set, else the user cache.
             force_cpu: run on the CPU even when CUDA or MPS is present.
             use_half_precision: float16 autocast for F, M, W and G; honoured on CUDA only,
                 with the plain networks, and unless ``fp32-exact`` is asked for by name

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from ...errors import WeightsError
 from ...io.files import removed_on_failure
 from .config import CHECKPOINTS
+from .synthetic import MARKER
+from .weights import liveportrait_dir
 
 __all__ = ["HUB_REPO_ID", "check_endpoint", "download_weights"]
 
@@ -79,4 +81,6 @@ def download_weights(dest: str | os.PathLike, *, repo_id: str = HUB_REPO_ID,
                 raise WeightsError(f"could not write {file} under {dest}: "
                                    f"{exc.strerror or exc}; give a folder you can write to"
                                    ) from exc
+    # real weights now, where `weights synth` had written: its marker would call them synthetic
+    (liveportrait_dir(dest) / MARKER).unlink(missing_ok=True)
     return dest / "liveportrait"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...errors import WeightsError
 from ...io.files import removed_on_failure
 from .config import CHECKPOINTS, Checkpoint, build_network
 from .weights import cache_root, find_checkpoint_file, liveportrait_dir
@@ -109,9 +110,18 @@ def write_synthetic_weights(dest: str | Path) -> Path:
     Files are written into a temporary folder in ``dest`` and moved in when complete. On
     failure, what was written (files, new folders, ``dest`` itself if new) is removed; what
     was there before is kept.
+
+    Raises:
+        WeightsError: ``dest`` holds checkpoint files that this did not write (no
+            :data:`MARKER`): downloaded weights, which cannot be had again offline.
     """
     dest = Path(dest).expanduser()
     target = dest / "liveportrait"
+    found = [c.file for c in CHECKPOINTS if find_checkpoint_file(dest, c.file) is not None]
+    if found and not (liveportrait_dir(dest) / MARKER).is_file():
+        raise WeightsError(f"{dest} holds LivePortrait weights that are not synthetic "
+                           f"({found[0]}, and no {MARKER} file): synthetic ones would replace "
+                           "them; give another folder")
     with removed_on_failure(dest, [target.name]):
         dest.mkdir(parents=True, exist_ok=True)  # first: a folder that cannot be made fails now
         files: dict[str, dict] = {}

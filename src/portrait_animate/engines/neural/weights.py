@@ -27,7 +27,8 @@ __all__ = [
     "ENV_VAR",
     "cache_root",
     "default_weights_dir",
-    "search_locations",
+    "weights_location",
+    "weights_problem",
     "liveportrait_dir",
     "resolve_weights_dir",
     "find_checkpoint_file",
@@ -56,15 +57,15 @@ def default_weights_dir() -> Path:
     return cache_root() / "weights"
 
 
-def search_locations(weights_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
-    """The places searched for weights, in order, each with where it came from."""
-    places = []
+def weights_location(weights_dir: str | os.PathLike | None = None) -> tuple[str, Path]:
+    """The folder searched for weights, with where it came from: ``weights_dir`` when given,
+    else ``$PORTRAIT_ANIMATE_WEIGHTS`` when set, else the default cache. A folder named is the
+    only one searched: one that lacks a file is not silently replaced by another's weights."""
     if weights_dir:
-        places.append(("--weights_dir", Path(weights_dir).expanduser()))
+        return "--weights_dir", Path(weights_dir).expanduser()
     if os.environ.get(ENV_VAR):
-        places.append((f"${ENV_VAR}", Path(os.environ[ENV_VAR]).expanduser()))
-    places.append(("default cache", default_weights_dir()))
-    return places
+        return f"${ENV_VAR}", Path(os.environ[ENV_VAR]).expanduser()
+    return "default cache", default_weights_dir()
 
 
 def liveportrait_dir(folder: Path) -> Path:
@@ -89,22 +90,31 @@ def _checkpoint_files() -> list[str]:
     return list(dict.fromkeys(c.file for c in CHECKPOINTS))
 
 
+def weights_problem(weights_dir: str | os.PathLike | None = None) -> str | None:
+    """What keeps the folder of the weights (:func:`weights_location`) from being used, named
+    with where it came from (it does not exist, is a file, or lacks a checkpoint file: the
+    first missing); None when it holds every checkpoint file."""
+    origin, folder = weights_location(weights_dir)
+    where = f"{folder} ({origin})"
+    if folder.is_file():
+        return f"{where} is a file, not a folder"
+    if not folder.is_dir():
+        return f"{where} does not exist"
+    missing = [f for f in _checkpoint_files() if find_checkpoint_file(folder, f) is None]
+    return f"{where} lacks {missing[0]}" if missing else None
+
+
 def resolve_weights_dir(weights_dir: str | os.PathLike | None = None) -> Path:
-    """The first searched folder that holds every checkpoint file.
+    """The folder of the weights (:func:`weights_location`), when it holds every checkpoint
+    file.
 
     Raises:
-        WeightsError: naming the first missing file and every place searched.
+        WeightsError: :func:`weights_problem`'s, with how to get the weights.
     """
-    places = search_locations(weights_dir)
-    first_missing = None
-    for _, folder in places:
-        missing = [f for f in _checkpoint_files() if find_checkpoint_file(folder, f) is None]
-        if not missing:
-            return liveportrait_dir(folder)
-        first_missing = first_missing or missing[0]
-    searched = "; ".join(f"{path} ({origin})" for origin, path in places)
-    raise WeightsError(f"LivePortrait weights not found: missing {first_missing}; searched "
-                       f"{searched}; {HOW_TO_GET}")
+    problem = weights_problem(weights_dir)
+    if problem is not None:
+        raise WeightsError(f"LivePortrait weights not found: {problem}; {HOW_TO_GET}")
+    return liveportrait_dir(weights_location(weights_dir)[1])
 
 
 def _unreadable_reason(exc: Exception) -> str:
