@@ -97,6 +97,7 @@ def test_download_failure_is_one_clear_line_and_leaves_nothing(existing, tmp_pat
         assert main(["weights", "download", str(dest), "--endpoint", hub.endpoint]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("error: could not download")
+    assert err.endswith("; check that the --endpoint given is reachable")  # not HF_ENDPOINT
     # no lock file, no empty folder: only what was there before
     left = sorted(str(p.relative_to(tmp_path)) for p in dest.rglob("*")) if dest.exists() else []
     assert left == (["dl/liveportrait", "dl/liveportrait/notes.txt"] if existing else [])

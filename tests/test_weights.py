@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from portrait_animate.engines.neural import LivePortraitNetworks
-from portrait_animate.engines.neural.config import CHECKPOINTS, STITCHING_FILE
+from portrait_animate.engines.neural.config import CHECKPOINTS, STITCHING_FILE, build_network
 from portrait_animate.engines.neural.synthetic import (
     MARKER,
     follows_fill_rule,
@@ -19,6 +19,7 @@ from portrait_animate.engines.neural.synthetic import (
 from portrait_animate.engines.neural.weights import (
     ENV_VAR,
     check_weights_dir,
+    load_network,
     read_network_state_dict,
     resolve_weights_dir,
 )
@@ -198,3 +199,16 @@ def test_animate_warns_when_its_weights_are_synthetic(synthetic_weights, network
     assert "synthetic: for tests only, output is meaningless" in capsys.readouterr().err
     engines.load_engine(options, Reporter(quiet=True))
     assert capsys.readouterr().err == ""
+
+
+def test_a_file_of_another_network_is_one_short_line(tmp_path):
+    """Every one of its keys was listed: one line of 6 KB."""
+    warping, motion = (next(c for c in CHECKPOINTS if c.name == name) for name in ("W", "M"))
+    state = build_network(motion).state_dict()
+    with pytest.raises(WeightsError) as info:
+        load_network(build_network(warping), state, tmp_path / "w.pth", warping.name)
+    message = str(info.value)
+    expected = len(build_network(warping).state_dict())
+    assert f"does not match network W: {expected} missing keys (" in message
+    assert f", and {expected - 3} more); {len(state)} unexpected keys (" in message
+    assert len(message) < 600 and "\n" not in message

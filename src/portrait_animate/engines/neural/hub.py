@@ -74,9 +74,10 @@ def download_weights(dest: str | os.PathLike, *, repo_id: str = HUB_REPO_ID,
             except (HfHubHTTPError, LocalEntryNotFoundError) as exc:
                 reason = (str(exc).strip().splitlines()[0] if str(exc).strip()
                           else type(exc).__name__)
+                mirror = ("check that the --endpoint given is reachable" if endpoint else
+                          "check the network, or give a reachable mirror with --endpoint")
                 raise WeightsError(f"could not download {file} from {repo_id}: {reason}; "
-                                   "check the network or set HF_ENDPOINT to a reachable "
-                                   "mirror") from exc
+                                   f"{mirror}") from exc
             except OSError as exc:
                 raise WeightsError(f"could not write {file} under {dest}: "
                                    f"{exc.strerror or exc}; give a folder you can write to"

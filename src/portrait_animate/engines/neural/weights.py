@@ -195,13 +195,25 @@ def _mismatches(module: nn.Module, state: dict) -> tuple[list[str], list[str], l
     return missing, unexpected, wrong
 
 
+#: Keys a mismatch names of each kind; the rest are counted (a file for another network
+#: misses all of its 107 keys: one line of 6 KB).
+NAMED_KEYS = 3
+
+
+def _keys(kind: str, keys: list) -> str:
+    """``kind`` keys: how many, and the first :data:`NAMED_KEYS` of them."""
+    more = f", and {len(keys) - NAMED_KEYS} more" if len(keys) > NAMED_KEYS else ""
+    return f"{len(keys)} {kind} ({', '.join(map(str, keys[:NAMED_KEYS]))}{more})"
+
+
 def load_network(module: nn.Module, state: dict, source: Path, name: str) -> nn.Module:
-    """Load ``state`` strictly into ``module``; a mismatch names the file and every key."""
+    """Load ``state`` strictly into ``module``; a mismatch names the file and counts the keys
+    of each kind, naming the first few."""
     missing, unexpected, wrong = _mismatches(module, state)
     if missing or unexpected or wrong:
-        parts = [f"missing keys {missing}" if missing else "",
-                 f"unexpected keys {unexpected}" if unexpected else "",
-                 f"wrong shapes {wrong}" if wrong else ""]
+        parts = [_keys("missing keys", missing) if missing else "",
+                 _keys("unexpected keys", unexpected) if unexpected else "",
+                 _keys("keys of the wrong shape", wrong) if wrong else ""]
         raise WeightsError(f"weights file {source} does not match network {name}: "
                            + "; ".join(p for p in parts if p)
                            + "; it is not the published LivePortrait human-mode checkpoint")
