@@ -14,6 +14,7 @@ from ..engines.neural.weights import (
     SYNTHETIC_DETAIL,
     check_weights_dir,
     default_weights_dir,
+    folder_problem,
     liveportrait_dir,
     weights_location,
 )
@@ -78,8 +79,7 @@ def _folder_to_check(given: str | None) -> Path:
     """The folder given, else the one named by the environment or the default cache
     (:func:`weights_location`), which must exist (to be checked file by file)."""
     origin, folder = weights_location(given)
-    if not folder.is_dir():
-        what = "is a file, not a folder" if folder.exists() else "does not exist"
+    if (what := folder_problem(folder)) is not None:
         named = "" if given else f" ({origin})"
         raise WeightsError(f"weights folder {folder}{named} {what}; pass the folder that holds "
                            "liveportrait/, or run `portrait-animate weights download`")

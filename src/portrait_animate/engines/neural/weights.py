@@ -29,6 +29,7 @@ __all__ = [
     "default_weights_dir",
     "weights_location",
     "weights_problem",
+    "folder_problem",
     "liveportrait_dir",
     "resolve_weights_dir",
     "find_checkpoint_file",
@@ -90,16 +91,22 @@ def _checkpoint_files() -> list[str]:
     return list(dict.fromkeys(c.file for c in CHECKPOINTS))
 
 
+def folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot hold weights ("does not exist", "is a file, not a folder"), or
+    None when it is a folder."""
+    if folder.is_dir():
+        return None
+    return "is a file, not a folder" if folder.exists() else "does not exist"
+
+
 def weights_problem(weights_dir: str | os.PathLike | None = None) -> str | None:
     """What keeps the folder of the weights (:func:`weights_location`) from being used, named
-    with where it came from (it does not exist, is a file, or lacks a checkpoint file: the
-    first missing); None when it holds every checkpoint file."""
+    with where it came from (:func:`folder_problem`, or it lacks a checkpoint file: the first
+    missing); None when it holds every checkpoint file."""
     origin, folder = weights_location(weights_dir)
     where = f"{folder} ({origin})"
-    if folder.is_file():
-        return f"{where} is a file, not a folder"
-    if not folder.is_dir():
-        return f"{where} does not exist"
+    if (problem := folder_problem(folder)) is not None:
+        return f"{where} {problem}"
     missing = [f for f in _checkpoint_files() if find_checkpoint_file(folder, f) is None]
     return f"{where} lacks {missing[0]}" if missing else None
 
