@@ -182,7 +182,8 @@ def test_weights_into_a_folder_that_cannot_be_one_is_refused(action, where, tmp_
     assert taken.read_bytes() == b"keep me" and not Path("/proc/w").exists()
 
 
-def test_check_reports_a_junk_safetensors_file_as_invalid(tmp_path, capsys, monkeypatch):
+def test_check_reports_a_junk_safetensors_file_as_invalid_by_its_name(tmp_path, capsys,
+                                                                    monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     (tmp_path / "liveportrait/base_models").mkdir(parents=True)
     (tmp_path / "liveportrait/base_models/warping_module.safetensors").write_text("hello\n")
@@ -190,6 +191,7 @@ def test_check_reports_a_junk_safetensors_file_as_invalid(tmp_path, capsys, monk
     captured = capsys.readouterr()
     row = next(line for line in captured.out.splitlines() if "warping_module" in line)
     assert "invalid: weights file is not a valid checkpoint" in row
+    assert "warping_module.safetensors" in row, "the file checked is the one named"
     assert captured.err.startswith("error: 7 of 7 networks")
 
 

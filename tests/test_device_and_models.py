@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from portrait_animate.engines.neural.device import select_device, select_dtype
+from portrait_animate.errors import InputError
 from portrait_animate.models import (
     AppearanceFeatureExtractor,
     SPADEDecoder,
@@ -16,8 +17,22 @@ from portrait_animate.models import (
 
 def test_force_cpu_wins(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert select_device(force_cpu=True).type == "cpu"
     assert select_device(force_cpu=False, device_id=1) == torch.device("cuda:1")
+
+
+def test_a_gpu_the_machine_lacks_is_refused_by_its_number(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(InputError, match=r"^--device_id 1: this machine has 1 GPU \(0 to 0\)"):
+        select_device(device_id=1)
+
+
+@pytest.mark.parametrize("bad", ["x", -1, 1.0, True])
+def test_a_device_id_that_is_not_a_gpu_number_is_refused_on_any_machine(bad):
+    with pytest.raises(InputError, match="is not a GPU number"):
+        select_device(force_cpu=True, device_id=bad)
 
 
 def test_mps_then_cpu(monkeypatch):

@@ -90,7 +90,7 @@ def _check(args: argparse.Namespace) -> int:
     folder = _folder_to_check(args.dir)
     reports = check_weights_dir(folder)
     table = Table(title=f"LivePortrait weights in {liveportrait_dir(folder)}")
-    names = [Path(r.file).name for r in reports]
+    names = [(r.path or Path(r.file)).name for r in reports]
     table.add_column("network", no_wrap=True)
     table.add_column("file", no_wrap=True, min_width=max(map(len, names)))
     table.add_column("status", overflow="fold")

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import torch
 
 from ...choices import EXACT
+from ...errors import InputError
 
 __all__ = ["CPU_CORES", "all_cores", "core_share", "set_core_share", "select_device",
            "select_dtype"]
@@ -45,10 +46,19 @@ def all_cores() -> Iterator[None]:
 
 
 def select_device(force_cpu: bool = False, device_id: int = 0) -> torch.device:
-    """CUDA if present, then MPS, then the CPU; ``force_cpu`` forces the CPU."""
+    """CUDA if present, then MPS, then the CPU; ``force_cpu`` forces the CPU.
+
+    Raises:
+        InputError: ``device_id`` is not a GPU number, or names a GPU this machine lacks.
+    """
+    if isinstance(device_id, bool) or not isinstance(device_id, int) or device_id < 0:
+        raise InputError(f"device_id {device_id!r} is not a GPU number; pass 0 or more")
     if force_cpu:
         return torch.device("cpu")
     if torch.cuda.is_available():
+        if device_id >= (count := torch.cuda.device_count()):
+            raise InputError(f"--device_id {device_id}: this machine has {count} GPU"
+                             f"{'s' * (count != 1)} (0 to {count - 1}); pass one of them")
         return torch.device(f"cuda:{device_id}")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
