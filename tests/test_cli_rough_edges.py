@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 
 from portrait_animate.cli.main import COMMANDS, build_parser, main
 from portrait_animate.pipeline import animate as animate_module
@@ -390,3 +391,13 @@ def test_doctor_names_whose_thread_pool_each_is(capsys):
     pools = rows["native thread pools"].split(", ")
     assert all(re.fullmatch(r"\w+ \d+ \([\w.-]+\)", pool) for pool in pools), pools
     assert len(set(pools)) == len(pools)
+
+
+@pytest.mark.parametrize("estimate", [587, 589])
+def test_a_bar_that_ran_to_the_end_shows_the_count_there_was(estimate):
+    """A video's frame total is duration x fps, one off on d9 (587 of 588 frames)."""
+    reporter = Reporter()
+    reporter.console = Console(record=True, width=80, force_terminal=False)
+    assert list(reporter.track(range(588), "animating", estimate)) == list(range(588))
+    shown = reporter.console.export_text()
+    assert "588/588" in shown and str(estimate) not in shown

@@ -32,6 +32,8 @@ class Reporter:
             self.console.print(message, highlight=False, soft_wrap=True)
 
     def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+        """Yields ``items`` under a bar of ``total`` steps (an estimate, such as a video's
+        duration x fps): a bar that ran to the end shows the count there was."""
         if self.quiet:
             yield from items
             return
@@ -42,3 +44,4 @@ class Reporter:
             for item in items:
                 yield item
                 progress.advance(task)
+            progress.update(task, total=progress.tasks[task].completed)
