@@ -284,6 +284,25 @@ def test_driving_faces_pick_and_map(group: Path, two_faces: Path, tmp_path: Path
         load_template(template, 2)
 
 
+def test_a_face_left_out_of_the_map_keeps_the_largest_face_in_the_template(
+        group: Path, two_faces: Path, tmp_path: Path):
+    """The README's example: three source faces, two of them mapped; the third takes each
+    frame's largest driving face. That track was written as face "None" in an object array,
+    and the template could not be read again."""
+    options = ["--engine", "classic", "--source_faces", "all", "--face_map", "0:1,1:0"]
+    video = _animate(tmp_path / "video", group, two_faces, *options, frame=-1).astype(int)
+    template = tmp_path / "video" / "out" / "two_template.npz"
+    with np.load(template) as arrays:  # allow_pickle=False: no object array
+        assert list(arrays["face_numbers"]) == [-1, 1, 0]
+    tracks = [load_template(template, face) for face in (None, 0, 1)]
+    assert [t.n_frames for t in tracks] == [8, 8, 8]
+    replay = _animate(tmp_path / "replay", group, template, *options, frame=-1).astype(int)
+    assert np.abs(replay - video).mean() < 0.5  # 0.0 here: the same motion, face for face
+    with pytest.raises(InputError, match="holds the driving faces 1, 0 and the largest face "
+                                         "of each frame, not face 2"):
+        load_template(template, 2)
+
+
 def test_a_template_keeps_the_face_order_that_numbered_its_faces(group: Path, two_faces: Path,
                                                                 tmp_path: Path, capsys):
     """Its numbers are those of the order it was made with: under another order the same

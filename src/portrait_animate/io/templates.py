@@ -44,6 +44,11 @@ _ALLOWED_GLOBALS = {
 }
 
 
+#: The ``face_numbers`` entry of the track of each frame's largest face (``--driving_face
+#: largest``) in a template of several tracks.
+LARGEST_TRACK = -1
+
+
 class RefusedGlobal(pickle.UnpicklingError):
     """The pickle names something other than numpy arrays and plain containers."""
 
@@ -215,10 +220,13 @@ def _face_prefix(arrays: dict[str, np.ndarray], face: int | None, path: Path,
                          "re-create the template with this order")
     if face == numbers[0]:
         return ""
-    if face not in numbers:
-        raise InputError(f"the motion template {path} holds the driving faces "
-                         f"{', '.join(map(str, numbers))}, not face {face}; pick one of those, "
-                         "or re-create the template from the driving video with that face")
+    if face not in numbers or face == LARGEST_TRACK:
+        held = ", ".join(str(n) for n in numbers if n != LARGEST_TRACK)
+        if LARGEST_TRACK in numbers:
+            held += " and the largest face of each frame"
+        raise InputError(f"the motion template {path} holds the driving faces {held}, not "
+                         f"face {face}; pick one of those, or re-create the template from the "
+                         "driving video with that face")
     return f"face{face}/"
 
 
@@ -334,12 +342,14 @@ def save_face_templates(path: str | os.PathLike, templates: dict[int | None, Mot
     """Write one motion track per driving face in one ``.npz``, atomically: the first as a
     plain template (what any reader takes), the others under ``face{N}/`` keys, with the
     faces' numbers in ``face_numbers`` and the ``--face_order`` that numbered them in
-    ``face_order`` (:func:`load_template` ``face`` picks one). A single track of the largest
-    face (number None) is a plain template."""
-    (first, template), *others = templates.items()
+    ``face_order`` (:func:`load_template` ``face`` picks one). The track of each frame's
+    largest face (number None, ``--driving_face largest``) comes first, numbered
+    :data:`LARGEST_TRACK`; alone, it is a plain template."""
+    (first, template), *others = sorted(templates.items(), key=lambda item: item[0] is not None)
     arrays = _arrays(template)
-    if first is not None:
-        arrays["face_numbers"] = np.array([first, *(n for n, _ in others)])
+    if others or first is not None:
+        arrays["face_numbers"] = np.array([LARGEST_TRACK if first is None else first,
+                                           *(n for n, _ in others)])
         arrays["face_order"] = np.array(order)
     for number, other in others:
         arrays.update({f"face{number}/{k}": v for k, v in _arrays(other).items()
