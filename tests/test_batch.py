@@ -477,16 +477,23 @@ def test_bad_set_ups_are_one_line_and_exit_2(shared, tmp_path, capsys, monkeypat
                                                "state database (file is not a database); move "
                                                "it away to run every job again, or give "
                                                "another -o")]
+    # an address of another form is refused before the batch starts, Ray or not (a bare
+    # "bogus" was Ray's ValueError traceback, with the state database left in -o)
+    for address in ("bogus://x", "bogus", "ray://host", "host:99999", "[::1:6379"):
+        assert main(["batch", str(jobs), *out, "--ray_address", address, *ENGINE]) == 2
+        assert capsys.readouterr().err == (f"error: --ray_address {address} is not local, "
+                                           "auto, ray://HOST:PORT or HOST:PORT; pass one of "
+                                           "those\n")
+        assert not (tmp_path / "out").exists()
     if importlib.util.find_spec("ray") is not None:
-        cases += [([str(jobs), *out, "--ray_address", "bogus://x"],
-                   "--ray_address bogus://x is not local, auto, ray://HOST:PORT or HOST:PORT"),
-                  ([str(jobs), *out, "--ray_address", "auto"],
+        cases += [([str(jobs), *out, "--ray_address", "auto"],
                    "--ray_address auto: no Ray cluster reached (Could not find any running Ray "
                    "instance); start one with `ray start --head`, or pass --ray_address local")]
     for args, message in cases:
         assert main(["batch", *args, "--quiet", *ENGINE]) == 2, args
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out" / ".staging").exists(), "no cluster: nothing staged"
     # lock released: the damaged folder may be used again once its state is moved away
     (damaged / "batch.sqlite").unlink()
     with BatchState(damaged):

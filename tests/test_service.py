@@ -580,6 +580,8 @@ def test_serve_refuses_a_damaged_state_or_an_unusable_ray_with_one_line_and_no_b
                                            "away"),
             ([*good, "--ray_address", "bogus://x"], "--ray_address bogus://x is not local, "
                                                     "auto, ray://HOST:PORT or HOST:PORT"),
+            ([*good, "--ray_address", "bogus"], "--ray_address bogus is not local, auto, "
+                                                "ray://HOST:PORT or HOST:PORT"),
             ([*good, "--ray_address", "auto"], "--ray_address auto: no Ray cluster reached "
                                                "(Could not find any running Ray instance); "
                                                "start one with `ray start --head`")):

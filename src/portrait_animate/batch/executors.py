@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import os
+import re
 from collections.abc import Hashable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -17,7 +18,7 @@ from ..engines.neural.device import CPU_CORES
 from ..errors import InputError
 from .worker import Outcome, Worker, die_with_parent
 
-__all__ = ["Executor", "LocalExecutor", "RayExecutor"]
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "check_ray_address"]
 
 
 class Executor(Protocol):
@@ -126,17 +127,33 @@ def _import_ray() -> Any:
     return ray
 
 
+#: ``HOST:PORT`` or ``ray://HOST:PORT``, the host a name or an address ([bracketed] for IPv6).
+_HOST_PORT = re.compile(r"(ray://)?(\[[0-9A-Fa-f:.]+\]|[^\s:/@\[\]]+):(\d{1,5})")
+
+
+def check_ray_address(address: str) -> None:
+    """Refuse, before any work, a ``--ray_address`` that is not ``local``, ``auto``,
+    ``ray://HOST:PORT`` or ``HOST:PORT``.
+
+    Raises:
+        InputError: naming the forms.
+    """
+    if address in ("local", "auto"):
+        return
+    match = _HOST_PORT.fullmatch(address)
+    if match is None or not 1 <= int(match[3]) <= 65535:
+        raise InputError(f"--ray_address {address} is not local, auto, ray://HOST:PORT or "
+                         "HOST:PORT; pass one of those")
+
+
 def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
     """Join the cluster at ``address`` (``auto``, ``ray://host:port`` or ``host:port``).
 
     Raises:
-        InputError: another scheme, Ray Client missing for ``ray://``, or no cluster there.
+        InputError: another form, Ray Client missing for ``ray://``, or no cluster there.
     """
-    scheme, client, _ = address.partition("://")
-    if client and scheme != "ray":
-        raise InputError(f"--ray_address {address} is not local, auto, ray://HOST:PORT or "
-                         "HOST:PORT; pass one of those")
-    if client and importlib.util.find_spec("grpc") is None:
+    check_ray_address(address)
+    if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
         raise InputError(f"--ray_address {address} needs Ray Client: pip install "
                          "'portrait-animate[ray]'")
     try:

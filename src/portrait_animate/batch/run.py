@@ -396,11 +396,11 @@ def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
         run = None
         where = "nothing to run"
         if todo:
-            _make_staging(out_dir)
-            executor = _executor(options)
+            executor = _executor(options)  # no cluster reached: nothing staged is left behind
             where = executor.where
             progress = _Progress(options.quiet, len(todo))
             try:
+                _make_staging(out_dir)
                 run = _Run(todo, state, executor, options, out_dir, progress)
                 run.analyse()
                 run.run()

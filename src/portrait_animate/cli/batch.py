@@ -71,6 +71,10 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError("give a jobs file or --sources and --drivings (one of the two)")
     if (args.ray_num_gpus or args.ray_upload) and not args.ray_address:
         raise InputError("--ray_num_gpus and --ray_upload need --ray_address")
+    if args.ray_address:
+        from ..batch.executors import check_ray_address
+
+        check_ray_address(args.ray_address)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -80,6 +80,10 @@ def _run(args: argparse.Namespace) -> int:
                              "positive number")
     if args.workers < 1 or args.retries < 0:
         raise InputError("--workers must be at least 1 and --retries at least 0")
+    if args.ray_address:
+        from ..batch.executors import check_ray_address
+
+        check_ray_address(args.ray_address)
     check_output_folder(args.data_dir, "--data_dir")
     api_key = _api_key(args)
     check_listen([args.host], args.port, "--host", "--port")
