@@ -20,6 +20,7 @@ import pytest
 
 from media import frame_count, read_video, write_video
 from portrait_animate.cli.main import main
+from portrait_animate.errors import InputError
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.face.ratios import eye_ratios, lip_ratio
 from portrait_animate.live.options import LiveOptions
@@ -191,6 +192,25 @@ def test_bad_live_options_are_one_line(args, words, capsys):
     assert main(["live", "-s", "sample:astronaut", "--no_window", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
+
+
+def test_live_takes_the_compiled_latency_mode_and_names_no_option_it_lacks(monkeypatch, capsys):
+    """The README's latency mode is ``live --flag_do_torch_compile``, which live refused as
+    an unrecognised argument; its help pointed at --driving_anchor, which live has not."""
+    from portrait_animate.cli import live as live_cli
+
+    seen = []
+
+    def check(args, options):
+        seen.append(options)
+        raise InputError("checked")  # no session
+
+    monkeypatch.setattr(live_cli, "_check", check)
+    with pytest.raises(SystemExit):
+        main(["live", "--help"])
+    assert "--driving_anchor" not in capsys.readouterr().out
+    assert main(["live", "-s", "sample:astronaut", "--flag_do_torch_compile"]) == 2
+    assert seen[0].animate.flag_do_torch_compile
 
 
 def test_a_camera_that_is_a_folder_or_no_video_says_so(tmp_path, capsys):

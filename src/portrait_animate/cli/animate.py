@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import MISSING, fields
 
 from ..choices import FACE_ORDERS, REGIONS
@@ -108,19 +108,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def add_animate_options(parser: argparse.ArgumentParser, inputs: bool = True,
-                        only: Collection[str] | None = None) -> None:
+                        only: Collection[str] | None = None,
+                        helps: Mapping[str, str] | None = None) -> None:
     """Every AnimateOptions field as an option; without ``inputs``, all but the source,
     driving and output folder (the app takes those from the page); with ``only``, those
-    fields alone."""
+    fields alone; ``helps`` words some fields' help for this command."""
     for field in fields(AnimateOptions):
         if (not inputs and field.name in INPUTS) or (only is not None and field.name not in only):
             continue
+        text = {**HELP, **(helps or {})}[field.name]
         if field.name.startswith("flag_"):
-            add_flag(parser, field.name, field.default, HELP[field.name])
+            add_flag(parser, field.name, field.default, text)
             continue
         names = [SHORT[field.name]] if field.name in SHORT else []
         names.append(f"--{field.name}")
-        kwargs: dict = {"help": HELP[field.name]}
+        kwargs: dict = {"help": text}
         if field.name in RANGES:
             kwargs["help"] += f", {RANGES[field.name]}"
         if field.default is MISSING:

@@ -42,7 +42,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="write frames in/rendered/dropped, fps and latency here")
     parser.add_argument("--live_smooth", type=float, default=1.0, metavar="FLOAT",
                         help=f"One-Euro filter on the driving motion, {RANGES['live_smooth']}")
-    add_animate_options(parser, inputs=False, only=LIVE_ANIMATE_OPTIONS)
+    add_animate_options(parser, inputs=False, only=LIVE_ANIMATE_OPTIONS, helps={
+        "flag_relative_motion": "motion relative to the first frame with a face (n in the "
+                                "window sets a new one)",
+        "flag_do_torch_compile": "compile the neural engine's W and G with torch.compile (slow "
+                                 "first frame; CUDA graphs on a GPU: the latency mode)"})
     parser.set_defaults(run=_run)
 
 

@@ -16,7 +16,7 @@ LIVE_ANIMATE_OPTIONS = (
     "engine", "precision", "weights_dir", "det_thresh", "scale", "vx_ratio", "vy_ratio",
     "flag_do_rot", "source_max_dim", "source_division", "scale_crop_driving_video",
     "vx_ratio_crop_driving_video", "vy_ratio_crop_driving_video", "flag_force_cpu",
-    "device_id", "flag_use_half_precision", "quiet",
+    "device_id", "flag_use_half_precision", "flag_do_torch_compile", "quiet",
 )
 
 
