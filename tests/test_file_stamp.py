@@ -86,3 +86,18 @@ def test_a_video_replaced_under_its_name_is_probed_again(tmp_path):
     write_video(_frames(5, side=48), tmp_path / "v2.mp4").replace(path)
     info = probe_video(path)
     assert info.frames == 5 and info.size == (48, 48)
+
+
+def test_the_same_jobs_given_from_another_folder_have_the_same_spec(tmp_path, monkeypatch):
+    """A re-run from another working folder (``batch bt/jobs.jsonl`` then, in ``bt``,
+    ``batch jobs.jsonl``) redid every job: the spec held the paths as typed."""
+    (tmp_path / "bt").mkdir()
+    (tmp_path / "bt/s.jpg").write_bytes(b"not read")
+    monkeypatch.chdir(tmp_path)
+    outside = Job("a", 1, {"source": "bt/s.jpg", "driving": "preset:talk"}).spec()
+    monkeypatch.chdir(tmp_path / "bt")
+    inside = Job("a", 1, {"source": "s.jpg", "driving": "preset:talk"}).spec()
+    assert inside == outside
+    assert json.loads(inside)["options"]["driving"] == "preset:talk"
+    (tmp_path / "t.jpg").write_bytes(b"not read")
+    assert Job("a", 1, {"source": "../t.jpg", "driving": "preset:talk"}).spec() != inside

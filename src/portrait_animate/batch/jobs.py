@@ -58,7 +58,8 @@ class Job:
         return AnimateOptions(**self.values, output_dir=str(output_dir), quiet=True)
 
     def spec(self) -> str:
-        """Its options and its input files' stamps (:func:`~..io.files.file_stamp`, written
+        """Its options, their paths absolute (the same jobs given from another folder are the
+        same jobs), and its input files' stamps (:func:`~..io.files.file_stamp`, written
         ``[size, mtime_ns]``; null for what is no file, a preset) as canonical JSON: a job
         whose spec changed is not done."""
         inputs: dict[str, FileStamp | None] = {}
@@ -68,7 +69,9 @@ class Job:
                 inputs[key] = file_stamp(value) if isinstance(value, str) else None
             except OSError:
                 inputs[key] = None
-        return json.dumps({"options": self.values, "inputs": inputs}, sort_keys=True)
+        options = {key: os.path.abspath(value) if _is_path(key, value) else value
+                   for key, value in self.values.items()}
+        return json.dumps({"options": options, "inputs": inputs}, sort_keys=True)
 
     @property
     def where(self) -> str:
@@ -93,13 +96,17 @@ def _values(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **given}
 
 
+def _is_path(key: str, value: Any) -> bool:
+    """Whether option ``key``'s ``value`` names a file or folder (not a preset or sample)."""
+    return (key in PATH_OPTIONS and isinstance(value, str) and bool(value)
+            and not value.startswith((SAMPLE_PREFIX, PRESET_PREFIX)))
+
+
 def _relative_to(folder: Path, data: dict[str, Any]) -> dict[str, Any]:
     """A job line's relative paths (:data:`PATH_OPTIONS`) made relative to ``folder``; other
     values, presets and samples as they are."""
-    return {key: str(folder / value) if key in PATH_OPTIONS and isinstance(value, str)
-            and value and not value.startswith((SAMPLE_PREFIX, PRESET_PREFIX))
-            and not Path(value).is_absolute() else value
-            for key, value in data.items()}
+    return {key: str(folder / value) if _is_path(key, value) and not Path(value).is_absolute()
+            else value for key, value in data.items()}
 
 
 def read_jobs(path: str | Path, defaults: dict[str, Any]) -> tuple[list[Job], list[JobProblem]]:
