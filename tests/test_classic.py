@@ -204,3 +204,15 @@ def test_render_refuses_keypoints_it_cannot_warp_to(shared):
             engine.motion(crop, landmarks)
     with pytest.raises(ValueError, match=r"crop must be a non-empty \(H, W, 3\) uint8"):
         engine.motion(crop.astype(np.float32))
+    # stitching and retargeting too (a ZeroDivisionError, an IndexError, NaN returned)
+    for call, message in (
+            (lambda: engine.stitch(x_s, x_s * float("inf")), "x_d has values that are not"),
+            (lambda: engine.retarget_lip(x_s[:, :5], torch.zeros(1, 2)),
+             r"x_s must have shape \(1, 478, 3\)"),
+            (lambda: engine.retarget_eyes(x_s, torch.full((1, 3), float("nan"))),
+             "ratios has values that are not finite"),
+            (lambda: engine.retarget_lip(x_s, torch.zeros(1, 3)),
+             r"ratios must have shape \(1, 2\)")):
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert engine.stitch(x_s, x_s).shape == x_s.shape

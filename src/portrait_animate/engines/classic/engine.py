@@ -253,12 +253,21 @@ class ClassicEngine:
         return out
 
     def stitch(self, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
+        """x_d (1, 478, 3) shifted so that the jaw line stays near x_s's (1, 478, 3)."""
+        _check_finite(x_s, (1, NUM_POINTS, 3), "x_s")
+        _check_finite(x_d, (1, NUM_POINTS, 3), "x_d")
         return retarget.stitch(x_s, x_d)
 
     def retarget_eyes(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
+        """Keypoint delta (1, 478, 3) for ratios (1, 3) = [eye0_s, eye1_s, target]."""
+        _check_finite(x_s, (1, NUM_POINTS, 3), "x_s")
+        _check_finite(ratios, (1, 3), "ratios")
         return retarget.eye_delta(x_s, ratios)
 
     def retarget_lip(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
+        """Keypoint delta (1, 478, 3) for ratios (1, 2) = [lip_s, target]."""
+        _check_finite(x_s, (1, NUM_POINTS, 3), "x_s")
+        _check_finite(ratios, (1, 2), "ratios")
         return retarget.lip_delta(x_s, ratios)
 
 
@@ -267,15 +276,24 @@ class ClassicEngine:
 MAX_KEYPOINT_REACH = 10.0
 
 
+def _check_finite(tensor: torch.Tensor, shape: tuple[int, ...], name: str) -> None:
+    """A tensor of ``shape`` whose values are all finite.
+
+    Raises:
+        TypeError, ValueError: naming ``name`` and what it must be.
+    """
+    check_shape(tensor, shape, name)
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} has values that are not finite numbers")
+
+
 def _check_render_keypoints(kp: torch.Tensor, name: str) -> None:
     """(1, 478, 3) finite keypoints within :data:`MAX_KEYPOINT_REACH` of the crop.
 
     Raises:
         TypeError, ValueError: naming ``name`` and what it must be.
     """
-    check_shape(kp, (1, NUM_POINTS, 3), name)
-    if not torch.isfinite(kp).all():
-        raise ValueError(f"{name} has values that are not finite numbers")
+    _check_finite(kp, (1, NUM_POINTS, 3), name)
     reach = float(kp[0, :, :2].abs().max())
     if reach > MAX_KEYPOINT_REACH:
         raise ValueError(f"{name} reaches {reach:g} crop half-sides from the crop's centre, "
