@@ -89,3 +89,37 @@ def group_canvas(tiles: list[tuple[np.ndarray, int, int]], size: tuple[int, int]
     for tile, x, y in tiles:
         canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
     return canvas
+
+
+def rgb_profile(name: str, red: tuple[float, float, float], green: tuple[float, float, float],
+                blue: tuple[float, float, float], gamma: float) -> bytes:
+    """A version 2 ICC profile of an RGB display (a matrix of the D50-adapted primaries'
+    XYZ and one gamma curve), such as Adobe RGB (1998), which a camera or an editor embeds."""
+    import struct
+
+    def s15(x: float) -> bytes:
+        return struct.pack(">i", round(x * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+    text = name.encode() + b"\0"
+    tags = [(b"desc", b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(78)),
+            (b"cprt", b"text" + bytes(4) + b"none\0"), (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+            (b"rXYZ", xyz(*red)), (b"gXYZ", xyz(*green)), (b"bXYZ", xyz(*blue)),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
+    for signature, tag in tags:
+        table += signature + struct.pack(">II", offset + len(data), len(tag))
+        data += tag + bytes(-len(tag) % 4)
+    body = struct.pack(">I", len(tags)) + table + data
+    header = (struct.pack(">I", 128 + len(body)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntr"
+              + b"RGB XYZ " + bytes(12) + b"acspAPPL" + bytes(24)
+              + s15(0.9642) + s15(1.0) + s15(0.8249) + b"lcms" + bytes(44))
+    return header + body
+
+
+#: Adobe RGB (1998): wider than sRGB, so sRGB's colours are stored less saturated.
+ADOBE_RGB = rgb_profile("Adobe RGB (1998)", (0.6097, 0.3111, 0.0195),
+                        (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446), 563 / 256)

@@ -129,6 +129,99 @@ def test_a_transparent_picture_is_laid_over_white(shared, tmp_path):
     upload = ImageData(path=str(tmp_path / "cut.png"), orig_name="cut.png")
     assert image_upload("source image").preprocess(upload) == str(tmp_path / "cut.png")
 
+def _exif(orientation: int):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif
+
+
+@pytest.mark.parametrize("orientation, stored", [(3, 2), (6, 1), (8, 3)])
+def test_a_photo_stored_turned_is_read_upright_in_every_format(shared, tmp_path, orientation,
+                                                              stored):
+    """A phone stores a photo as the sensor saw it and says how to turn it (EXIF): an opaque
+    WebP stayed turned (OpenCV ignores the tag there), and a TIFF turned by a quarter was
+    refused as corrupt after OpenCV's error blocks."""
+    from PIL import Image
+
+    upright = cv2.resize(read_image_rgb(shared / "assets/source/s5.jpg"), (120, 90))
+    turned = Image.fromarray(np.rot90(upright, stored))  # what the tag turns back
+    for name, options in (("p.webp", {"lossless": True}), ("p.tif", {}), ("p.jpg", {"quality": 95}),
+                          ("p.png", {}), ("cut.tif", {"mode": "RGBA"})):
+        path = tmp_path / f"{orientation}-{name}"
+        picture = turned.convert(options.pop("mode")) if "mode" in options else turned
+        picture.save(path, exif=_exif(orientation), **options)
+        image = read_image_rgb(path)
+        assert image.shape == upright.shape, name
+        assert np.abs(image.astype(int) - upright).mean() < 3, name
+
+
+def test_a_picture_is_read_by_what_it_holds_not_its_name(shared, tmp_path):
+    """A transparent PNG saved as .jpg was decoded by OpenCV by its name, its transparent
+    pixels black, where the service (which types uploads by content) laid it over white."""
+    from PIL import Image
+
+    rgb = cv2.resize(read_image_rgb(shared / "assets/source/s5.jpg"), (64, 64))
+    alpha = np.full((64, 64), 255, np.uint8)
+    alpha[:, :16] = 0
+    Image.fromarray(np.dstack([rgb * 0, alpha])).save(tmp_path / "cut.jpg", format="PNG")
+    assert (read_image_rgb(tmp_path / "cut.jpg")[:, :16] == 255).all()
+
+
+def test_a_cut_off_jpeg_or_png_is_refused_in_one_line_and_a_whole_one_is_not(shared, tmp_path):
+    """A download cut short: OpenCV decoded a JPEG's missing part flat grey (exit 0, its
+    'Premature end of JPEG file' on stderr), and a PNG's as 'corrupt' after libpng's line.
+    A whole JPEG with data after it (a phone's motion photo appends a video) is read."""
+    jpeg = (shared / "assets/source/s5.jpg").read_bytes()
+    png = cv2.imencode(".png", cv2.imread(str(shared / "assets/source/s5.jpg")))[1].tobytes()
+    for name, data in (("half.jpg", jpeg[:len(jpeg) // 2]), ("most.jpg", jpeg[:-100]),
+                       ("half.png", png[:len(png) // 2])):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(InputError, match=rf"^cannot use image .*{name}: the (JPEG|PNG) file "
+                                             "is cut off before its end; copy or download it"):
+            read_image_rgb(tmp_path / name)
+    trailer = np.random.default_rng(0).integers(0, 256, 200_000, np.uint8).tobytes()
+    assert b"\xff\xda" in trailer  # a scan's marker, by chance, after the picture
+    (tmp_path / "motion.jpg").write_bytes(jpeg + trailer)
+    assert np.array_equal(read_image_rgb(tmp_path / "motion.jpg"),
+                          read_image_rgb(shared / "assets/source/s5.jpg"))
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty.jpg is empty \(0 bytes\); copy or download"):
+        read_image_rgb(tmp_path / "empty.jpg")
+
+
+def test_colours_of_an_embedded_profile_are_converted_to_srgb(shared, tmp_path):
+    """A camera's or an editor's Adobe RGB file (an iPhone's Display P3 alike) stores sRGB's
+    colours less saturated: read as if sRGB, the result came out dull (red 255 read as 219)."""
+    import io
+
+    from PIL import Image, ImageCms
+
+    from media import ADOBE_RGB
+
+    srgb = cv2.resize(read_image_rgb(shared / "assets/source/s5.jpg"), (96, 96))
+    srgb[:8] = (255, 0, 0)
+    adobe = ImageCms.ImageCmsProfile(io.BytesIO(ADOBE_RGB))
+    stored = ImageCms.profileToProfile(Image.fromarray(srgb), ImageCms.createProfile("sRGB"),
+                                       adobe, outputMode="RGB")
+    stored.save(tmp_path / "adobe.png", icc_profile=ADOBE_RGB)
+    raw = np.asarray(stored).astype(int)
+    assert np.abs(raw - srgb).mean() > 3 and raw[0, 0, 0] < 230
+    image = read_image_rgb(tmp_path / "adobe.png").astype(int)
+    assert np.abs(image - srgb).mean() < 1.0 and image[0, 0, 0] >= 250
+
+
+def test_a_16_bit_grey_png_with_a_transparent_grey_is_read_as_grey(shared, tmp_path):
+    """Pillow's RGBA conversion of 16-bit grey clips it: the picture read as solid white."""
+    from PIL import Image
+
+    grey = cv2.resize(read_image_rgb(shared / "assets/source/s5.jpg"), (64, 64))[..., 1]
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "g.png", transparency=0)
+    image = read_image_rgb(tmp_path / "g.png").astype(int)
+    assert np.abs(image - np.where(grey == 0, 255, grey)[..., None]).max() <= 1
+
+
 def test_an_animated_gif_drives_as_the_video_it_is(shared, tmp_path):
     """ffmpeg decodes an animated GIF as a browser shows it (its frames, composed, at their
     rate): it drives the source as a video does."""
@@ -162,6 +255,12 @@ def test_an_animated_webp_or_png_drives_as_the_video_it_is(shared, tmp_path):
         still = tmp_path / f"still{path.suffix}"
         frames[0].save(still, **options)
         assert classify_input(str(still), "driving") is InputKind.IMAGE, name
+        # transparency shows white, as in a still picture (it showed what it hides: black)
+        cut = [Image.fromarray(np.dstack([np.asarray(f) * 0, np.full((240, 240), 0, np.uint8)]))
+               for f in frames[:2]]
+        cut[0].save(tmp_path / f"cut{path.suffix}", save_all=True, append_images=cut[1:],
+                    duration=100, loop=0, **options)
+        assert all((f == 255).all() for f in iter_frames(tmp_path / f"cut{path.suffix}")), name
     assert main(["animate", "-s", str(shared / "assets/source/s5.jpg"), "-d",
                  str(tmp_path / "nod.webp"), "-o", str(tmp_path / "out"), "--engine", "classic",
                  "--quiet"]) == 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import io
 import os
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
 from .files import atomic_path
@@ -17,11 +19,11 @@ __all__ = ["IMAGE_EXTENSIONS", "ANIMATED_EXTENSIONS", "PILLOW_ERRORS", "SAMPLE_P
            "check_rgb", "is_animated_image", "over_white", "read_image_rgb", "register_heif",
            "write_image_rgb", "resize_area"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp",
-                    ".heic", ".heif", ".avif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".tif",
+                    ".tiff", ".webp", ".heic", ".heif", ".avif")
 #: The image formats that may hold an animation (a GIF, an animated WebP, an APNG), which is
 #: a video: its motion animates or drives.
-ANIMATED_EXTENSIONS = (".gif", ".webp", ".png")
+ANIMATED_EXTENSIONS = (".gif", ".webp", ".png", ".apng")
 #: What Pillow raises on a file it cannot identify or decode (not its decompression bomb).
 PILLOW_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError)
 SAMPLE_PREFIX = "sample:"
@@ -69,45 +71,142 @@ def register_heif() -> None:
 
 
 def _decode(path: Path) -> np.ndarray | None:
-    """RGB pixels of an image file, None when it cannot be decoded. OpenCV reads no GIF, HEIC
-    or AVIF and drops transparency: Pillow decodes a GIF's first frame, those formats and any
-    picture with transparency, which is shown over white (:func:`over_white`), as a browser
-    shows it on a white page."""
-    suffix = path.suffix.lower()
-    if suffix in (".heic", ".heif"):
+    """RGB pixels of an image file, upright as a photo viewer shows it and in sRGB; None when
+    it cannot be decoded. The format is told by the content, not the name. OpenCV decodes
+    an opaque JPEG, PNG, BMP or TIFF, as the reference reads pictures; Pillow decodes every
+    other format (GIF, WebP, HEIC, AVIF, ...), a TIFF that OpenCV cannot turn upright, and
+    any picture with transparency, which is shown over white (:func:`over_white`), as a
+    browser shows it on a white page.
+
+    Raises:
+        InputError: an empty file, a JPEG or PNG cut off (a download cut short, which OpenCV
+            decodes grey below the cut), too many pixels or a TIFF of floating-point samples.
+    """
+    data = path.read_bytes()
+    if not data:
+        raise InputError(f"image {path} is empty (0 bytes); copy or download it again")
+    if path.suffix.lower() in (".heic", ".heif"):
         register_heif()
-    if suffix in _MAYBE_TRANSPARENT + _PILLOW_ONLY:
-        try:
-            with Image.open(path) as image:
-                if suffix in _PILLOW_ONLY or _transparent(image):
-                    return over_white(np.array(ImageOps.exif_transpose(image).convert("RGBA")))
-        except Image.DecompressionBombError:
-            raise InputError(f"cannot decode image {path}: it has over "
-                             f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; re-export it "
-                             "smaller as JPEG or PNG") from None
-        except PILLOW_ERRORS:
-            if suffix in _PILLOW_ONLY:
-                return None  # OpenCV reads none; other files it may read where Pillow fails
-    if suffix in (".tif", ".tiff"):
-        _refuse_float_tiff(path)
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    # Pillow's warnings (a large picture, corrupt EXIF data) are not for the user: over twice
+    # its pixel limit is refused, and a file it cannot decode is told in one line
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _decode_data(path, data)
+
+
+def _decode_data(path: Path, data: bytes) -> np.ndarray | None:
+    try:
+        image = Image.open(io.BytesIO(data))  # reads the header only
+    except Image.DecompressionBombError:
+        raise InputError(f"cannot decode image {path}: it has over "
+                         f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; re-export it "
+                         "smaller as JPEG or PNG") from None
+    except PILLOW_ERRORS:
+        return _opencv(path, data)  # a format Pillow does not know (a float RGB TIFF)
+    with image:
+        if (image.format in ("JPEG", "MPO") and _jpeg_cut_off(data)) or \
+                (image.format == "PNG" and b"IEND" not in data):
+            raise InputError(f"cannot use image {path}: the {image.format} file is cut off "
+                             "before its end; copy or download it again")
+        rgb = None
+        turned = image.format == "TIFF" and image.getexif().get(_ORIENTATION, 1) != 1
+        if image.format in _OPENCV_FORMATS and not turned and not _transparent(image):
+            rgb = _opencv(path, data)
+        if rgb is None:
+            rgb = _pillow(image)
+        icc = image.info.get("icc_profile")
+    return _to_srgb(rgb, icc) if rgb is not None and icc else rgb
+
+
+#: What OpenCV decodes (when opaque): the formats the reference's pictures come in.
+_OPENCV_FORMATS = ("JPEG", "MPO", "PNG", "BMP", "TIFF")
+#: The EXIF tag of a picture's orientation.
+_ORIENTATION = 0x0112
+
+
+def _opencv(path: Path, data: bytes) -> np.ndarray | None:
+    """RGB pixels decoded by OpenCV, turned by their EXIF orientation; None when it cannot.
+
+    Raises:
+        InputError: a TIFF of floating-point samples.
+    """
+    if data.startswith((b"II*\0", b"MM\0*")):
+        _refuse_float_tiff(path, data)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _refuse_float_tiff(path: Path) -> None:
+def _pillow(image: Image.Image) -> np.ndarray | None:
+    """RGB pixels of an opened Pillow picture, turned by its EXIF orientation, transparency
+    over white; None when it cannot be decoded."""
+    try:
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("I", "I;16", "I;16L", "I;16B"):  # 16-bit grey: to 8 bits first
+            values = np.asarray(image)
+            grey = np.clip(np.round(values / 257), 0, 255).astype(np.uint8)
+            clear = image.info.get("transparency")
+            alpha = np.where(values == clear, 0, 255).astype(np.uint8) if clear is not None \
+                else np.full_like(grey, 255)
+            rgba = np.dstack([grey, grey, grey, alpha])
+        else:
+            rgba = np.asarray(image.convert("RGBA"))
+    except PILLOW_ERRORS:
+        return None
+    return over_white(rgba)
+
+
+def _jpeg_cut_off(data: bytes) -> bool:
+    """Whether a JPEG ends before its end-of-image marker: its marker segments are stepped
+    over by their lengths, and each scan's coded data up to the next marker (in which 0xFF
+    is followed by 0x00 or a restart marker), so that nothing after the picture (a phone's
+    motion photo appends a video) is taken for it."""
+    at, size = 2, len(data)  # after the start-of-image marker
+    while True:
+        at = data.find(b"\xff", at)
+        if at < 0 or at + 1 >= size:
+            return True
+        code = data[at + 1]
+        if code == 0xD9:  # end of image
+            return False
+        if code in (0x00, 0x01, 0xFF) or 0xD0 <= code <= 0xD7:  # coded data, fill, restart
+            at += 1 if code == 0xFF else 2
+            continue
+        if at + 4 > size:
+            return True
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+
+
+@functools.cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _to_srgb(rgb: np.ndarray, icc: bytes) -> np.ndarray:
+    """``rgb`` converted from the RGB colour profile ``icc`` the file embeds (Display P3 of
+    an iPhone photo, Adobe RGB) to sRGB, which the outputs are in; as it is for an sRGB
+    profile, another colour space's (a CMYK file's) or one that cannot be read."""
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        name = ImageCms.getProfileDescription(profile)
+    except (OSError, ImageCms.PyCMSError):
+        return rgb
+    if profile.profile.xcolor_space.strip() != "RGB" or "srgb" in name.lower().replace(" ", ""):
+        return rgb
+    try:
+        return np.asarray(ImageCms.profileToProfile(Image.fromarray(rgb), profile, _srgb(),
+                                                    outputMode="RGB"))
+    except ImageCms.PyCMSError:
+        return rgb
+
+
+def _refuse_float_tiff(path: Path, data: bytes) -> None:
     """A TIFF of floating-point samples (HDR, linear light) has no one mapping to 8-bit
     pixels: OpenCV gives garbage colours for three channels and nothing for one."""
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if raw is not None and raw.dtype.kind == "f":
         raise InputError(f"cannot use image {path}: it holds {8 * raw.dtype.itemsize}-bit "
                          "floating-point samples (HDR); re-export it as an 8- or 16-bit TIFF, "
                          "PNG or JPEG")
-
-
-#: Formats that can hold transparency (an alpha channel or a transparent palette colour).
-_MAYBE_TRANSPARENT = (".png", ".webp", ".tif", ".tiff")
-#: Formats that only Pillow reads here.
-_PILLOW_ONLY = (".gif", ".heic", ".heif", ".avif")
 
 
 def _transparent(image: Image.Image) -> bool:
@@ -119,9 +218,13 @@ def _transparent(image: Image.Image) -> bool:
 def over_white(rgba: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB of an (H, W, 4) uint8 RGBA picture laid over white: what a
     transparent pixel hides (black, or the background a cut-out tool left) is not shown."""
-    alpha = rgba[..., 3:].astype(np.float32) / 255
-    rgb = rgba[..., :3].astype(np.float32) * alpha + 255 * (1 - alpha)
-    return np.round(rgb).astype(np.uint8)
+    alpha = rgba[..., 3:]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(rgba[..., :3])
+    a = alpha.astype(np.uint16)
+    # rgb * a + 255 * (255 - a) is at most 255 * 255: rounded division in 16 bits
+    mixed = rgba[..., :3].astype(np.uint16) * a + 255 * (255 - a) + 127
+    return (mixed // 255).astype(np.uint8)
 
 
 def is_animated_image(path: str | os.PathLike) -> bool:

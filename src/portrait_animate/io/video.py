@@ -25,7 +25,7 @@ from PIL import Image, ImageSequence
 
 from ..errors import InputError
 from .files import FileStamp, commit, discard, file_stamp, temp_sibling
-from .images import ANIMATED_EXTENSIONS, PILLOW_ERRORS, check_rgb
+from .images import ANIMATED_EXTENSIONS, PILLOW_ERRORS, check_rgb, over_white
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "probe_video", "iter_frames", "VideoWriter",
            "ffmpeg_exe"]
@@ -145,8 +145,12 @@ def _unreadable(path: Path) -> InputError:
 
 
 def _open(path: Path) -> tuple[dict, Iterator[bytes]]:
+    """ffmpeg's reading of ``path``: its header (``meta``, with ``channels``: 4 for an
+    animated picture, which may be transparent, else 3) and an iterator of frames' bytes."""
     _check_file(path)
-    reader = imageio_ffmpeg.read_frames(str(path),
+    channels = 4 if path.suffix.lower() in ANIMATED_EXTENSIONS else 3
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgba" if channels == 4 else "rgb24",
+                                        bits_per_pixel=8 * channels,
                                         output_params=list(_every_frame_once(ffmpeg_exe())))
     try:
         meta = next(reader)
@@ -156,7 +160,8 @@ def _open(path: Path) -> tuple[dict, Iterator[bytes]]:
     if not meta.get("size") or not meta.get("fps"):
         reader.close()
         raise _unreadable(path)
-    meta.update(_timing(path, str(meta.get("codec", "")).startswith(_ANIMATION_CODECS)))
+    meta.update(_timing(path, str(meta.get("codec", "")).startswith(_ANIMATION_CODECS)),
+                channels=channels)
     return meta, reader
 
 
@@ -306,8 +311,10 @@ def iter_frames(path: str | os.PathLike, limit: int | None = None,
                          f"all), got {limit!r}")
     path = Path(path)
     meta, reader = _open(path)
-    w, h = meta["size"]
-    frames = (np.frombuffer(buffer, dtype=np.uint8).reshape(h, w, 3) for buffer in reader)
+    w, h, c = *meta["size"], meta["channels"]
+    frames = (np.frombuffer(buffer, dtype=np.uint8).reshape(h, w, c) for buffer in reader)
+    if c == 4:  # transparency over white, as for a still picture
+        frames = (over_white(frame) for frame in frames)
     if "slots" in meta:
         frames = _placed(frames, meta["slots"], meta["frames"])
     count = 0
