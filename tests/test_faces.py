@@ -318,7 +318,7 @@ def test_a_template_keeps_the_face_order_that_numbered_its_faces(group: Path, tw
                  "0", "--face_order", "left-right", "--face_map", "0:1,1:0"]) == 0
     err = capsys.readouterr().err
     assert "source faces animated: 0, 1 (--source_faces 0,1;" in err
-    assert "--driving_smooth has no effect on a motion template" in err
+    assert "--driving_smooth has no effect on the motion template" in err
     # no note on an option not given; each anchor says whose it is
     assert "flag_crop_driving_video" not in err
     assert "driving anchor of driving face 1: frame" in err

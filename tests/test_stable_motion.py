@@ -211,3 +211,62 @@ def test_the_auto_anchor_is_the_most_neutral_usable_frame():
     assert choose_anchor(motions, None, lips) == 0
     assert choose_anchor(motions, None, lips, np.array([False, True, True])) == 1
     assert choose_anchor(motions, None, lips, np.zeros(3, bool)) == 0  # none usable: all are
+
+
+def test_anchors_and_smoothing_of_every_driver_are_told_plainly(shared, tmp_path, capsys,
+                                                               monkeypatch):
+    """An anchor past a template's end is refused before the source is analysed (it was
+    after), and on a template of one frame (it was accepted, silently); a video source's
+    anchor past the frames it uses names them (it counted them as the driver's); the
+    template of those frames says it holds them; a preset is not called a template, and
+    --driving_smooth says why it does nothing to a preset or an image."""
+    from portrait_animate.pipeline import animate as animate_module
+
+    d0 = _d0_frames(shared, list(NEUTRAL))
+    driving = write_video([d0[i] for i in NEUTRAL], tmp_path / "d.mp4")  # 10 frames
+    source = write_video([d0[i] for i in range(4)], tmp_path / "s.mp4")  # 4 frames
+    still = tmp_path / "s.png"
+    cv2.imwrite(str(still), cv2.cvtColor(d0[0], cv2.COLOR_RGB2BGR))
+    base = ["animate", "--engine", "classic", "--quiet"]
+    assert main([*base[:-1], "-s", str(source), "-d", str(driving), "-o",
+                 str(tmp_path / "v")]) == 0
+    assert ("note: d_template.npz holds the first 4 frames of " + str(driving)
+            + ", those the source video uses") in capsys.readouterr().err
+    assert load_template(tmp_path / "v/d_template.npz").n_frames == 4
+    assert main([*base, "-s", str(source), "-d", str(driving), "-o", str(tmp_path / "va"),
+                 "--driving_anchor", "6"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --driving_anchor 6 is past the frames of the driving video {driving} that "
+        "the source video uses (its first 4); pass an index below 4 or auto")
+    assert main([*base, "-s", str(still), "-d", str(still), "-o", str(tmp_path / "one")]) == 0
+    monkeypatch.setattr(animate_module, "FaceMesh", None)  # no face analysis from here on
+    for template, anchor, frames in ((tmp_path / "v/d_template.npz", "4", "4 frames); pass an "
+                                      "index below 4"),
+                                     (tmp_path / "one/s_template.npz", "1", "1 frame); pass 0")):
+        out = tmp_path / f"t{anchor}"
+        assert main([*base, "-s", str(still), "-d", str(template), "-o", str(out),
+                     "--driving_anchor", anchor]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: --driving_anchor {anchor} is past the last frame of the motion template "
+            f"{template} ({frames} or auto")
+        assert not out.exists()
+    monkeypatch.undo()
+    assert main([*base, "-s", str(still), "-d", "preset:blink", "-o", str(tmp_path / "p"),
+                 "--driving_anchor", "999"]) == 2
+    assert "past the last frame of the preset preset:blink (" in capsys.readouterr().err
+    for drive, words in (("preset:blink", "the preset: its motion is smooth as it is made"),
+                         (str(still), "the driving image: one frame has no jitter")):
+        assert main([*base[:-1], "-s", str(still), "-d", drive, "-o", str(tmp_path / "sm"),
+                     "--driving_smooth", "5"]) == 0
+        assert f"note: --driving_smooth has no effect on {words}" in capsys.readouterr().err
+    # a square driver is used whole: its crop's options change nothing without the flag
+    assert main([*base[:-1], "-s", str(still), "-d", str(driving), "-o", str(tmp_path / "c"),
+                 "--scale_crop_driving_video", "3"]) == 0
+    assert ("note: --scale_crop_driving_video changes nothing: the square driver "
+            f"{driving} is used whole; pass --flag_crop_driving_video") in capsys.readouterr().err
+    # the reference's retargeting in relative motion moves nothing else: said, not a surprise
+    assert main([*base[:-1], "-s", str(still), "-d", str(still), "-o", str(tmp_path / "r"),
+                 "--flag_lip_retargeting"]) == 0
+    assert ("note: with --flag_lip_retargeting, as in the reference, the driver opens and "
+            "closes the lips only: the head and the rest of the face keep the source's pose "
+            "and expression") in capsys.readouterr().err

@@ -30,8 +30,10 @@ HELP = {
     "flag_force_cpu": "run on the CPU even if CUDA or MPS is present",
     "flag_normalize_lip": "close the source's open mouth before animating (relative only)",
     "flag_source_video_eye_retargeting": "keep a source video's eyes as open as in its frame 0",
-    "flag_eye_retargeting": "drive eye openness by the driving eye ratio",
-    "flag_lip_retargeting": "drive lip openness by the driving lip ratio",
+    "flag_eye_retargeting": "drive eye openness by the driving eye ratio (in relative motion, "
+                            "as in the reference, nothing else moves)",
+    "flag_lip_retargeting": "drive lip openness by the driving lip ratio (in relative motion, "
+                            "as in the reference, nothing else moves)",
     "flag_stitching": "stitch the animated face into the source (needed for paste-back)",
     "flag_relative_motion": "motion relative to the anchor driving frame, see --driving_anchor "
                             "(else absolute)",

@@ -45,7 +45,13 @@ from ..motion.retargeting import (
 )
 from ..motion.template import MotionTemplate
 from .compositing import Compositor
-from .driving import PreparedDriving, TimeBase, prepare_driving
+from .driving import (
+    DRIVER_NAMES,
+    PreparedDriving,
+    TimeBase,
+    anchor_past_the_end,
+    prepare_driving,
+)
 from .engines import load_engine
 from .faces import CropSettings
 from .inputs import (
@@ -108,8 +114,7 @@ def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: Input
         raise InputError(invalid[0])
     anchor = parse_anchor(options.driving_anchor)
     if drv_kind is InputKind.IMAGE and isinstance(anchor, int) and anchor > 0:
-        raise InputError(f"--driving_anchor {anchor} is past the last frame of the driving "
-                         f"image {options.driving} (1 frame); pass 0 or auto")
+        raise InputError(anchor_past_the_end(anchor, drv_kind, options.driving, 1))
     problems = options.conflicts()
     if drv_kind is InputKind.PRESET and not options.flag_relative_motion:
         problems.append("a preset drives relative motion; drop --no_flag_relative_motion")
@@ -141,14 +146,40 @@ def _check_layout(spec: str, layout: str, engine: str) -> None:
                          "from its driving video)", page=f"{problem}; pick the {needed} engine")
 
 
+#: Why --driving_smooth does nothing to a driver of each kind that it leaves as it is.
+_UNSMOOTHED = {
+    InputKind.TEMPLATE: "its motion is used as it was saved (one that animate wrote was "
+                        "smoothed then)",
+    InputKind.PRESET: "its motion is smooth as it is made",
+    InputKind.IMAGE: "one frame has no jitter to smooth"}
+
+
+def _check_ratios(options: AnimateOptions, kind: InputKind, spec: str, eyes: bool,
+                  lips: bool) -> None:
+    """Eye and lip retargeting against the open ratios a driver has (``eyes``, ``lips``)."""
+    for flag, wanted, has in (("eye", options.flag_eye_retargeting, eyes),
+                              ("lip", options.flag_lip_retargeting, lips)):
+        if wanted and not has:
+            raise InputError(f"--flag_{flag}_retargeting needs {flag} ratios, which "
+                             f"{DRIVER_NAMES[kind]} {spec} does not have; drop the flag or use "
+                             "a driving video")
+
+
+def _check_template(options: AnimateOptions, template: MotionTemplate) -> None:
+    """A motion template against the options that need its frames or ratios, before the
+    source is analysed."""
+    anchor = parse_anchor(options.driving_anchor)
+    if isinstance(anchor, int) and anchor >= template.n_frames:
+        raise InputError(anchor_past_the_end(anchor, InputKind.TEMPLATE, options.driving,
+                                             template.n_frames))
+    _check_ratios(options, InputKind.TEMPLATE, options.driving,
+                  template.eye_ratios is not None, template.lip_ratios is not None)
+
+
 def _check_driving(options: AnimateOptions, driving: PreparedDriving, engine: Engine) -> None:
     _check_layout(driving.spec, driving.layout, engine.name)
-    if options.flag_eye_retargeting and not driving.has_eye_ratios:
-        raise InputError(f"--flag_eye_retargeting needs eye ratios, which the template "
-                         f"{driving.spec} does not have; drop the flag or use a driving video")
-    if options.flag_lip_retargeting and not driving.has_lip_ratios:
-        raise InputError(f"--flag_lip_retargeting needs lip ratios, which the template "
-                         f"{driving.spec} does not have; drop the flag or use a driving video")
+    _check_ratios(options, driving.kind, driving.spec, driving.has_eye_ratios,
+                  driving.has_lip_ratios)
 
 
 def _frame_count(source: PreparedSource, driving: PreparedDriving) -> int | None:
@@ -471,6 +502,10 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGro
             writer.attach(template_path, lambda tmp: save_face_templates(
                 tmp, {number: each.template for number, each in by_face.items()},
                 options.face_order))
+    if template_path is not None and driving.limit is not None and \
+            driving.template.n_frames >= driving.limit:
+        reporter.note(f"note: {template_path.name} holds the first {driving.template.n_frames}"
+                      f" frames of {options.driving}, those the source video uses")
     for each in drivers:
         each.tell_missing()
     reasons = [animator.still_reason() for animator in animators]
@@ -505,9 +540,10 @@ def check_inputs(options: AnimateOptions) -> tuple[InputKind, InputKind]:
     _check_options(options, src_kind, drv_kind)
     check_readable(options.source, src_kind)
     if drv_kind is InputKind.TEMPLATE:
-        layout = load_template(options.driving).layout
+        template = load_template(options.driving)
         if options.engine != "auto":  # auto's engine is known once the weights are looked for
-            _check_layout(options.driving, layout, options.engine)
+            _check_layout(options.driving, template.layout, options.engine)
+        _check_template(options, template)
     else:
         check_readable(options.driving, drv_kind)
     check_output_folder(options.output_dir, "-o")
@@ -553,6 +589,21 @@ def driving_faces(options: AnimateOptions, numbers: list[int | None]) -> list[in
 def _driving_settings(options: AnimateOptions) -> CropSettings:
     return CropSettings(options.scale_crop_driving_video, options.vx_ratio_crop_driving_video,
                         options.vy_ratio_crop_driving_video, rotate=False)
+
+
+def _note_whole_driver(options: AnimateOptions, by_face: dict[int | None, PreparedDriving],
+                       reporter: Reporter) -> None:
+    """Say so when the driving crop's options were given for a driver used whole (a square
+    video or image without --flag_crop_driving_video): they changed nothing."""
+    given = [f"--{name}" for name in ("scale_crop_driving_video", "vx_ratio_crop_driving_video",
+                                      "vy_ratio_crop_driving_video")
+             if getattr(options, name) != getattr(AnimateOptions, name)]
+    if given and any(d.kind in (InputKind.VIDEO, InputKind.IMAGE) and not d.cropped
+                     for d in by_face.values()):
+        reporter.note(f"note: {' and '.join(given)} change{'s' * (len(given) == 1)} nothing: "
+                      f"the square driver "
+                      f"{options.driving} is used whole; pass --flag_crop_driving_video to crop "
+                      "it to its face")
 
 
 
@@ -628,10 +679,17 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
                 reporter.note(f"source faces animated: {', '.join(map(str, source.numbers))} "
                               f"(--source_faces {options.source_faces}; `portrait-animate "
                               "faces` shows them)")
-        if drv_kind is InputKind.TEMPLATE and \
-                options.driving_smooth != AnimateOptions.driving_smooth:
-            reporter.note("note: --driving_smooth has no effect on a motion template: its "
-                          "motion was smoothed when it was saved")
+        retargeted = [part for part, flag in (("eye", options.flag_eye_retargeting),
+                                              ("lip", options.flag_lip_retargeting)) if flag]
+        if retargeted and options.flag_relative_motion:
+            flags = " and ".join(f"--flag_{part}_retargeting" for part in retargeted)
+            reporter.note(f"note: with {flags}, as in the reference, the driver opens and "
+                          f"closes the {' and '.join(p + 's' for p in retargeted)} only: the "
+                          "head and the rest of the face keep the source's pose and "
+                          "expression (drop the flag to drive the whole face)")
+        if drv_kind in _UNSMOOTHED and options.driving_smooth != AnimateOptions.driving_smooth:
+            reporter.note(f"note: --driving_smooth has no effect on {DRIVER_NAMES[drv_kind]}: "
+                          f"{_UNSMOOTHED[drv_kind]}")
         limit = len(source.first.frames_info) if source.first.is_video and \
             drv_kind is InputKind.VIDEO else None
         unused = sorted(set(parse_face_map(options.face_map)) - set(source.numbers))
@@ -660,5 +718,6 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
                 _time_base(options, source.first), smooth=options.driving_smooth,
                 anchor=parse_anchor(options.driving_anchor), analysed=analysed,
                 face=number, order=options.face_order, batch=batch))
+        _note_whole_driver(options, by_face, reporter)
         return _animate_prepared(options, engine, source, by_face, wanted, reporter, batch,
                                  overlap)

@@ -51,7 +51,8 @@ from .inputs import InputKind, read_still
 from .prefetch import ordered_map
 from .progress import Reporter
 
-__all__ = ["PreparedDriving", "prepare_driving", "TimeBase", "DEFAULT_FPS"]
+__all__ = ["DEFAULT_FPS", "DRIVER_NAMES", "PreparedDriving", "TimeBase", "anchor_past_the_end",
+           "prepare_driving"]
 
 DEFAULT_FPS = 25.0
 #: Driving crops the analysis may keep ahead of the animation.
@@ -333,6 +334,7 @@ class PreparedDriving:
         face: the number of the driving face analysed (None: the largest), for messages.
         batch: driving frames whose motion is taken at a time (one batch of M on the neural
             engine).
+        limit: the driving frames analysed of a longer video, all that a source video uses.
 
     Frames are counted in output frames (:meth:`frames`, :meth:`motion`, :attr:`n_frames`,
     ...); only :attr:`template` holds the driver's own frames.
@@ -346,6 +348,7 @@ class PreparedDriving:
         has_eye_ratios, has_lip_ratios: whether per-frame open ratios are known.
         sar: the pixel aspect ratio of a driving video's frames (1: square pixels).
         frames_hint: the expected number of frames, for progress (a video's may be off).
+        limit: the driving frames analysed of a longer video (None: all of it).
     """
 
     def __init__(self, spec: str, kind: InputKind, fps: float, has_audio: bool, layout: str,
@@ -354,9 +357,11 @@ class PreparedDriving:
                  crop: bool = False, reporter: Reporter | None = None,
                  timeline: _Timeline | None = None, smooth: float = 0.0,
                  anchor: str | int = "first", pixels: bool = False,
-                 face: int | None = None, batch: int = 1, sar: Fraction = Fraction(1)) -> None:
+                 face: int | None = None, batch: int = 1, sar: Fraction = Fraction(1),
+                 limit: int | None = None) -> None:
         self.spec, self.kind, self.fps, self.has_audio, self.layout = \
             spec, kind, fps, has_audio, layout
+        self.limit = limit
         self.frames_hint = frames_hint
         self.sar = sar
         self.has_eye_ratios = template is None or template.eye_ratios is not None
@@ -375,6 +380,11 @@ class PreparedDriving:
         self._face = face
         self._batch = batch
         self._told_missing = False
+
+    @property
+    def cropped(self) -> bool:
+        """Whether the driving frames are cropped to the face (else used whole)."""
+        return self._crop
 
     @property
     def is_video(self) -> bool:
@@ -575,20 +585,23 @@ class PreparedDriving:
 
     def _choose_anchor(self) -> int:
         spec = self._anchor_spec
-        if not self.is_video or spec == "first":
+        if spec == "first":
             return 0
         if isinstance(spec, int):
-            if self._template is None:
+            if not self.is_video:
+                frames = 1
+            elif self._template is None:
                 self.ready()
                 self._take_motions(spec + 1)
-            frames = len(self._motions) if self._template is None else self._template.n_frames
+                frames = len(self._motions)
+            else:
+                frames = self._template.n_frames
             if spec >= frames:
-                last = "the motion template" if self._template is not None else \
-                    "the driving video"
-                raise InputError(f"--driving_anchor {spec} is past the last frame of {last} "
-                                 f"{self.spec} ({frames} frame{'s' * (frames != 1)}); pass an "
-                                 f"index below {frames} or auto")
+                raise InputError(anchor_past_the_end(spec, self.kind, self.spec, frames,
+                                                     frames == self.limit))
             return spec
+        if not self.is_video:
+            return 0
         if self.kind is InputKind.PRESET:
             return 0  # presets start at rest by design
         if self._template is not None and self._template.anchor is not None:
@@ -641,6 +654,24 @@ class PreparedDriving:
         self.close()
 
 
+#: What a driver of each kind is called in messages.
+DRIVER_NAMES = {InputKind.VIDEO: "the driving video", InputKind.IMAGE: "the driving image",
+                InputKind.TEMPLATE: "the motion template", InputKind.PRESET: "the preset"}
+
+
+def anchor_past_the_end(anchor: int, kind: InputKind, spec: str, frames: int,
+                        cut: bool = False) -> str:
+    """The message refusing ``--driving_anchor`` ``anchor`` of a driver of ``frames``
+    frames (``cut``: all that a source video of that length uses, of a longer driver)."""
+    what = f"{DRIVER_NAMES[kind]} {spec}"
+    if cut:
+        return (f"--driving_anchor {anchor} is past the frames of {what} that the source "
+                f"video uses (its first {frames}); pass an index below {frames} or auto")
+    return (f"--driving_anchor {anchor} is past the last frame of {what} ({frames} "
+            f"frame{'s' * (frames != 1)}); pass "
+            + ("0 or auto" if frames == 1 else f"an index below {frames} or auto"))
+
+
 def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh | FacePick,
                     settings: CropSettings, force_crop: bool, limit: int | None,
                     reporter: Reporter, time_base: TimeBase | None = None, *,
@@ -691,6 +722,8 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
         if limit is not None:  # in driving frames
             limit = timeline.driving(limit - 1) + 1
         hint = round(probe.duration * probe.fps) or limit
+        if limit is not None and hint is not None and hint <= limit:
+            limit = None  # a driver no longer than the limit: all of it is used
         hint = hint if limit is None else min(hint, limit)
     crop = force_crop or w != h
     if analysed is not None:
@@ -705,4 +738,5 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
                              analysis_workers(hint), still=kind is InputKind.IMAGE)
     return PreparedDriving(spec, kind, fps, has_audio, layout, hint, analysis=analysis,
                            engine=engine, crop=crop, reporter=reporter, timeline=timeline,
-                           smooth=smooth, anchor=anchor, face=face, batch=batch, sar=sar)
+                           smooth=smooth, anchor=anchor, face=face, batch=batch, sar=sar,
+                           limit=limit)
