@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from media import read_video, write_video
+from media import clip, read_video, write_video
 from portrait_animate.cli.main import main
 from portrait_animate.engines.classic.anatomy import LIPS
 from portrait_animate.face.mesh import FaceMesh
@@ -142,6 +142,32 @@ def test_source_video_crops_keep_still(shared, tmp_path):
             centres[smooth] = np.stack([b.center for b in source._track.boxes])
     jitter = {k: np.linalg.norm(np.diff(c, axis=0), axis=1).mean() for k, c in centres.items()}
     assert jitter[2.5] < 0.5 * jitter[0.0], jitter
+
+
+def test_absolute_driving_warps_a_video_source_from_where_its_frames_show_the_face(shared,
+                                                                                  tmp_path):
+    """Absolute driving puts the face where the driver's is, so the warp must start from where
+    each frame shows it: from landmarks smoothed to where the face had been (2.3 px behind at
+    the end of this bending head's clip), the upper lip slid into the nose over 16 frames (the
+    gap fell from 0.047 to 0.021 face sizes). The crops stay the smoothed, still ones."""
+    video = clip(shared / "assets/source/s13.mp4", tmp_path / "s.mp4", 0.64)  # 16 frames
+    tracks = {}
+    with FaceMesh() as mesh:
+        engine = load_engine(AnimateOptions(source="", driving="", engine="classic"),
+                             Reporter(quiet=True))
+        for smooth, landmarks in ((0.0, True), (2.5, True), (2.5, False)):
+            source = prepare_source(str(video), InputKind.VIDEO, engine, mesh,
+                                    CropSettings(2.3, 0.0, -0.125), True, 1280, 2, None,
+                                    Reporter(quiet=True), smooth=smooth,
+                                    smooth_landmarks=landmarks)
+            tracks[smooth, landmarks] = source._track
+    raw, smoothed = (np.stack(tracks[key].points)[..., :2] for key in ((0.0, True), (2.5, True)))
+    mouth = [0, 2, 13, 14, 17]
+    assert np.linalg.norm(smoothed - raw, axis=-1)[-2:, mouth].mean() > 1.0
+    absolute = tracks[2.5, False]
+    assert np.array_equal(np.stack(absolute.points)[..., :2], raw)
+    assert [b.center.tolist() for b in absolute.boxes] == \
+        [b.center.tolist() for b in tracks[2.5, True].boxes]
 
 
 # Peak RSS from VmHWM: ru_maxrss would carry the parent's (pytest's) peak across exec.

@@ -41,7 +41,7 @@ ANALYSIS_OPTIONS = ("det_thresh", "flag_crop_driving_video", "scale_crop_driving
 #: The options a source's analysis depends on (besides the engine's).
 SOURCE_OPTIONS = ("det_thresh", "scale", "vx_ratio", "vy_ratio", "flag_do_rot", "flag_do_crop",
                   "source_max_dim", "source_division", "driving_smooth", "source_faces",
-                  "face_order")
+                  "face_order", "flag_relative_motion")
 SOURCES_KEPT = 4
 TEMPLATES_KEPT = 8
 _PR_SET_PDEATHSIG = 1

@@ -553,7 +553,8 @@ def check_inputs(options: AnimateOptions) -> tuple[InputKind, InputKind]:
 def prepare_animation_source(options: AnimateOptions, kind: InputKind, engine: Engine,
                              mesh: FaceMesh, reporter: Reporter) -> SourceGroup:
     """``options.source`` analysed as :func:`animate` does (each face it animates): reusable
-    by every animation of it with the same engine and source options."""
+    by every animation of it with the same engine, source options and relative or absolute
+    motion."""
     if not options.flag_do_crop:
         note_whole_source(options, kind, reporter)
     settings = CropSettings(options.scale, options.vx_ratio, options.vy_ratio,
@@ -563,6 +564,7 @@ def prepare_animation_source(options: AnimateOptions, kind: InputKind, engine: E
                                 options.source_division, reporter,
                                 faces=parse_faces(options.source_faces),
                                 order=options.face_order, smooth=options.driving_smooth,
+                                smooth_landmarks=options.flag_relative_motion,
                                 batch=engine.batch_size(options.batch_size))
 
 

@@ -157,17 +157,20 @@ def track_numbered_faces(frames: Iterable[np.ndarray], mesh: FaceMesh, order: st
     return [_track(track, settings, keep_points) for track in points]
 
 
-def smooth_track(track: FaceTrack, settings: CropSettings, strength: float) -> FaceTrack:
+def smooth_track(track: FaceTrack, settings: CropSettings, strength: float,
+                 points_too: bool = True) -> FaceTrack:
     """The track with its landmarks smoothed in time (:func:`zero_phase_smooth`, ``strength``
     frames) and its crop boxes and ratios taken again from them, so that a still head keeps
-    still crops; the track itself without landmarks or with ``strength`` 0."""
+    still crops; the track itself without landmarks or with ``strength`` 0. Without
+    ``points_too`` the landmarks stay where each frame shows the face (a warp from them moves
+    the frame's own pixels) and only the boxes and ratios are the smoothed ones'."""
     if strength <= 0 or track.points is None or len(track) < 3:
         return track
     points = zero_phase_smooth(np.stack(track.points), strength)  # (T, 478, 3)
     return replace(track, boxes=[settings.box(p[:, :2]) for p in points],
                    eye_ratios=np.array([eye_ratios(p[:, :2]) for p in points], np.float32),
                    lip_ratios=np.array([(lip_ratio(p[:, :2]),) for p in points], np.float32),
-                   points=list(points))
+                   points=list(points) if points_too else track.points)
 
 
 def points_in_input(points: np.ndarray | None, frame_shape: tuple[int, int],

@@ -154,13 +154,19 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
                    settings: CropSettings, do_crop: bool, max_dim: int, division: int,
                    limit: int | None, reporter: Reporter, *,
                    face_required: bool = False, smooth: float = 0.0,
-                   track: FaceTrack | None = None, batch: int = 1) -> PreparedSource:
+                   smooth_landmarks: bool = True, track: FaceTrack | None = None,
+                   batch: int = 1) -> PreparedSource:
     """Detect, crop and run the motion extractor on the source's frames (at most ``limit``).
 
     Args:
         face_required: the caller needs the face's landmarks even without cropping.
         smooth: strength of the smoothing of a video source's landmarks, and so of its crop
             boxes and ratios, in frames (``--driving_smooth``; 0: none).
+        smooth_landmarks: the motion is taken from the smoothed landmarks too (relative
+            driving, which moves the source from them), else from each frame's own (absolute
+            driving puts the face where the driver's is: the landmarks must be where the
+            frame's pixels are; smoothed to where the face had been, a bending head's upper
+            lip slid into its nose by a clip's end).
         track: the face to animate, already tracked with its landmarks
             (:func:`track_numbered_faces`); without it, the largest face of each frame.
         batch: a video's frames whose motion is taken at a time (one batch of M on the
@@ -195,7 +201,7 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
     if track is None and (do_crop or not whole_frame_works):
         raise _no_face(spec, kind, whole_frame_works)
     if track is not None:
-        track = smooth_track(track, settings, smooth)
+        track = smooth_track(track, settings, smooth, smooth_landmarks)
         if not engine.uses_landmarks:
             track = replace(track, points=None)
     source = PreparedSource(spec, kind, [], probe.fps, probe.has_audio, None,
@@ -250,14 +256,14 @@ def prepare_source_faces(spec: str, kind: InputKind, engine: Engine, mesh: FaceM
                          settings: CropSettings, do_crop: bool, max_dim: int, division: int,
                          reporter: Reporter, *, faces: str | tuple[int, ...] = "largest",
                          order: str = "large-small", smooth: float = 0.0,
-                         batch: int = 1) -> SourceGroup:
+                         smooth_landmarks: bool = True, batch: int = 1) -> SourceGroup:
     """The source prepared (:func:`prepare_source`) for each face to animate.
 
     Args:
         faces: ``largest`` (the largest face of each frame), ``all`` or the faces' numbers
             (:func:`~portrait_animate.pipeline.options.parse_faces`).
         order: how the faces are numbered (``--face_order``), tracked through a video.
-        batch: see :func:`prepare_source`.
+        smooth, smooth_landmarks, batch: see :func:`prepare_source`.
 
     Raises:
         InputError: no face, or a face number the source does not have.
@@ -265,7 +271,8 @@ def prepare_source_faces(spec: str, kind: InputKind, engine: Engine, mesh: FaceM
     if faces == "largest":
         return SourceGroup([prepare_source(spec, kind, engine, mesh, settings, do_crop, max_dim,
                                            division, None, reporter, smooth=smooth,
-                                           batch=batch)], [None])
+                                           smooth_landmarks=smooth_landmarks, batch=batch)],
+                           [None])
     if kind is InputKind.IMAGE:
         frames = iter([resize_to_limit(read_image_rgb(spec), max_dim, division)])
     else:
@@ -283,7 +290,8 @@ def prepare_source_faces(spec: str, kind: InputKind, engine: Engine, mesh: FaceM
         raise InputError(f"{problem}; run `portrait-animate faces {spec}` to see them",
                          page=f"{problem}; pick among those")
     prepared = [prepare_source(spec, kind, engine, mesh, settings, do_crop, max_dim, division,
-                               None, reporter, smooth=smooth, track=tracks[n], batch=batch)
+                               None, reporter, smooth=smooth,
+                               smooth_landmarks=smooth_landmarks, track=tracks[n], batch=batch)
                 for n in numbers]
     still = [track for n, track in enumerate(tracks) if n not in numbers]
     return SourceGroup(prepared, numbers, still)
