@@ -603,11 +603,8 @@ def _note_whole_driver(options: AnimateOptions, by_face: dict[int | None, Prepar
     if given and any(d.kind in (InputKind.VIDEO, InputKind.IMAGE) and not d.cropped
                      for d in by_face.values()):
         reporter.note(f"note: {' and '.join(given)} change{'s' * (len(given) == 1)} nothing: "
-                      f"the square driver "
-                      f"{options.driving} is used whole; pass --flag_crop_driving_video to crop "
-                      "it to its face")
-
-
+                      f"the square driver {options.driving} is used whole; pass "
+                      "--flag_crop_driving_video to crop it to its face")
 
 
 def _driving_mesh(mesh: FaceMesh, number: int | None,

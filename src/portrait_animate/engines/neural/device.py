@@ -3,6 +3,7 @@ threads the networks run on."""
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +52,8 @@ def select_device(force_cpu: bool = False, device_id: int = 0) -> torch.device:
     Raises:
         InputError: ``device_id`` is not a GPU number, or names a GPU this machine lacks.
     """
-    if isinstance(device_id, bool) or not isinstance(device_id, int) or device_id < 0:
+    if isinstance(device_id, bool) or not isinstance(device_id, numbers.Integral) or \
+            device_id < 0:
         raise InputError(f"device_id {device_id!r} is not a GPU number; pass 0 or more")
     if force_cpu:
         return torch.device("cpu")
