@@ -212,6 +212,21 @@ def test_colours_of_an_embedded_profile_are_converted_to_srgb(shared, tmp_path):
     assert np.abs(image - srgb).mean() < 1.0 and image[0, 0, 0] >= 250
 
 
+def test_a_png_with_a_profile_libpng_warns_of_is_read_without_a_word(tmp_path, capfd):
+    """OpenCV's libpng wrote "libpng warning: iCCP: ..." to the terminal (no Python warning
+    that could be caught) for a PNG whose colour profile it doubts, as many editors embed."""
+    from PIL import Image, ImageCms
+
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[68:80] = bytes(12)  # its illuminant, which libpng wants to be D50
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "edited.png", icc_profile=bytes(profile))
+    cv2.imdecode(np.fromfile(tmp_path / "edited.png", np.uint8), cv2.IMREAD_COLOR)
+    assert "libpng warning" in capfd.readouterr().err  # what OpenCV prints for it
+    assert np.array_equal(read_image_rgb(tmp_path / "edited.png"), rgb)
+    assert capfd.readouterr().err == ""
+
+
 def test_a_16_bit_grey_png_with_a_transparent_grey_is_read_as_grey(shared, tmp_path):
     """Pillow's RGBA conversion of 16-bit grey clips it: the picture read as solid white."""
     from PIL import Image

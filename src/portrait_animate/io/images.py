@@ -74,8 +74,9 @@ def _decode(path: Path) -> np.ndarray | None:
     """RGB pixels of an image file, upright as a photo viewer shows it and in sRGB; None when
     it cannot be decoded. The format is told by the content, not the name. OpenCV decodes
     an opaque JPEG, PNG, BMP or TIFF, as the reference reads pictures; Pillow decodes every
-    other format (GIF, WebP, HEIC, AVIF, ...), a TIFF that OpenCV cannot turn upright, and
-    any picture with transparency, which is shown over white (:func:`over_white`), as a
+    other format (GIF, WebP, HEIC, AVIF, ...), a TIFF that OpenCV cannot turn upright, a PNG
+    with a colour profile (the same pixels, without libpng's warnings) and any picture with
+    transparency, which is shown over white (:func:`over_white`), as a
     browser shows it on a white page.
 
     Raises:
@@ -109,12 +110,16 @@ def _decode_data(path: Path, data: bytes) -> np.ndarray | None:
             raise InputError(f"cannot use image {path}: the {image.format} file is cut off "
                              "before its end; copy or download it again")
         rgb = None
+        icc = image.info.get("icc_profile")
         turned = image.format == "TIFF" and image.getexif().get(_ORIENTATION, 1) != 1
-        if image.format in _OPENCV_FORMATS and not turned and not _transparent(image):
+        # OpenCV's libpng writes its warnings on a PNG's colour profile ("iCCP: known
+        # incorrect sRGB profile") to the terminal, where nothing can catch them
+        profiled_png = image.format == "PNG" and icc is not None
+        if image.format in _OPENCV_FORMATS and not (turned or profiled_png
+                                                    or _transparent(image)):
             rgb = _opencv(path, data)
         if rgb is None:
             rgb = _pillow(image)
-        icc = image.info.get("icc_profile")
     return _to_srgb(rgb, icc) if rgb is not None and icc else rgb
 
 
