@@ -384,7 +384,7 @@ def test_a_one_frame_driving_video_ends_as_with_animate(shared, tmp_path):
 def test_names_that_are_not_strings_or_are_the_batchs_own_files_are_invalid_lines(
         shared, tmp_path, capsys):
     source, still = str(shared / "assets/source/s6.jpg"), str(shared / "assets/driving/d12.jpg")
-    names = ["ok", [1], {"a": 1}, "batch.sqlite", "batch.lock", "batch.sqlite-wal"]
+    names = ["ok", [1], {"a": 1}, "batch.sqlite", "batch.lock", "batch.sqlite-wal", "Élodie"]
     jobs = _jobs(tmp_path / "jobs.jsonl", [{"source": source, "driving": still, "name": name}
                                            for name in names])
     out = tmp_path / "out"
@@ -392,6 +392,7 @@ def test_names_that_are_not_strings_or_are_the_batchs_own_files_are_invalid_line
     err = capsys.readouterr().err
     assert "line 2: name [1] is not a folder name" in err
     assert "line 3: name {'a': 1} is not a folder name" in err
+    assert "line 7: name 'Élodie' is not a folder name; use ASCII letters (A-Z, a-z)" in err
     for line, name in ((4, "batch.sqlite"), (5, "batch.lock"), (6, "batch.sqlite-wal")):
         assert f"line {line}: name {name!r} is one of the batch's own files in its output " \
                "folder" in err and "give the job another name" in err

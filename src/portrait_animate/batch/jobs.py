@@ -210,8 +210,8 @@ def _bad_values(job: Job) -> list[str]:
     unknown options, values of the wrong type, then values out of range."""
     problems: list[str] = []
     if not isinstance(job.name, str) or not _NAME.fullmatch(job.name):
-        problems.append(f"name {job.name!r} is not a folder name; use letters, digits, '.', "
-                        "'_' and '-' (not first), at most 128")
+        problems.append(f"name {job.name!r} is not a folder name; use ASCII letters (A-Z, "
+                        "a-z), digits, '.', '_' and '-' (not first), at most 128")
     elif job.name in (DB, LOCK) or job.name.startswith(f"{DB}-"):
         problems.append(f"name {job.name!r} is one of the batch's own files in its output "
                         f"folder ({DB}, {DB}-wal, {DB}-shm, {LOCK}); give the job another "
