@@ -151,6 +151,22 @@ def test_auto_picks_classic_without_weights_and_says_so(shared, tmp_path, monkey
                      "them)"]
 
 
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_turn_past_what_the_warp_draws_is_said_once(shared, tmp_path, capsys, relative):
+    """s0 driven absolutely by d12 (looking up and aside) turns 33 degrees from her pose: the
+    far cheek smears and her features tear, which the user is told with the fix. Relative
+    motion from the same image keeps her pose, and says nothing of it."""
+    assert main(["animate", "--engine", "classic", "-o", str(tmp_path), "-s", str(shared / S0),
+                 "-d", str(shared / "assets/driving/d12.jpg"),
+                 *([] if relative else ["--no_flag_relative_motion"])]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "turns the head" in line]
+    if relative:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and notes[0].startswith("warning: frame 0 turns the head 3")
+        assert "classic engine" in notes[0] and "drop --no_flag_relative_motion" in notes[0]
+
+
 def test_a_pose_region_that_moves_nothing_says_so(shared, tmp_path, capsys):
     """Relative pose from a driving image is the identity (SPEC 4.5): one line says so and
     names the option that takes the image's pose."""

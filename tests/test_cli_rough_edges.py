@@ -20,6 +20,7 @@ import torch
 from rich.console import Console
 
 from portrait_animate.cli.main import COMMANDS, build_parser, main
+from portrait_animate.motion.transform import rotation_matrix
 from portrait_animate.pipeline import animate as animate_module
 from portrait_animate.pipeline.animate import MAX_SHIFT, FrameAnimator
 from portrait_animate.pipeline.options import RANGES, AnimateOptions
@@ -202,6 +203,35 @@ def test_motion_beyond_what_the_engine_renders_is_said_once():
     notes = _shift_check([0.1, MAX_SHIFT * 2, MAX_SHIFT * 3], multiplier=4.0)
     assert len(notes) == 1 and notes[0].startswith("warning: frame 1 ")
     assert "classic engine" in notes[0] and "lower --driving_multiplier (4)" in notes[0]
+
+
+def _turn_check(angles: list[tuple[float, float, float]], max_turn: float | None,
+                relative: bool = True) -> list[str]:
+    """The notes of the per-frame check when frame i turns the head by angles[i] (pitch,
+    yaw, roll, degrees) from a source that looks 10 degrees aside."""
+    def motion(pitch: float, yaw: float, roll: float) -> SimpleNamespace:
+        return SimpleNamespace(R=rotation_matrix(*(torch.tensor([[a]]) for a in
+                                                   (pitch, yaw, roll))))
+    reporter = _Notes()
+    animator = SimpleNamespace(
+        options=AnimateOptions("s.jpg", "d.mp4", flag_relative_motion=relative),
+        engine=SimpleNamespace(name="classic", max_turn=max_turn), reporter=reporter,
+        _warned_turn=False)
+    for i, (pitch, yaw, roll) in enumerate(angles):
+        FrameAnimator._check_turn(animator, i, motion(0, 10, 0),
+                                  motion(pitch, 10 + yaw, roll))
+    return reporter.notes
+
+
+def test_a_turn_beyond_what_the_engine_draws_is_said_once():
+    # a roll is in the picture's plane; yaw and pitch each within the bound
+    assert _turn_check([(0, 29, 0), (0, 0, 60), (29, 0, 0), (0, -29, 0)], 30) == []
+    notes = _turn_check([(0, 20, 0), (25, 25, 0), (0, 50, 0)], 30)  # 34 degrees together
+    assert len(notes) == 1 and notes[0].startswith("warning: frame 1 turns the head 34 ")
+    assert "--animation_region exp" in notes[0]
+    absolute = _turn_check([(0, -40, 0)], 30, relative=False)
+    assert len(absolute) == 1 and "drop --no_flag_relative_motion" in absolute[0]
+    assert _turn_check([(0, 80, 0)], None) == [], "an engine that draws any turn"
 
 
 # 6. start-up

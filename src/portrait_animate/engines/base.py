@@ -36,6 +36,9 @@ class Engine(Protocol):
         input_size: side of the square face crops it takes.
         uses_landmarks: its motion comes from the face mesh, so the pipeline hands over the
             landmarks it already found instead of the engine detecting them again.
+        max_turn: the most, in degrees, the head may turn out of the picture's plane from
+            the source's pose before what the engine draws breaks up (a warp shows only
+            the side of the face the source shows); None where no such bound is known.
 
     An engine that ``renders_full_frame`` also has ``render_faces(items) -> np.ndarray``:
     the source frame the items share with every item's face moved at once, for a frame
@@ -48,6 +51,7 @@ class Engine(Protocol):
     renders_full_frame: bool
     input_size: int
     uses_landmarks: bool
+    max_turn: float | None
 
     def motion(self, crop: np.ndarray, landmarks: np.ndarray | None = None) -> Motion:
         """The motion of an (input_size, input_size, 3) uint8 RGB crop, with canonical

@@ -10,6 +10,7 @@ processes). Queues between them are bounded, so memory stays flat in video lengt
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,7 +36,7 @@ from ..motion.composition import (
     expression_friendly_multiplier,
     video_source_tracks,
 )
-from ..motion.model import LIVEPORTRAIT_LAYOUT
+from ..motion.model import LIVEPORTRAIT_LAYOUT, Motion
 from ..motion.retargeting import (
     RetargetingOptions,
     finalize_keypoints,
@@ -208,7 +209,7 @@ class FrameAnimator:
                  driving: PreparedDriving, n: int | None, reporter: Reporter) -> None:
         self.engine, self.options, self.source, self.driving = engine, options, source, driving
         self.reporter = reporter
-        self._warned_shift = False
+        self._warned_shift = self._warned_turn = False
         self.mode = DrivingMode(options.flag_relative_motion, options.animation_region,
                                 driving.is_video)
         if self.mode.moves_nothing:
@@ -252,6 +253,7 @@ class FrameAnimator:
             rot = None if self.tracks.R is None else self.tracks.R[i]
             motion = compose_video_source(info.motion, self.driving.motion(i),
                                           self.tracks.exp[i], rot, layout, self.mode)
+        self._check_turn(i, info.motion, motion)
         x_d = motion.keypoints()
         if self.expression_friendly:
             if self._x_d_0 is None:  # the anchor's keypoints
@@ -326,6 +328,29 @@ class FrameAnimator:
         self.reporter.note(f"warning: frame {i} moves the face by {shift:.0%} of its size, "
                            f"more than the {self.engine.name} engine renders without tearing "
                            f"it ({MAX_SHIFT:.0%}); {fix}")
+
+
+    def _check_turn(self, i: int, source: Motion, motion: Motion) -> None:
+        """Warn, once, when frame i turns the head out of the picture's plane from the
+        source's pose further than the engine draws (:attr:`Engine.max_turn`)."""
+        limit = self.engine.max_turn
+        if self._warned_turn or limit is None:
+            return
+        # the angle between the source's and the frame's view axis: a turn in yaw, pitch or
+        # both (a roll, in the picture's plane, is none)
+        cosine = float((source.R.transpose(1, 2) @ motion.R)[0, 2, 2].clamp(-1, 1))
+        turn = math.degrees(math.acos(cosine))
+        if turn <= limit:
+            return
+        self._warned_turn = True
+        if self.options.flag_relative_motion:
+            fix = ("pass --animation_region exp to keep the source's pose, or use a driver "
+                   "that turns less")
+        else:
+            fix = "drop --no_flag_relative_motion to turn the head from the source's own pose"
+        self.reporter.note(f"warning: frame {i} turns the head {turn:.0f} degrees from the "
+                           f"source's pose, more than the {self.engine.name} engine draws "
+                           f"without smearing the side turned away ({limit:g}); {fix}")
 
 
 def _size(x: torch.Tensor) -> float:

@@ -137,6 +137,9 @@ class ClassicEngine:
     renders_full_frame = True
     input_size = 512
     uses_landmarks = True
+    #: Past about 30 degrees of yaw or pitch from the source's pose, the cheek that turns
+    #: away smears into streaks and the features tear (s6, s11 edited by 20-50 degrees).
+    max_turn = 30.0
 
     def __init__(self, det_thresh: float = 0.15) -> None:
         _ONE_THREAD.enter()

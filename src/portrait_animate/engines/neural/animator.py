@@ -29,6 +29,7 @@ class NeuralEngine:
     renders_full_frame = False
     input_size = 256
     uses_landmarks = False
+    max_turn = None  # its generator draws what the source hides
 
     def __init__(self, networks: LivePortraitNetworks) -> None:
         self.networks = networks
