@@ -39,6 +39,7 @@ import numpy as np
 from scipy.interpolate import RBFInterpolator
 
 from portrait_animate.engines.classic import ClassicEngine
+from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.motion.composition import DrivingMode, compose_image_source
 from portrait_animate.motion.retargeting import RetargetingOptions, finalize_keypoints
 from portrait_animate.pipeline.animate import animate
@@ -59,7 +60,7 @@ def frames_of(video: Path, n: int) -> list[np.ndarray]:
     return [cv2.resize(f, (SIZE, SIZE)) for f in frames]
 
 
-def classic_fps(engine: ClassicEngine, source: np.ndarray,
+def classic_fps(engine: ClassicEngine, mesh: FaceMesh, source: np.ndarray,
                 frames: list[np.ndarray]) -> tuple[float, dict]:
     steps: dict[str, float] = defaultdict(float)
 
@@ -69,14 +70,14 @@ def classic_fps(engine: ClassicEngine, source: np.ndarray,
         steps[name] += time.perf_counter() - start
         return out
 
-    src_motion = engine.motion(source, engine._mesh.landmarks3d(source))
+    src_motion = engine.motion(source, mesh.landmarks3d(source))
     x_s = src_motion.keypoints()
     appearance = engine.appearance(source, source, None)
     mode = DrivingMode(relative=True, region="all", driving_is_video=True)
     first = None
     begin = time.perf_counter()
     for frame in frames:
-        points = timed("landmarks", engine._mesh.landmarks3d, frame)
+        points = timed("landmarks", mesh.landmarks3d, frame)
         motion = timed("motion", engine.motion, frame, points)
         first = first or motion
         new = timed("composition", compose_image_source, src_motion, motion, first,
@@ -89,9 +90,9 @@ def classic_fps(engine: ClassicEngine, source: np.ndarray,
     return len(frames) / total, {k: 1e3 * v / len(frames) for k, v in steps.items()}
 
 
-def rbf_fps(engine: ClassicEngine, source: np.ndarray, frames: list[np.ndarray]) -> float:
+def rbf_fps(mesh: FaceMesh, source: np.ndarray, frames: list[np.ndarray]) -> float:
     """The baseline: thin-plate RBF of the landmark displacements, 32 px grid, one remap."""
-    src = engine._mesh.landmarks3d(source)[:468, :2]
+    src = mesh.landmarks3d(source)[:468, :2]
     gy, gx = np.mgrid[0:SIZE:32, 0:SIZE:32]
     grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float64)
     border = np.unique([[x, y] for x in (0, SIZE - 1) for y in range(0, SIZE, 64)]
@@ -99,7 +100,7 @@ def rbf_fps(engine: ClassicEngine, source: np.ndarray, frames: list[np.ndarray])
                        axis=0).astype(float)  # (0, 0) is in both lists: RBF needs it once
     begin = time.perf_counter()
     for frame in frames:
-        dst = engine._mesh.landmarks3d(frame)[:468, :2]
+        dst = mesh.landmarks3d(frame)[:468, :2]
         points = np.concatenate([dst[::4], border])
         values = np.concatenate([(src - dst)[::4], np.zeros_like(border)])
         field = RBFInterpolator(points, values, kernel="thin_plate_spline")(grid)
@@ -185,10 +186,14 @@ def main() -> None:
     source = frames[0]
     print(f"{SIZE}x{SIZE} source, {os.cpu_count()} cores")
     if args.part in ("all", "engine"):
+        # the face mesh animate runs on the driving frames (the engine's own is made only for
+        # a crop that comes without its landmarks)
         engine = ClassicEngine()
-        classic_fps(engine, source, frames[:5])  # warm-up
-        fps, steps = classic_fps(engine, source, frames)
-        baseline = rbf_fps(engine, source, frames)
+        with FaceMesh(max_faces=1) as mesh:
+            classic_fps(engine, mesh, source, frames[:5])  # warm-up
+            fps, steps = classic_fps(engine, mesh, source, frames)
+            baseline = rbf_fps(mesh, source, frames)
+        engine.close()
         print(f"classic engine, {len(frames)} frames: {fps:7.1f} fps   "
               f"({1e3 / fps:.1f} ms/frame)")
         for name, ms in sorted(steps.items(), key=lambda kv: -kv[1]):
