@@ -10,7 +10,8 @@ self-reenactment needs) and the default:
 - jitter ratio: the result's mean landmark acceleration (second difference) over the truth's
   (ideal <= 1: no more shake than the real video);
 - velocity error: mean distance between the result's and the truth's landmark velocities;
-- NME and PSNR against the truth (they must not get worse by more than 2%).
+- NME and PSNR against the truth (they must not get worse by more than 2%), and NME with
+  one offset, the same in every frame, taken out (:func:`offset_free_nme`).
 
 Still driver: frame 0 of the first video repeated 60 times with sigma=3 camera noise,
 H.264-encoded, drives that same frame. Printed: the result's mean landmark motion per frame
@@ -68,6 +69,15 @@ def acceleration(track: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(track, 2, axis=0), axis=-1).mean())
 
 
+def offset_free_nme(ours: np.ndarray, real: np.ndarray) -> float:
+    """NME with one offset vector, the same for every frame, taken out: the face mesh's
+    error on the anchor frame, which is also the source here, is cancelled in every frame by
+    unsmoothed relative motion (the anchor's raw landmarks subtracted) and left in by the
+    smoothed anchor, which another source would not show."""
+    diff = ours - real
+    return float(np.linalg.norm(diff - diff.mean(axis=(0, 1)), axis=-1).mean())
+
+
 def read_video(path: Path) -> list[np.ndarray]:
     reader = imageio_ffmpeg.read_frames(str(path))
     w, h = next(reader)["size"]
@@ -104,6 +114,7 @@ def self_reenactment(video: Path, tmp: Path, mesh: FaceMesh,
                "velocity": float(np.linalg.norm(np.diff(ours, axis=0) - np.diff(real, axis=0),
                                                 axis=-1).mean()),
                "nme": float(np.linalg.norm(ours[1:] - real[1:], axis=-1).mean()),
+               "nme_offset": offset_free_nme(ours[1:], real[1:]),
                "psnr": float(np.mean([psnr(o, t) for o, t in zip(frames[1:], truth[1:],
                                                                  strict=True)]))}
         rows.append(row)
@@ -111,8 +122,9 @@ def self_reenactment(video: Path, tmp: Path, mesh: FaceMesh,
               f"{row['psnr']:8.2f}")
     off, on = rows[0], rows[strengths.index(DEFAULT)]
     print(f"  default vs 0: jitter x{on['jitter']:.3f} (target <= 1.1), NME "
-          f"{on['nme'] / off['nme'] - 1:+.1%}, PSNR {on['psnr'] - off['psnr']:+.2f} dB "
-          "(neither worse by more than 2%)")
+          f"{on['nme'] / off['nme'] - 1:+.1%} ({on['nme_offset'] / off['nme_offset'] - 1:+.1%} "
+          f"without one offset), PSNR {on['psnr'] - off['psnr']:+.2f} dB (neither worse by "
+          "more than 2%)")
     return rows
 
 
