@@ -76,8 +76,8 @@ def _decode(path: Path) -> np.ndarray | None:
     an opaque JPEG, PNG, BMP or TIFF, as the reference reads pictures; Pillow decodes every
     other format (GIF, WebP, HEIC, AVIF, ...), a TIFF that OpenCV cannot turn upright, a PNG
     with a colour profile (the same pixels, without libpng's warnings) and any picture with
-    transparency, which is shown over white (:func:`over_white`), as a
-    browser shows it on a white page.
+    transparency, which is shown over white (:func:`over_white`), as a browser shows it on
+    a white page.
 
     Raises:
         InputError: an empty file, a JPEG or PNG cut off (a download cut short, which OpenCV

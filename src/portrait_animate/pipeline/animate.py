@@ -329,7 +329,6 @@ class FrameAnimator:
                            f"more than the {self.engine.name} engine renders without tearing "
                            f"it ({MAX_SHIFT:.0%}); {fix}")
 
-
     def _check_turn(self, i: int, source: Motion, motion: Motion) -> None:
         """Warn, once, when frame i turns the head out of the picture's plane from the
         source's pose further than the engine draws (:attr:`Engine.max_turn`)."""
@@ -350,7 +349,7 @@ class FrameAnimator:
             fix = "drop --no_flag_relative_motion to turn the head from the source's own pose"
         self.reporter.note(f"warning: frame {i} turns the head {turn:.0f} degrees from the "
                            f"source's pose, more than the {self.engine.name} engine draws "
-                           f"without smearing the side turned away ({limit:g}); {fix}")
+                           f"without smearing the side turned away ({limit:g} degrees); {fix}")
 
 
 def _size(x: torch.Tensor) -> float:
