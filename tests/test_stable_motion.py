@@ -21,11 +21,11 @@ from portrait_animate.motion.anchor import choose_anchor
 from portrait_animate.motion.model import Motion
 from portrait_animate.pipeline.animate import animate
 from portrait_animate.pipeline.engines import load_engine
-from portrait_animate.pipeline.faces import CropSettings
+from portrait_animate.pipeline.faces import CROP_SIZE, CropSettings
 from portrait_animate.pipeline.inputs import InputKind
 from portrait_animate.pipeline.options import AnimateOptions
 from portrait_animate.pipeline.progress import Reporter
-from portrait_animate.pipeline.source import prepare_source
+from portrait_animate.pipeline.source import PreparedSource, prepare_source
 
 SIZE = 256
 #: d0's frame 28 is a broad smile with teeth; its frames 0-9 are neutral.
@@ -151,23 +151,29 @@ def test_absolute_driving_warps_a_video_source_from_where_its_frames_show_the_fa
     the end of this bending head's clip), the upper lip slid into the nose over 16 frames (the
     gap fell from 0.047 to 0.021 face sizes). The crops stay the smoothed, still ones."""
     video = clip(shared / "assets/source/s13.mp4", tmp_path / "s.mp4", 0.64)  # 16 frames
-    tracks = {}
+    sources = {}
     with FaceMesh() as mesh:
         engine = load_engine(AnimateOptions(source="", driving="", engine="classic"),
                              Reporter(quiet=True))
         for smooth, landmarks in ((0.0, True), (2.5, True), (2.5, False)):
-            source = prepare_source(str(video), InputKind.VIDEO, engine, mesh,
-                                    CropSettings(2.3, 0.0, -0.125), True, 1280, 2, None,
-                                    Reporter(quiet=True), smooth=smooth,
-                                    smooth_landmarks=landmarks)
-            tracks[smooth, landmarks] = source._track
-    raw, smoothed = (np.stack(tracks[key].points)[..., :2] for key in ((0.0, True), (2.5, True)))
+            sources[smooth, landmarks] = prepare_source(
+                str(video), InputKind.VIDEO, engine, mesh, CropSettings(2.3, 0.0, -0.125), True,
+                1280, 2, None, Reporter(quiet=True), smooth=smooth, smooth_landmarks=landmarks)
+
+    def in_frame(source: PreparedSource) -> np.ndarray:
+        """(T, 478, 2) the landmarks each frame's motion was taken from, in frame pixels: the
+        classic motion's keypoints are its landmarks in the crop's [-1, 1] frame."""
+        crop = [(info.x_s[0, :, :2].numpy() + 1) * CROP_SIZE / 2 for info in source.frames_info]
+        return np.stack([p @ info.M_c2o[:2, :2].T + info.M_c2o[:2, 2]
+                         for p, info in zip(crop, source.frames_info, strict=True)])
+
+    raw, smoothed, absolute = (in_frame(sources[key])
+                               for key in ((0.0, True), (2.5, True), (2.5, False)))
     mouth = [0, 2, 13, 14, 17]
     assert np.linalg.norm(smoothed - raw, axis=-1)[-2:, mouth].mean() > 1.0
-    absolute = tracks[2.5, False]
-    assert np.array_equal(np.stack(absolute.points)[..., :2], raw)
-    assert [b.center.tolist() for b in absolute.boxes] == \
-        [b.center.tolist() for b in tracks[2.5, True].boxes]
+    assert np.abs(absolute - raw).max() < 0.01  # float32 keypoints: the same landmarks
+    assert [b.center.tolist() for b in sources[2.5, False]._track.boxes] == \
+        [b.center.tolist() for b in sources[2.5, True]._track.boxes]
 
 
 # Peak RSS from VmHWM: ru_maxrss would carry the parent's (pytest's) peak across exec.

@@ -167,7 +167,7 @@ def _nearest_rotation(m: np.ndarray) -> np.ndarray:
 
 def motion_from_parts(parts: dict[str, np.ndarray], like: Motion) -> Motion:
     """The motion of (filtered) :func:`motion_parts`, shaped as ``like``; R is made a rotation
-    again (the nearest, by SVD)."""
+    again (the nearest, by SVD), and ``like``'s ``kp`` is kept where the parts hold none."""
     def tensor(a: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32).reshape(shape))
 
@@ -175,7 +175,7 @@ def motion_from_parts(parts: dict[str, np.ndarray], like: Motion) -> Motion:
                       R=tensor(_nearest_rotation(parts["R"]), (1, 3, 3)),
                       t=tensor(parts["t"], (1, 3)), scale=tensor(parts["scale"], (1, 1)),
                       **({"kp": tensor(parts["kp"], tuple(like.kp.shape))}
-                         if like.kp is not None else {}))
+                         if "kp" in parts else {}))
 
 
 def blend_motion(a: Motion, b: Motion, weight: float) -> Motion:
@@ -206,9 +206,11 @@ def smooth_motion_stream(items: Iterable[tuple[P, Motion]],
 
     def smoothed() -> tuple[P, Motion]:
         payload, motion, _ = window[center]
+        # keypoints one tensor shares (the classic engine's canonical face) stay shared
+        shared_kp = all(w[1].kp is motion.kp for w in window)
         parts = {name: smooth_frame(np.stack([w[2][name] for w in window]), center, strength,
                                     noise[name], GROUP_LEVELS.get(name, RANGE_NOISE_LEVELS))
-                 for name in window[center][2]}
+                 for name in window[center][2] if not (name == "kp" and shared_kp)}
         return payload, motion_from_parts(parts, motion)
 
     for seen, (payload, motion) in enumerate(items):

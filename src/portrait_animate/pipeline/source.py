@@ -44,17 +44,21 @@ class SourceFrame:
 
     Attributes:
         motion: the source motion, with canonical keypoints.
-        x_s: (1, K, 3) source keypoints.
         eye_ratios: (eye0, eye1), or None without landmarks.
         lip_ratio: lip open ratio, or None without landmarks.
         M_c2o: (3, 3) crop -> frame map, or None without cropping.
     """
 
     motion: Motion
-    x_s: torch.Tensor
     eye_ratios: tuple[float, float] | None
     lip_ratio: float | None
     M_c2o: np.ndarray | None
+
+    @property
+    def x_s(self) -> torch.Tensor:
+        """(1, K, 3) source keypoints, taken from :attr:`motion` when asked (a video source
+        holds every frame's motion; keeping its keypoints too grew memory with its length)."""
+        return self.motion.keypoints()
 
 
 @dataclass
@@ -127,7 +131,7 @@ def _frame_info(motion: Motion, track: FaceTrack | None, i: int,
                 M_c2o: np.ndarray | None) -> SourceFrame:
     has_face = track is not None
     return SourceFrame(
-        motion=motion, x_s=motion.keypoints(),
+        motion=motion,
         eye_ratios=tuple(float(v) for v in track.eye_ratios[i]) if has_face else None,
         lip_ratio=float(track.lip_ratios[i, 0]) if has_face else None,
         M_c2o=M_c2o)
@@ -217,6 +221,8 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
              for (i, (frame, crop)), M_c2o in zip(chunk, maps, strict=True)])
         source.frames_info.extend(_frame_info(motion, track, i, M_c2o) for (i, _), motion, M_c2o
                                   in zip(chunk, motions, maps, strict=True))
+    if source._track is not None:  # its crops are all it is kept for
+        source._track = replace(source._track, points=None)
     return source
 
 

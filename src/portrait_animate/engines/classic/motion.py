@@ -95,16 +95,24 @@ def canonical_shape() -> np.ndarray:
     return points / np.sqrt((points[list(RIGID_POINTS)] ** 2).sum(1).mean()) * 0.5
 
 
+def _tensor(a: np.ndarray | float, shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(a, dtype=np.float32).reshape(shape))
+
+
+@functools.lru_cache(maxsize=1)
+def _canonical_kp() -> torch.Tensor:
+    """(1, 478, 3) float32 :func:`canonical_shape`, the one ``kp`` every motion shares (a
+    video's motions are kept for every frame: a copy each was 5.6 KB a frame)."""
+    return _tensor(canonical_shape(), (1, NUM_POINTS, 3))
+
+
 def motion_from_landmarks(points: np.ndarray) -> Motion:
-    """The motion of (478, 3) normalised landmarks, with the canonical shape as ``kp``."""
+    """The motion of (478, 3) normalised landmarks, with the canonical shape as ``kp`` (one
+    tensor shared by every motion: never change it in place)."""
     canonical = canonical_shape()
     rigid = list(RIGID_POINTS)
     scale, R, t = similarity_fit(canonical[rigid], points[rigid])
     exp = (points - t) / scale - canonical @ R
-
-    def tensor(a: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(a, dtype=np.float32).reshape(shape))
-
-    return Motion(scale=tensor(scale, (1, 1)), R=tensor(R, (1, 3, 3)),
-                  exp=tensor(exp, (1, NUM_POINTS, 3)), t=tensor(t, (1, 3)),
-                  kp=tensor(canonical, (1, NUM_POINTS, 3)))
+    return Motion(scale=_tensor(scale, (1, 1)), R=_tensor(R, (1, 3, 3)),
+                  exp=_tensor(exp, (1, NUM_POINTS, 3)), t=_tensor(t, (1, 3)),
+                  kp=_canonical_kp())
