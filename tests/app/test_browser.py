@@ -212,3 +212,20 @@ def test_a_reloaded_page_stops_its_job(page, shared, short_driving_video, tmp_pa
     _upload(page, "driving-video", short_driving_video)
     page.locator("#animate-button").click()
     page.locator("#result-video video").wait_for(timeout=60_000)
+
+
+def test_a_warning_of_the_job_is_shown_in_the_page(page, shared):
+    """A job's warnings say that the result may not be what the user wanted; the page showed
+    none of them (only the server's log had them). Here s0 is turned 33 degrees by d12 in
+    absolute motion, past what the classic engine draws (30), and the fix names the page's
+    checkbox, not the command line's flag."""
+    _upload(page, "source-image", shared / "assets/source/s0.jpg")
+    page.get_by_role("tab", name="Driving Image").click()
+    _upload(page, "driving-image", shared / "assets/driving/d12.jpg")
+    page.get_by_label("relative motion", exact=True).uncheck()
+    page.locator("#animate-button").click()
+    _wait_for_new_image(page, "#result-image img", None)
+    page.get_by_text("turns the head 33 degrees").first.wait_for()
+    assert _toasts_saying(page, "turns the head") == 1
+    shown = " ".join(page.locator(".toast-body").all_inner_texts())
+    assert "tick 'relative motion' to turn the head" in shown and "--" not in shown

@@ -29,7 +29,7 @@ from ..pipeline.options import (
     parse_driving_face,
     reword_options,
 )
-from ..pipeline.progress import Reporter
+from ..pipeline.progress import WARNING, Reporter
 from ..pipeline.retargeting import VideoRetargetOptions
 from .backend import AppBackend
 from .live import LiveHandlers, live_section
@@ -129,16 +129,21 @@ class PageClosedError(PortraitAnimateError):
 
 class _PageReporter(Reporter):
     """Progress of long jobs shown in the page; ``closed`` tells whether the page is gone,
-    which stops the job (:class:`PageClosedError`) at its next step."""
+    which stops the job (:class:`PageClosedError`) at its next step. Notes go to the server
+    log; warnings (:data:`WARNING`) are kept for the page too (:attr:`warnings`, without
+    the prefix), since they say the result may not be what the user wanted."""
 
     def __init__(self, progress: gr.Progress, closed: Callable[[], bool] = lambda: False
                  ) -> None:
         super().__init__(quiet=True)
         self.progress = progress
         self.closed = closed
+        self.warnings: list[str] = []
 
     def note(self, message: str) -> None:
         log.info(message)
+        if message.startswith(WARNING):  # from the pipeline's threads too: append is atomic
+            self.warnings.append(message.removeprefix(WARNING))
 
     def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
         self.progress((0, total), desc=description)
@@ -147,6 +152,13 @@ class _PageReporter(Reporter):
                 raise PageClosedError()
             yield item
             self.progress((i, total), desc=description)
+
+
+def _show_warnings(reporter: _PageReporter, inputs: Iterable[object]) -> None:
+    """Each warning of a finished job once, as the page words it (:func:`page_message`)."""
+    inputs = list(inputs)
+    for message in dict.fromkeys(reporter.warnings):
+        gr.Warning(page_message(message, inputs))
 
 
 def _pick(selected: str, candidates: dict[str, str | None], missing: str) -> tuple[str, str]:
@@ -186,24 +198,28 @@ class _Handlers:
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def _page_job(self, request: gr.Request | None, progress: gr.Progress
-                  ) -> Iterator[_PageReporter]:
+    def _page_job(self, request: gr.Request | None, progress: gr.Progress,
+                  inputs: Iterable[object]) -> Iterator[_PageReporter]:
         """The reporter of a long job of the page of ``request`` (none: a test's), showing
-        ``progress``, which stops the job once the page is closed (:meth:`page_closed`)."""
+        ``progress``, which stops the job once the page is closed (:meth:`page_closed`). A
+        job that ends shows its warnings in the page, worded for it (:func:`page_message`
+        of the job's ``inputs``): the frame loop runs on the pipeline's threads, where
+        Gradio's messages cannot be raised, so they are shown from the event's."""
         page = getattr(request, "session_hash", None)
-        if page is None:
-            yield _PageReporter(progress)
-            return
-        with self._lock:
-            self._jobs[page] = self._jobs.get(page, 0) + 1
-        try:
-            yield _PageReporter(progress, lambda: page in self._closed)
-        finally:
+        if page is not None:
             with self._lock:
-                self._jobs[page] -= 1
-                if not self._jobs[page]:
-                    del self._jobs[page]
-                    self._closed.discard(page)
+                self._jobs[page] = self._jobs.get(page, 0) + 1
+        try:
+            reporter = _PageReporter(progress, lambda: page in self._closed)
+            yield reporter
+            _show_warnings(reporter, inputs)
+        finally:
+            if page is not None:
+                with self._lock:
+                    self._jobs[page] -= 1
+                    if not self._jobs[page]:
+                        del self._jobs[page]
+                        self._closed.discard(page)
 
     def page_closed(self, request: gr.Request) -> None:
         """The page of ``request`` was closed or reloaded: its long jobs stop."""
@@ -249,7 +265,7 @@ class _Handlers:
         if drv_tab == "Image" and DrivingMode(flag_relative_motion, animation_region,
                                               driving_is_video=False).moves_nothing:
             gr.Warning(POSE_MOVES_NOTHING)
-        with self._page_job(request, progress) as reporter:
+        with self._page_job(request, progress, (source, driving)) as reporter:
             result = self.backend.animate(
                 source, driving, engine, reporter, flag_do_crop=flag_do_crop,
                 scale=scale, vx_ratio=vx_ratio, vy_ratio=vy_ratio,
@@ -339,7 +355,7 @@ class _Handlers:
             lip_ratio=lip_ratio, smooth_observation_variance=smooth_observation_variance,
             lip_silent=lip_silent, do_crop=flag_do_crop, scale=scale,
             det_thresh=self.backend.base.det_thresh)
-        with self._page_job(request, progress) as reporter:
+        with self._page_job(request, progress, (video,)) as reporter:
             result = self.backend.retarget_video(video, options, engine, reporter)
         return str(result.concat), str(result.output)
 
