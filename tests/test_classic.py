@@ -167,6 +167,20 @@ def test_a_turn_past_what_the_warp_draws_is_said_once(shared, tmp_path, capsys, 
         assert "classic engine" in notes[0] and "drop --no_flag_relative_motion" in notes[0]
 
 
+def test_a_turn_of_one_of_several_faces_names_the_face(group_picture, shared, tmp_path,
+                                                       capsys):
+    """Each face of a group photo is checked on its own; a warning that named no face left
+    the user to guess which of three it was. d12 turns s0 (face 1) and s5 (face 2) past 30
+    degrees, not s6 (face 0)."""
+    assert main(["animate", "--engine", "classic", "-o", str(tmp_path), "-s",
+                 str(group_picture), "-d", str(shared / "assets/driving/d12.jpg"),
+                 "--source_faces", "all", "--no_flag_relative_motion"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "turns the head" in line]
+    assert [note.split(" degrees")[0][:-3] for note in notes] == [
+        "warning: frame 0 turns the head of source face 1",
+        "warning: frame 0 turns the head of source face 2"]
+
+
 def test_a_pose_region_that_moves_nothing_says_so(shared, tmp_path, capsys):
     """Relative pose from a driving image is the identity (SPEC 4.5): one line says so and
     names the option that takes the image's pose."""

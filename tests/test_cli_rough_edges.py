@@ -192,7 +192,8 @@ def _shift_check(shifts: list[float], multiplier: float) -> list[str]:
     reporter = _Notes()
     animator = SimpleNamespace(
         options=AnimateOptions("s.jpg", "d.mp4", driving_multiplier=multiplier),
-        engine=SimpleNamespace(name="classic"), reporter=reporter, _warned_shift=False)
+        engine=SimpleNamespace(name="classic"), reporter=reporter, _warned_shift=False,
+        _of_face="")
     for i, shift in enumerate(shifts):
         FrameAnimator._check_shift(animator, i, x_s, x_s + torch.tensor([shift, 0.0, 0.0]))
     return reporter.notes
@@ -216,7 +217,7 @@ def _turn_check(angles: list[tuple[float, float, float]], max_turn: float | None
     animator = SimpleNamespace(
         options=AnimateOptions("s.jpg", "d.mp4", flag_relative_motion=relative),
         engine=SimpleNamespace(name="classic", max_turn=max_turn), reporter=reporter,
-        _warned_turn=False)
+        _warned_turn=False, _of_face="")
     for i, (pitch, yaw, roll) in enumerate(angles):
         FrameAnimator._check_turn(animator, i, motion(0, 10, 0),
                                   motion(pitch, 10 + yaw, roll))

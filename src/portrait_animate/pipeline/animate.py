@@ -203,12 +203,16 @@ class FrameAnimator:
             ``motion(i)``, ``motions(n)``, ``anchor_motion()``, ``eye_ratio(i)`` and
             ``lip_ratio(i)``.
         n: frames to animate (known for a video source).
+        face: the number of the source face animated, named in warnings when one of several
+            (None: the only one).
     """
 
     def __init__(self, engine: Engine, options: AnimateOptions, source: PreparedSource,
-                 driving: PreparedDriving, n: int | None, reporter: Reporter) -> None:
+                 driving: PreparedDriving, n: int | None, reporter: Reporter,
+                 face: int | None = None) -> None:
         self.engine, self.options, self.source, self.driving = engine, options, source, driving
         self.reporter = reporter
+        self._of_face = "" if face is None else f" of source face {face}"
         self._warned_shift = self._warned_turn = False
         self.mode = DrivingMode(options.flag_relative_motion, options.animation_region,
                                 driving.is_video)
@@ -325,9 +329,9 @@ class FrameAnimator:
             fix = "drop --no_flag_relative_motion (relative motion keeps the source's framing)"
         else:
             fix = "use a driver with less head motion"
-        self.reporter.note(f"warning: frame {i} moves the face by {shift:.0%} of its size, "
-                           f"more than the {self.engine.name} engine renders without tearing "
-                           f"it ({MAX_SHIFT:.0%}); {fix}")
+        self.reporter.note(f"warning: frame {i} moves the face{self._of_face} by {shift:.0%} "
+                           f"of its size, more than the {self.engine.name} engine renders "
+                           f"without tearing it ({MAX_SHIFT:.0%}); {fix}")
 
     def _check_turn(self, i: int, source: Motion, motion: Motion) -> None:
         """Warn, once, when frame i turns the head out of the picture's plane from the
@@ -347,9 +351,10 @@ class FrameAnimator:
                    "that turns less")
         else:
             fix = "drop --no_flag_relative_motion to turn the head from the source's own pose"
-        self.reporter.note(f"warning: frame {i} turns the head {turn:.0f} degrees from the "
-                           f"source's pose, more than the {self.engine.name} engine draws "
-                           f"without smearing the side turned away ({limit:g} degrees); {fix}")
+        self.reporter.note(f"warning: frame {i} turns the head{self._of_face} {turn:.0f} "
+                           f"degrees from the source's pose, more than the {self.engine.name} "
+                           f"engine draws without smearing the side turned away ({limit:g} "
+                           f"degrees); {fix}")
 
 
 def _size(x: torch.Tensor) -> float:
@@ -497,8 +502,11 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGro
     names = OutputNames(options.output_dir,
                         f"{input_name(options.source)}--{input_name(options.driving)}",
                         image_result)
-    animators = [FrameAnimator(engine, options, face, by_face[number], n, reporter)
-                 for face, number in zip(source.faces, wanted, strict=True)]
+    several = len(source.faces) > 1
+    animators = [FrameAnimator(engine, options, face, by_face[number], n, reporter,
+                               face=shown if several else None)
+                 for face, number, shown in zip(source.faces, wanted, source.numbers,
+                                                strict=True)]
     for each in drivers:
         each.ready()
         if options.flag_relative_motion:
