@@ -30,7 +30,7 @@ from portrait_animate.cli.main import main
 from portrait_animate.engines.neural.device import CPU_CORES, all_cores, set_core_share
 from portrait_animate.engines.neural.precision import choice_key
 from portrait_animate.pipeline.driving import analysis_workers
-from processes import children, wait_gone
+from processes import children, spawned_workers, wait_gone
 
 ENGINE = ["--engine", "classic"]
 
@@ -208,6 +208,29 @@ def test_a_sigkilled_batch_resumes_with_every_job_done_once_and_no_partial_file(
         assert sorted(p.name for p in (out / str(i)).iterdir()) == [
             MARKER, "d0_8_template.npz", f"{stem}--d0_8.mp4", f"{stem}--d0_8_concat.mp4"]
     assert not (out / ".staging").exists()
+
+
+def test_a_signal_to_the_batch_alone_stops_its_running_job_at_once(shared, tmp_path):
+    """``kill -INT`` (or a plain ``kill``) to the batch process alone, not to its process
+    group as Ctrl-C in a terminal: the batch waited for its running job to end and threw it
+    away (19 s for this 600-frame job); it kills its workers and queues the job again."""
+    long = loop_video(shared / "assets/driving/d0.mp4", tmp_path / "long.mp4", 600)
+    jobs = _jobs(tmp_path / "jobs.jsonl", [
+        {"source": str(shared / "assets/source/s6.jpg"), "driving": str(long)}])
+    out = tmp_path / "out"
+    process = _batch_process([str(jobs), "-o", str(out), "--quiet", *ENGINE])
+    _wait_for(out, "SELECT count(*) FROM jobs WHERE status = 'running'", process)
+    workers = spawned_workers(process.pid)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    assert time.monotonic() - sent < 5
+    assert "error: interrupted" in process.stderr.read()
+    for worker in workers:
+        wait_gone(worker, timeout=5)
+    assert _statuses(out) == {"1": ("queued", "the batch was stopped while the job ran")}
+    assert sorted(p.name for p in out.iterdir()) == [".drivings", "batch.lock",
+                                                     "batch.sqlite"]
 
 
 def test_a_dead_worker_is_replaced_and_its_job_retried(shared, driving8, tmp_path):

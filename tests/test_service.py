@@ -371,6 +371,33 @@ def test_a_sigkilled_server_loses_no_accepted_job(shared, tmp_path):
         restarted.kill(signal.SIGTERM)
 
 
+def test_a_server_stopped_with_a_job_running_stops_at_once(shared, tmp_path):
+    """SIGTERM (systemd's or docker's stop) with a job running: the server could wait for the
+    job to end (37 s for a 600-frame job stopped while it analysed its driver) and lost its
+    work all the same, since a job left running runs again at the next start (docker kills
+    a server that takes over 10 s). Its workers are stopped at once."""
+    driving = loop_video(shared / "assets/driving/d0.mp4", tmp_path / "d0_300.mp4", 300)
+    data = tmp_path / "data"
+    server = Server(data, "--workers", "1")
+    client = Client(server.url)
+    job = client.submit(shared / "assets/source/s6.jpg", driving)
+    end = time.monotonic() + 120
+    while client.status(job)["status"] != "running":
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    workers = spawned_workers(server.process.pid)
+    sent = time.monotonic()
+    server.kill(signal.SIGTERM)
+    assert time.monotonic() - sent < 5
+    for worker in workers:
+        wait_gone(worker, timeout=5)
+    restarted = Server(data, "--workers", "1")
+    try:
+        assert Client(restarted.url).status(job)["status"] in ("queued", "running")
+    finally:
+        restarted.kill(signal.SIGTERM)
+
+
 def test_an_idle_worker_that_died_is_replaced_and_the_next_job_runs(shared, tmp_path):
     """A worker killed while idle (the OOM killer's usual victim) breaks its pool before any
     job notices: the next job starts on a new one, once, instead of staying running."""

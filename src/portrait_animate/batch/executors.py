@@ -42,7 +42,9 @@ class Executor(Protocol):
     def put(self, data: bytes) -> Any:
         """``data`` made available to the workers (passed as an argument of :meth:`submit`)."""
 
-    def close(self) -> None: ...
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers once their tasks end, or at once with ``abort`` (the batch is
+        stopping: a signal, an error), their tasks' work lost."""
 
 
 _worker: Worker | None = None
@@ -105,7 +107,10 @@ class LocalExecutor:
             self._renew(pool)
             return tag, Outcome(error="a worker process died (killed, or out of memory)")
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        if abort:  # killed, not waited for (Python 3.14's kill_workers; none before it)
+            for process in list(self._pool._processes.values()):
+                process.kill()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -215,5 +220,8 @@ class RayExecutor:
         except self._ray.exceptions.RayError as exc:
             return tag, Outcome(error=f"the Ray task failed: {type(exc).__name__}")
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        if abort:  # their tasks end with them
+            for _, actor in self._running.values():
+                self._ray.kill(actor, no_restart=True)
         self._ray.shutdown()

@@ -172,6 +172,7 @@ class _Run:
         self.frames: dict[str, int] = {}
         self.broken: dict[str, Outcome] = {}
         self.uploads: dict[str, Any] = {}
+        self.running: set[str] = set()  # the jobs on the workers
 
     def _count(self, outcome: Outcome) -> None:
         self.counts.engines_loaded += outcome.engines_loaded
@@ -258,10 +259,12 @@ class _Run:
             self.executor.submit((name, attempt), "run", job.values, folder,
                                  self.templates.get(key), self._upload(job.values["source"]),
                                  self._upload(job.values["driving"]))
+            self.running.add(name)
             return True
 
         def finish(tag: Hashable, outcome: Outcome, tasks: deque) -> None:
             name, attempt = tag
+            self.running.discard(name)
             if outcome.error is None:
                 error = self._place(name, outcome)
                 if error is None:
@@ -278,6 +281,13 @@ class _Run:
                 self.progress.job_ended(0, expected[name])
 
         self._drive(deque(job.name for job in ordered), start, finish)
+
+    def stopped(self) -> None:
+        """The batch stopped with jobs running (their workers killed): they are queued again,
+        for the next run, saying why."""
+        for name in sorted(self.running):
+            self.state.failed(name, "the batch was stopped while the job ran", None, retry=True)
+        self.running.clear()
 
     def _place(self, name: str, outcome: Outcome) -> str | None:
         """The job's finished outputs and the batch's marker, renamed into place as a whole
@@ -399,14 +409,19 @@ def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
             executor = _executor(options)  # no cluster reached: nothing staged is left behind
             where = executor.where
             progress = _Progress(options.quiet, len(todo))
+            ended = False
             try:
                 _make_staging(out_dir)
                 run = _Run(todo, state, executor, options, out_dir, progress)
                 run.analyse()
                 run.run()
+                ended = True
             finally:
                 progress.stop()
-                executor.close()
+                # stopped (Ctrl-C, SIGTERM, a fault): the running jobs are not waited for
+                executor.close(abort=not ended)
+                if run is not None:
+                    run.stopped()
                 _remove_staging(out_dir)
         counts = run.counts if run is not None else RunCounts()
         state.count(counts)

@@ -228,7 +228,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             yield
         finally:
             runner.stop()
-            executor.close()
+            # the runner takes no more outcomes: a running job, waited for, was lost all the
+            # same (34 s for a 600-frame job, then run again); it runs again at the next start
+            executor.close(abort=True)
             store.close()
 
     # /docs serves its scripts from the package, so a server off the internet still shows it;
