@@ -413,6 +413,6 @@ def test_the_real_services_refusals_name_the_request_and_the_fix(service, tmp_pa
         with pytest.raises(ServiceError) as bad:
             client.submit(photo, "preset:talk", regio="lip")
         assert bad.value.status == 422
-        assert "unknown option 'regio'" in _one_line(bad.value)
+        assert 'unknown option "regio"' in _one_line(bad.value)
         assert f"(POST {service}/v1/jobs)" in str(bad.value)
     _nothing_left(tmp_path, "photo.png")

@@ -218,7 +218,7 @@ def test_garbage_and_faceless_images_fail_with_one_line_and_the_server_goes_on(
             client.submit(shared / "assets/source/s0.jpg", template)
     faceless = tmp_path / "wall.jpg"
     cv2.imwrite(str(faceless), np.full((300, 300, 3), 140, np.uint8))
-    with pytest.raises(ServiceError, match="unknown option 'regio'"):
+    with pytest.raises(ServiceError, match='unknown option "regio"'):
         client.submit(faceless, "preset:talk", regio="lip")
     job = client.submit(faceless, "preset:talk")
     with pytest.raises(ServiceError) as failed:
@@ -272,7 +272,7 @@ def test_bad_images_and_options_get_one_line_and_leave_no_folder(server, client,
     refused(face, 'conflicting options: "flag_normalize_lip" needs relative motion; set '
                   '"flag_relative_motion" to true or set "flag_normalize_lip" to false',
             json.dumps({"flag_normalize_lip": True, "flag_relative_motion": False}))
-    refused(face, "unknown option 'name'", json.dumps({"name": "x"}))
+    refused(face, 'unknown option "name"', json.dumps({"name": "x"}))
     refused(face, "no driving; send a driving video or image", driving=None)
     if not client.health()["engines"]["neural"]:
         refused(face, "this server has no weights for the neural engine",
@@ -565,8 +565,12 @@ def test_submit_time_errors_hide_the_servers_paths_and_speak_json(server, shared
     detail = response.json()["detail"]
     assert "past the last frame of the driving image driving.jpg (1 frame)" in detail, detail
     assert str(data) not in detail and "/jobs/" not in detail
+    # values as JSON spells them: true, null, and strings in double quotes ('x' was Python's)
     for options, wrong in (({"det_thresh": True}, '"det_thresh" is true; give it a number'),
-                           ({"scale": None}, '"scale" is null; give it a number')):
+                           ({"scale": None}, '"scale" is null; give it a number'),
+                           ({"det_thresh": "high"}, '"det_thresh" is "high"; give it a number'),
+                           ({"animation_region": "nose"},
+                            '"animation_region" "nose" is not one of exp, pose, lip, eyes, all')):
         response = httpx.post(f"{server.url}/v1/jobs", headers=AUTH, files=files,
                               data={"options": json.dumps(options)}, timeout=60)
         assert response.status_code == 422 and wrong in response.json()["detail"], response.text

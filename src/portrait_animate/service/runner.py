@@ -5,6 +5,7 @@ finished jobs after ``keep_hours``."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 import time
@@ -22,13 +23,19 @@ log = logging.getLogger("portrait_animate.service")
 CLEANUP_EVERY_S = 60.0
 
 
+#: A value quoted as Python quotes a string ('xyz'), not an apostrophe (the driver's).
+_PYTHON_STRING = re.compile(r"(?<![\w'])'([^'\n]*)'(?![\w'])")
+
+
 def json_wording(message: str) -> str:
     """A message made for the command line, for a client that sets options as JSON keys:
     ``--det_thresh`` is ``"det_thresh"``, ``pass --no_flag_stitching`` is ``set
-    "flag_stitching" to false``."""
+    "flag_stitching" to false``, and a string value given is quoted as JSON quotes it
+    (``"xyz"``, not ``'xyz'``)."""
     known = set(AnimateOptions.field_names())
-    return reword_options(message, lambda option: f'"{option}"' if option in known else None,
-                          lambda option, on: f'set "{option}" to {"true" if on else "false"}')
+    message = reword_options(message, lambda option: f'"{option}"' if option in known else None,
+                             lambda option, on: f'set "{option}" to {"true" if on else "false"}')
+    return _PYTHON_STRING.sub(lambda m: '"' + m[1].replace('"', '\\"') + '"', message)
 
 
 def client_wording(message: str, folder: Path) -> str:
