@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from portrait_animate.engines.classic.anatomy import FACE_OVAL
-from portrait_animate.engines.classic.warp import EDGE_REACH, WarpField, warp_field
+from portrait_animate.engines.classic.warp import EDGE_REACH, WarpField, _stretch, warp_field
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.io.images import read_image_rgb
 
@@ -94,3 +94,20 @@ def test_a_sliver_at_the_outline_throws_nothing_past_it(landmarks):
     grid = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1)
     moved = np.linalg.norm(field.map - grid - [-1.0, 0.0], axis=-1)
     assert moved.max() < 5.5, moved.max()
+
+
+def test_the_stretch_of_a_triangles_map_is_its_largest_singular_value():
+    """The outline's continuation is refused to maps that stretch more than ``RIM_STRETCH``;
+    the closed form equals the SVD's largest singular value of J - I, and a degenerate
+    target triangle is not a number (so it is refused too)."""
+    rng = np.random.default_rng(0)
+    source, target = rng.normal(size=(2, 500, 3, 2))
+    edges = [np.stack([p[:, 0] - p[:, 2], p[:, 1] - p[:, 2]], axis=-1) for p in (source, target)]
+    expected = np.linalg.norm(edges[0] @ np.linalg.inv(edges[1]) - np.eye(2), ord=2,
+                              axis=(1, 2))
+    np.testing.assert_allclose(_stretch(source, target), expected, rtol=1e-9)
+    same = _stretch(target, target)
+    np.testing.assert_allclose(same, 0.0, atol=1e-9)  # the identity map stretches nothing
+    flat = target[:1].copy()
+    flat[0, 2] = flat[0, 0]
+    assert not _stretch(source[:1], flat)[0] <= 1.0
