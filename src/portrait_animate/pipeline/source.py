@@ -47,18 +47,21 @@ class SourceFrame:
         eye_ratios: (eye0, eye1), or None without landmarks.
         lip_ratio: lip open ratio, or None without landmarks.
         M_c2o: (3, 3) crop -> frame map, or None without cropping.
+        kept_x_s: :attr:`x_s`, kept for an image's one frame (None: taken when asked).
     """
 
     motion: Motion
     eye_ratios: tuple[float, float] | None
     lip_ratio: float | None
     M_c2o: np.ndarray | None
+    kept_x_s: torch.Tensor | None = None
 
     @property
     def x_s(self) -> torch.Tensor:
-        """(1, K, 3) source keypoints, taken from :attr:`motion` when asked (a video source
-        holds every frame's motion; keeping its keypoints too grew memory with its length)."""
-        return self.motion.keypoints()
+        """(1, K, 3) source keypoints: an image's kept (asked for a few times a frame), a
+        video frame's taken from :attr:`motion` when asked (a video source holds every
+        frame's motion; keeping its keypoints too grew memory with its length)."""
+        return self.motion.keypoints() if self.kept_x_s is None else self.kept_x_s
 
 
 @dataclass
@@ -127,14 +130,14 @@ def _landmarks(track: FaceTrack | None, i: int, M_c2o: np.ndarray | None,
     return points_in_input(track.points[i], frame_shape, to_crop, size)
 
 
-def _frame_info(motion: Motion, track: FaceTrack | None, i: int,
-                M_c2o: np.ndarray | None) -> SourceFrame:
+def _frame_info(motion: Motion, track: FaceTrack | None, i: int, M_c2o: np.ndarray | None,
+                keep_x_s: bool = False) -> SourceFrame:
     has_face = track is not None
     return SourceFrame(
         motion=motion,
         eye_ratios=tuple(float(v) for v in track.eye_ratios[i]) if has_face else None,
         lip_ratio=float(track.lip_ratios[i, 0]) if has_face else None,
-        M_c2o=M_c2o)
+        M_c2o=M_c2o, kept_x_s=motion.keypoints() if keep_x_s else None)
 
 
 def _no_face(spec: str, kind: InputKind, whole_frame_works: bool) -> InputError:
@@ -190,8 +193,9 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
         _, crop = _model_input(image, crop_track, 0, engine.input_size)
         M_c2o = _crop_to_frame(crop_track, 0)
         motion = engine.motion(crop, _landmarks(track, 0, M_c2o, image.shape[:2], len(crop)))
-        return PreparedSource(spec, kind, [_frame_info(motion, track, 0, M_c2o)], None, False,
-                              image, crop_track, max_dim, division, engine.input_size)
+        return PreparedSource(spec, kind, [_frame_info(motion, track, 0, M_c2o, keep_x_s=True)],
+                              None, False, image, crop_track, max_dim, division,
+                              engine.input_size)
 
     probe = probe_video(spec)
     if track is None:
