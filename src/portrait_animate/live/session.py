@@ -142,8 +142,8 @@ class LiveSession:
         info = source.frames_info[0]
         self._appearance = engine.appearance(model_input, frame, info.M_c2o)
         self._compositor = Compositor(engine, paste_back_active(options))
-        self._rest = self._compositor(engine.render(self._appearance, info.x_s, info.x_s),
-                                      frame, info.M_c2o)[0]
+        self._rest = self._compositor.result(
+            [engine.render(self._appearance, info.x_s, info.x_s)], frame, [info.M_c2o])
         self._bbox: np.ndarray | None = None
         self._reanchor = True
         self._anchor: Motion | None = None
@@ -221,7 +221,7 @@ class LiveSession:
         rendered = self.engine.render(self._appearance, info.x_s, x_d,
                                       driving_crop=driven.panel, driving_motion=driven.motion)
         render_ms = 1000 * (time.perf_counter() - start)
-        result = self._compositor(rendered, self._frame, info.M_c2o)[0]
+        result = self._compositor.result([rendered], self._frame, [info.M_c2o])
         return LiveFrame(result, face=driven.face, animated=True, render_ms=render_ms)
 
     def process(self, image: np.ndarray, t: float) -> LiveFrame:

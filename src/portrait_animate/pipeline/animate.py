@@ -446,8 +446,12 @@ def _composer(engine: Engine, paste: bool, whole: bool = False,
     def compose(rendered: list[np.ndarray], frame: np.ndarray, maps: list[np.ndarray | None],
                 panels: list[np.ndarray], still: list[np.ndarray]
                 ) -> tuple[np.ndarray, np.ndarray]:
-        result, crop_view = compositor.group(rendered, frame, maps, still)
-        shown = [*panels, result if whole else crop_view]
+        if whole:
+            result = compositor.result(rendered, frame, maps, still)
+            shown = [*panels, result]
+        else:
+            result, crop_view = compositor.group(rendered, frame, maps, still)
+            shown = [*panels, crop_view]
         # the panels are the driver's (when it has pixels), then the source's and the result
         aspects = [driving_sar] * (len(panels) - 1) + [source_sar] * 2
         return result, concat_panels(shown, keep_aspect=whole, sars=aspects)

@@ -139,13 +139,21 @@ class Compositor:
         kept as they are in ``frame``; the crop view is the first face's."""
         if self.engine.renders_full_frame:
             view = crop_view(rendered[0], maps[0])
-            result = rendered[0] if self.paste else view
+            return (self.result(rendered, frame, maps, still) if self.paste else view), view
+        return self.result(rendered, frame, maps, still), rendered[0]
+
+    def result(self, rendered: Sequence[np.ndarray], frame: np.ndarray,
+               maps: Sequence[np.ndarray | None],
+               still: Sequence[np.ndarray] = ()) -> np.ndarray:
+        """The result of :meth:`group` alone: no crop view is made for it (a whole frame's
+        view is a warp of it, which the result does not need when pasted back)."""
+        if self.engine.renders_full_frame:
+            result = rendered[0] if self.paste else crop_view(rendered[0], maps[0])
         elif self.paste and maps[0] is not None:
             paste = self._paste_back_for(list(maps), frame)
             result = paste(rendered[0] if len(maps) == 1 else rendered, frame)
-            view = rendered[0]
         else:
-            result = view = rendered[0]
+            result = rendered[0]
         if still and self.paste:
             result = self._keep_still(result, frame, list(still))
-        return result, view
+        return result
