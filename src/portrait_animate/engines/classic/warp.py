@@ -510,9 +510,10 @@ def warp_field(source: np.ndarray, target: np.ndarray, depth: np.ndarray,
         body = _expression_reach(exact[box] - head, mask[box], head_share[box] < 0.5,
                                  _up(target), size)
         expression_reach = body + (reach[box] - body) * head_share[box]
-        short = (np.exp(-((outside_px[box] / expression_reach) ** 2)) * taper[box])[..., None]
+        short = _per_axis(np.exp(-((outside_px[box] / expression_reach) ** 2)) * taper[box])
         outside[box] = extension[box] * short + head * (weight[box] - short)
-    field = np.where(mask[..., None], exact, outside)
+    field = outside
+    field[mask] = exact[mask]  # inside the mesh, its exact map
 
     full = cv2.resize(field.astype(np.float32), (nx * k, ny * k),
                       interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
