@@ -138,20 +138,24 @@ def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, peak: float
     return float("inf") if mse == 0 else 10 * float(np.log10(peak**2 / mse))
 
 
-def guarded(key: str, name: str, run: Callable[[], dict]) -> dict:
-    """``run()``'s row; when it fails (out of memory, a compiler error), a row with the error
-    instead, and the traceback on stderr: one failing variant does not lose the run."""
+def guarded(key: str, name: str, run: Callable[[], object], show: bool = True) -> object:
+    """``run()``'s row (printed when ``show``); when it fails (out of memory, a compiler
+    error, a whole part's import or reference run), a row with the error instead, printed,
+    and the traceback on stderr: one failing variant or part does not lose the run."""
     try:
         row = run()
     except Exception as exc:  # noqa: BLE001 - reported, and the other variants still run
         traceback.print_exc()
-        row = {key: name, "error": f"{type(exc).__name__}: {exc}"}
-    print(dumps(row), flush=True)
+        row, show = {key: name, "error": f"{type(exc).__name__}: {exc}"}, True
+    if show:
+        print(dumps(row), flush=True)
     return row
 
 
-def _ok(rows: list[dict] | None) -> list[dict]:
-    return [row for row in rows or [] if "error" not in row]
+def _ok(rows: list[dict] | dict | None) -> list[dict]:
+    """The rows without an error (a part that failed as a whole is one row, its error's)."""
+    rows = [rows] if isinstance(rows, dict) else rows or []
+    return [row for row in rows if "error" not in row]
 
 
 def stage_row(path: str, batch: int, frames: int, device: torch.device,
@@ -317,13 +321,14 @@ def ceiling(source: Path, driving: Path, work: Path, cpu: bool = False) -> dict:
     seconds = time.perf_counter() - start
     row = {"frames": result.n_frames, "seconds": seconds, "fps": result.n_frames / seconds,
            "cpu_cores": len(os.sched_getaffinity(0))}
+    print(dumps(row), flush=True)
     return row
 
 
 def verdicts(table: dict) -> list[str]:
     """Issue 14's targets against this run's figures."""
     lines = []
-    if _ok([table["ceiling"]] if table.get("ceiling") else []):
+    if _ok(table.get("ceiling")):
         c = table["ceiling"]
         lines.append(f"CPU side alone (instant networks): {c['fps']:.1f} fps on "
                      f"{c['cpu_cores']} cores")
@@ -383,13 +388,12 @@ def main() -> None:
             "latency": lambda: latency(device, 3 * args.frames),
             "animate": lambda: end_to_end(args.source, args.driving, args.check_frames,
                                           work, args.cpu_check),
-            "ceiling": lambda: guarded("part", "ceiling", lambda: ceiling(
-                args.source, args.driving, work, args.cpu_check)),
+            "ceiling": lambda: ceiling(args.source, args.driving, work, args.cpu_check),
             "stages": lambda: stages(args.batch, args.frames, device),
         }
         for part, run in parts.items():
             if args.part in ("all", part):
-                table[part] = run()
+                table[part] = guarded("part", part, run, show=False)
                 table["verdicts"] = verdicts(table)  # a run cut short keeps what it measured
                 Path(args.json).write_text(dumps(table, indent=2) + "\n")
     print("\n".join(table["verdicts"]))
