@@ -100,6 +100,48 @@ def test_npz_round_trip_without_pickle(tmp_path):
     np.testing.assert_array_equal(loaded.eye_ratios, original.eye_ratios)
 
 
+def test_a_long_template_is_written_frame_by_frame(tmp_path):
+    """2,000 frames of the classic engine's 478 points: what ``np.savez`` of the stacked arrays
+    wrote (the same arrays read back, as bytes too), while NumPy holds well under one
+    stacked array (11 MB) at once; the stacks of ``exp`` and ``kp`` and savez's copies took
+    three times that at the end of a 3,000-frame ``animate``."""
+    import tracemalloc
+
+    from portrait_animate.io.templates import template_to_bytes
+
+    g = torch.Generator().manual_seed(0)
+    kp = torch.rand(1, 478, 3, generator=g)
+    motions = [Motion(scale=torch.rand(1, 1, generator=g), R=torch.eye(3)[None],
+                      exp=torch.rand(1, 478, 3, generator=g), t=torch.rand(1, 3, generator=g),
+                      kp=kp) for _ in range(2000)]
+    template = MotionTemplate(motions, 30.0, anchor=7, layout="mediapipe-478")
+    tracemalloc.start()
+    path = save_template(tmp_path / "long.npz", template)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 2e6, peak
+    expected = {name: np.stack([getattr(m, name).numpy() for m in motions])
+                for name in ("scale", "R", "exp", "t", "kp")}
+    for data in (path.read_bytes(), template_to_bytes(template)):
+        loaded = template_from_bytes(data)
+        assert loaded.n_frames == 2000 and loaded.anchor == 7
+        for name, stacked in expected.items():
+            np.testing.assert_array_equal(
+                np.stack([getattr(m, name).numpy() for m in loaded.motions]), stacked)
+
+
+def test_rows_of_another_shape_or_count_are_refused(tmp_path):
+    from portrait_animate.io.files import Rows, save_npz
+
+    good = [np.zeros((1, 3), np.float32)] * 2
+    with pytest.raises(ValueError, match="row 1 of exp has shape"):
+        save_npz(tmp_path / "a.npz", {"exp": Rows(2, (1, 3), np.float32,
+                                                  [good[0], np.zeros((2, 3))])})
+    with pytest.raises(ValueError, match="exp has 2 rows, not 3"):
+        save_npz(tmp_path / "b.npz", {"exp": Rows(3, (1, 3), np.float32, good)})
+    assert not list(tmp_path.iterdir())  # nothing half-written is left
+
+
 def test_foreign_npz_is_malformed(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(InputError, match="malformed motion template"):

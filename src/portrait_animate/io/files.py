@@ -6,16 +6,18 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["temp_sibling", "commit", "discard", "atomic_path", "save_npz", "check_output_folder",
+__all__ = ["temp_sibling", "commit", "discard", "atomic_path", "Rows", "write_npz", "save_npz",
+           "check_output_folder",
            "check_output_file", "same_file", "removed_on_failure", "fitted_name", "FileStamp",
            "file_stamp"]
 
@@ -213,8 +215,50 @@ def removed_on_failure(dest: str | os.PathLike,
         raise
 
 
-def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` to an uncompressed ``.npz`` atomically."""
+class Rows(NamedTuple):
+    """An array of ``count`` rows, each of ``shape`` and ``dtype``, that :func:`write_npz`
+    writes as ``rows`` gives them: a whole video's motion is never stacked in memory."""
+
+    count: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    rows: Iterable[np.ndarray]
+
+
+def write_npz(fh: BinaryIO, arrays: Mapping[str, np.ndarray | Rows]) -> None:
+    """``arrays`` as an uncompressed ``.npz`` (what ``np.savez`` writes, without pickles)
+    to the open binary file ``fh``, a :class:`Rows` row by row.
+
+    Raises:
+        ValueError: a :class:`Rows` gives a row of another shape, or another number of rows.
+    """
+    with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                if isinstance(value, Rows):
+                    _write_rows(member, name, value)
+                else:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
+def _write_rows(member: BinaryIO, name: str, rows: Rows) -> None:
+    dtype = np.dtype(rows.dtype)
+    np.lib.format.write_array_header_1_0(member, {
+        "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+        "shape": (rows.count, *rows.shape)})
+    written = 0
+    for row in rows.rows:
+        row = np.ascontiguousarray(row, dtype=dtype)
+        if row.shape != rows.shape:
+            raise ValueError(f"row {written} of {name} has shape {row.shape}, not {rows.shape}")
+        member.write(row.data)
+        written += 1
+    if written != rows.count:
+        raise ValueError(f"{name} has {written} rows, not {rows.count}")
+
+
+def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray | Rows]) -> Path:
+    """Write ``arrays`` to an uncompressed ``.npz`` atomically (:func:`write_npz`)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+        write_npz(fh, arrays)
     return Path(path)

@@ -18,7 +18,7 @@ from ..choices import LARGEST_FIRST
 from ..errors import InputError
 from ..motion.model import LAYOUT_KEYPOINTS, LIVEPORTRAIT_LAYOUT, Motion
 from ..motion.template import MotionTemplate
-from .files import save_npz
+from .files import Rows, save_npz, write_npz
 
 __all__ = ["TEMPLATE_EXTENSIONS", "load_template", "save_template", "save_face_templates",
            "SafeUnpickler", "template_from_bytes", "template_to_bytes"]
@@ -328,7 +328,7 @@ def template_from_bytes(data: bytes, name: str = "template.npz") -> MotionTempla
 def template_to_bytes(template: MotionTemplate) -> bytes:
     """The ``.npz`` file :func:`save_template` writes, as bytes."""
     buffer = io.BytesIO()
-    np.savez(buffer, **_arrays(template))
+    write_npz(buffer, _arrays(template))
     return buffer.getvalue()
 
 
@@ -357,9 +357,11 @@ def save_face_templates(path: str | os.PathLike, templates: dict[int | None, Mot
     return save_npz(path, arrays)
 
 
-def _arrays(template: MotionTemplate) -> dict[str, np.ndarray]:
-    def stack(name: str) -> np.ndarray:
-        return np.stack([getattr(m, name).numpy() for m in template.motions])
+def _arrays(template: MotionTemplate) -> dict[str, np.ndarray | Rows]:
+    def stack(name: str) -> Rows:  # one row a frame, never stacked in memory
+        first = getattr(template.motions[0], name)
+        return Rows(len(template.motions), tuple(first.shape), first.numpy().dtype,
+                    (getattr(m, name).numpy() for m in template.motions))
 
     arrays = {"format": np.array(FORMAT), "layout": np.array(template.layout),
               "fps": np.array(template.fps), "scale": stack("scale"), "R": stack("R"),
