@@ -236,6 +236,35 @@ def test_frames_without_the_driving_face_are_told_and_never_the_auto_anchor(shar
         capsys.readouterr().err
 
 
+def test_the_auto_anchor_pass_smooths_the_driver_once(shared, tmp_path, monkeypatch):
+    """The auto anchor's pass smooths and keeps every driving frame's motion; rendering takes
+    them as kept (and lets the raw motions go) instead of smoothing the whole driver again:
+    one smoothing pass, the video and template those of the same anchor given by index."""
+    import portrait_animate.pipeline.driving as driving_module
+
+    d0 = _d0_frames(shared, list(NEUTRAL))
+    driving = write_video([d0[i] for i in NEUTRAL], tmp_path / "d.mp4")
+    source = tmp_path / "s.png"
+    cv2.imwrite(str(source), cv2.cvtColor(d0[0], cv2.COLOR_RGB2BGR))
+    passes = []
+    smooth = driving_module.smooth_motion_stream
+    monkeypatch.setattr(driving_module, "smooth_motion_stream",
+                        lambda *args: passes.append(1) or smooth(*args))
+
+    def run(anchor: str) -> tuple[np.ndarray, object]:
+        assert main(["animate", "--engine", "classic", "-s", str(source), "-d", str(driving),
+                     "-o", str(tmp_path / anchor), "--driving_anchor", anchor]) == 0
+        frames, _ = read_video(tmp_path / anchor / "s--d.mp4")
+        return np.stack(frames), load_template(tmp_path / anchor / "d_template.npz")
+
+    video, template = run("auto")
+    assert len(passes) == 1  # rendering smoothed nothing again (it did: 2 passes)
+    same_video, same_template = run(str(template.anchor))
+    np.testing.assert_array_equal(video, same_video)
+    for a, b in zip(template.motions, same_template.motions, strict=True):
+        assert torch.equal(a.exp, b.exp) and torch.equal(a.R, b.R)
+
+
 def test_the_auto_anchor_is_the_most_neutral_usable_frame():
     motions = [Motion(scale=torch.ones(1, 1), R=torch.eye(3)[None], exp=torch.zeros(1, 478, 3),
                       t=torch.zeros(1, 3), kp=torch.zeros(1, 478, 3)) for _ in range(3)]

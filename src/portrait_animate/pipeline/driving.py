@@ -464,6 +464,19 @@ class PreparedDriving:
                        ) -> Generator[tuple[np.ndarray | None, Motion], None, None]:
         """:meth:`frames` of the first n driving frames (all without n): their motion
         smoothed, which looks ahead as far as the smoothing reaches past frame n."""
+        if self._analysis is not None and self._analysis.done and \
+                len(self._motions) == len(self._analysis.faces()):
+            # every frame's smoothed motion is kept (the auto anchor's pass took them): the
+            # crops alone are taken again, and the raw motions, which only a smoothing from
+            # frame 0 needs, are let go (a frame's share of what a long driver holds)
+            self._raw.clear()
+            crops = self._analysed_crops(n)
+            try:
+                for motion, (panel, _) in zip(self._motions, crops, strict=False):
+                    yield panel, motion
+            finally:
+                crops.close()
+            return
         ahead = smoothing_radius(self._smooth) if self._smooth > 0 else 0
         raw = self._driving_frames(None if n is None else n + ahead)
         stream = smooth_motion_stream(raw, self._smooth)
