@@ -209,6 +209,10 @@ def test_a_live_problem_is_told_once_and_the_stream_recovers(camera_page, shared
     page.locator("#live-source input[type=file]").set_input_files(
         str(shared / "assets/source/s0.jpg"))
     _wait_for_output(page)
+    # s0's own frames (600 wide): a frame of the default astronaut, animated if the stream
+    # started before the grey upload landed, may still be the one shown
+    page.wait_for_function(
+        "document.querySelector('#live-output img')?.naturalWidth === 600", timeout=90_000)
     frames = _animated_frames(page, 6.0)  # 5 in 3 s was too tight on a busy 2-core CI
     assert len(frames) >= 5, f"{len(frames)} animated frames arrived after the fix"
     assert max(np.abs(f.astype(int) - frames[0]).mean() for f in frames) > 0.5
