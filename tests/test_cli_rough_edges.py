@@ -432,3 +432,27 @@ def test_a_bar_that_ran_to_the_end_shows_the_count_there_was(estimate):
     assert list(reporter.track(range(588), "animating", estimate)) == list(range(588))
     shown = reporter.console.export_text()
     assert "588/588" in shown and str(estimate) not in shown
+
+
+def test_a_video_sources_lip_normalization_is_each_frames_own_and_not_kept():
+    """--flag_normalize_lip on a video source: each frame's delta is its own, and only the
+    last is kept (every frame's was, growing with the video); an image's one is taken once."""
+    import weakref
+
+    calls = []
+    animator = SimpleNamespace(
+        options=AnimateOptions("s.mp4", "d.mp4", flag_normalize_lip=True), _lip_normalize=None,
+        engine=SimpleNamespace(retarget_lip=lambda x, ratios: calls.append(1) or x + 1))
+    frames = [SimpleNamespace(x_s=torch.full((1, 3, 3), float(i)), lip_ratio=0.2)
+              for i in range(30)]
+    alive = []
+    for i, info in enumerate(frames):
+        delta = FrameAnimator._lip_normalize_delta(animator, i, info)
+        assert torch.equal(delta, info.x_s + 1)
+        alive.append(weakref.ref(delta))
+        del delta
+    assert sum(ref() is not None for ref in alive) == 1 and len(calls) == 30
+    calls.clear()
+    for _ in range(5):  # an image source asks for its one frame's every time
+        FrameAnimator._lip_normalize_delta(animator, 0, frames[0])
+    assert len(calls) == 1

@@ -48,6 +48,32 @@ def test_smoother_keeps_shape_and_scales_to_the_classic_mesh():
     assert elapsed < 2.0, f"{elapsed:.2f} s for 300 frames of D=1434: not O(T*D)"
 
 
+def test_the_blocked_smoother_is_the_whole_track_in_a_fraction_of_the_memory():
+    """Smoothed KALMAN_BLOCK columns at a time, the classic mesh's track is the whole-array
+    recursion's bit for bit, and NumPy holds under twice the track at once (the whole
+    array's float64 copies took five times it)."""
+    import tracemalloc
+
+    from portrait_animate.motion.smoothing import KALMAN_BLOCK, _scalar_gains
+
+    rng = np.random.default_rng(2)
+    track = rng.normal(0, 0.01, (200, 478, 3)).astype(np.float32)
+    assert track[0].size > 3 * KALMAN_BLOCK  # several blocks, the last a part one
+    gains, smoother = _scalar_gains(len(track), 1e-4)
+    whole = track.reshape(len(track), -1).astype(np.float64)
+    for t in range(len(whole)):  # the recursion on every column at once
+        whole[t] = (whole[0] if t == 0 else whole[t - 1]) + gains[t] * (
+            whole[t] - (whole[0] if t == 0 else whole[t - 1]))
+    for t in range(len(whole) - 2, -1, -1):
+        whole[t] = whole[t] + smoother[t] * (whole[t + 1] - whole[t])
+    tracemalloc.start()
+    smoothed = kalman_smooth(track, 1e-4)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    np.testing.assert_array_equal(smoothed, whole.astype(np.float32).reshape(track.shape))
+    assert peak < 2 * track.nbytes, (peak, track.nbytes)
+
+
 def test_a_single_frame_is_its_own_estimate():  # pykalman itself fails on one frame
     track = np.arange(6.0).reshape(1, 2, 3)
     np.testing.assert_array_equal(kalman_smooth(track, 3e-7, dtype=np.float64), track)

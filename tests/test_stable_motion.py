@@ -265,6 +265,37 @@ def test_the_auto_anchor_pass_smooths_the_driver_once(shared, tmp_path, monkeypa
         assert torch.equal(a.exp, b.exp) and torch.equal(a.R, b.R)
 
 
+def test_a_driver_lets_each_frames_landmarks_go_once_its_motion_is_taken(shared, tmp_path,
+                                                                          monkeypatch):
+    """The driving frames' landmarks (a frame's largest share of what a long driver holds)
+    are let go as their motion is taken, but for the face that frames without one borrow:
+    the same motions as when every frame's are kept, faceless frames included."""
+    from portrait_animate.pipeline import driving as driving_module
+
+    d0 = _d0_frames(shared, list(NEUTRAL))
+    black = np.zeros_like(d0[0])
+    frames = [black, d0[0], d0[1], black, black, d0[2], d0[3], black, d0[4], d0[5]]
+    video = write_video(frames, tmp_path / "gaps.mp4")
+    engine = load_engine(AnimateOptions(source="", driving="", engine="classic"),
+                         Reporter(quiet=True))
+
+    def motions() -> tuple[list[Motion], int]:
+        with FaceMesh() as mesh, driving_module.prepare_driving(
+                str(video), InputKind.VIDEO, engine, mesh, CropSettings(2.2, 0.0, -0.1),
+                False, None, Reporter(quiet=True), smooth=2.5, batch=3) as driving:
+            taken = driving.motions(len(frames))
+            faces = driving._analysis.faces()
+            return taken, len({id(f) for f in faces if f.points is not None})
+
+    taken, holding = motions()
+    assert holding == 1  # the last face found, which a faceless last frame would borrow
+    monkeypatch.setattr(driving_module._FaceAnalysis, "let_go_points", lambda self, n: None)
+    kept, holding = motions()
+    assert holding == 6  # every frame with a face of its own
+    for a, b in zip(taken, kept, strict=True):
+        assert torch.equal(a.exp, b.exp) and torch.equal(a.R, b.R) and torch.equal(a.t, b.t)
+
+
 def test_the_auto_anchor_is_the_most_neutral_usable_frame():
     motions = [Motion(scale=torch.ones(1, 1), R=torch.eye(3)[None], exp=torch.zeros(1, 478, 3),
                       t=torch.zeros(1, 3), kp=torch.zeros(1, 478, 3)) for _ in range(3)]

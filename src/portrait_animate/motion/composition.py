@@ -160,16 +160,18 @@ def video_source_tracks(src: Sequence[Motion], drv: Sequence[Motion], layout: Ke
     n = len(src)
     d0 = drv[0] if anchor is None else anchor
     if mode.driving_is_video:
+        # each frame's expression is written into one (n, 1, K, 3) array, not kept a frame at
+        # a time and stacked (two copies of a long video's track)
+        exp = np.empty((n, *src[0].exp.shape), np.float32)
+        for i, (s, d) in enumerate(zip(src, drv, strict=True)):
+            exp[i] = (((s.exp.numpy() + d.exp.numpy()) - d0.exp.numpy()) if mode.relative
+                      else _absolute_expression(s, d, d0, layout, True).numpy())
         if mode.relative:
-            exp = [((s.exp.numpy() + d.exp.numpy()) - d0.exp.numpy())
-                   for s, d in zip(src, drv, strict=True)]
             rot = ([(d.R.numpy() @ d0.R.numpy().transpose(0, 2, 1)) @ s.R.numpy()
                     for s, d in zip(src, drv, strict=True)] if mode.drives_pose else None)
         else:
-            exp = [_absolute_expression(s, d, d0, layout, True).numpy()
-                   for s, d in zip(src, drv, strict=True)]
             rot = [d.R.numpy() for d in drv[:n]]
-        exp_t = _tensors(kalman_smooth(np.stack(exp), smooth_variance))
+        exp_t = _tensors(kalman_smooth(exp, smooth_variance))
         rot_t = None if rot is None else _tensors(kalman_smooth(np.stack(rot), smooth_variance))
         return VideoSourceTracks(exp_t, rot_t)
     if mode.relative:

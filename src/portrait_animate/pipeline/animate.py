@@ -245,7 +245,7 @@ class FrameAnimator:
         # the furthest an image source's keypoints moved from frame 0's (None: one frame)
         self.moved: float | None = None
         self._multiplier = 1.0
-        self._lip_normalize: dict[int, torch.Tensor | None] = {}
+        self._lip_normalize: tuple[int, torch.Tensor | None] | None = None
 
     def _composed(self, i: int, info: SourceFrame) -> torch.Tensor:
         layout = self.engine.layout
@@ -275,9 +275,11 @@ class FrameAnimator:
     def _lip_normalize_delta(self, key: int, info: SourceFrame) -> torch.Tensor | None:
         if not (self.options.flag_normalize_lip and info.lip_ratio is not None):
             return None
-        if key not in self._lip_normalize:
-            self._lip_normalize[key] = normalize_lip_delta(self.engine, info.x_s, info.lip_ratio)
-        return self._lip_normalize[key]
+        if self._lip_normalize is None or self._lip_normalize[0] != key:
+            # the last source frame's alone: an image's one frame, or the video frame asked for
+            # (a video's are each asked for once; kept, they grew with its length)
+            self._lip_normalize = key, normalize_lip_delta(self.engine, info.x_s, info.lip_ratio)
+        return self._lip_normalize[1]
 
     def keypoints(self, i: int) -> tuple[SourceFrame, torch.Tensor]:
         key = i if self.source.is_video else 0

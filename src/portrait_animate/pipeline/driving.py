@@ -179,6 +179,9 @@ class _FaceAnalysis:
         self._nearest: list[int] = []
         self._first: int | None = None
         self._panels: dict[int, np.ndarray] = {}
+        #: Frames before this one hold no landmarks, but the borrowed face's
+        #: (:meth:`let_go_points`).
+        self._points_kept_from = 0
         #: (H, W) of the frames, once the first is decoded.
         self.frame_shape: tuple[int, int] | None = None
         self._keep_panels = panel_size is not None
@@ -271,6 +274,18 @@ class _FaceAnalysis:
             self._taken = max(self._taken, i + 1)
             self._changed.notify_all()
             return self._panels.pop(i, None)
+
+    def let_go_points(self, taken: int) -> None:
+        """The motion of the first ``taken`` frames is taken: their landmarks are let go (a
+        frame's largest share of what a long driver holds), but for the face that later
+        frames without one of their own borrow."""
+        with self._changed:
+            borrowed = self._nearest[taken - 1]
+            for j in range(self._points_kept_from, taken):
+                face = self._faces[j]
+                if j != borrowed and face is not None and face.points is not None:
+                    self._faces[j] = replace(face, points=None)
+            self._points_kept_from = borrowed if borrowed >= 0 else taken
 
     def _release(self) -> None:
         self._keep_panels = False
@@ -464,11 +479,9 @@ class PreparedDriving:
                        ) -> Generator[tuple[np.ndarray | None, Motion], None, None]:
         """:meth:`frames` of the first n driving frames (all without n): their motion
         smoothed, which looks ahead as far as the smoothing reaches past frame n."""
-        if self._analysis is not None and self._analysis.done and \
-                len(self._motions) == len(self._analysis.faces()):
-            # every frame's smoothed motion is kept (the auto anchor's pass took them): the
-            # crops alone are taken again, and the raw motions, which only a smoothing from
-            # frame 0 needs, are let go (a frame's share of what a long driver holds)
+        if self._all_kept():
+            # every frame's smoothed motion is kept (a pass to the end took them): the crops
+            # alone are taken again
             self._raw.clear()
             crops = self._analysed_crops(n)
             try:
@@ -488,6 +501,16 @@ class PreparedDriving:
         finally:
             stream.close()
             raw.close()
+        if self._all_kept():
+            # the raw motions, which only a smoothing from frame 0 needs, are let go as soon
+            # as every frame's smoothed one is kept (a frame's share of what a long driver
+            # holds, before a video source's tracks are made)
+            self._raw.clear()
+
+    def _all_kept(self) -> bool:
+        """Whether the whole driver is analysed and every frame's smoothed motion kept."""
+        return self._analysis is not None and self._analysis.done and \
+            len(self._motions) == len(self._analysis.faces())
 
     def _driving_frames(self, n: int | None
                         ) -> Generator[tuple[np.ndarray | None, Motion], None, None]:
@@ -514,6 +537,7 @@ class PreparedDriving:
                 new = chunk[max(0, len(self._raw) - i):]  # the frames whose motion is not kept
                 self._raw.extend(self._engine.motion_batch([panel for panel, _ in new],
                                                            [points for _, points in new]))
+                self._analysis.let_go_points(len(self._raw))
                 for panel, _ in chunk:
                     yield panel, self._raw[i]
                     i += 1
