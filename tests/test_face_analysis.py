@@ -237,3 +237,32 @@ def test_ordered_map_keeps_order_raises_at_the_item_and_stops_early():
     assert len(taken) <= 5  # at most 2 x 2 ahead of the one taken
     with pytest.raises(ValueError, match="workers must be at least 1"):
         list(ordered_map(make, range(3), 0))
+
+
+_MEDIAPIPE_WITHOUT_PYPLOT = """
+import sys
+{before}
+from portrait_animate.face.mesh import FaceMesh
+from portrait_animate.io.images import read_image_rgb
+
+with FaceMesh() as mesh:
+    assert mesh.landmarks(read_image_rgb("sample:astronaut")) is not None
+print("loaded", "matplotlib.pyplot" in sys.modules)
+import matplotlib.pyplot as plt
+from mediapipe.python.solutions import drawing_utils
+assert drawing_utils.plt.figure is plt.figure  # its drawing helpers still draw
+"""
+
+
+@pytest.mark.parametrize("before", ["", "import matplotlib.pyplot"])
+def test_the_face_mesh_loads_mediapipe_without_matplotlib(before):
+    """MediaPipe's drawing helpers import matplotlib's pyplot as MediaPipe loads (0.47 s and
+    27 MB of each command's start-up); the face mesh loads without it, and pyplot imported
+    later, or before, is the real one, which those helpers then use."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _MEDIAPIPE_WITHOUT_PYPLOT.format(before=before)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == str(bool(before)), done.stdout
