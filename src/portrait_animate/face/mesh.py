@@ -36,6 +36,14 @@ _IMPORT_LOCK = threading.Lock()
 #: What MediaPipe's drawing helpers import as it loads, and nothing here draws with.
 _DRAWING_MODULES = ("matplotlib", "matplotlib.pyplot")
 
+#: A detection and a mesh are the same face when their boxes overlap at least this much (IoU).
+SAME_FACE_IOU = 0.3
+#: Images longer than this many times their shorter side are also searched in square tiles of
+#: that side.
+TILE_ABOVE = 1.2
+#: The smallest tiles searched, in pixels (:func:`_tiles`).
+MIN_TILE = 320
+
 
 class _OnFirstUse(ModuleType):
     """A stand-in for a module, in ``sys.modules`` while MediaPipe loads: who took it then
@@ -52,8 +60,8 @@ def import_mediapipe() -> ModuleType:
     loads (0.47 s of its 0.64 s import on a 2-core AMD EPYC): while it loads, matplotlib
     and its pyplot are :class:`_OnFirstUse` stand-ins, then the real modules import as usual."""
     with _IMPORT_LOCK:
-        if "mediapipe" in sys.modules:
-            return sys.modules["mediapipe"]
+        if "mediapipe" in sys.modules:  # loaded, or loading in a thread that did not ask here
+            return importlib.import_module("mediapipe")
         stand_ins = {name: _OnFirstUse(name) for name in _DRAWING_MODULES
                      if name not in sys.modules}
         parent = stand_ins.get("matplotlib")
@@ -66,14 +74,6 @@ def import_mediapipe() -> ModuleType:
             for name, module in stand_ins.items():
                 if sys.modules.get(name) is module:
                     del sys.modules[name]
-
-#: A detection and a mesh are the same face when their boxes overlap at least this much (IoU).
-SAME_FACE_IOU = 0.3
-#: Images longer than this many times their shorter side are also searched in square tiles of
-#: that side.
-TILE_ABOVE = 1.2
-#: The smallest tiles searched, in pixels (:func:`_tiles`).
-MIN_TILE = 320
 
 
 @dataclass(frozen=True)
