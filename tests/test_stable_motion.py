@@ -20,6 +20,7 @@ from portrait_animate.io.templates import load_template
 from portrait_animate.motion.anchor import choose_anchor
 from portrait_animate.motion.model import Motion
 from portrait_animate.pipeline.animate import animate
+from portrait_animate.pipeline.driving import _FaceAnalysis, prepare_driving
 from portrait_animate.pipeline.engines import load_engine
 from portrait_animate.pipeline.faces import CROP_SIZE, CropSettings
 from portrait_animate.pipeline.inputs import InputKind
@@ -182,6 +183,7 @@ def test_absolute_driving_warps_a_video_source_from_where_its_frames_show_the_fa
 _MEASURE = """
 import json, resource, sys
 from portrait_animate.pipeline.animate import animate
+from portrait_animate.pipeline.driving import _FaceAnalysis, prepare_driving
 from portrait_animate.pipeline.options import AnimateOptions
 result = animate(AnimateOptions(source=sys.argv[1], driving=sys.argv[2], output_dir=sys.argv[3],
                                 engine="classic", quiet=True))
@@ -270,8 +272,6 @@ def test_a_driver_lets_each_frames_landmarks_go_once_its_motion_is_taken(shared,
     """The driving frames' landmarks (a frame's largest share of what a long driver holds)
     are let go as their motion is taken, but for the face that frames without one borrow:
     the same motions as when every frame's are kept, faceless frames included."""
-    from portrait_animate.pipeline import driving as driving_module
-
     d0 = _d0_frames(shared, list(NEUTRAL))
     black = np.zeros_like(d0[0])
     frames = [black, d0[0], d0[1], black, black, d0[2], d0[3], black, d0[4], d0[5]]
@@ -280,7 +280,7 @@ def test_a_driver_lets_each_frames_landmarks_go_once_its_motion_is_taken(shared,
                          Reporter(quiet=True))
 
     def motions() -> tuple[list[Motion], int]:
-        with FaceMesh() as mesh, driving_module.prepare_driving(
+        with FaceMesh() as mesh, prepare_driving(
                 str(video), InputKind.VIDEO, engine, mesh, CropSettings(2.2, 0.0, -0.1),
                 False, None, Reporter(quiet=True), smooth=2.5, batch=3) as driving:
             taken = driving.motions(len(frames))
@@ -289,11 +289,31 @@ def test_a_driver_lets_each_frames_landmarks_go_once_its_motion_is_taken(shared,
 
     taken, holding = motions()
     assert holding == 1  # the last face found, which a faceless last frame would borrow
-    monkeypatch.setattr(driving_module._FaceAnalysis, "let_go_points", lambda self, n: None)
+    monkeypatch.setattr(_FaceAnalysis, "let_go_points", lambda self, n: None)
     kept, holding = motions()
     assert holding == 6  # every frame with a face of its own
     for a, b in zip(taken, kept, strict=True):
         assert torch.equal(a.exp, b.exp) and torch.equal(a.R, b.R) and torch.equal(a.t, b.t)
+
+
+def test_a_pass_begun_before_the_whole_driver_is_taken_reads_on(shared, tmp_path):
+    """Rendering begins a smoothing pass; absolute driving then chooses the auto anchor at
+    frame 0, whose pass takes the whole driver: the first pass reads on to the end (it lost
+    the raw motions it smooths when the second let them go), with the same motions."""
+    d0 = _d0_frames(shared, list(NEUTRAL))
+    video = write_video([d0[i] for i in NEUTRAL], tmp_path / "d.mp4")
+    engine = load_engine(AnimateOptions(source="", driving="", engine="classic"),
+                         Reporter(quiet=True))
+    with FaceMesh() as mesh, prepare_driving(
+            str(video), InputKind.VIDEO, engine, mesh, CropSettings(2.2, 0.0, -0.1), False,
+            None, Reporter(quiet=True), smooth=2.5, anchor="auto", batch=2) as driving:
+        rendering = driving.frames(len(NEUTRAL))
+        first = next(rendering)
+        whole = driving.template.motions
+        shown = [first, *rendering]
+    assert len(shown) == len(whole) == len(NEUTRAL)
+    for (_, motion), kept in zip(shown, whole, strict=True):
+        assert motion is kept
 
 
 def test_the_auto_anchor_is_the_most_neutral_usable_frame():

@@ -389,6 +389,8 @@ class PreparedDriving:
         #: The driving frames' motion as taken, and as smoothed (the one used).
         self._raw: list[Motion] = []
         self._motions: list[Motion] = []
+        #: Smoothing passes from frame 0 under way, which read :attr:`_raw`.
+        self._smoothing_passes = 0
         self._smooth = smooth if analysis is not None and kind is InputKind.VIDEO else 0.0
         self._anchor_spec = anchor
         self._anchor: int | None = None
@@ -482,7 +484,7 @@ class PreparedDriving:
         if self._all_kept():
             # every frame's smoothed motion is kept (a pass to the end took them): the crops
             # alone are taken again
-            self._raw.clear()
+            self._let_raw_go()
             crops = self._analysed_crops(n)
             try:
                 for motion, (panel, _) in zip(self._motions, crops, strict=False):
@@ -493,6 +495,7 @@ class PreparedDriving:
         ahead = smoothing_radius(self._smooth) if self._smooth > 0 else 0
         raw = self._driving_frames(None if n is None else n + ahead)
         stream = smooth_motion_stream(raw, self._smooth)
+        self._smoothing_passes += 1
         try:
             for i, (panel, motion) in enumerate(islice(stream, n)):
                 if i == len(self._motions):
@@ -501,16 +504,21 @@ class PreparedDriving:
         finally:
             stream.close()
             raw.close()
-        if self._all_kept():
-            # the raw motions, which only a smoothing from frame 0 needs, are let go as soon
-            # as every frame's smoothed one is kept (a frame's share of what a long driver
-            # holds, before a video source's tracks are made)
-            self._raw.clear()
+            self._smoothing_passes -= 1
+            self._let_raw_go()
 
     def _all_kept(self) -> bool:
         """Whether the whole driver is analysed and every frame's smoothed motion kept."""
         return self._analysis is not None and self._analysis.done and \
             len(self._motions) == len(self._analysis.faces())
+
+    def _let_raw_go(self) -> None:
+        """Let the raw motions go once every frame's smoothed one is kept and no smoothing
+        pass still reads them (one that rendering started before the anchor's pass took the
+        whole driver): only a smoothing from frame 0 needs them, and they are a frame's share
+        of what a long driver holds, before a video source's tracks are made."""
+        if self._smoothing_passes == 0 and self._all_kept():
+            self._raw.clear()
 
     def _driving_frames(self, n: int | None
                         ) -> Generator[tuple[np.ndarray | None, Motion], None, None]:
