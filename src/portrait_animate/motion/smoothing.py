@@ -99,6 +99,9 @@ RANGE_NOISE_LEVELS = 10.0
 GROUP_LEVELS = {"R": 3.0, "t": 3.0, "scale": 3.0}
 #: Second differences over this many recent frames set the noise level of a stream.
 NOISE_MEMORY = 90
+#: Frames whose second differences :func:`noise_level` takes at a time (a whole video's, at
+#: once, were two more copies of its landmarks).
+NOISE_CHUNK = 64
 
 
 def noise_level(track: np.ndarray) -> float:
@@ -106,8 +109,12 @@ def noise_level(track: np.ndarray) -> float:
     second differences over sqrt(6), as white noise of unit variance gives; 0 under 3 frames."""
     if len(track) < 3:
         return 0.0
-    second = track[2:] - 2 * track[1:-1] + track[:-2]
-    return float(np.median(np.linalg.norm(second, axis=-1))) / np.sqrt(6.0)
+    norms = np.empty(track.shape[:-1], track.dtype)[2:]  # (T - 2, N)
+    for lo in range(0, len(norms), NOISE_CHUNK):  # the (T, N, C) differences a chunk at a time
+        hi = min(lo + NOISE_CHUNK, len(norms))
+        second = track[lo + 2:hi + 2] - 2 * track[lo + 1:hi + 1] + track[lo:hi]
+        norms[lo:hi] = np.linalg.norm(second, axis=-1)
+    return float(np.median(norms)) / np.sqrt(6.0)
 
 
 def smooth_frame(window: np.ndarray, center: int, strength: float, noise: float,
@@ -151,11 +158,11 @@ def zero_phase_smooth(track: np.ndarray, strength: float) -> np.ndarray:
     if strength <= 0 or len(track) < 2:
         return track
     radius, noise = smoothing_radius(strength), noise_level(track)
-    out = np.empty(track.shape)
+    out = np.empty_like(track)  # each frame's float64 result rounded as it is written
     for t in range(len(track)):
         lo = max(0, t - radius)
         out[t] = smooth_frame(track[lo:t + radius + 1], t - lo, strength, noise)
-    return out.astype(track.dtype)
+    return out
 
 
 def motion_parts(motion: Motion) -> dict[str, np.ndarray]:
