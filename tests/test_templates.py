@@ -130,6 +130,33 @@ def test_a_long_template_is_written_frame_by_frame(tmp_path):
                 np.stack([getattr(m, name).numpy() for m in loaded.motions]), stacked)
 
 
+def test_a_face_every_frame_shares_is_stored_once(tmp_path):
+    """The classic engine's motions share one canonical face (``kp``): a template stores it
+    once, a little over half the file, and every frame reads back that one tensor; a row a
+    frame, as templates stored it before, still reads, and so do faces of their own."""
+    g = torch.Generator().manual_seed(0)
+    kp = torch.rand(1, 478, 3, generator=g)
+    motions = [Motion(scale=torch.rand(1, 1, generator=g), R=torch.eye(3)[None],
+                      exp=torch.rand(1, 478, 3, generator=g), t=torch.rand(1, 3, generator=g),
+                      kp=kp) for _ in range(40)]
+    path = save_template(tmp_path / "shared.npz", MotionTemplate(motions, 30.0,
+                                                                 layout="mediapipe-478"))
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    assert arrays["kp"].shape == (1, 1, 478, 3)
+    loaded = load_template(path).motions
+    assert all(m.kp is loaded[0].kp for m in loaded) and torch.equal(loaded[0].kp, kp)
+    arrays["kp"] = np.repeat(arrays["kp"], 40, axis=0)  # a row a frame
+    np.savez(tmp_path / "rows.npz", **arrays)
+    assert path.stat().st_size < 0.55 * (tmp_path / "rows.npz").stat().st_size
+    for a, b in zip(load_template(tmp_path / "rows.npz").motions, loaded, strict=True):
+        assert torch.equal(a.kp, b.kp) and torch.equal(a.exp, b.exp)
+    own = [m.with_(kp=kp + i) for i, m in enumerate(motions)]  # each frame's own face
+    path = save_template(tmp_path / "own.npz", MotionTemplate(own, 30.0, layout="mediapipe-478"))
+    for a, b in zip(load_template(path).motions, own, strict=True):
+        assert torch.equal(a.kp, b.kp)
+
+
 def test_rows_of_another_shape_or_count_are_refused(tmp_path):
     from portrait_animate.io.files import Rows, save_npz
 

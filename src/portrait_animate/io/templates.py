@@ -268,7 +268,12 @@ def _load_npz(path: Path, data: bytes | None = None, face: int | None = None,
 
     scale, rot, exp, t = (array("scale", (1, 1)), array("R", (1, 3, 3)), array("exp", (1, k, 3)),
                           array("t", (1, 3)))
-    kp = array("kp", (1, k, 3))
+    kp = None
+    if "kp" in arrays:  # a row a frame, or one that every frame shares
+        shared = np.ndim(arrays["kp"]) > 0 and len(arrays["kp"]) == 1
+        kp = _array(arrays["kp"], (1 if shared else n, 1, k, 3), prefix + "kp", path, layout,
+                    frames=True)
+        kp = [torch.from_numpy(kp[0])] * n if shared else [torch.from_numpy(row) for row in kp]
     _check_rotations(rot[:, 0], prefix + "R[{}]", path)
     anchor = arrays.get("anchor")
     if anchor is not None:
@@ -283,7 +288,7 @@ def _load_npz(path: Path, data: bytes | None = None, face: int | None = None,
         crop_box = crop_box.reshape(4)  # checked, kept as written
     motions = [Motion(scale=torch.from_numpy(scale[i]), R=torch.from_numpy(rot[i]),
                       exp=torch.from_numpy(exp[i]), t=torch.from_numpy(t[i]),
-                      kp=None if kp is None else torch.from_numpy(kp[i]))
+                      kp=None if kp is None else kp[i])
                for i in range(n)]
     try:
         return MotionTemplate(motions=motions, fps=fps, eye_ratios=array("eye_ratios", (2,)),
@@ -366,7 +371,11 @@ def _arrays(template: MotionTemplate) -> dict[str, np.ndarray | Rows]:
     arrays = {"format": np.array(FORMAT), "layout": np.array(template.layout),
               "fps": np.array(template.fps), "scale": stack("scale"), "R": stack("R"),
               "exp": stack("exp"), "t": stack("t")}
-    if all(m.kp is not None for m in template.motions):
+    first_kp = template.motions[0].kp
+    if first_kp is not None and all(m.kp is first_kp for m in template.motions):
+        # one face that every frame shares (the classic engine's canonical face): stored once
+        arrays["kp"] = first_kp.numpy()[None]
+    elif all(m.kp is not None for m in template.motions):
         arrays["kp"] = stack("kp")
     if template.eye_ratios is not None:
         arrays["eye_ratios"] = template.eye_ratios.astype(np.float32)
