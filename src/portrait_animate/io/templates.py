@@ -260,19 +260,18 @@ def _load_npz(path: Path, data: bytes | None = None, face: int | None = None,
         raise _fail(path, f"{prefix}exp holds no frames (shape {arrays['exp'].shape})")
     k = layouts[layout]
 
-    def array(key: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    def array(key: str, shape: tuple[int, ...], rows: int = n) -> np.ndarray | None:
         if key not in arrays:
             return None
-        return _array(arrays[key], (n, *shape), prefix + key, path,
+        return _array(arrays[key], (rows, *shape), prefix + key, path,
                       layout if key in ("exp", "kp") else None, frames=True)
 
     scale, rot, exp, t = (array("scale", (1, 1)), array("R", (1, 3, 3)), array("exp", (1, k, 3)),
                           array("t", (1, 3)))
-    kp = None
-    if "kp" in arrays:  # a row a frame, or one that every frame shares
-        shared = np.ndim(arrays["kp"]) > 0 and len(arrays["kp"]) == 1
-        kp = _array(arrays["kp"], (1 if shared else n, 1, k, 3), prefix + "kp", path, layout,
-                    frames=True)
+    # a row a frame, or one that every frame shares
+    shared = np.ndim(arrays.get("kp")) > 0 and len(arrays["kp"]) == 1
+    kp = array("kp", (1, k, 3), rows=1 if shared else n)
+    if kp is not None:
         kp = [torch.from_numpy(kp[0])] * n if shared else [torch.from_numpy(row) for row in kp]
     _check_rotations(rot[:, 0], prefix + "R[{}]", path)
     anchor = arrays.get("anchor")

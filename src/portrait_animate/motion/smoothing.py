@@ -109,7 +109,7 @@ def noise_level(track: np.ndarray) -> float:
     second differences over sqrt(6), as white noise of unit variance gives; 0 under 3 frames."""
     if len(track) < 3:
         return 0.0
-    norms = np.empty(track.shape[:-1], track.dtype)[2:]  # (T - 2, N)
+    norms = np.empty((len(track) - 2, *track.shape[1:-1]), track.dtype)  # (T - 2, N)
     for lo in range(0, len(norms), NOISE_CHUNK):  # the (T, N, C) differences a chunk at a time
         hi = min(lo + NOISE_CHUNK, len(norms))
         second = track[lo + 2:hi + 2] - 2 * track[lo + 1:hi + 1] + track[lo:hi]
