@@ -14,6 +14,7 @@ import torch
 
 from media import clip, read_video, write_video
 from portrait_animate.cli.main import main
+from portrait_animate.engines.classic import ClassicEngine
 from portrait_animate.engines.classic.anatomy import LIPS
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.io.templates import load_template
@@ -22,11 +23,11 @@ from portrait_animate.motion.model import Motion
 from portrait_animate.pipeline.animate import animate
 from portrait_animate.pipeline.driving import _FaceAnalysis, prepare_driving
 from portrait_animate.pipeline.engines import load_engine
-from portrait_animate.pipeline.faces import CROP_SIZE, CropSettings
+from portrait_animate.pipeline.faces import CROP_SIZE, CropSettings, lag_weight
 from portrait_animate.pipeline.inputs import InputKind
 from portrait_animate.pipeline.options import AnimateOptions
 from portrait_animate.pipeline.progress import Reporter
-from portrait_animate.pipeline.source import PreparedSource, prepare_source
+from portrait_animate.pipeline.source import PreparedSource, SourceFrame, prepare_source
 
 SIZE = 256
 #: d0's frame 28 is a broad smile with teeth; its frames 0-9 are neutral.
@@ -141,8 +142,10 @@ def test_source_video_crops_keep_still(shared, tmp_path):
                                     CropSettings(2.3, 0.0, -0.125), True, 1280, 2, None,
                                     Reporter(quiet=True), smooth=smooth)
             centres[smooth] = np.stack([b.center for b in source._track.boxes])
+            shifts = [info.shift for info in source.frames_info]
     jitter = {k: np.linalg.norm(np.diff(c, axis=0), axis=1).mean() for k, c in centres.items()}
     assert jitter[2.5] < 0.5 * jitter[0.0], jitter
+    assert shifts == [None] * len(shifts)  # a still head's warp starts from its smoothed face
 
 
 def test_absolute_driving_warps_a_video_source_from_where_its_frames_show_the_face(shared,
@@ -161,20 +164,70 @@ def test_absolute_driving_warps_a_video_source_from_where_its_frames_show_the_fa
                 str(video), InputKind.VIDEO, engine, mesh, CropSettings(2.3, 0.0, -0.125), True,
                 1280, 2, None, Reporter(quiet=True), smooth=smooth, smooth_landmarks=landmarks)
 
-    def in_frame(source: PreparedSource) -> np.ndarray:
-        """(T, 478, 2) the landmarks each frame's motion was taken from, in frame pixels: the
-        classic motion's keypoints are its landmarks in the crop's [-1, 1] frame."""
-        crop = [(info.x_s[0, :, :2].numpy() + 1) * CROP_SIZE / 2 for info in source.frames_info]
-        return np.stack([p @ info.M_c2o[:2, :2].T + info.M_c2o[:2, 2]
-                         for p, info in zip(crop, source.frames_info, strict=True)])
-
-    raw, smoothed, absolute = (in_frame(sources[key])
+    raw, smoothed, absolute = (_in_frame(sources[key])
                                for key in ((0.0, True), (2.5, True), (2.5, False)))
     mouth = [0, 2, 13, 14, 17]
     assert np.linalg.norm(smoothed - raw, axis=-1)[-2:, mouth].mean() > 1.0
     assert np.abs(absolute - raw).max() < 0.01  # float32 keypoints: the same landmarks
     assert [b.center.tolist() for b in sources[2.5, False]._track.boxes] == \
         [b.center.tolist() for b in sources[2.5, True]._track.boxes]
+
+
+def _in_frame(source: PreparedSource, warped: bool = False) -> np.ndarray:
+    """(T, 478, 2) the landmarks each frame's motion was taken from (or, ``warped``, those its
+    warp starts from), in frame pixels: the classic motion's keypoints are its landmarks in
+    the crop's [-1, 1] frame."""
+    points = [(info.warp(info.x_s)[0] if warped else info.x_s)[0, :, :2].numpy()
+              for info in source.frames_info]
+    return np.stack([((p + 1) * CROP_SIZE / 2) @ info.M_c2o[:2, :2].T + info.M_c2o[:2, 2]
+                     for p, info in zip(points, source.frames_info, strict=True)])
+
+
+def test_relative_driving_warps_a_moving_video_source_from_where_its_frames_show_the_face(
+        shared, tmp_path, monkeypatch):
+    """Relative driving moves a video source by its smoothed motion, but its warp must start
+    where each frame shows the face: a dancer's head steps every other frame (a doubled frame
+    rate), the smoothed landmarks lag it by 0.07 eye spans on average, and the mouth was
+    painted a lip's width above hers. Where they lag, the warp starts from the frame's own
+    landmarks (from the smoothed ones while they differ by the mesh's tremble alone)."""
+    video = clip(shared / "assets/source/s13.mp4", tmp_path / "s.mp4", 0.64)  # 16 frames
+    sources = {}
+    with FaceMesh() as mesh:
+        engine = load_engine(AnimateOptions(source="", driving="", engine="classic"),
+                             Reporter(quiet=True))
+        for smooth in (0.0, 2.5):
+            sources[smooth] = prepare_source(
+                str(video), InputKind.VIDEO, engine, mesh, CropSettings(2.3, 0.0, -0.125), True,
+                1280, 2, None, Reporter(quiet=True), smooth=smooth)
+    raw, smoothed, warped = (_in_frame(sources[0.0]), _in_frame(sources[2.5]),
+                             _in_frame(sources[2.5], warped=True))
+    weights = np.array([lag_weight(r, s) for r, s in zip(raw, smoothed, strict=True)])
+    shifted = [info.shift is not None for info in sources[2.5].frames_info]
+    assert shifted == (weights > 0).tolist() and (weights == 1).sum() >= 2, weights
+    lag, left = (np.linalg.norm(p - raw, axis=-1).mean(axis=1) for p in (smoothed, warped))
+    assert (lag[weights == 1] > 1.0).all() and (left[weights == 1] < 0.01).all(), (lag, left)
+    partly = (weights > 0) & (weights < 1)
+    assert np.allclose(left[partly], (1 - weights[partly]) * lag[partly], atol=0.01)
+    assert (left[weights == 0] == lag[weights == 0]).all()
+
+    # animate hands the renderer those keypoints, moved by the same displacement as before
+    rendered: dict[str, list] = {"warped": [], "smoothed": []}
+    render = ClassicEngine.render_faces
+    for name in rendered:
+        def spy(self, items, into=rendered[name]):
+            into.append((items[0].x_s.clone(), items[0].x_d.clone()))
+            return render(self, items)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(ClassicEngine, "render_faces", spy)
+            if name == "smoothed":
+                patch.setattr(SourceFrame, "warp", lambda self, x_d: (self.x_s, x_d))
+            animate(AnimateOptions(source=str(video), driving=str(video), engine="classic",
+                                   output_dir=str(tmp_path / name), quiet=True))
+    frames = sources[2.5].frames_info
+    for info, (x_s, x_d), (x_s_0, x_d_0) in zip(frames, *rendered.values(), strict=True):
+        assert torch.allclose(x_s, info.warp(info.x_s)[0]) and torch.equal(x_s_0, info.x_s)
+        assert torch.allclose(x_d - x_s, x_d_0 - x_s_0, atol=1e-6)
 
 
 # Peak RSS from VmHWM: ru_maxrss would carry the parent's (pytest's) peak across exec.

@@ -400,7 +400,7 @@ def _render_items(engine: Engine, animators: list[FrameAnimator], source: Source
             items = []
             for k, (info, x_d) in enumerate(keypoints[j]):
                 panel, motion = driven[by_driver[k]]
-                items.append(RenderItem(appearances[k][j if video else 0], info.x_s, x_d,
+                items.append(RenderItem(appearances[k][j if video else 0], *info.warp(x_d),
                                         driving_crop=panel, driving_motion=motion))
             # the concat shows the first face's crop, or the whole frame for several faces
             shown = inputs[j][0] if len(animators) == 1 else frames[j]

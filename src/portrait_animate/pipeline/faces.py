@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from ..face.anatomy import EYE_0, EYE_1
 from ..face.crop import (
     Crop,
     CropBox,
@@ -27,8 +28,8 @@ from ..face.tracking import FacePick, FaceTracker
 from ..motion.smoothing import zero_phase_smooth
 
 __all__ = ["CropSettings", "FaceTrack", "track_faces", "track_still_face", "track_numbered_faces",
-           "smooth_track", "source_crop", "driving_crop", "missing_faces_note", "CROP_SIZE",
-           "MODEL_SIZE"]
+           "smooth_track", "lag_weight", "source_crop", "driving_crop", "missing_faces_note",
+           "CROP_SIZE", "MODEL_SIZE"]
 
 CROP_SIZE = 512
 MODEL_SIZE = 256
@@ -59,6 +60,8 @@ class FaceTrack:
     found: (N,) whether the frame's own face was found.
     points: per-frame (478, 3) float32 landmarks in frame pixels, kept only when asked for
         (engines that animate the landmarks themselves).
+    raw_points: where each frame shows those landmarks, when ``points`` are smoothed ones
+        (:func:`smooth_track`); None otherwise.
     """
 
     boxes: list[CropBox]
@@ -66,6 +69,7 @@ class FaceTrack:
     lip_ratios: np.ndarray
     found: np.ndarray
     points: list[np.ndarray] | None = None
+    raw_points: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -161,16 +165,36 @@ def smooth_track(track: FaceTrack, settings: CropSettings, strength: float,
                  points_too: bool = True) -> FaceTrack:
     """The track with its landmarks smoothed in time (:func:`zero_phase_smooth`, ``strength``
     frames) and its crop boxes and ratios taken again from them, so that a still head keeps
-    still crops; the track itself without landmarks or with ``strength`` 0. Without
-    ``points_too`` the landmarks stay where each frame shows the face (a warp from them moves
-    the frame's own pixels) and only the boxes and ratios are the smoothed ones'."""
+    still crops; the track itself without landmarks or with ``strength`` 0. With
+    ``points_too`` the landmarks are the smoothed ones and the frames' own are kept as
+    ``raw_points``; without it the landmarks stay where each frame shows the face (a warp
+    from them moves the frame's own pixels) and only the boxes and ratios are the smoothed
+    ones'."""
     if strength <= 0 or track.points is None or len(track) < 3:
         return track
     points = zero_phase_smooth(np.stack(track.points), strength)  # (T, 478, 3)
     return replace(track, boxes=[settings.box(p[:, :2]) for p in points],
                    eye_ratios=np.array([eye_ratios(p[:, :2]) for p in points], np.float32),
                    lip_ratios=np.array([(lip_ratio(p[:, :2]),) for p in points], np.float32),
-                   points=list(points) if points_too else track.points)
+                   points=list(points) if points_too else track.points,
+                   raw_points=track.points if points_too else None)
+
+
+#: Smoothed landmarks that lie, at their median, under LAG_START eye spans (outer corner to
+#: outer corner) from where the frame shows them are taken for the mesh's tremble (measured
+#: 0.002-0.007 a frame on still and talking heads); past LAG_FULL, for a head that really
+#: moved and that the smoothing lags (0.07 on average on s13, a dancer filmed at a doubled
+#: frame rate, whose head steps every other frame).
+LAG_START, LAG_FULL = 0.01, 0.03
+
+
+def lag_weight(raw: np.ndarray, smoothed: np.ndarray) -> float:
+    """How much of the way from a frame's smoothed (478, 3) landmarks back to its own ``raw``
+    ones a warp should start: 0 while they differ by the mesh's tremble, 1 once the
+    smoothing lags a moving head (:data:`LAG_START`, :data:`LAG_FULL`)."""
+    span = max(float(np.linalg.norm(smoothed[EYE_0[2], :2] - smoothed[EYE_1[3], :2])), 1e-6)
+    lag = float(np.median(np.linalg.norm(raw[:, :2] - smoothed[:, :2], axis=-1))) / span
+    return float(np.clip((lag - LAG_START) / (LAG_FULL - LAG_START), 0.0, 1.0))
 
 
 def points_in_input(points: np.ndarray | None, frame_shape: tuple[int, int],

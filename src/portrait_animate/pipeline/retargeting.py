@@ -266,7 +266,7 @@ def _render(engine: Engine, source: PreparedSource, keypoints: list[torch.Tensor
             appearances = engine.appearance_batch([crop for (_, crop), _, _ in chunk],
                                                   [frame for (frame, _), _, _ in chunk], maps)
             rendered = engine.render_batch([
-                RenderItem(appearance, info.x_s, x_d)
+                RenderItem(appearance, *info.warp(x_d))
                 for appearance, (_, info, x_d) in zip(appearances, chunk, strict=True)])
         for image, ((frame, crop), _, _), M_c2o in zip(rendered, chunk, maps, strict=True):
             result, view = compositor(image, frame, M_c2o)

@@ -23,6 +23,7 @@ from .faces import (
     CROP_SIZE,
     CropSettings,
     FaceTrack,
+    lag_weight,
     missing_faces_note,
     points_in_input,
     smooth_track,
@@ -48,6 +49,9 @@ class SourceFrame:
         lip_ratio: lip open ratio, or None without landmarks.
         M_c2o: (3, 3) crop -> frame map, or None without cropping.
         kept_x_s: :attr:`x_s`, kept for an image's one frame (None: taken when asked).
+        shift: (1, K, 3) from the keypoints of ``motion``, taken from smoothed landmarks,
+            towards where the frame shows the face, when the smoothing lags a moving head
+            (None: they are where it shows it, or near enough).
     """
 
     motion: Motion
@@ -55,6 +59,7 @@ class SourceFrame:
     lip_ratio: float | None
     M_c2o: np.ndarray | None
     kept_x_s: torch.Tensor | None = None
+    shift: torch.Tensor | None = None
 
     @property
     def x_s(self) -> torch.Tensor:
@@ -62,6 +67,15 @@ class SourceFrame:
         video frame's taken from :attr:`motion` when asked (a video source holds every
         frame's motion; keeping its keypoints too grew memory with its length)."""
         return self.motion.keypoints() if self.kept_x_s is None else self.kept_x_s
+
+    def warp(self, x_d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_s, x_d) for the renderer, both (1, K, 3): moved by :attr:`shift`, so that the
+        warp starts from where the frame shows the face and moves it as far as the
+        smoothed motion says (from the smoothed landmarks a dancer's lips were painted a
+        lip's width above hers)."""
+        if self.shift is None:
+            return self.x_s, x_d
+        return self.x_s + self.shift, x_d + self.shift
 
 
 @dataclass
@@ -131,13 +145,42 @@ def _landmarks(track: FaceTrack | None, i: int, M_c2o: np.ndarray | None,
 
 
 def _frame_info(motion: Motion, track: FaceTrack | None, i: int, M_c2o: np.ndarray | None,
-                keep_x_s: bool = False) -> SourceFrame:
+                keep_x_s: bool = False, shift: torch.Tensor | None = None) -> SourceFrame:
     has_face = track is not None
     return SourceFrame(
         motion=motion,
         eye_ratios=tuple(float(v) for v in track.eye_ratios[i]) if has_face else None,
         lip_ratio=float(track.lip_ratios[i, 0]) if has_face else None,
-        M_c2o=M_c2o, kept_x_s=motion.keypoints() if keep_x_s else None)
+        M_c2o=M_c2o, kept_x_s=motion.keypoints() if keep_x_s else None, shift=shift)
+
+
+def _lagging(engine: Engine, track: FaceTrack | None, chunk: list, maps: list
+             ) -> dict[int, tuple[float, Motion]]:
+    """The frames of ``chunk`` (index, (frame, model input)) whose smoothed landmarks lag
+    where the frame shows the face (:func:`lag_weight` > 0), each with that weight and the
+    motion of its own landmarks."""
+    if track is None or track.raw_points is None:
+        return {}
+    weights = {i: lag_weight(track.raw_points[i], track.points[i])
+               for i, _ in chunk if track.found[i]}
+    lagging = [(i, frame, crop, M_c2o) for (i, (frame, crop)), M_c2o
+               in zip(chunk, maps, strict=True) if weights.get(i, 0.0) > 0]
+    if not lagging:
+        return {}
+    raw = replace(track, points=track.raw_points)
+    motions = engine.motion_batch([crop for _, _, crop, _ in lagging],
+                                  [_landmarks(raw, i, M_c2o, frame.shape[:2], len(crop))
+                                   for i, frame, crop, M_c2o in lagging])
+    return {i: (weights[i], motion) for (i, *_), motion in zip(lagging, motions, strict=True)}
+
+
+def _shift(lag: tuple[float, Motion] | None, motion: Motion) -> torch.Tensor | None:
+    """The keypoints' (1, K, 3) way back, ``lag``'s weight of it, from the smoothed
+    ``motion`` towards the frame's own (``lag``: see :func:`_lagging`)."""
+    if lag is None:
+        return None
+    weight, raw = lag
+    return weight * (raw.keypoints() - motion.keypoints())
 
 
 def _no_face(spec: str, kind: InputKind, whole_frame_works: bool) -> InputError:
@@ -211,7 +254,7 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
     if track is not None:
         track = smooth_track(track, settings, smooth, smooth_landmarks)
         if not engine.uses_landmarks:
-            track = replace(track, points=None)
+            track = replace(track, points=None, raw_points=None)
     source = PreparedSource(spec, kind, [], probe.fps, probe.has_audio, None,
                             track if do_crop else None, max_dim, division, engine.input_size,
                             probe.sar)
@@ -219,14 +262,16 @@ def prepare_source(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh,
     frames = enumerate(reporter.track(source.frames(n), "source motion", n))
     while chunk := list(islice(frames, max(1, batch))):
         maps = [_crop_to_frame(source._track, i) for i, _ in chunk]
+        lagging = _lagging(engine, track, chunk, maps)  # before: the engine keeps the last motion
         motions = engine.motion_batch(
             [crop for _, (_, crop) in chunk],
             [_landmarks(track, i, M_c2o, frame.shape[:2], len(crop))
              for (i, (frame, crop)), M_c2o in zip(chunk, maps, strict=True)])
-        source.frames_info.extend(_frame_info(motion, track, i, M_c2o) for (i, _), motion, M_c2o
-                                  in zip(chunk, motions, maps, strict=True))
+        source.frames_info.extend(
+            _frame_info(motion, track, i, M_c2o, shift=_shift(lagging.get(i), motion))
+            for (i, _), motion, M_c2o in zip(chunk, motions, maps, strict=True))
     if source._track is not None:  # its crops are all it is kept for
-        source._track = replace(source._track, points=None)
+        source._track = replace(source._track, points=None, raw_points=None)
     return source
 
 
