@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from media import clip, read_video
+from media import clip, read_video, write_video
 from portrait_animate.cli.main import main
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.face.ratios import eye_ratios, lip_ratio
@@ -96,13 +96,18 @@ def test_driven_blink_closes_the_output_eyes(d0clip, tmp_path, mesh):
     assert shut < 0.6 * open_eyes, (open_eyes, shut)
 
 
-def test_a_driven_blink_shuts_eyes_wider_than_the_drivers(shared, tmp_path, mesh):
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_a_driven_blink_shuts_eyes_wider_than_the_drivers(shared, tmp_path, mesh, kind):
     """d0 blinks (its eyes read 0.32 and 0.41 open, 0.05 and 0.03 shut); s11's eyes are wider
     (0.57, 0.51). Moved by the driver's lid travel alone they stopped half open (0.32, 0.36);
-    taking the driver's share of its opening, they shut."""
+    taking the driver's share of its opening, they shut, in a source video too."""
     driver = clip(shared / "assets/driving/d0.mp4", tmp_path / "blink.mp4", 0.8, start=2.2)
-    assert run(tmp_path / "out", "-s", str(shared / "assets/source/s11.jpg"), "-d",
-               str(driver), "--save_frames") == 0
+    source = shared / "assets/source/s11.jpg"
+    if kind == "video":
+        still = cv2.cvtColor(cv2.imread(str(source)), cv2.COLOR_BGR2RGB)
+        source = write_video([still[: len(still) // 2 * 2, : still.shape[1] // 2 * 2]] * 20,
+                             tmp_path / "s11.mp4")
+    assert run(tmp_path / "out", "-s", str(source), "-d", str(driver), "--save_frames") == 0
     ratios = np.array([np.mean(eye_ratios(mesh.landmarks(frame)))
                        for frame in frames_dir(tmp_path / "out")])
     assert ratios.min() < 0.3 * ratios[0], ratios.round(2)

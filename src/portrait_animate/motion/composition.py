@@ -164,8 +164,12 @@ def video_source_tracks(src: Sequence[Motion], drv: Sequence[Motion], layout: Ke
         # a time and stacked (two copies of a long video's track)
         exp = np.empty((n, *src[0].exp.shape), np.float32)
         for i, (s, d) in enumerate(zip(src, drv, strict=True)):
-            exp[i] = (((s.exp.numpy() + d.exp.numpy()) - d0.exp.numpy()) if mode.relative
-                      else _absolute_expression(s, d, d0, layout, True).numpy())
+            if not mode.relative:
+                exp[i] = _absolute_expression(s, d, d0, layout, True).numpy()
+            elif layout.video_expression is not None:  # as an image source takes it
+                exp[i] = (s.exp + layout.video_expression(d, d0, s)).numpy()
+            else:
+                exp[i] = (s.exp.numpy() + d.exp.numpy()) - d0.exp.numpy()
         if mode.relative:
             rot = ([(d.R.numpy() @ d0.R.numpy().transpose(0, 2, 1)) @ s.R.numpy()
                     for s, d in zip(src, drv, strict=True)] if mode.drives_pose else None)
