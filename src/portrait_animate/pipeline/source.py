@@ -154,8 +154,9 @@ def _frame_info(motion: Motion, track: FaceTrack | None, i: int, M_c2o: np.ndarr
         M_c2o=M_c2o, kept_x_s=motion.keypoints() if keep_x_s else None, shift=shift)
 
 
-def _lagging(engine: Engine, track: FaceTrack | None, chunk: list, maps: list
-             ) -> dict[int, tuple[float, Motion]]:
+def _lagging(engine: Engine, track: FaceTrack | None,
+             chunk: list[tuple[int, tuple[np.ndarray, np.ndarray]]],
+             maps: list[np.ndarray | None]) -> dict[int, tuple[float, Motion]]:
     """The frames of ``chunk`` (index, (frame, model input)) whose smoothed landmarks lag
     where the frame shows the face (:func:`lag_weight` > 0), each with that weight and the
     motion of its own landmarks."""
