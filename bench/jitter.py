@@ -13,6 +13,12 @@ self-reenactment needs) and the default:
 - NME and PSNR against the truth (they must not get worse by more than 2%), and NME with
   one offset, the same in every frame, taken out (:func:`offset_free_nme`).
 
+Moving video source: the first 100 frames of s13 (a dancer filmed at a doubled frame rate, so
+her head steps every other frame) driven by the d19 image (an open mouth) in relative motion:
+the result's jitter against the source video's own, and how far its upper face (eye corners,
+nose) lies from the source's, in IOD; beside the default, a baseline that warps from the
+smoothed landmarks (how the source was warped before the warp took each frame's own).
+
 Still driver: frame 0 of the first video repeated 60 times with sigma=3 camera noise,
 H.264-encoded, drives that same frame. Printed: the result's mean landmark motion per frame
 over the driver's raw landmarks' (target <= 0.3x). The result's landmarks are those the
@@ -26,9 +32,11 @@ frame on one image with sigma=0.5 noise) above the still driver's whole motion.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import cv2
 import imageio_ffmpeg
@@ -40,6 +48,7 @@ from portrait_animate.engines.classic import ClassicEngine
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.pipeline.animate import animate
 from portrait_animate.pipeline.options import AnimateOptions
+from portrait_animate.pipeline.source import SourceFrame
 from reenact import FRAMES, MATCHED_CROPS, first_frames, psnr
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,18 +56,26 @@ STILL_FRAMES = 60
 DEFAULT = AnimateOptions.__dataclass_fields__["driving_smooth"].default
 
 
-def landmarks(mesh: FaceMesh, frames: list[np.ndarray]) -> np.ndarray:
-    """(T, 468, 2) landmarks in the track's mean IOD (one scale for the whole track: a
-    per-frame IOD would turn its own noise into motion), a frame without a face borrowing
-    the previous one's."""
+def pixel_track(mesh: FaceMesh, frames: list[np.ndarray]) -> np.ndarray:
+    """(T, 478, 2) landmarks in pixels, a frame without a face borrowing the previous one's."""
     out, last = [], None
     for frame in frames:
         points = mesh.landmarks(frame)
         last = points if points is not None else last
         out.append(last)
     first = next(p for p in out if p is not None)
-    track = np.stack([first if p is None else p for p in out])
-    return track[:, :468] / np.linalg.norm(track[:, 468] - track[:, 473], axis=1).mean()
+    return np.stack([first if p is None else p for p in out])
+
+
+def mean_iod(track: np.ndarray) -> float:
+    return float(np.linalg.norm(track[:, 468] - track[:, 473], axis=1).mean())
+
+
+def landmarks(mesh: FaceMesh, frames: list[np.ndarray]) -> np.ndarray:
+    """(T, 468, 2) landmarks in the track's mean IOD (one scale for the whole track: a
+    per-frame IOD would turn its own noise into motion)."""
+    track = pixel_track(mesh, frames)
+    return track[:, :468] / mean_iod(track)
 
 
 def motion(track: np.ndarray) -> float:
@@ -189,10 +206,48 @@ def still_driver(video: Path, tmp: Path, mesh: FaceMesh, strengths: list[float])
           "(MediaPipe on the result video is shown for context: it cannot see below its floor)")
 
 
+#: Points of the upper face that no expression moves far: eye corners and the nose's ridge.
+UPPER_FACE = [33, 133, 362, 263, 168, 6, 197, 195, 5]
+
+
+def moving_source(video: Path, driver: Path, tmp: Path, mesh: FaceMesh,
+                  strengths: list[float]) -> None:
+    clip = tmp / f"{video.stem}_moving.mp4"
+    truth = first_frames(video, clip, FRAMES)
+    pixels = pixel_track(mesh, truth)
+    iod = mean_iod(pixels)  # one scale for both tracks, which are compared point by point
+    real = pixels[:, :468] / iod
+    print(f"moving video source ({video.stem}, {len(truth)} frames) driven by {driver.name}: "
+          f"its acceleration {acceleration(real):.4f} IOD")
+    print(f"  {'smooth':>7}  {'warp from':<20}{'jitter':>8}{'upper face off':>16}")
+    for smooth in strengths:
+        for smoothed in (False, True) if smooth > 0 else (False,):
+            out = tmp / f"moving_{smooth}_{smoothed}"
+            with contextlib.ExitStack() as stack:
+                if smoothed:  # the baseline: the warp starts from the smoothed landmarks
+                    stack.enter_context(mock.patch.object(
+                        SourceFrame, "warp", lambda self, x_d: (self.x_s, x_d)))
+                result = animate(AnimateOptions(
+                    source=str(clip), driving=str(driver), output_dir=str(out),
+                    engine="classic", save_frames=True, quiet=True, driving_smooth=smooth))
+            ours = pixel_track(mesh, [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+                                      for p in sorted(result.frames_dir.glob("*.png"))])
+            ours = ours[:, :468] / iod
+            off = np.linalg.norm(ours[:, UPPER_FACE] - real[:, UPPER_FACE], axis=-1).mean()
+            where = "smoothed landmarks" if smoothed else "each frame's own" if smooth else "-"
+            print(f"  {smooth:7.2f}  {where:<20}{acceleration(ours) / acceleration(real):8.3f}"
+                  f"{off:16.4f}")
+    print("  target: jitter 1 (the result moves as the source does)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = [str(REPO.parent / f"shared/assets/driving/{n}.mp4") for n in ("d0", "d9")]
     parser.add_argument("--videos", nargs="+", default=default)
+    parser.add_argument("--moving", default=str(REPO.parent / "shared/assets/source/s13.mp4"),
+                        help="a video source whose head moves")
+    parser.add_argument("--moving_driver",
+                        default=str(REPO.parent / "shared/assets/driving/d19.jpg"))
     parser.add_argument("--strengths", nargs="+", type=float, default=[],
                         help="--driving_smooth values to try besides 0 and the default")
     args = parser.parse_args()
@@ -201,6 +256,7 @@ def main() -> None:
         for video in args.videos:
             self_reenactment(Path(video), Path(tmp), mesh, strengths)
         still_driver(Path(args.videos[0]), Path(tmp), mesh, strengths)
+        moving_source(Path(args.moving), Path(args.moving_driver), Path(tmp), mesh, strengths)
 
 
 if __name__ == "__main__":
