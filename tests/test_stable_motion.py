@@ -190,7 +190,7 @@ def test_relative_driving_warps_a_moving_video_source_from_where_its_frames_show
     rate), the smoothed landmarks lag it by 0.07 eye spans on average, and the mouth was
     painted a lip's width above hers. Where they lag, the warp starts from the frame's own
     landmarks (from the smoothed ones while they differ by the mesh's tremble alone)."""
-    video = clip(shared / "assets/source/s13.mp4", tmp_path / "s.mp4", 0.64)  # 16 frames
+    video = clip(shared / "assets/source/s13.mp4", tmp_path / "s.mp4", 1.2)  # 30 frames
     sources = {}
     with FaceMesh() as mesh:
         engine = load_engine(AnimateOptions(source="", driving="", engine="classic"),
@@ -203,7 +203,7 @@ def test_relative_driving_warps_a_moving_video_source_from_where_its_frames_show
                              _in_frame(sources[2.5], warped=True))
     weights = np.array([lag_weight(r, s) for r, s in zip(raw, smoothed, strict=True)])
     shifted = [info.shift is not None for info in sources[2.5].frames_info]
-    assert shifted == (weights > 0).tolist() and (weights == 1).sum() >= 2, weights
+    assert shifted == (weights > 0).tolist() and (weights == 1).sum() >= 10, weights
     lag, left = (np.linalg.norm(p - raw, axis=-1).mean(axis=1) for p in (smoothed, warped))
     assert (lag[weights == 1] > 1.0).all() and (left[weights == 1] < 0.01).all(), (lag, left)
     partly = (weights > 0) & (weights < 1)
