@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pickle
+
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from media import clip, read_video, write_video
 from portrait_animate.cli.main import main
 from portrait_animate.face.mesh import FaceMesh
 from portrait_animate.face.ratios import eye_ratios, lip_ratio
+from portrait_animate.motion.transform import rotation_matrix
 
 S0 = "assets/source/s0.jpg"
 
@@ -74,15 +78,66 @@ def test_every_mode_runs(mode, shared, d0clip, s13clip, tmp_path):
     assert frames and all(f.std() > 5 for f in frames)
 
 
-def test_own_template_reused_and_reference_template_refused(shared, d0clip, tmp_path, capsys):
+def test_own_template_reused_and_a_reference_template_without_ratios_refused(shared, d0clip,
+                                                                             tmp_path, capsys):
     assert run(tmp_path, "-s", str(shared / S0), "-d", str(d0clip)) == 0
     template = tmp_path / "d0c_template.npz"
     assert template.is_file()
     assert run(tmp_path / "again", "-s", str(shared / "assets/source/s6.jpg"), "-d",
                str(template)) == 0
     assert run(tmp_path / "ref", "-s", str(shared / S0), "-d",
-               str(shared / "assets/driving/d1.pkl")) == 2
-    assert "--engine neural" in capsys.readouterr().err
+               str(shared / "assets/driving/wink.pkl")) == 2
+    err = capsys.readouterr().err
+    assert "no eye and lip ratios" in err and "--engine neural" in err
+
+
+def _nose_offset(points: np.ndarray) -> float:
+    """The nose tip's offset from between the outer eye corners, in their distances."""
+    eyes = points[[33, 263]]
+    return float((points[1, 0] - eyes[:, 0].mean()) / abs(eyes[1, 0] - eyes[0, 0]))
+
+
+def test_a_reference_template_drives_by_its_pose_and_ratios(shared, tmp_path, mesh, capsys,
+                                                             monkeypatch):
+    """A LivePortrait template (21 keypoints) on the classic engine: d1.pkl's eye ratios shut
+    both of s11's eyes (0.07-0.13 of 0.53-0.62 open), then eye 0 alone while eye 1 opens
+    again; its head pose and lip ratios, changed here, turn the head and open the mouth. It
+    drives relative motion only, whether the engine is named or found."""
+    d1 = shared / "assets/driving/d1.pkl"
+    assert main(["animate", "--engine", "classic", "-o", str(tmp_path / "d1"), "--save_frames",
+                 "-s", str(shared / "assets/source/s11.jpg"), "-d", str(d1)]) == 0
+    assert "takes the head pose and the eyes' and lips' opening" in capsys.readouterr().err
+    eyes = np.array([eye_ratios(mesh.landmarks(f)) for f in frames_dir(tmp_path / "d1")])
+    assert (eyes[5:9] < 0.3 * eyes[0]).all(), eyes.round(2)  # d1: 0.01-0.03 of 0.35-0.36
+    assert (eyes[10:13, 0] < 0.3 * eyes[0, 0]).all(), eyes.round(2)  # eye 0 at 0.01
+    assert (eyes[10:13, 1] > 0.7 * eyes[0, 1]).all(), eyes.round(2)  # eye 1 at 0.20-0.29
+
+    with open(d1, "rb") as fh:
+        data = pickle.load(fh)
+    n = data["n_frames"]
+    ramp = np.clip((np.arange(n) - 4) / 8, 0, 1)
+    for item, amount in zip(data["motion"], ramp, strict=True):
+        zero = torch.zeros(1, 1)
+        item["R_d"] = rotation_matrix(zero, torch.tensor([[-15.0 * float(amount)]]), zero).numpy()
+    data["c_d_eyes_lst"] = [np.array([[0.35, 0.35]], np.float32)] * n
+    data["c_d_lip_lst"] = [np.array([[0.45 * amount]], np.float32) for amount in ramp]
+    turned = tmp_path / "turn_and_talk.pkl"
+    with open(turned, "wb") as fh:
+        pickle.dump(data, fh)
+    assert run(tmp_path / "turn", "-s", str(shared / S0), "-d", str(turned), "--save_frames") == 0
+    first, last = (mesh.landmarks(f) for f in frames_dir(tmp_path / "turn")[::n - 1])
+    # the lips part as far as the ratio asks (0.50 for 0.45), not the canonical smile's 1.5x
+    assert lip_ratio(first) < 0.02 and 0.35 < lip_ratio(last) < 0.6, lip_ratio(last)
+    assert _nose_offset(last) - _nose_offset(first) > 0.04  # a yaw of -15: to the image's right
+
+    monkeypatch.setenv("PORTRAIT_ANIMATE_CACHE", str(tmp_path / "empty"))
+    monkeypatch.delenv("PORTRAIT_ANIMATE_WEIGHTS", raising=False)
+    for engine in ("classic", "auto"):
+        assert main(["animate", "--engine", engine, "-o", str(tmp_path / "abs"), "-s",
+                     str(shared / S0), "-d", str(turned), "--no_flag_relative_motion"]) == 2
+        assert "in relative motion only; drop --no_flag_relative_motion" in \
+            capsys.readouterr().err
+    assert not (tmp_path / "abs").exists()
 
 
 def test_driven_blink_closes_the_output_eyes(d0clip, tmp_path, mesh):

@@ -111,6 +111,9 @@ class KeypointLayout:
         video_expression: for such a layout, what frame i of a driving video adds to a
             source's expression in relative driving: (driver, anchor, source) motions ->
             (1, K, 3) offsets. None: the driver's expression minus the anchor's (LivePortrait).
+        ratio_motion: for a layout that can take a motion template of another layout by
+            its eye and lip open ratios: ((eye0, eye1), lip) ratios -> the motion of the
+            layout's neutral face (with ``kp``, unposed) opened to them. None: it cannot.
     """
 
     name: str
@@ -127,6 +130,8 @@ class KeypointLayout:
     absolute_expression: Callable[[Motion, Motion], torch.Tensor] | None = field(
         default=None, repr=False)
     video_expression: Callable[[Motion, Motion, Motion], torch.Tensor] | None = field(
+        default=None, repr=False)
+    ratio_motion: Callable[[tuple[float, float], float], Motion] | None = field(
         default=None, repr=False)
 
     def region_mask(self, region: str) -> torch.Tensor:

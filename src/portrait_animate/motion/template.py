@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .model import Motion
+from .model import KeypointLayout, Motion
 
-__all__ = ["MotionTemplate"]
+__all__ = ["MotionTemplate", "ratio_template", "takes_by_ratios"]
 
 
 @dataclass
@@ -48,3 +48,30 @@ class MotionTemplate:
     @property
     def n_frames(self) -> int:
         return len(self.motions)
+
+
+def takes_by_ratios(template: MotionTemplate, layout: KeypointLayout) -> bool:
+    """Whether ``template`` is of another layout, which ``layout`` takes by its eye and lip
+    ratios (:func:`ratio_template`)."""
+    return (template.layout != layout.name and layout.ratio_motion is not None
+            and template.eye_ratios is not None and template.lip_ratios is not None)
+
+
+def ratio_template(template: MotionTemplate, layout: KeypointLayout) -> MotionTemplate:
+    """``template``, of another layout, as driving motion on ``layout`` by its eye and lip
+    open ratios: each frame keeps its head pose (scale, R, t) on the layout's
+    :attr:`~.model.KeypointLayout.ratio_motion` of the frame's ratios. The rest of its
+    expression (a smile, the brows) is not carried over.
+
+    Raises:
+        ValueError: ``layout`` takes no ratios, or ``template`` has none.
+    """
+    if layout.ratio_motion is None:
+        raise ValueError(f"layout {layout.name} takes no eye and lip ratios")
+    if template.eye_ratios is None or template.lip_ratios is None:
+        raise ValueError("the template has no eye and lip ratios")
+    motions = [replace(layout.ratio_motion((float(eyes[0]), float(eyes[1])), float(lip[0])),
+                       scale=m.scale, R=m.R, t=m.t)
+               for m, eyes, lip in zip(template.motions, template.eye_ratios, template.lip_ratios,
+                                       strict=True)]
+    return replace(template, motions=motions, layout=layout.name)

@@ -44,7 +44,7 @@ from ..motion.retargeting import (
     source_eye_target,
     source_video_eye_delta,
 )
-from ..motion.template import MotionTemplate
+from ..motion.template import MotionTemplate, takes_by_ratios
 from .compositing import Compositor
 from .driving import (
     DRIVER_NAMES,
@@ -53,7 +53,7 @@ from .driving import (
     anchor_past_the_end,
     prepare_driving,
 )
-from .engines import load_engine
+from .engines import engine_layout, load_engine
 from .faces import CropSettings
 from .inputs import (
     InputKind,
@@ -138,11 +138,15 @@ def _check_options(options: AnimateOptions, src_kind: InputKind, drv_kind: Input
 
 
 def _check_layout(spec: str, layout: str, engine: str) -> None:
-    """A motion template's keypoints against the engine (by name) that is to use them."""
+    """A motion template's keypoints against the engine (by name) that is to use them (one
+    that the engine takes by its ratios is on the engine's layout by now)."""
     needed = "neural" if layout == LIVEPORTRAIT_LAYOUT.name else "classic"
     if engine != needed:
-        problem = (f"the motion template {spec} holds {layout} keypoints, which the {engine} "
-                   "engine cannot use")
+        by_ratios = engine_layout(engine).ratio_motion is not None
+        problem = (f"the motion template {spec} holds {layout} keypoints"
+                   + (f" and no eye and lip ratios, and the {engine} engine takes such a "
+                      "template by its ratios" if by_ratios
+                      else f", which the {engine} engine cannot use"))
         raise InputError(f"{problem}; run with --engine {needed} (or re-create the template "
                          "from its driving video)", page=f"{problem}; pick the {needed} engine")
 
@@ -177,8 +181,21 @@ def _check_template(options: AnimateOptions, template: MotionTemplate) -> None:
                   template.eye_ratios is not None, template.lip_ratios is not None)
 
 
+def _check_by_ratios(options: AnimateOptions, layout: str, engine: str) -> None:
+    """A template of ``layout`` that ``engine`` takes by its pose and ratios against the
+    options: the ratios open the eyes and lips from the anchor's, in relative motion."""
+    if not options.flag_relative_motion:
+        problem = (f"the {engine} engine takes the motion template {options.driving} ({layout} "
+                   "keypoints) by its head pose and eye and lip ratios, in relative motion only")
+        raise InputError(f"{problem}; drop --no_flag_relative_motion, or run with --engine "
+                         "neural", page=f"{problem}; drive relative motion, or pick the neural "
+                         "engine")
+
+
 def _check_driving(options: AnimateOptions, driving: PreparedDriving, engine: Engine) -> None:
     _check_layout(driving.spec, driving.layout, engine.name)
+    if driving.by_ratios is not None:
+        _check_by_ratios(options, driving.by_ratios, engine.name)
     _check_ratios(options, driving.kind, driving.spec, driving.has_eye_ratios,
                   driving.has_lip_ratios)
 
@@ -580,7 +597,10 @@ def check_inputs(options: AnimateOptions) -> tuple[InputKind, InputKind]:
     if drv_kind is InputKind.TEMPLATE:
         template = load_template(options.driving)
         if options.engine != "auto":  # auto's engine is known once the weights are looked for
-            _check_layout(options.driving, template.layout, options.engine)
+            if takes_by_ratios(template, engine_layout(options.engine)):
+                _check_by_ratios(options, template.layout, options.engine)
+            else:
+                _check_layout(options.driving, template.layout, options.engine)
         _check_template(options, template)
     else:
         check_readable(options.driving, drv_kind)

@@ -36,7 +36,7 @@ from ..motion.anchor import choose_anchor
 from ..motion.model import Motion
 from ..motion.presets import PRESET_PREFIX, preset_template
 from ..motion.smoothing import smooth_motion_stream, smoothing_radius
-from ..motion.template import MotionTemplate
+from ..motion.template import MotionTemplate, ratio_template, takes_by_ratios
 from .faces import (
     CROP_SIZE,
     CropSettings,
@@ -364,6 +364,8 @@ class PreparedDriving:
         sar: the pixel aspect ratio of a driving video's frames (1: square pixels).
         frames_hint: the expected number of frames, for progress (a video's may be off).
         limit: the driving frames analysed of a longer video (None: all of it).
+        by_ratios: the template's own layout, when it is another one, taken by its head pose
+            and eye and lip ratios (:func:`~..motion.template.ratio_template`); else None.
     """
 
     def __init__(self, spec: str, kind: InputKind, fps: float, has_audio: bool, layout: str,
@@ -373,9 +375,10 @@ class PreparedDriving:
                  timeline: _Timeline | None = None, smooth: float = 0.0,
                  anchor: str | int = "first", pixels: bool = False,
                  face: int | None = None, batch: int = 1, sar: Fraction = Fraction(1),
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, by_ratios: str | None = None) -> None:
         self.spec, self.kind, self.fps, self.has_audio, self.layout = \
             spec, kind, fps, has_audio, layout
+        self.by_ratios = by_ratios
         self.limit = limit
         self.frames_hint = frames_hint
         self.sar = sar
@@ -738,7 +741,7 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
     (``--face_order``; None: as the template numbers them). ``batch``: driving frames whose
     motion is taken at a time.
     """
-    layout = engine.layout.name
+    layout, by_ratios = engine.layout.name, None
     if kind in (InputKind.PRESET, InputKind.TEMPLATE):
         if force_crop:
             reporter.note("note: --flag_crop_driving_video has no effect on a "
@@ -750,12 +753,18 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
             template = preset_template(spec.removeprefix(PRESET_PREFIX), engine.layout)
         else:
             template = load_template(spec, face, order)
+            if takes_by_ratios(template, engine.layout):
+                by_ratios = template.layout
+                reporter.note(f"note: the {engine.name} engine takes the head pose and the eyes' "
+                              f"and lips' opening of {spec} ({by_ratios} keypoints), not the "
+                              "rest of its expression (--engine neural takes it all)")
+                template = ratio_template(template, engine.layout)
             layout = template.layout
         timeline = _timeline(time_base if template.n_frames > 1 else None, template.fps,
                              False, reporter)
         return PreparedDriving(spec, kind, template.fps, False, layout, template.n_frames,
                                template=template, timeline=timeline, reporter=reporter,
-                               anchor=anchor, face=face)
+                               anchor=anchor, face=face, by_ratios=by_ratios)
 
     if kind is InputKind.IMAGE:
         fps, has_audio, hint, timeline, sar = DEFAULT_FPS, False, 1, _Timeline(), Fraction(1)

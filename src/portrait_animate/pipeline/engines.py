@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from ..engines.base import Engine
-from ..engines.classic import ClassicEngine
+from ..engines.classic import ClassicEngine, classic_layout
 from ..engines.neural import LivePortraitNetworks
 from ..engines.neural.acceleration import EXACT
 from ..engines.neural.animator import NeuralEngine
 from ..engines.neural.weights import SYNTHETIC_DETAIL, weights_problem
+from ..motion.model import LIVEPORTRAIT_LAYOUT, KeypointLayout
 from .options import AnimateOptions
 from .progress import Reporter
 
-__all__ = ["load_engine", "weights_found"]
+__all__ = ["engine_layout", "load_engine", "weights_found"]
 
 
 def weights_found(weights_dir: str | None) -> bool:
     """Whether LivePortrait weights are found in ``weights_dir`` (or the place named by
     ``$PORTRAIT_ANIMATE_WEIGHTS``, else the default cache)."""
     return weights_problem(weights_dir) is None
+
+
+def engine_layout(name: str) -> KeypointLayout:
+    """The keypoint layout of the engine ``name`` (classic or neural), without loading it."""
+    return classic_layout() if name == "classic" else LIVEPORTRAIT_LAYOUT
 
 
 def load_engine(options: AnimateOptions, reporter: Reporter) -> Engine:

@@ -31,7 +31,7 @@ from .anatomy import (
 )
 
 __all__ = ["classic_layout", "canonical_shape", "to_normalized", "similarity_fit",
-           "motion_from_landmarks", "RIGID_POINTS"]
+           "motion_from_landmarks", "ratio_motion", "RIGID_POINTS"]
 
 CROP = 256
 #: The mouth and the skin that moves with it (the chin, beneath the lower lip, between the
@@ -62,7 +62,8 @@ def classic_layout() -> KeypointLayout:
                           neutral_exp=np.zeros((1, NUM_POINTS, 3)), edit=mesh_edits,
                           identity_free_expression=False, image_expression=image_expression,
                           absolute_expression=absolute_expression,
-                          video_expression=video_expression)
+                          video_expression=video_expression,
+                          ratio_motion=ratio_motion)
 
 
 def to_normalized(points: np.ndarray, size: int = CROP) -> np.ndarray:
@@ -115,4 +116,14 @@ def motion_from_landmarks(points: np.ndarray) -> Motion:
     exp = (points - t) / scale - canonical @ R
     return Motion(scale=_tensor(scale, (1, 1)), R=_tensor(R, (1, 3, 3)),
                   exp=_tensor(exp, (1, NUM_POINTS, 3)), t=_tensor(t, (1, 3)),
+                  kp=_canonical_kp())
+
+
+def ratio_motion(eye_ratios: tuple[float, float], lip_ratio: float) -> Motion:
+    """The canonical face, unposed, with its eyes and lips opened to the given ratios
+    (:func:`~.retarget.ratio_expression`)."""
+    from .retarget import ratio_expression
+
+    return Motion(scale=_tensor(1.0, (1, 1)), R=_tensor(np.eye(3), (1, 3, 3)),
+                  exp=ratio_expression(eye_ratios, lip_ratio), t=_tensor(np.zeros(3), (1, 3)),
                   kp=_canonical_kp())

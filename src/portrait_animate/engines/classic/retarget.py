@@ -22,8 +22,9 @@ from .anatomy import (
     UPPER_LIDS,
 )
 from .edits import corner_frame, skin_below_mouth
+from .motion import canonical_shape
 
-__all__ = ["stitch", "eye_delta", "lip_delta", "STITCH_REACH"]
+__all__ = ["stitch", "eye_delta", "lip_delta", "ratio_expression", "STITCH_REACH"]
 
 #: How far (in face sizes) the jaw line may drift from the source before stitching holds
 #: it back: the renderer already keeps body and background still, so stitching only has
@@ -57,15 +58,12 @@ def _raw_eye_target(ratio: float) -> float:
     return 0.0 if raw < SHUT_RAW_RATIO else raw
 
 
-def eye_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
-    """Open or close both eyes of x_s to the target ratio (ratios (1, 3): eye0, eye1, target).
-
-    A closing eye shuts like a blink, the upper lid taking most of the way down; an opening
-    eye has its lids and iris scaled across the line through its corners."""
-    points = x_s[0].double().numpy()
-    target = _raw_eye_target(float(ratios[0, 2]))
+def _eyes_delta(points: np.ndarray, targets: tuple[float, float]) -> np.ndarray:
+    """(K, 3) delta that opens or closes eye 0 (image-left) and eye 1 of ``points`` to their
+    raw ratios ``targets`` (:func:`_raw_eye_target`)."""
     delta = np.zeros((NUM_POINTS, 3))
-    for eye, (top, bottom) in enumerate(((159, 145), (386, 374))):
+    for eye, ((top, bottom), target) in enumerate(zip(((159, 145), (386, 374)), targets,
+                                                      strict=True)):
         mid, _, normal, width = corner_frame(points, EYE_CORNERS[eye])
         current = float(np.dot(points[bottom, :2] - points[top, :2], normal)) / width
         upper, lower = list(UPPER_LIDS[eye]), list(LOWER_LIDS[eye])
@@ -82,6 +80,16 @@ def eye_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
         else:  # a closed eye has no gap to scale: part the lids
             shift = np.sign(offsets) * (target - current) * width / 2
         delta[moved, :2] += shift[:, None] * normal
+    return delta
+
+
+def eye_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
+    """Open or close both eyes of x_s to the target ratio (ratios (1, 3): eye0, eye1, target).
+
+    A closing eye shuts like a blink, the upper lid taking most of the way down; an opening
+    eye has its lids and iris scaled across the line through its corners."""
+    target = _raw_eye_target(float(ratios[0, 2]))
+    delta = _eyes_delta(x_s[0].double().numpy(), (target, target))
     return torch.from_numpy(delta[None]).float()
 
 
@@ -133,3 +141,23 @@ def lip_delta(x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
         delta[list(ring), :2] += ring_moves[:, None] * normal
     delta += skin_below_mouth(points, float(moves[4]))
     return torch.from_numpy(delta[None]).float()
+
+
+#: A closed neutral mouth's width over the outer eye corners' distance: 0.43 to 0.55 on s0,
+#: s5, s11, s13, d0 and d9. The canonical face (the astronaut) smiles at 0.71, so its lips
+#: opened to a ratio of its own width gaped 1.5 times as wide on s0 as the ratio asked.
+NEUTRAL_MOUTH_WIDTH = 0.52
+
+
+def ratio_expression(eye_ratios: tuple[float, float], lip_ratio: float) -> torch.Tensor:
+    """(1, 478, 3) expression of the canonical face with eye 0 (image-left), eye 1 and the lips
+    opened to the given open ratios (the reference's scale, :mod:`~...face.ratios`; the lips'
+    of a neutral mouth's width): the part of a LivePortrait motion template that the mesh can
+    take."""
+    points = canonical_shape()
+    eyes = _eyes_delta(points, (_raw_eye_target(eye_ratios[0]), _raw_eye_target(eye_ratios[1])))
+    own_width = (np.linalg.norm(points[61, :2] - points[291, :2])
+                 / np.linalg.norm(points[33, :2] - points[263, :2]))
+    target = float(lip_ratio) * NEUTRAL_MOUTH_WIDTH / own_width
+    lips = lip_delta(torch.from_numpy(points[None]), torch.tensor([[0.0, target]]))
+    return torch.from_numpy(eyes[None]).float() + lips
