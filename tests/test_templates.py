@@ -222,6 +222,8 @@ def _poke(name, index, value):
     (_poke("kp", (2, 0, 7, 2), np.nan), "kp holds NaN or infinite values"),
     (_poke("R", (0, 0, 1, 1), np.nan), "R holds NaN or infinite values"),
     (_poke("eye_ratios", (1, 0), np.nan), "eye_ratios holds NaN or infinite values"),
+    (_poke("lip_ratios", (2, 0), -0.2), "lip_ratios of frame 2 is negative (-0.2), but an open "
+                                        "ratio is a distance over a width, 0 or more"),
     (_edit("scale", lambda s: s.astype(np.float64) * 1e300), "scale holds NaN or infinite"),
     (_edit("exp", lambda e: e[:, :, :21].copy()),
      "exp has shape (3, 1, 21, 3), expected (3, 1, 478, 3) (mediapipe-478 templates have 478"),

@@ -42,6 +42,10 @@ class MotionTemplate:
                                    ("lip_ratios", self.lip_ratios, 1)):
             if ratios is not None and ratios.shape != (n, cols):
                 raise ValueError(f"{name} must have shape ({n}, {cols}), got {ratios.shape}")
+            if ratios is not None and (ratios < 0).any():
+                frame = int(np.flatnonzero((ratios < 0).any(axis=1))[0])
+                raise ValueError(f"{name} of frame {frame} is negative ({ratios[frame].min():g}), "
+                                 "but an open ratio is a distance over a width, 0 or more")
         if self.anchor is not None and not 0 <= self.anchor < n:
             raise ValueError(f"anchor must be a frame index below {n}, got {self.anchor}")
 
