@@ -229,3 +229,19 @@ def test_a_warning_of_the_job_is_shown_in_the_page(page, shared):
     assert _toasts_saying(page, "turns the head") == 1
     shown = " ".join(page.locator(".toast-body").all_inner_texts())
     assert "tick 'relative motion' to turn the head" in shown and "--" not in shown
+
+
+def test_a_reference_template_on_the_classic_engine_says_what_it_takes(page, shared):
+    """d1.pkl (LivePortrait's keypoints) animates on the classic engine by its pose and its
+    eye and lip ratios; the page says that the rest of its expression needs the neural
+    engine, naming the page's control."""
+    _upload(page, "source-image", shared / "assets/source/s0.jpg")
+    page.get_by_role("tab", name="Driving Template").click()
+    _upload(page, "driving-template", shared / "assets/driving/d1.pkl")
+    page.locator("#animate-button").click()
+    page.locator("#result-video video").wait_for()
+    page.get_by_text("takes only the head pose").first.wait_for()
+    shown = " ".join(page.locator(".toast-body").all_inner_texts())
+    assert "the classic engine takes only the head pose and the eyes' and lips' opening of " \
+        "d1.pkl" in shown
+    assert "which the neural engine takes ('engine' neural)" in shown and "--" not in shown

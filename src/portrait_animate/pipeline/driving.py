@@ -49,7 +49,7 @@ from .faces import (
 )
 from .inputs import InputKind, read_still
 from .prefetch import ordered_map
-from .progress import Reporter
+from .progress import WARNING, Reporter
 
 __all__ = ["DEFAULT_FPS", "DRIVER_NAMES", "PreparedDriving", "TimeBase", "anchor_past_the_end",
            "prepare_driving"]
@@ -755,9 +755,10 @@ def prepare_driving(spec: str, kind: InputKind, engine: Engine, mesh: FaceMesh |
             template = load_template(spec, face, order)
             if takes_by_ratios(template, engine.layout):
                 by_ratios = template.layout
-                reporter.note(f"note: the {engine.name} engine takes the head pose and the eyes' "
-                              f"and lips' opening of {spec} ({by_ratios} keypoints), not the "
-                              "rest of its expression (--engine neural takes it all)")
+                reporter.note(f"{WARNING}the {engine.name} engine takes only the head pose and "
+                              f"the eyes' and lips' opening of {spec} ({by_ratios} keypoints), "
+                              "not the rest of its expression, which the neural engine takes "
+                              "(--engine neural)")
                 template = ratio_template(template, engine.layout)
             layout = template.layout
         timeline = _timeline(time_base if template.n_frames > 1 else None, template.fps,
