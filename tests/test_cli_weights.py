@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import tempfile
@@ -271,17 +272,24 @@ def test_synth_does_not_replace_weights_it_did_not_write(synthetic_weights, tmp_
     """Downloaded weights (no SYNTHETIC file) were overwritten without a word: 500 MB that
     cannot be had again offline."""
     real = _copied_weights(synthetic_weights, tmp_path / "real", marked=False)
+    state = torch.load(real / FILES[-1], weights_only=True)  # one file off the fill rule
+    for network in state.values():
+        for value in network.values():
+            value.add_(1.0)
+    torch.save(state, real / FILES[-1])
     before = {rel: (real / rel).read_bytes() for rel in FILES}
     assert main(["weights", "synth", str(real)]) == 2
     err = capsys.readouterr().err
-    assert err == (f"error: {real} holds LivePortrait weights that are not synthetic ({FILES[0]}, "
-                   f"and no {synthetic.MARKER} file): synthetic ones would replace them; give "
-                   "another folder\n")
+    assert err == (f"error: {real} holds LivePortrait weights that are not synthetic "
+                   f"({FILES[-1]}, and no {synthetic.MARKER} file): synthetic ones would "
+                   "replace them; give another folder\n")
     assert {rel: (real / rel).read_bytes() for rel in FILES} == before
     assert sorted(p.name for p in real.iterdir()) == ["liveportrait"]
-    # synthetic weights of its own are written again
-    assert main(["weights", "synth", str(_copied_weights(synthetic_weights, tmp_path / "synth",
-                                                         marked=True))]) == 0
+    # synthetic weights are written again: of its own, or of the fill rule without the marker
+    for name, marked in (("synth", True), ("unmarked", False)):
+        folder = _copied_weights(synthetic_weights, tmp_path / name, marked=marked)
+        assert main(["weights", "synth", str(folder)]) == 0
+        assert (folder / "liveportrait" / synthetic.MARKER).is_file()
 
 
 def test_a_download_over_synthetic_weights_drops_their_marker(synthetic_weights, tmp_path,
@@ -295,6 +303,27 @@ def test_a_download_over_synthetic_weights_drops_their_marker(synthetic_weights,
         assert main(["weights", "download", str(tmp_path / "dl"), "--endpoint",
                      hub.endpoint]) == 0
     assert not (tmp_path / "dl/liveportrait" / synthetic.MARKER).exists()
+
+
+def test_a_download_over_synthetic_weights_that_reaches_no_hub_fails_and_keeps_them(
+        synthetic_weights, tmp_path, monkeypatch, capsys):
+    """The hub client kept the synthetic files when the hub could not be reached: "weights
+    ready", exit 0, and their marker removed, so that they passed for real weights."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    dest = _copied_weights(synthetic_weights, tmp_path / "dl", marked=True)
+    before = {str(p.relative_to(dest)): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    assert main(["weights", "download", str(dest), "--endpoint", endpoint]) == 2
+    captured = capsys.readouterr()
+    assert "weights ready" not in captured.out
+    err = captured.err.strip()
+    assert "\n" not in err and err.startswith(f"error: could not download {FILES[0]} from ")
+    assert err.endswith("; check that the --endpoint given is reachable")
+    assert {str(p.relative_to(dest)): p.read_bytes() for p in dest.rglob("*")
+            if p.is_file()} == before  # the marker too, and no lock or partial file
 
 
 def test_options_are_not_abbreviated(capsys):

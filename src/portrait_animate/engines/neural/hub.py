@@ -46,8 +46,9 @@ def download_weights(dest: str | os.PathLike, *, repo_id: str = HUB_REPO_ID,
                      revision: str | None = None, endpoint: str | None = None) -> Path:
     """Download the five human-mode checkpoint files into ``dest/liveportrait/``.
 
-    On failure, what the download wrote (files, the hub client's cache and lock files, new
-    folders) is removed; what was there before is kept.
+    Over synthetic weights (their marker), every file is fetched again, and a hub that cannot
+    be reached is an error. On failure, what the download wrote (files, the hub client's cache
+    and lock files, new folders) is removed; what was there before is kept.
 
     Args:
         dest: target folder (the published ``pretrained_weights`` layout is kept).
@@ -66,18 +67,20 @@ def download_weights(dest: str | os.PathLike, *, repo_id: str = HUB_REPO_ID,
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     dest = Path(dest).expanduser()
+    # Synthetic files are replaced or the download fails: the hub client would keep a file
+    # already there when the hub cannot be reached.
+    synthetic = (liveportrait_dir(dest) / MARKER).is_file()
     with removed_on_failure(dest, _WRITTEN):
         for file in dict.fromkeys(c.file for c in CHECKPOINTS):
             try:
                 hf_hub_download(repo_id=repo_id, filename=file, revision=revision,
-                                local_dir=dest, endpoint=endpoint)
+                                local_dir=dest, endpoint=endpoint, force_download=synthetic)
             except (HfHubHTTPError, LocalEntryNotFoundError) as exc:
-                reason = (str(exc).strip().splitlines()[0] if str(exc).strip()
-                          else type(exc).__name__)
-                mirror = ("check that the --endpoint given is reachable" if endpoint else
-                          "check the network, or give a reachable mirror with --endpoint")
-                raise WeightsError(f"could not download {file} from {repo_id}: {reason}; "
-                                   f"{mirror}") from exc
+                raise _not_fetched(file, repo_id, endpoint, exc) from exc
+            except ValueError as exc:  # a forced download that failed, with the reason as cause
+                if not synthetic or exc.__cause__ is None:
+                    raise
+                raise _not_fetched(file, repo_id, endpoint, exc.__cause__) from exc
             except OSError as exc:
                 raise WeightsError(f"could not write {file} under {dest}: "
                                    f"{exc.strerror or exc}; give a folder you can write to"
@@ -85,3 +88,12 @@ def download_weights(dest: str | os.PathLike, *, repo_id: str = HUB_REPO_ID,
     # real weights now, where `weights synth` had written: its marker would call them synthetic
     (liveportrait_dir(dest) / MARKER).unlink(missing_ok=True)
     return dest / "liveportrait"
+
+
+def _not_fetched(file: str, repo_id: str, endpoint: str | None,
+                 exc: BaseException) -> WeightsError:
+    """The one-line error of a file the hub client could not fetch, with the fix."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    mirror = ("check that the --endpoint given is reachable" if endpoint else
+              "check the network, or give a reachable mirror with --endpoint")
+    return WeightsError(f"could not download {file} from {repo_id}: {reason}; {mirror}")

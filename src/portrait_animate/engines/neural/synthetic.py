@@ -19,7 +19,7 @@ import torch
 from ...errors import WeightsError
 from ...io.files import removed_on_failure
 from .config import CHECKPOINTS, Checkpoint, build_network
-from .weights import cache_root, find_checkpoint_file, liveportrait_dir
+from .weights import cache_root, check_weights_dir, find_checkpoint_file, liveportrait_dir
 
 __all__ = ["fill_tensor", "synthetic_state_dict", "write_synthetic_weights",
            "cached_synthetic_weights", "follows_fill_rule", "is_synthetic", "MARKER",
@@ -113,15 +113,19 @@ def write_synthetic_weights(dest: str | Path) -> Path:
 
     Raises:
         WeightsError: ``dest`` holds checkpoint files that this did not write (no
-            :data:`MARKER`): downloaded weights, which cannot be had again offline.
+            :data:`MARKER`, and not of the fill rule): downloaded weights, which cannot be had
+            again offline.
     """
     dest = Path(dest).expanduser()
     target = dest / "liveportrait"
-    found = [c.file for c in CHECKPOINTS if find_checkpoint_file(dest, c.file) is not None]
+    found = any(find_checkpoint_file(dest, c.file) is not None for c in CHECKPOINTS)
     if found and not (liveportrait_dir(dest) / MARKER).is_file():
-        raise WeightsError(f"{dest} holds LivePortrait weights that are not synthetic "
-                           f"({found[0]}, and no {MARKER} file): synthetic ones would replace "
-                           "them; give another folder")
+        # without the marker, files of the fill rule are still synthetic (`weights check`)
+        others = [r.file for r in check_weights_dir(dest) if r.path and not r.synthetic]
+        if others:
+            raise WeightsError(f"{dest} holds LivePortrait weights that are not synthetic "
+                               f"({others[0]}, and no {MARKER} file): synthetic ones would "
+                               "replace them; give another folder")
     with removed_on_failure(dest, [target.name]):
         dest.mkdir(parents=True, exist_ok=True)  # first: a folder that cannot be made fails now
         files: dict[str, dict] = {}
