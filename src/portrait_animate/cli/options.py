@@ -41,7 +41,8 @@ def add_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: st
 def add_weights_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights_dir", default=None, metavar="DIR",
                         help="folder holding liveportrait/ (default: $PORTRAIT_ANIMATE_WEIGHTS, "
-                             "then ~/.cache/portrait-animate/weights)")
+                             "then weights/ in $PORTRAIT_ANIMATE_CACHE or "
+                             "~/.cache/portrait-animate)")
 
 
 def add_device_options(parser: argparse.ArgumentParser) -> None:
