@@ -9,9 +9,12 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -282,6 +285,95 @@ def test_the_driver_is_analysed_once_and_ray_writes_what_local_workers_write(
             assert a[name] == b[name], name
 
 
+def test_a_drivers_analysis_needs_no_source_on_the_worker(driving8, tmp_path):
+    """A worker of a cluster that does not share this machine's files analysed an uploaded
+    driver after checking the job's source, which it did not have: "source not found"."""
+    worker = Worker(1)
+    try:
+        outcome = worker.analyse({"source": str(tmp_path / "not-on-this-node.jpg"),
+                                  "driving": str(tmp_path / "uploaded.mp4"),
+                                  "engine": "classic"}, driving8.read_bytes())
+    finally:
+        worker.close()
+    assert outcome.error is None and outcome.frames == 8
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_relative_paths_run_on_a_cluster_started_in_another_folder(shared, driving8, tmp_path):
+    """Ray's workers run where their cluster was started, not where the batch is: a jobs file,
+    --sources or -o given relatively failed every job with "source not found"."""
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    gcs, client = _free_port(), _free_port()
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    env |= {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    (tmp_path / "head").mkdir()
+    ray_tmp = tempfile.mkdtemp(prefix="pa-ray-", dir="/tmp")  # Ray's socket paths are short
+    head = subprocess.Popen(
+        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+         "--node-ip-address", "127.0.0.1", "--port", str(gcs), "--ray-client-server-port",
+         str(client), "--include-dashboard", "false", "--num-cpus", "1", "--temp-dir", ray_tmp,
+         "--disable-usage-stats"], cwd=tmp_path / "head", env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", client), 1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and head.poll() is None, "no Ray head"
+                time.sleep(0.5)
+        work = tmp_path / "work"
+        for folder, name, copied in (("faces", "s6.jpg", shared / "assets/source/s6.jpg"),
+                                     ("clips", "d8.mp4", driving8)):
+            (work / folder).mkdir(parents=True)
+            shutil.copy(copied, work / folder / name)
+        _jobs(work / "jobs.jsonl", [{"source": "faces/s6.jpg", "driving": "clips/d8.mp4"}])
+        runs = {"out": ["jobs.jsonl", "--ray_address", f"127.0.0.1:{gcs}"],
+                "up": ["--sources", "faces", "--drivings", "clips", "--ray_address",
+                       f"ray://127.0.0.1:{client}", "--ray_upload"]}
+        for out, args in runs.items():
+            process = subprocess.run(
+                [sys.executable, "-m", "portrait_animate", "batch", *args, "-o", out,
+                 "--quiet", *ENGINE], cwd=work, env=env, capture_output=True, text=True,
+                timeout=300)
+            assert process.returncode == 0, process.stderr
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)  # the head and every process of its cluster
+        head.wait()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert (work / "out/1/s6--d8.mp4").read_bytes() == (work / "up/s6--d8/s6--d8.mp4").read_bytes()
+
+
+def test_gpus_no_node_has_are_a_warning_not_a_silent_wait(shared, tmp_path):
+    """Actors that ask for GPUs the cluster lacks never start: the batch sat at 0 jobs."""
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    jobs = _jobs(tmp_path / "jobs.jsonl", [{"source": str(shared / "assets/source/s6.jpg"),
+                                            "driving": "preset:smile"}])
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    batch = subprocess.Popen(
+        [sys.executable, "-m", "portrait_animate", "batch", str(jobs), "-o",
+         str(tmp_path / "out"), "--ray_address", "local", "--workers", "1", "--ray_num_gpus",
+         "1", "--quiet", *ENGINE], env=env | {"CUDA_VISIBLE_DEVICES": ""},
+        stderr=subprocess.PIPE, text=True)
+    stop = threading.Timer(120, batch.send_signal, (signal.SIGINT,))  # no warning: no hang
+    stop.start()
+    try:
+        warned = next((line for line in batch.stderr if line.startswith("warning: ")), "")
+    finally:
+        stop.cancel()
+        batch.send_signal(signal.SIGINT)
+        batch.communicate(timeout=120)
+    assert warned == ("warning: each Ray actor asks for 1 GPU(s) (--ray_num_gpus) and no node "
+                      "of the cluster has as many (the most: 0); the jobs wait until such a "
+                      "node joins\n")
+
+
 def test_ray_missing_is_one_line(shared, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as when not installed
     jobs = _jobs(tmp_path / "jobs.jsonl", [
@@ -467,7 +559,7 @@ def test_the_batch_saves_the_template_animate_saves_for_a_driving_anchor(
 def test_a_local_worker_that_died_while_idle_is_replaced_at_the_next_task():
     executor = LocalExecutor(1)
     try:
-        missing = {"source": "s.jpg", "driving": "preset:talk"}  # fails at once: quick
+        missing = {"source": "s.jpg", "driving": "d.mp4"}  # fails at once: quick
         executor.submit("first", "analyse", missing)
         assert executor.next_done(timeout=120)[0] == "first"
         (worker,) = executor._pool._processes
@@ -476,7 +568,7 @@ def test_a_local_worker_that_died_while_idle_is_replaced_at_the_next_task():
         time.sleep(0.5)
         executor.submit("second", "analyse", missing)
         tag, outcome = executor.next_done(timeout=120)
-        assert tag == "second" and outcome.error == "source not found: s.jpg; check the path"
+        assert tag == "second" and outcome.error == "driving not found: d.mp4; check the path"
     finally:
         executor.close()
 
@@ -513,6 +605,13 @@ def test_bad_set_ups_are_one_line_and_exit_2(shared, tmp_path, capsys, monkeypat
         cases += [([str(jobs), *out, "--ray_address", "auto"],
                    "--ray_address auto: no Ray cluster reached (Could not find any running Ray "
                    "instance); start one with `ray start --head`, or pass --ray_address local")]
+        with socket.socket() as closed:  # a port nothing listens on: Ray retried for minutes
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        cases += [([str(jobs), *out, "--ray_address", f"{scheme}127.0.0.1:{port}"],
+                   f"--ray_address {scheme}127.0.0.1:{port}: no Ray cluster reached "
+                   "(Connection refused); start one with `ray start --head`, or pass "
+                   "--ray_address local") for scheme in ("", "ray://")]
     for args, message in cases:
         assert main(["batch", *args, "--quiet", *ENGINE]) == 2, args
         err = capsys.readouterr().err
@@ -622,13 +721,14 @@ def test_relative_paths_in_a_jobs_file_are_relative_to_its_folder(tmp_path):
         {"source": "/data/b.jpg", "driving": "clips/d.mp4"},
         {"source": "sample:s0", "driving": "d.mp4"}])
     jobs, _ = read_jobs(path, {"weights_dir": "cli/weights"})
+    cli = os.path.abspath("cli/weights")  # every path absolute: a Ray worker runs elsewhere
     assert [{key: job.values[key] for key in ("source", "driving", "weights_dir")}
             for job in jobs] == [
         {"source": str(folder / "faces/a.jpg"), "driving": "preset:talk",
          "weights_dir": str(folder / "weights")},
         {"source": "/data/b.jpg", "driving": str(folder / "clips/d.mp4"),
-         "weights_dir": "cli/weights"},  # the command line's, relative to the current folder
-        {"source": "sample:s0", "driving": str(folder / "d.mp4"), "weights_dir": "cli/weights"}]
+         "weights_dir": cli},  # the command line's, relative to the current folder
+        {"source": "sample:s0", "driving": str(folder / "d.mp4"), "weights_dir": cli}]
 
 
 def test_an_uploaded_inputs_error_names_the_users_file_not_the_workers_copy(shared):

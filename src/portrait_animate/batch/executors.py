@@ -9,6 +9,7 @@ import importlib.util
 import multiprocessing
 import os
 import re
+import socket
 from collections.abc import Hashable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -132,6 +133,8 @@ def _import_ray() -> Any:
     return ray
 
 
+#: Seconds to wait for a cluster's port to take a connection.
+PROBE_SECONDS = 10.0
 #: ``HOST:PORT`` or ``ray://HOST:PORT``, the host a name or an address ([bracketed] for IPv6).
 _HOST_PORT = re.compile(r"(ray://)?(\[[0-9A-Fa-f:.]+\]|[^\s:/@\[\]]+):(\d{1,5})")
 
@@ -161,12 +164,27 @@ def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
     if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
         raise InputError(f"--ray_address {address} needs Ray Client: pip install "
                          "'portrait-animate[ray]'")
+    if address != "auto":  # Ray retries an address where nothing listens for minutes
+        _, host, port = _HOST_PORT.fullmatch(address).groups()
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), PROBE_SECONDS).close()
+        except OSError as exc:
+            raise _unreached(address, exc.strerror or type(exc).__name__) from None
     try:
         ray.init(address=address, **kwargs)
     except ConnectionError as exc:
         reason = str(exc).split(". ")[0].split("\n")[0]
-        raise InputError(f"--ray_address {address}: no Ray cluster reached ({reason}); start "
-                         "one with `ray start --head`, or pass --ray_address local") from None
+        hint = ""
+        if address.startswith("ray://") and os.environ.get("RAY_AUTH_MODE") != "token":
+            hint = ("; a cluster that asks for a token (`ray start --head` of Ray 2.59 or "
+                    "later) takes RAY_AUTH_MODE=token here, and the token of `ray "
+                    "get-auth-token` in RAY_AUTH_TOKEN")
+        raise _unreached(address, reason, hint) from None
+
+
+def _unreached(address: str, reason: str, hint: str = "") -> InputError:
+    return InputError(f"--ray_address {address}: no Ray cluster reached ({reason}); start "
+                      f"one with `ray start --head`, or pass --ray_address local{hint}")
 
 
 class RayExecutor:
@@ -191,6 +209,9 @@ class RayExecutor:
             ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
         else:
             _connect(ray, address, kwargs)
+        #: The GPUs of the cluster's largest node: an actor that asks for more waits.
+        self.most_gpus = max((node["Resources"].get("GPU", 0.0) for node in ray.nodes()
+                              if node["Alive"]), default=0.0)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.capacity = workers or max(1, cpus)
         self.uploads = upload

@@ -52,13 +52,16 @@ class Job:
     driving_kind: InputKind | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        self.values = AnimateOptions.numbers_as_text(self.values)
+        # absolute: a Ray worker of a cluster runs in a folder of its own
+        self.values = AnimateOptions.numbers_as_text(
+            {key: os.path.abspath(value) if _is_path(key, value) else value
+             for key, value in self.values.items()})
 
     def options(self, output_dir: str | Path) -> AnimateOptions:
         return AnimateOptions(**self.values, output_dir=str(output_dir), quiet=True)
 
     def spec(self) -> str:
-        """Its options, their paths absolute (the same jobs given from another folder are the
+        """Its options (their paths absolute: the same jobs given from another folder are the
         same jobs), and its input files' stamps (:func:`~..io.files.file_stamp`, written
         ``[size, mtime_ns]``; null for what is no file, a preset) as canonical JSON: a job
         whose spec changed is not done."""
@@ -69,9 +72,7 @@ class Job:
                 inputs[key] = file_stamp(value) if isinstance(value, str) else None
             except OSError:
                 inputs[key] = None
-        options = {key: os.path.abspath(value) if _is_path(key, value) else value
-                   for key, value in self.values.items()}
-        return json.dumps({"options": options, "inputs": inputs}, sort_keys=True)
+        return json.dumps({"options": self.values, "inputs": inputs}, sort_keys=True)
 
     @property
     def where(self) -> str:

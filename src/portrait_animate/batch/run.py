@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections import deque
 from collections.abc import Hashable
@@ -121,8 +122,14 @@ def _done(record: JobRecord | None, spec: str, job: Job, out_dir: Path) -> bool:
 
 def _executor(options: BatchOptions) -> Executor:
     if options.ray_address:
-        return RayExecutor(options.ray_address, options.workers, options.ray_num_gpus,
-                           options.ray_upload, options.retries)
+        executor = RayExecutor(options.ray_address, options.workers, options.ray_num_gpus,
+                               options.ray_upload, options.retries)
+        if executor.most_gpus < options.ray_num_gpus:  # said even when quiet: nothing may run
+            print(f"warning: each Ray actor asks for {options.ray_num_gpus:g} GPU(s) "
+                  f"(--ray_num_gpus) and no node of the cluster has as many (the most: "
+                  f"{executor.most_gpus:g}); the jobs wait until such a node joins",
+                  file=sys.stderr, flush=True)
+        return executor
     return LocalExecutor(max(1, options.workers))
 
 
@@ -255,7 +262,7 @@ class _Run:
                 folder = self.out_dir / STAGING / name
                 shutil.rmtree(folder, ignore_errors=True)
                 folder.mkdir(parents=True)
-                folder = str(folder)
+                folder = os.path.abspath(folder)  # a Ray worker runs in a folder of its own
             self.executor.submit((name, attempt), "run", job.values, folder,
                                  self.templates.get(key), self._upload(job.values["source"]),
                                  self._upload(job.values["driving"]))

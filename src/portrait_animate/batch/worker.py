@@ -24,6 +24,7 @@ from ..io.templates import template_from_bytes, template_to_bytes
 from ..motion.template import MotionTemplate
 from ..pipeline.animate import analyse_driving, animate, check_inputs, prepare_animation_source
 from ..pipeline.engines import load_engine
+from ..pipeline.inputs import check_readable, classify_input, driving_kind
 from ..pipeline.options import AnimateOptions
 from ..pipeline.progress import Reporter
 from ..pipeline.source import SourceGroup
@@ -207,7 +208,9 @@ class Worker:
         # analysed under auto, so that its anchor is saved for the jobs that use auto
         options = replace(options, flag_relative_motion=True, driving_anchor="auto")
         try:
-            _, kind = check_inputs(options)
+            # the driver alone: the job's source, checked by the batch, may be no file here
+            kind = driving_kind(options.driving, classify_input(options.driving, "driving"))
+            check_readable(options.driving, kind)
             template = analyse_driving(options, kind, self._engine(options),
                                        Reporter(quiet=True))
             outcome = Outcome(template=template_to_bytes(template), frames=template.n_frames)
