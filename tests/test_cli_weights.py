@@ -268,7 +268,8 @@ def _copied_weights(synthetic_weights: Path, folder: Path, marked: bool) -> Path
     return folder
 
 
-def test_synth_does_not_replace_weights_it_did_not_write(synthetic_weights, tmp_path, capsys):
+def test_synth_does_not_replace_weights_it_did_not_write(synthetic_weights, tmp_path, capsys,
+                                                         monkeypatch):
     """Downloaded weights (no SYNTHETIC file) were overwritten without a word: 500 MB that
     cannot be had again offline."""
     real = _copied_weights(synthetic_weights, tmp_path / "real", marked=False)
@@ -285,11 +286,15 @@ def test_synth_does_not_replace_weights_it_did_not_write(synthetic_weights, tmp_
                    "replace them; give another folder\n")
     assert {rel: (real / rel).read_bytes() for rel in FILES} == before
     assert sorted(p.name for p in real.iterdir()) == ["liveportrait"]
-    # synthetic weights are written again: of its own, or of the fill rule without the marker
+    # synthetic weights are written again, of its own or of the fill rule without the marker
+    # (written tiny here: what is written again is not the point)
+    monkeypatch.setattr(synthetic, "synthetic_state_dict",
+                        lambda checkpoint: OrderedDict(weight=torch.zeros(4)))
     for name, marked in (("synth", True), ("unmarked", False)):
         folder = _copied_weights(synthetic_weights, tmp_path / name, marked=marked)
         assert main(["weights", "synth", str(folder)]) == 0
         assert (folder / "liveportrait" / synthetic.MARKER).is_file()
+        assert torch.load(folder / FILES[0], weights_only=True)["weight"].numel() == 4
 
 
 def test_a_download_over_synthetic_weights_drops_their_marker(synthetic_weights, tmp_path,
