@@ -34,6 +34,7 @@ from portrait_animate.engines.neural.device import CPU_CORES, all_cores, set_cor
 from portrait_animate.engines.neural.precision import choice_key
 from portrait_animate.pipeline.driving import analysis_workers
 from processes import children, spawned_workers, wait_gone
+from servers import free_port
 
 ENGINE = ["--engine", "classic"]
 
@@ -298,17 +299,11 @@ def test_a_drivers_analysis_needs_no_source_on_the_worker(driving8, tmp_path):
     assert outcome.error is None and outcome.frames == 8
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_relative_paths_run_on_a_cluster_started_in_another_folder(shared, driving8, tmp_path):
     """Ray's workers run where their cluster was started, not where the batch is: a jobs file,
     --sources or -o given relatively failed every job with "source not found"."""
     pytest.importorskip("ray", reason="the [ray] extra is not installed")
-    gcs, client = _free_port(), _free_port()
+    gcs, client = free_port(), free_port()
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
     env |= {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     (tmp_path / "head").mkdir()
@@ -605,9 +600,7 @@ def test_bad_set_ups_are_one_line_and_exit_2(shared, tmp_path, capsys, monkeypat
         cases += [([str(jobs), *out, "--ray_address", "auto"],
                    "--ray_address auto: no Ray cluster reached (Could not find any running Ray "
                    "instance); start one with `ray start --head`, or pass --ray_address local")]
-        with socket.socket() as closed:  # a port nothing listens on: Ray retried for minutes
-            closed.bind(("127.0.0.1", 0))
-            port = closed.getsockname()[1]
+        port = free_port()  # nothing listens on it: Ray retried for minutes
         cases += [([str(jobs), *out, "--ray_address", f"{scheme}127.0.0.1:{port}"],
                    f"--ray_address {scheme}127.0.0.1:{port}: no Ray cluster reached "
                    "(Connection refused); start one with `ray start --head`, or pass "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from portrait_animate.engines.neural import synthetic
 from portrait_animate.engines.neural.config import CHECKPOINTS
 from portrait_animate.engines.neural.hub import HUB_REPO_ID
 from portrait_animate.errors import InputError
+from servers import free_port
 
 FILES = list(dict.fromkeys(c.file for c in CHECKPOINTS))
 
@@ -318,9 +318,7 @@ def test_a_download_over_synthetic_weights_that_reaches_no_hub_fails_and_keeps_t
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     dest = _copied_weights(synthetic_weights, tmp_path / "dl", marked=True)
     before = {str(p.relative_to(dest)): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
-    with socket.socket() as closed:  # a port nothing listens on
-        closed.bind(("127.0.0.1", 0))
-        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens on it
     assert main(["weights", "download", str(dest), "--endpoint", endpoint]) == 2
     captured = capsys.readouterr()
     assert "weights ready" not in captured.out

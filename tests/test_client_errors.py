@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -22,14 +21,9 @@ import pytest
 from PIL import Image
 
 from portrait_animate.client import Client, ServiceError
+from servers import free_port
 
 JOB = "0123456789abcdef0123456789abcdef"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _one_line(error: BaseException) -> str:
@@ -169,7 +163,7 @@ def test_a_bad_timeout_is_refused_by_the_constructor(timeout, error):
 # -- no service, or not the service ----------------------------------------------------------
 
 def test_no_server_is_a_service_error_that_says_to_start_it(tmp_path):
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     client = Client(url)
     source = tmp_path / "photo.jpg"
     source.write_bytes(b"\xff\xd8\xff")
@@ -227,7 +221,7 @@ def test_redirects_validation_lists_and_slow_answers_are_one_line(standin):
 
 
 def test_a_job_id_that_is_not_one_is_refused_before_any_request():
-    client = Client(f"http://127.0.0.1:{_free_port()}")
+    client = Client(f"http://127.0.0.1:{free_port()}")
     for job in (None, 42, {"id": JOB}):
         with pytest.raises(TypeError, match="job id must be the str that submit returned"):
             client.status(job)
@@ -283,7 +277,7 @@ def test_a_download_of_a_page_is_not_written_as_a_video(standin, tmp_path):
 
 def test_a_target_that_cannot_be_written_is_refused_before_the_request(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    client = Client(f"http://127.0.0.1:{_free_port()}")  # reached, it would say so instead
+    client = Client(f"http://127.0.0.1:{free_port()}")  # reached, it would say so instead
     (tmp_path / "existing_dir").mkdir()
     (tmp_path / "afile").write_text("x")
     for target, words in (
@@ -307,7 +301,7 @@ def test_a_target_that_cannot_be_written_is_refused_before_the_request(tmp_path,
 # -- submissions -------------------------------------------------------------------------------
 
 def test_a_submission_with_bad_files_or_options_is_refused_before_any_request(tmp_path):
-    client = Client(f"http://127.0.0.1:{_free_port()}")  # reached, it would say so instead
+    client = Client(f"http://127.0.0.1:{free_port()}")  # reached, it would say so instead
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"\xff\xd8\xff")
     for source, driving, words in (
@@ -359,7 +353,7 @@ KEY = "client-errors-key"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("client-errors") / "data"
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = data.parent / "server.log"
     with open(log, "w") as out:
