@@ -616,6 +616,46 @@ def test_bad_set_ups_are_one_line_and_exit_2(shared, tmp_path, capsys, monkeypat
         pass
 
 
+def test_a_ray_client_server_that_fails_is_tried_again_then_names_its_reason(monkeypatch):
+    """A Ray Client server that failed to set up the session (on a busy head, the process it
+    starts for it may die: CI saw it) sends "Initialization failure from server:" and its
+    traceback. The batch failed at once, and its one line said no more than that."""
+    from portrait_animate.batch.executors import _connect
+    from portrait_animate.errors import InputError
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    server_said = ("Initialization failure from server:\nTraceback (most recent call last):\n"
+                   '  File "proxier.py", line 773, in Datapath\n    raise RuntimeError(\n'
+                   "RuntimeError: Proxy failed to Connect to backend! Check `ray_client_server"
+                   ".err` on the head node. By default these are located at /tmp/ray\n")
+
+    class Refusing:
+        def __init__(self, refusals: int, said: str = server_said) -> None:
+            self.refusals, self.said, self.calls = refusals, said, 0
+
+        def init(self, **_: object) -> None:
+            self.calls += 1
+            if self.calls <= self.refusals:
+                raise ConnectionAbortedError(self.said)
+
+    with socket.create_server(("127.0.0.1", 0)) as listening:  # the probe passes
+        address = f"ray://127.0.0.1:{listening.getsockname()[1]}"
+        once = Refusing(1)
+        _connect(once, address, {})
+        assert once.calls == 2
+        always = Refusing(9)
+        with pytest.raises(InputError) as raised:
+            _connect(always, address, {})
+        timing_out = Refusing(9, "ray client connection timeout")  # not asked again
+        with pytest.raises(InputError, match=r"\(ray client connection timeout\).*RAY_AUTH_MODE"):
+            _connect(timing_out, address, {})
+    assert always.calls == 2 and timing_out.calls == 1
+    assert str(raised.value) == (
+        f"--ray_address {address}: no Ray cluster reached (the server failed: RuntimeError: "
+        "Proxy failed to Connect to backend! Check `ray_client_server.err` on the head node); "
+        "start one with `ray start --head`, or pass --ray_address local")
+
+
 def test_a_jobs_file_may_start_with_a_bom(tmp_path):
     from portrait_animate.batch.jobs import read_jobs
 

@@ -135,6 +135,8 @@ def _import_ray() -> Any:
 
 #: Seconds to wait for a cluster's port to take a connection.
 PROBE_SECONDS = 10.0
+#: How Ray Client begins the refusal of a server that answered but could not set up the session.
+_SERVER_FAILED = "Initialization failure from server"
 #: ``HOST:PORT`` or ``ray://HOST:PORT``, the host a name or an address ([bracketed] for IPv6).
 _HOST_PORT = re.compile(r"(ray://)?(\[[0-9A-Fa-f:.]+\]|[^\s:/@\[\]]+):(\d{1,5})")
 
@@ -170,16 +172,35 @@ def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
             socket.create_connection((host.strip("[]"), int(port)), PROBE_SECONDS).close()
         except OSError as exc:
             raise _unreached(address, exc.strerror or type(exc).__name__) from None
-    try:
-        ray.init(address=address, **kwargs)
-    except ConnectionError as exc:
-        reason = str(exc).split(". ")[0].split("\n")[0]
-        hint = ""
-        if address.startswith("ray://") and os.environ.get("RAY_AUTH_MODE") != "token":
-            hint = ("; a cluster that asks for a token (`ray start --head` of Ray 2.59 or "
-                    "later) takes RAY_AUTH_MODE=token here, and the token of `ray "
-                    "get-auth-token` in RAY_AUTH_TOKEN")
-        raise _unreached(address, reason, hint) from None
+    for attempt in range(2):
+        try:
+            ray.init(address=address, **kwargs)
+            return
+        except ConnectionError as exc:
+            failed = exc
+        # A Ray Client server starts a process for each session; on a busy head that process
+        # may die before it runs (Ray 2.60 says "psutil.ZombieProcess"): once more.
+        if attempt or not str(failed).startswith(_SERVER_FAILED):
+            break
+    hint = ""
+    if (address.startswith("ray://") and os.environ.get("RAY_AUTH_MODE") != "token"
+            and not str(failed).startswith(_SERVER_FAILED)):
+        hint = ("; a cluster that asks for a token (`ray start --head` of Ray 2.59 or later) "
+                "takes RAY_AUTH_MODE=token here, and the token of `ray get-auth-token` in "
+                "RAY_AUTH_TOKEN")
+    raise _unreached(address, _ray_reason(failed), hint)
+
+
+def _ray_reason(exc: ConnectionError) -> str:
+    """The first sentence of Ray's refusal. A Ray Client server that failed to set up the
+    session says only "Initialization failure from server:" on its first line and sends its
+    traceback after it, whose last line is the reason."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].startswith(_SERVER_FAILED) and len(lines) > 1:
+        return f"the server failed: {lines[-1].split('. ')[0]}"
+    return lines[0].split(". ")[0]
 
 
 def _unreached(address: str, reason: str, hint: str = "") -> InputError:
