@@ -609,7 +609,14 @@ def test_bad_set_ups_are_one_line_and_exit_2(shared, tmp_path, capsys, monkeypat
         assert main(["batch", *args, "--quiet", *ENGINE]) == 2, args
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
-    assert not (tmp_path / "out" / ".staging").exists(), "no cluster: nothing staged"
+    # no cluster: the -o this batch made is not left behind with only its state in it
+    assert not (tmp_path / "out").exists()
+    if importlib.util.find_spec("ray") is not None:  # a folder that was there keeps its state
+        (tmp_path / "there").mkdir()
+        assert main(["batch", str(jobs), "-o", str(tmp_path / "there"), "--ray_address", "auto",
+                     "--quiet", *ENGINE]) == 2
+        capsys.readouterr()
+        assert (tmp_path / "there" / "batch.sqlite").is_file()
     # lock released: the damaged folder may be used again once its state is moved away
     (damaged / "batch.sqlite").unlink()
     with BatchState(damaged):
