@@ -180,11 +180,12 @@ def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
             failed = exc
         # A Ray Client server starts a process for each session; on a busy head that process
         # may die before it runs (Ray 2.60 says "psutil.ZombieProcess"): once more.
-        if attempt or not str(failed).startswith(_SERVER_FAILED):
+        server_failed = str(failed).startswith(_SERVER_FAILED)
+        if attempt or not server_failed:
             break
     hint = ""
     if (address.startswith("ray://") and os.environ.get("RAY_AUTH_MODE") != "token"
-            and not str(failed).startswith(_SERVER_FAILED)):
+            and not server_failed):
         hint = ("; a cluster that asks for a token (`ray start --head` of Ray 2.59 or later) "
                 "takes RAY_AUTH_MODE=token here, and the token of `ray get-auth-token` in "
                 "RAY_AUTH_TOKEN")

@@ -32,7 +32,7 @@ from ..io.files import atomic_path, check_output_folder, file_stamp
 from ..pipeline.inputs import InputKind
 from .executors import Executor, LocalExecutor, RayExecutor
 from .jobs import Job, JobProblem, foreign_folders, is_own, validate
-from .state import DB, DONE, INVALID, LOCK, MARKER, BatchState, JobRecord, RunCounts, done_outputs
+from .state import DONE, INVALID, MARKER, BatchState, JobRecord, RunCounts, done_outputs
 from .worker import ANALYSIS_OPTIONS, ENGINE_OPTIONS, Outcome
 
 __all__ = ["BatchInputError", "BatchOptions", "BatchResult", "run_batch"]
@@ -349,17 +349,6 @@ def _check_staging(out_dir: Path) -> None:
                          "another -o")
 
 
-def _remove_if_only_state(out_dir: Path) -> None:
-    """Remove ``out_dir``, made by this batch, when it holds nothing but the batch's state: a
-    batch that could not start leaves no folder behind."""
-    own = {DB, f"{DB}-wal", f"{DB}-shm", f"{DB}-journal", LOCK}
-    with suppress(OSError):
-        if {entry.name for entry in out_dir.iterdir()} <= own:
-            for name in own:
-                (out_dir / name).unlink(missing_ok=True)
-            out_dir.rmdir()
-
-
 def _remove_staging(out_dir: Path) -> None:
     """Remove ``out_dir``'s :data:`STAGING` if it is the batch's (never another's)."""
     if _own_staging(out_dir):
@@ -402,53 +391,48 @@ def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
     valid = _valid(jobs, problems)
     if not valid and not problems:
         raise InputError("no jobs to run; give a jobs file with at least one job")
-    fresh, started = not out_dir.exists(), False
-    try:
-        with BatchState(out_dir) as state:
-            _check_staging(out_dir)  # one made since the check above is refused too
-            _remove_staging(out_dir)
-            for name, outputs in done.items():  # made before the batch marked its folders
-                folder = out_dir / name
-                if not (folder / MARKER).exists() and is_own(folder, outputs):
-                    with suppress(OSError):  # unmarked, it is refused next time, with its fix
-                        _mark(folder)
-            for problem in problems:
-                if problem.name is not None and problem.name not in {j.name for j in valid}:
-                    state.queue(problem.name, None, "{}", INVALID, problem.message)
-            todo, skipped = [], []
-            for job in valid:
-                spec = job.spec()
-                if _done(state.record(job.name), spec, job, out_dir):
-                    skipped.append(job.name)
-                    continue
-                state.queue(job.name, job.line, spec)  # its folder of a run before stays till then
-                todo.append(job)
-            run = None
-            where = "nothing to run"
-            if todo:
-                executor = _executor(options)  # no cluster reached: nothing staged is left behind
-                where, started = executor.where, True
-                progress = _Progress(options.quiet, len(todo))
-                ended = False
-                try:
-                    _make_staging(out_dir)
-                    run = _Run(todo, state, executor, options, out_dir, progress)
-                    run.analyse()
-                    run.run()
-                    ended = True
-                finally:
-                    progress.stop()
-                    # stopped (Ctrl-C, SIGTERM, a fault): the running jobs are not waited for
-                    executor.close(abort=not ended)
-                    if run is not None:
-                        run.stopped()
-                    _remove_staging(out_dir)
-            counts = run.counts if run is not None else RunCounts()
-            state.count(counts)
-            records = [state.record(job.name) for job in valid]
-    except BaseException:  # no cluster reached, Ray missing, Ctrl-C while connecting
-        if fresh and not started:
-            _remove_if_only_state(out_dir)
-        raise
+    with BatchState(out_dir) as state:
+        _check_staging(out_dir)  # one made since the check above is refused too
+        _remove_staging(out_dir)
+        for name, outputs in done.items():  # made before the batch marked its folders
+            folder = out_dir / name
+            if not (folder / MARKER).exists() and is_own(folder, outputs):
+                with suppress(OSError):  # unmarked, it is refused next time, with its fix
+                    _mark(folder)
+        for problem in problems:
+            if problem.name is not None and problem.name not in {j.name for j in valid}:
+                state.queue(problem.name, None, "{}", INVALID, problem.message)
+        todo, skipped = [], []
+        for job in valid:
+            spec = job.spec()
+            if _done(state.record(job.name), spec, job, out_dir):
+                skipped.append(job.name)
+                continue
+            state.queue(job.name, job.line, spec)  # its folder of a run before stays till then
+            todo.append(job)
+        run = None
+        where = "nothing to run"
+        if todo:
+            executor = _executor(options)  # no cluster reached: nothing staged is left behind
+            state.keep()  # jobs are handed out: the folder stays, whatever stops the batch
+            where = executor.where
+            progress = _Progress(options.quiet, len(todo))
+            ended = False
+            try:
+                _make_staging(out_dir)
+                run = _Run(todo, state, executor, options, out_dir, progress)
+                run.analyse()
+                run.run()
+                ended = True
+            finally:
+                progress.stop()
+                # stopped (Ctrl-C, SIGTERM, a fault): the running jobs are not waited for
+                executor.close(abort=not ended)
+                if run is not None:
+                    run.stopped()
+                _remove_staging(out_dir)
+        counts = run.counts if run is not None else RunCounts()
+        state.count(counts)
+        records = [state.record(job.name) for job in valid]
     return BatchResult(records, skipped, [p for p in problems], counts,
                        time.perf_counter() - begin, where)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +98,9 @@ class RunCounts:
 
 
 class BatchState:
-    """The state of the batch writing into ``out_dir``; use it as a context manager.
+    """The state of the batch writing into ``out_dir``; use it as a context manager. A batch
+    stopped before :meth:`keep` (no cluster reached, Ray missing, Ctrl-C while connecting)
+    leaves no ``out_dir`` it made with nothing but this state in it.
 
     Raises:
         InputError: another batch process holds ``out_dir``.
@@ -108,8 +111,10 @@ class BatchState:
         self._lock_file = None
         self._db: sqlite3.Connection | None = None
         self._run: int | None = None
+        self._made = self._kept = False
 
     def __enter__(self) -> BatchState:
+        self._made = not self.out_dir.exists()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         lock = hold_lock(self.out_dir / LOCK,
                          lambda holder: f"another batch ({holder}) is running on "
@@ -126,11 +131,22 @@ class BatchState:
                                      (time.time(),)).lastrowid
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self._db is not None:
             self._db.close()
         if self._lock_file is not None:
             self._lock_file.close()
+        if exc_type is not None and self._made and not self._kept:
+            own = {DB, f"{DB}-wal", f"{DB}-shm", f"{DB}-journal", LOCK}
+            with suppress(OSError):
+                if {entry.name for entry in self.out_dir.iterdir()} <= own:
+                    for name in own:
+                        (self.out_dir / name).unlink(missing_ok=True)
+                    self.out_dir.rmdir()
+
+    def keep(self) -> None:
+        """Keep ``out_dir`` whatever stops the batch from now on: jobs are handed out."""
+        self._kept = True
 
     def record(self, name: str) -> JobRecord | None:
         row = self._db.execute("SELECT name, line, spec, status, attempts, error, outputs, "
