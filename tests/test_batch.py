@@ -4,6 +4,7 @@ and a real local Ray cluster writing what local workers write."""
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
 import json
 import os
@@ -568,6 +569,11 @@ def test_a_local_worker_that_died_while_idle_is_replaced_at_the_next_task():
         executor.close()
 
 
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *_: object) -> None:  # not on the test's stderr
+        pass
+
+
 def test_bad_set_ups_are_one_line_and_exit_2(shared, tmp_path, capsys, monkeypatch):
     job = {"source": str(shared / "assets/source/s6.jpg"),
            "driving": str(shared / "assets/driving/d12.jpg")}
@@ -596,6 +602,7 @@ def test_bad_set_ups_are_one_line_and_exit_2(shared, tmp_path, capsys, monkeypat
                                            "auto, ray://HOST:PORT or HOST:PORT; pass one of "
                                            "those\n")
         assert not (tmp_path / "out").exists()
+    web = None
     if importlib.util.find_spec("ray") is not None:
         cases += [([str(jobs), *out, "--ray_address", "auto"],
                    "--ray_address auto: no Ray cluster reached (Could not find any running Ray "
@@ -605,10 +612,24 @@ def test_bad_set_ups_are_one_line_and_exit_2(shared, tmp_path, capsys, monkeypat
                    f"--ray_address {scheme}127.0.0.1:{port}: no Ray cluster reached "
                    "(Connection refused); start one with `ray start --head`, or pass "
                    "--ray_address local") for scheme in ("", "ray://")]
+        # a web server's port: Ray waited for ever (HOST:PORT) or 30 s (ray://)
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _QuietHandler)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        cases += [([str(jobs), *out, "--ray_address", f"{scheme}127.0.0.1:{web.server_port}"],
+                   f"--ray_address {scheme}127.0.0.1:{web.server_port}: no Ray cluster reached "
+                   "(the port answers, but not as Ray's do; Ray's are the head's GCS port (6379 "
+                   "unless set) for HOST:PORT and Ray Client's (10001) for ray://); start one "
+                   "with `ray start --head`, or pass --ray_address local")
+                  for scheme in ("ray://", "")]  # the old ray:// failed in 30 s, HOST:PORT hung
+    started = time.monotonic()
     for args, message in cases:
         assert main(["batch", *args, "--quiet", *ENGINE]) == 2, args
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert time.monotonic() - started < 60
+    if web is not None:
+        web.shutdown()
+        web.server_close()
     # no cluster: the -o this batch made is not left behind with only its state in it
     assert not (tmp_path / "out").exists()
     if importlib.util.find_spec("ray") is not None:  # a folder that was there keeps its state
@@ -627,6 +648,7 @@ def test_a_ray_client_server_that_fails_is_tried_again_then_names_its_reason(mon
     """A Ray Client server that failed to set up the session (on a busy head, the process it
     starts for it may die: CI saw it) sends "Initialization failure from server:" and its
     traceback. The batch failed at once, and its one line said no more than that."""
+    from portrait_animate.batch import executors
     from portrait_animate.batch.executors import _connect
     from portrait_animate.errors import InputError
 
@@ -645,6 +667,7 @@ def test_a_ray_client_server_that_fails_is_tried_again_then_names_its_reason(mon
             if self.calls <= self.refusals:
                 raise ConnectionAbortedError(self.said)
 
+    monkeypatch.setattr(executors, "_grpc_answer", lambda target: None)  # a Ray port
     with socket.create_server(("127.0.0.1", 0)) as listening:  # the probe passes
         address = f"ray://127.0.0.1:{listening.getsockname()[1]}"
         once = Refusing(1)
@@ -658,9 +681,22 @@ def test_a_ray_client_server_that_fails_is_tried_again_then_names_its_reason(mon
             _connect(timing_out, address, {})
     assert always.calls == 2 and timing_out.calls == 1
     assert str(raised.value) == (
-        f"--ray_address {address}: no Ray cluster reached (the server failed: RuntimeError: "
-        "Proxy failed to Connect to backend! Check `ray_client_server.err` on the head node); "
-        "start one with `ray start --head`, or pass --ray_address local")
+        f"--ray_address {address}: the Ray cluster there could not start this batch's session "
+        "(the server failed: RuntimeError: Proxy failed to Connect to backend! Check "
+        "`ray_client_server.err` on the head node); try again, or pass --ray_address local")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("grpc") is None, reason="needs grpc (Ray Client)")
+def test_a_port_that_takes_the_connection_and_says_nothing_is_no_ray_port(monkeypatch):
+    """A listener that never speaks (a hung server, a firewall's tarpit) held Ray for ever."""
+    from portrait_animate.batch import executors
+
+    monkeypatch.setattr(executors, "PROBE_SECONDS", 1.0)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        started = time.monotonic()
+        answer = executors._grpc_answer(f"127.0.0.1:{silent.getsockname()[1]}")
+    assert answer == "the port took the connection but said nothing for 1 s"
+    assert time.monotonic() - started < 5
 
 
 def test_a_jobs_file_may_start_with_a_bom(tmp_path):

@@ -8,8 +8,10 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import os
+import queue
 import re
 import socket
+import time
 from collections.abc import Hashable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -160,7 +162,8 @@ def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
     """Join the cluster at ``address`` (``auto``, ``ray://host:port`` or ``host:port``).
 
     Raises:
-        InputError: another form, Ray Client missing for ``ray://``, or no cluster there.
+        InputError: another form, Ray Client missing for ``ray://``, no cluster there (nothing
+            listening, or no Ray port), or one that could not start the session.
     """
     check_ray_address(address)
     if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
@@ -172,6 +175,9 @@ def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
             socket.create_connection((host.strip("[]"), int(port)), PROBE_SECONDS).close()
         except OSError as exc:
             raise _unreached(address, exc.strerror or type(exc).__name__) from None
+        # ... and one where something else listens for ever (HOST:PORT) or 30 s (ray://)
+        if (answer := _grpc_answer(f"{host}:{port}")) is not None:
+            raise _unreached(address, answer)
     for attempt in range(2):
         try:
             ray.init(address=address, **kwargs)
@@ -183,13 +189,47 @@ def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
         server_failed = str(failed).startswith(_SERVER_FAILED)
         if attempt or not server_failed:
             break
+    if server_failed:
+        raise InputError(f"--ray_address {address}: the Ray cluster there could not start this "
+                         f"batch's session ({_ray_reason(failed)}); try again, or pass "
+                         "--ray_address local")
     hint = ""
-    if (address.startswith("ray://") and os.environ.get("RAY_AUTH_MODE") != "token"
-            and not server_failed):
+    if address.startswith("ray://") and os.environ.get("RAY_AUTH_MODE") != "token":
         hint = ("; a cluster that asks for a token (`ray start --head` of Ray 2.59 or later) "
                 "takes RAY_AUTH_MODE=token here, and the token of `ray get-auth-token` in "
                 "RAY_AUTH_TOKEN")
     raise _unreached(address, _ray_reason(failed), hint)
+
+
+def _grpc_answer(target: str) -> str | None:
+    """Why ``target`` (``host:port``, listening) is no Ray port, or None when it answers as
+    one: both of Ray's (the GCS's, Ray Client's) are gRPC servers, which take HTTP/2 at once.
+    None too without grpc (Ray without its client) and on TLS clusters (``RAY_USE_TLS``),
+    whose hand-shake needs their certificates: Ray finds out itself there."""
+    if (importlib.util.find_spec("grpc") is None
+            or os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")):
+        return None
+    import grpc
+
+    states: queue.Queue[grpc.ChannelConnectivity] = queue.Queue()
+    channel = grpc.insecure_channel(target)
+    channel.subscribe(states.put, try_to_connect=True)
+    deadline = time.monotonic() + PROBE_SECONDS
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                state = states.get(timeout=left)
+            except queue.Empty:
+                break
+            if state is grpc.ChannelConnectivity.READY:
+                return None
+            if state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+                         grpc.ChannelConnectivity.SHUTDOWN):
+                return ("the port answers, but not as Ray's do; Ray's are the head's GCS port "
+                        "(6379 unless set) for HOST:PORT and Ray Client's (10001) for ray://")
+        return f"the port took the connection but said nothing for {PROBE_SECONDS:.0f} s"
+    finally:
+        channel.close()
 
 
 def _ray_reason(exc: ConnectionError) -> str:
