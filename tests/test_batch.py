@@ -688,7 +688,8 @@ def test_a_ray_client_server_that_fails_is_tried_again_then_names_its_reason(mon
 
 @pytest.mark.skipif(importlib.util.find_spec("grpc") is None, reason="needs grpc (Ray Client)")
 def test_a_port_that_takes_the_connection_and_says_nothing_is_no_ray_port(monkeypatch):
-    """A listener that never speaks (a hung server, a firewall's tarpit) held Ray for ever."""
+    """A listener that takes the connection and never speaks (a hung server, a tarpit) is
+    asked for no longer than the probe's time: Ray waited on a web server's port for ever."""
     from portrait_animate.batch import executors
 
     monkeypatch.setattr(executors, "PROBE_SECONDS", 1.0)
