@@ -238,6 +238,31 @@ def test_a_signal_to_the_batch_alone_stops_its_running_job_at_once(shared, tmp_p
                                                      "batch.sqlite"]
 
 
+def test_sigterm_stops_a_batch_on_ray_as_it_stops_local_workers(shared, tmp_path):
+    """``kill`` (systemd's or docker's stop) to a batch on a local Ray cluster: Ray's handler
+    made it exit 15 (1 when it came during ``ray.wait``), its native one printed a stack trace
+    on the terminal, and each killed task printed "... will be retried". Now: 143 and quiet,
+    as with local workers, and the job queued again."""
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    long = loop_video(shared / "assets/driving/d0.mp4", tmp_path / "long.mp4", 600)
+    jobs = _jobs(tmp_path / "jobs.jsonl", [
+        {"source": str(shared / "assets/source/s6.jpg"), "driving": str(long)}])
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "portrait_animate", "batch", str(jobs), "-o", str(out),
+         "--quiet", "--ray_address", "local", "--workers", "1", *ENGINE],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ | {"RAY_USAGE_STATS_ENABLED": "0"})
+    _wait_for(out, "SELECT count(*) FROM jobs WHERE status = 'running'", process, 180)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert time.monotonic() - sent < 15
+    assert "SIGTERM received" not in stderr and "retried" not in stdout + stderr, stdout + stderr
+    assert _statuses(out) == {"1": ("queued", "the batch was stopped while the job ran")}
+
+
 def test_a_dead_worker_is_replaced_and_its_job_retried(shared, driving8, tmp_path):
     src = shared / "assets/source"
     jobs = _jobs(tmp_path / "jobs.jsonl", [
