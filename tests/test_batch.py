@@ -312,6 +312,45 @@ def test_the_driver_is_analysed_once_and_ray_writes_what_local_workers_write(
             assert a[name] == b[name], name
 
 
+def test_a_killed_workers_temporary_folder_is_removed_by_the_next_worker(tmp_path, monkeypatch):
+    """A worker's folder of uploads was removed only by Worker.close, which neither a local
+    worker (its process ends without it, or is killed when the batch stops) nor a Ray actor
+    (killed at the batch's end) ever ran: every batch left one a worker in /tmp, with the
+    uploaded inputs in it. Now the process's end removes it, and a killed one's is removed by
+    the next worker to start; a live worker's, and a folder without its lock, stay."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    hold = ("import sys, time; from portrait_animate.batch.worker import Worker; "
+            "w = Worker(1); print(w._inputs, flush=True); "
+            "time.sleep(60) if sys.argv[1] == 'wait' else w._local('a.jpg', b'uploaded')")
+    env = os.environ | {"TMPDIR": str(tmp_path)}
+    ended = subprocess.run([sys.executable, "-c", hold, "end"], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert ended.returncode == 0, ended.stderr
+    assert not Path(ended.stdout.strip()).exists()  # removed as its process ended
+    killed, alive = (subprocess.Popen([sys.executable, "-c", hold, "wait"], env=env,
+                                      stdout=subprocess.PIPE, text=True) for _ in range(2))
+    try:
+        killed_folder = Path(killed.stdout.readline().strip())
+        alive_folder = Path(alive.stdout.readline().strip())
+        (killed_folder / "uploaded.mp4").write_bytes(b"an upload")
+        killed.kill()
+        killed.wait()
+        assert killed_folder.is_dir()
+        (tmp_path / "portrait-animate-batch-old").mkdir()  # an older version's: no lock
+        worker = Worker(1)
+        try:
+            assert not killed_folder.exists()
+            assert alive_folder.is_dir() and (tmp_path / "portrait-animate-batch-old").is_dir()
+            assert worker._inputs.parent == tmp_path and worker._inputs.is_dir()
+        finally:
+            worker.close()
+        assert not worker._inputs.exists()
+    finally:
+        for process in (killed, alive):
+            process.kill()
+            process.wait()
+
+
 def test_a_drivers_analysis_needs_no_source_on_the_worker(driving8, tmp_path):
     """A worker of a cluster that does not share this machine's files analysed an uploaded
     driver after checking the job's source, which it did not have: "source not found"."""

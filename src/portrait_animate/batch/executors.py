@@ -203,6 +203,24 @@ def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
     raise _unreached(address, _ray_reason(failed), hint)
 
 
+def _start_local(ray: Any, workers: int, kwargs: dict[str, Any]) -> None:
+    """Start a local cluster of ``workers`` CPUs (0: this machine's).
+
+    Raises:
+        InputError: Ray's temporary folder (``RAY_TMPDIR``, else on Linux ``TMPDIR``) is too
+            deep for its sockets' paths (Ray said so in a traceback).
+    """
+    try:
+        ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
+    except OSError as exc:
+        if "AF_UNIX path length" not in str(exc):
+            raise
+        socket_path = str(exc).rsplit(": ", 1)[-1]
+        raise InputError(f"--ray_address local: Ray's socket {socket_path} would be longer than "
+                         "the 107 bytes a socket's path may have; set RAY_TMPDIR to a short "
+                         "folder, such as RAY_TMPDIR=/tmp") from None
+
+
 def _grpc_answer(target: str) -> str | None:
     """Why ``target`` (``host:port``, listening) is no Ray port, or None when it answers as
     one: both of Ray's (the GCS's, Ray Client's) are gRPC servers, which take HTTP/2 at once.
@@ -296,7 +314,7 @@ class RayExecutor:
         self._sigterm = _Sigterm()
         try:
             if address == "local":
-                ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
+                _start_local(ray, workers, kwargs)
             else:
                 _connect(ray, address, kwargs)
         finally:

@@ -12,14 +12,16 @@ import signal
 import sys
 import tempfile
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..engines.neural.device import set_core_share
 from ..errors import PortraitAnimateError
 from ..face.mesh import FaceMesh
+from ..io.locks import claim_temp_folder
 from ..io.templates import template_from_bytes, template_to_bytes
 from ..motion.template import MotionTemplate
 from ..pipeline.animate import analyse_driving, animate, check_inputs, prepare_animation_source
@@ -129,6 +131,11 @@ def die_with_parent() -> None:
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _remove_folder(folder: Path, lock: TextIO) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    lock.close()
+
+
 class Worker:
     """Runs batch jobs.
 
@@ -144,7 +151,10 @@ class Worker:
         self._meshes: dict[float, FaceMesh] = {}
         self._sources: OrderedDict[tuple, SourceGroup] = OrderedDict()
         self._templates: OrderedDict[str, MotionTemplate] = OrderedDict()
-        self._inputs = Path(tempfile.mkdtemp(prefix="portrait-animate-batch-"))
+        # uploads and outputs sent back: removed by close(), else when the process ends, else
+        # (killed) by the next worker to start
+        self._inputs, lock = claim_temp_folder("portrait-animate-batch-")
+        self._remove_inputs = weakref.finalize(self, _remove_folder, self._inputs, lock)
         self._loaded = self._analysed = 0
 
     def _engine(self, options: AnimateOptions) -> Any:
@@ -258,4 +268,4 @@ class Worker:
             mesh.__exit__(None, None, None)
         for engine in self._engines.values():
             engine.close()
-        shutil.rmtree(self._inputs, ignore_errors=True)
+        self._remove_inputs()
