@@ -708,6 +708,27 @@ def test_bad_set_ups_are_one_line_and_exit_2(shared, tmp_path, capsys, monkeypat
         pass
 
 
+def test_a_local_cluster_under_a_deep_tmpdir_is_one_line(shared, tmp_path):
+    """On Linux Ray puts its sockets under TMPDIR (RAY_TMPDIR first); one deeper than a
+    socket's path may be (107 bytes) was Ray's OSError traceback and exit 1."""
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    deep = tmp_path / ("d" * 60)
+    deep.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "RAY_TMPDIR"}
+    process = subprocess.run(
+        [sys.executable, "-m", "portrait_animate", "batch", "--sources",
+         str(shared / "assets/source/s6.jpg"), "--drivings", str(shared / "assets/driving/d12.jpg"),
+         "-o", str(tmp_path / "out"), "--ray_address", "local", "--quiet", *ENGINE],
+        env=env | {"TMPDIR": str(deep), "RAY_USAGE_STATS_ENABLED": "0"}, capture_output=True,
+        text=True, timeout=120)
+    assert process.returncode == 2, process.stderr
+    error = process.stderr.splitlines()[-1]
+    assert error.startswith(f"error: --ray_address local: Ray's socket {deep}/ray/session_")
+    assert error.endswith("would be longer than the 107 bytes a socket's path may have; set "
+                          "RAY_TMPDIR to a short folder, such as RAY_TMPDIR=/tmp")
+    assert "Traceback" not in process.stderr and not (tmp_path / "out").exists()
+
+
 def test_a_ray_client_server_that_fails_is_tried_again_then_names_its_reason(monkeypatch):
     """A Ray Client server that failed to set up the session (on a busy head, the process it
     starts for it may die: CI saw it) sends "Initialization failure from server:" and its
