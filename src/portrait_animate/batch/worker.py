@@ -16,12 +16,12 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ..engines.neural.device import set_core_share
 from ..errors import PortraitAnimateError
 from ..face.mesh import FaceMesh
-from ..io.locks import claim_temp_folder
+from ..io.locks import claim_temp_folder, release_temp_folder
 from ..io.templates import template_from_bytes, template_to_bytes
 from ..motion.template import MotionTemplate
 from ..pipeline.animate import analyse_driving, animate, check_inputs, prepare_animation_source
@@ -131,11 +131,6 @@ def die_with_parent() -> None:
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _remove_folder(folder: Path, lock: TextIO) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-    lock.close()
-
-
 class Worker:
     """Runs batch jobs.
 
@@ -154,7 +149,7 @@ class Worker:
         # uploads and outputs sent back: removed by close(), else when the process ends, else
         # (killed) by the next worker to start
         self._inputs, lock = claim_temp_folder("portrait-animate-batch-")
-        self._remove_inputs = weakref.finalize(self, _remove_folder, self._inputs, lock)
+        self._remove_inputs = weakref.finalize(self, release_temp_folder, self._inputs, lock)
         self._loaded = self._analysed = 0
 
     def _engine(self, options: AnimateOptions) -> Any:

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from ..errors import InputError
 
-__all__ = ["hold_lock", "claim_temp_folder"]
+__all__ = ["hold_lock", "claim_temp_folder", "release_temp_folder"]
 
 #: The lock file in a folder made by :func:`claim_temp_folder`.
 FOLDER_LOCK = ".lock"
@@ -85,3 +85,9 @@ def claim_temp_folder(prefix: str) -> tuple[Path, TextIO]:
             shutil.rmtree(making)
         raise
     return folder, lock
+
+
+def release_temp_folder(folder: Path, lock: TextIO) -> None:
+    """Remove a folder of :func:`claim_temp_folder`, then let go of its lock."""
+    shutil.rmtree(folder, ignore_errors=True)
+    lock.close()
