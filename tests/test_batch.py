@@ -906,6 +906,33 @@ def test_an_uploaded_inputs_error_names_the_users_file_not_the_workers_copy(shar
     assert "portrait-animate-batch-" not in outcome.error
 
 
+def test_a_worker_keeps_its_last_uploads_not_every_one(shared, tmp_path, monkeypatch):
+    """Every input uploaded to a worker (``--ray_upload``) stayed on its disk until the batch
+    ended: a thousand sources, a thousand files. Now it keeps the last few, and a job whose
+    input it let go is sent it again and runs as before."""
+    monkeypatch.setattr("portrait_animate.batch.worker.UPLOADS_KEPT", 2)
+    assets = shared / "assets"
+    driving = (assets / "driving/d12.jpg").read_bytes()
+    worker = Worker(1)
+    try:
+        def job(name: str) -> bytes:
+            outcome = worker.run({"source": name, "driving": "d12.jpg", "engine": "classic"},
+                                 None, source_data=(assets / "source" / name).read_bytes(),
+                                 driving_data=driving)
+            assert outcome.error is None, outcome.error
+            kept = sorted(p for p in worker._inputs.iterdir() if p.is_dir())
+            assert len(kept) == 2, kept  # this job's source and driver
+            assert {f.name for p in kept for f in p.iterdir()} == {name, "d12.jpg"}
+            return next(v for k, v in outcome.blobs.items() if k.endswith(".jpg"))
+
+        first = job("s0.jpg")
+        job("s5.jpg")  # s0.jpg let go
+        assert job("s0.jpg") == first
+    finally:
+        worker.close()
+        set_core_share(CPU_CORES)
+
+
 def test_the_runs_counts_are_saved_when_the_batch_is_interrupted(shared, tmp_path, monkeypatch):
     next_done, calls = LocalExecutor.next_done, []
 

@@ -47,6 +47,9 @@ SOURCE_OPTIONS = ("det_thresh", "scale", "vx_ratio", "vy_ratio", "flag_do_rot", 
                   "face_order", "flag_relative_motion")
 SOURCES_KEPT = 4
 TEMPLATES_KEPT = 8
+#: Uploaded inputs a worker keeps on its disk (a job's source and driver are the two newest;
+#: the older ones are written again if a later job sends them again).
+UPLOADS_KEPT = 8
 _PR_SET_PDEATHSIG = 1
 
 
@@ -150,6 +153,7 @@ class Worker:
         # (killed) by the next worker to start
         self._inputs, lock = claim_temp_folder("portrait-animate-batch-")
         self._remove_inputs = weakref.finalize(self, release_temp_folder, self._inputs, lock)
+        self._uploads: OrderedDict[Path, None] = OrderedDict()
         self._loaded = self._analysed = 0
 
     def _engine(self, options: AnimateOptions) -> Any:
@@ -188,7 +192,9 @@ class Worker:
         return self._templates[key]
 
     def _local(self, path: str, data: bytes | None) -> str:
-        """An uploaded input as a file of this worker's, under its own name."""
+        """An uploaded input as a file of this worker's, under its own name; the last
+        :data:`UPLOADS_KEPT` are kept (every one kept, a batch of a thousand sources sent
+        to a worker left a thousand on its disk until the batch ended)."""
         if data is None:
             return path
         folder = self._inputs / hashlib.sha256(data).hexdigest()[:16]
@@ -196,6 +202,10 @@ class Worker:
         if not local.exists():
             folder.mkdir(parents=True, exist_ok=True)
             local.write_bytes(data)
+        self._uploads[folder] = None
+        self._uploads.move_to_end(folder)
+        while len(self._uploads) > UPLOADS_KEPT:
+            shutil.rmtree(self._uploads.popitem(last=False)[0], ignore_errors=True)
         return str(local)
 
     def _counted(self, outcome: Outcome, loaded: int, analysed: int, start: float) -> Outcome:
