@@ -4,6 +4,7 @@ and a real local Ray cluster writing what local workers write."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import importlib.util
 import json
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -368,26 +370,9 @@ def test_relative_paths_run_on_a_cluster_started_in_another_folder(shared, drivi
     """Ray's workers run where their cluster was started, not where the batch is: a jobs file,
     --sources or -o given relatively failed every job with "source not found"."""
     pytest.importorskip("ray", reason="the [ray] extra is not installed")
-    gcs, client = free_port(), free_port()
-    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
-    env |= {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = _ray_env() | {"RAY_AUTH_MODE": "disabled"}
     (tmp_path / "head").mkdir()
-    ray_tmp = tempfile.mkdtemp(prefix="pa-ray-", dir="/tmp")  # Ray's socket paths are short
-    head = subprocess.Popen(
-        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
-         "--node-ip-address", "127.0.0.1", "--port", str(gcs), "--ray-client-server-port",
-         str(client), "--include-dashboard", "false", "--num-cpus", "1", "--temp-dir", ray_tmp,
-         "--disable-usage-stats"], cwd=tmp_path / "head", env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", client), 1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and head.poll() is None, "no Ray head"
-                time.sleep(0.5)
+    with _ray_head(tmp_path / "head", env) as (gcs, client):
         work = tmp_path / "work"
         for folder, name, copied in (("faces", "s6.jpg", shared / "assets/source/s6.jpg"),
                                      ("clips", "d8.mp4", driving8)):
@@ -403,11 +388,83 @@ def test_relative_paths_run_on_a_cluster_started_in_another_folder(shared, drivi
                  "--quiet", *ENGINE], cwd=work, env=env, capture_output=True, text=True,
                 timeout=300)
             assert process.returncode == 0, process.stderr
+        # a driver that asks for a token calls back actors that have none: they died
+        asking = subprocess.run(
+            [sys.executable, "-m", "portrait_animate", "batch", "jobs.jsonl", "-o", "asking",
+             "--ray_address", f"127.0.0.1:{gcs}", *ENGINE], cwd=work,
+            env=env | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "a" * 32},
+            capture_output=True, text=True, timeout=300)
+    assert (work / "out/1/s6--d8.mp4").read_bytes() == (work / "up/s6--d8/s6--d8.mp4").read_bytes()
+    assert asking.returncode == 2 and asking.stderr.splitlines()[-1] == (
+        f"error: --ray_address 127.0.0.1:{gcs}: the Ray cluster there takes no token, and its "
+        "workers cannot call back a driver that asks for one (RAY_AUTH_MODE=token here); unset "
+        "RAY_AUTH_MODE"), asking.stderr
+
+
+def _ray_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    return env | {"RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@contextlib.contextmanager
+def _ray_head(cwd: Path, env: dict[str, str]) -> Iterator[tuple[int, int]]:
+    """A Ray head of one CPU started in ``cwd`` with ``env``: its GCS and Ray Client ports."""
+    gcs, client = free_port(), free_port()
+    ray_tmp = tempfile.mkdtemp(prefix="pa-ray-", dir="/tmp")  # Ray's socket paths are short
+    head = subprocess.Popen(
+        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+         "--node-ip-address", "127.0.0.1", "--port", str(gcs), "--ray-client-server-port",
+         str(client), "--include-dashboard", "false", "--num-cpus", "1", "--temp-dir", ray_tmp,
+         "--disable-usage-stats"], cwd=cwd, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", client), 1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and head.poll() is None, "no Ray head"
+                time.sleep(0.5)
+        yield gcs, client
     finally:
         os.killpg(head.pid, signal.SIGKILL)  # the head and every process of its cluster
         head.wait()
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert (work / "out/1/s6--d8.mp4").read_bytes() == (work / "up/s6--d8/s6--d8.mp4").read_bytes()
+
+
+def test_a_token_the_cluster_does_not_take_is_one_line_at_once(shared, tmp_path):
+    """A cluster that asks for a token (Ray 2.59+'s `ray start --head`), given none or another:
+    the batch waited 34 s (ray://) or 23 s (HOST:PORT, printing Ray's retries), then said no
+    cluster was reached. Now its probe asks the port and names the fix; the right token runs."""
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    token = "0123456789abcdef" * 2
+    env = _ray_env() | {"HOME": str(tmp_path)}  # Ray keeps no token file of the user's
+    jobs = _jobs(tmp_path / "jobs.jsonl", [{"source": str(shared / "assets/source/s6.jpg"),
+                                            "driving": "preset:smile"}])
+    with _ray_head(tmp_path, env | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}) as ports:
+        def batch(address: str, out: str, **given: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "portrait_animate", "batch", str(jobs), "-o",
+                 str(tmp_path / out), "--ray_address", address, "--quiet", *ENGINE],
+                env=env | given, capture_output=True, text=True, timeout=300)
+
+        for address in (f"ray://127.0.0.1:{ports[1]}", f"127.0.0.1:{ports[0]}"):
+            for given, said in (({}, "asks for a token; set RAY_AUTH_MODE=token here"),
+                                ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "f" * 32},
+                                 "refused this machine's token")):
+                started = time.monotonic()
+                refused = batch(address, "refused", **given)
+                assert refused.returncode == 2, refused.stderr
+                assert refused.stderr.startswith(
+                    f"error: --ray_address {address}: the Ray cluster there {said}"), \
+                    refused.stderr
+                assert time.monotonic() - started < 20  # 34 s and 23 s before
+        taken = batch(f"ray://127.0.0.1:{ports[1]}", "taken", RAY_AUTH_MODE="token",
+                      RAY_AUTH_TOKEN=token)
+    assert taken.returncode == 0, taken.stderr
+    assert not (tmp_path / "refused").exists()
 
 
 def test_gpus_no_node_has_are_a_warning_not_a_silent_wait(shared, tmp_path):
@@ -752,7 +809,7 @@ def test_a_ray_client_server_that_fails_is_tried_again_then_names_its_reason(mon
             if self.calls <= self.refusals:
                 raise ConnectionAbortedError(self.said)
 
-    monkeypatch.setattr(executors, "_grpc_answer", lambda target: None)  # a Ray port
+    monkeypatch.setattr(executors, "_grpc_answer", lambda *_: None)  # a Ray port
     with socket.create_server(("127.0.0.1", 0)) as listening:  # the probe passes
         address = f"ray://127.0.0.1:{listening.getsockname()[1]}"
         once = Refusing(1)
@@ -762,9 +819,13 @@ def test_a_ray_client_server_that_fails_is_tried_again_then_names_its_reason(mon
         with pytest.raises(InputError) as raised:
             _connect(always, address, {})
         timing_out = Refusing(9, "ray client connection timeout")  # not asked again
+        with pytest.raises(InputError, match=r"\(ray client connection timeout\)") as timed:
+            _connect(timing_out, address, {})
+        assert "RAY_AUTH_MODE" not in str(timed.value)  # the probe asked for no token
+        monkeypatch.setattr(executors, "_can_probe", lambda: False)  # a TLS cluster's
         with pytest.raises(InputError, match=r"\(ray client connection timeout\).*RAY_AUTH_MODE"):
             _connect(timing_out, address, {})
-    assert always.calls == 2 and timing_out.calls == 1
+    assert always.calls == 2 and timing_out.calls == 2
     assert str(raised.value) == (
         f"--ray_address {address}: the Ray cluster there could not start this batch's session "
         "(the server failed: RuntimeError: Proxy failed to Connect to backend! Check "
@@ -780,7 +841,8 @@ def test_a_port_that_takes_the_connection_and_says_nothing_is_no_ray_port(monkey
     monkeypatch.setattr(executors, "PROBE_SECONDS", 1.0)
     with socket.create_server(("127.0.0.1", 0)) as silent:
         started = time.monotonic()
-        answer = executors._grpc_answer(f"127.0.0.1:{silent.getsockname()[1]}")
+        port = silent.getsockname()[1]
+        answer = executors._grpc_answer(f"127.0.0.1:{port}", f"127.0.0.1:{port}")
     assert answer == "the port took the connection but said nothing for 1 s"
     assert time.monotonic() - started < 5
 

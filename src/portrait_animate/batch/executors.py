@@ -177,9 +177,10 @@ def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
             socket.create_connection((host.strip("[]"), int(port)), PROBE_SECONDS).close()
         except OSError as exc:
             raise _unreached(address, exc.strerror or type(exc).__name__) from None
-        # ... and one where something else listens for ever (HOST:PORT) or 30 s (ray://)
-        if (answer := _grpc_answer(f"{host}:{port}")) is not None:
-            raise _unreached(address, answer)
+        # ... and one where something else listens for ever (HOST:PORT) or 30 s (ray://),
+        # or that wants another token (23 s, 34 s)
+        if (answer := _grpc_answer(address, f"{host}:{port}")) is not None:
+            raise answer if isinstance(answer, InputError) else _unreached(address, answer)
     for attempt in range(2):
         try:
             ray.init(address=address, **kwargs)
@@ -196,7 +197,8 @@ def _connect(ray: Any, address: str, kwargs: dict[str, Any]) -> None:
                          f"batch's session ({_ray_reason(failed)}); try again, or pass "
                          "--ray_address local")
     hint = ""
-    if address.startswith("ray://") and os.environ.get("RAY_AUTH_MODE") != "token":
+    if address.startswith("ray://") and os.environ.get("RAY_AUTH_MODE") != "token" \
+            and not _can_probe():  # else the probe found the token asked for
         hint = ("; a cluster that asks for a token (`ray start --head` of Ray 2.59 or later) "
                 "takes RAY_AUTH_MODE=token here, and the token of `ray get-auth-token` in "
                 "RAY_AUTH_TOKEN")
@@ -221,13 +223,28 @@ def _start_local(ray: Any, workers: int, kwargs: dict[str, Any]) -> None:
                          "folder, such as RAY_TMPDIR=/tmp") from None
 
 
-def _grpc_answer(target: str) -> str | None:
-    """Why ``target`` (``host:port``, listening) is no Ray port, or None when it answers as
-    one: both of Ray's (the GCS's, Ray Client's) are gRPC servers, which take HTTP/2 at once.
-    None too without grpc (Ray without its client) and on TLS clusters (``RAY_USE_TLS``),
-    whose hand-shake needs their certificates: Ray finds out itself there."""
-    if (importlib.util.find_spec("grpc") is None
-            or os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")):
+def _can_probe() -> bool:
+    """Whether :func:`_grpc_answer` can speak to a Ray port: not without grpc (Ray without its
+    client), nor on TLS clusters (``RAY_USE_TLS``), whose hand-shake needs their certificates."""
+    return (importlib.util.find_spec("grpc") is not None
+            and os.environ.get("RAY_USE_TLS", "0").lower() not in ("1", "true"))
+
+
+def _grpc_answer(address: str, target: str) -> str | InputError | None:
+    """Why ``target`` (``host:port`` of ``address``, listening) is no Ray port that takes
+    this machine, or None when it is one (or when it cannot tell: not :func:`_can_probe`).
+
+    Both of Ray's ports (the GCS's; Ray Client's, for ``ray://``) are gRPC servers, which take
+    HTTP/2 at once. Then one call that reads nothing (the GCS's cluster id; Ray Client's
+    ping) carries the token Ray would send: a cluster that asks for a token (``ray start
+    --head`` of Ray 2.59 or later) refuses at once one without it, or another, where Ray
+    retries for 23 s (the GCS) or 34 s (Ray Client) and then calls the cluster unreached.
+
+    Returns:
+        The reason the port is no Ray port; the error to raise when the cluster refuses
+        this machine's token (or its lack of one); None.
+    """
+    if not _can_probe():
         return None
     import grpc
 
@@ -242,7 +259,7 @@ def _grpc_answer(target: str) -> str | None:
             except queue.Empty:
                 break
             if state is grpc.ChannelConnectivity.READY:
-                return None
+                return _token_refused(channel, address)
             if state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE,
                          grpc.ChannelConnectivity.SHUTDOWN):
                 return ("the port answers, but not as Ray's do; Ray's are the head's GCS port "
@@ -250,6 +267,58 @@ def _grpc_answer(target: str) -> str | None:
         return f"the port took the connection but said nothing for {PROBE_SECONDS:.0f} s"
     finally:
         channel.close()
+
+
+def _token_refused(channel: Any, address: str) -> InputError | None:
+    """The refusal of a Ray port (``channel``, ready) whose cluster and this machine disagree
+    on tokens (see :func:`_grpc_answer`); None when they agree, when the call failed
+    otherwise (Ray finds out itself), or when this Ray version's modules differ.
+
+    Over ``HOST:PORT`` this process is a driver of the cluster whose workers call it back: a
+    driver that asks for a token (``RAY_AUTH_MODE=token``) of a cluster that has none
+    refuses its own actors, which die (Ray 2.60: the job fails with ``ActorDiedError``).
+    """
+    import grpc
+
+    try:
+        from ray._private.authentication.grpc_authentication_client_interceptor import (
+            _get_authentication_metadata_tuple,
+        )
+        from ray.core.generated import gcs_service_pb2, ray_client_pb2
+
+        metadata = _get_authentication_metadata_tuple()
+    except (ImportError, AttributeError):
+        return None
+    client = address.startswith("ray://")
+    if client:
+        method = "/ray.rpc.RayletDriver/ClusterInfo"
+        request = ray_client_pb2.ClusterInfoRequest(type=ray_client_pb2.ClusterInfoType.PING)
+    else:
+        method = "/ray.rpc.NodeInfoGcsService/GetClusterId"
+        request = gcs_service_pb2.GetClusterIdRequest()
+    call = channel.unary_unary(method, request_serializer=lambda r: r.SerializeToString(),
+                               response_deserializer=bytes)
+
+    def refused(given: tuple) -> bool | None:  # None: failed otherwise
+        try:
+            call(request, timeout=PROBE_SECONDS, metadata=given)
+            return False
+        except grpc.RpcError as exc:
+            return True if exc.code() is grpc.StatusCode.UNAUTHENTICATED else None
+
+    if not (refusal := refused(metadata)):
+        if refusal is False and metadata and not client and refused(()) is False:
+            return InputError(f"--ray_address {address}: the Ray cluster there takes no token, "
+                              "and its workers cannot call back a driver that asks for one "
+                              "(RAY_AUTH_MODE=token here); unset RAY_AUTH_MODE")
+        return None
+    if not metadata:
+        return InputError(f"--ray_address {address}: the Ray cluster there asks for a token; "
+                          "set RAY_AUTH_MODE=token here, and RAY_AUTH_TOKEN to its token "
+                          "(`ray get-auth-token` on the head)")
+    return InputError(f"--ray_address {address}: the Ray cluster there refused this machine's "
+                      "token (RAY_AUTH_TOKEN, else the file of RAY_AUTH_TOKEN_PATH, else "
+                      "~/.ray/auth_token); give it the head's (`ray get-auth-token` there)")
 
 
 def _ray_reason(exc: ConnectionError) -> str:
