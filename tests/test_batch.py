@@ -106,7 +106,7 @@ def test_a_mixed_jobs_file_gives_each_job_its_status_and_the_right_exit_code(
     assert "5 jobs cannot run" in err
     assert "line 3: source not found" in err and "missing.jpg" in err
     assert "line 5: unknown option 'animation_regio'" in err
-    assert "line 6: option 'driving_multiplier' is 'x'; give it a number" in err
+    assert 'line 6: option \'driving_multiplier\' is "x"; give it a number, without quotes' in err
     assert "line 7: conflicting options: --flag_normalize_lip needs relative motion" in err
     assert "line 8: the motion template" in err and "run with --engine neural" in err
     assert not out.exists()
@@ -564,6 +564,23 @@ def test_lines_that_are_not_one_json_object_are_each_one_problem(tmp_path):
         "line 4: not a JSON object; write {\"source\": ..., \"driving\": ...}"]
 
 
+def test_bad_lines_are_listed_in_the_files_order_and_quoted_values_say_so(shared, tmp_path,
+                                                                          capsys):
+    """Lines that are no JSON were listed before every other bad line (line 7, then 2 to 6),
+    and "flag_stitching": "false" was told to be true or false, which it looked like."""
+    source = str(shared / "assets/source/s0.jpg")
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"source": source, "driving": "preset:smile",
+                                "flag_stitching": "false"}) + "\nnot json\n"
+                    + json.dumps({"source": source, "driving": "preset:smile", "scale": "2"})
+                    + "\n")
+    assert main(["batch", str(jobs), "-o", str(tmp_path / "out"), *ENGINE]) == 2
+    assert [line.strip() for line in capsys.readouterr().err.splitlines()[1:]] == [
+        'line 1: option \'flag_stitching\' is "false"; give it true or false, without quotes',
+        "line 2: not JSON (Expecting value); write one JSON object a line",
+        'line 3: option \'scale\' is "2"; give it a number, without quotes']
+
+
 def test_a_jobs_line_names_every_bad_value_on_its_one_line(shared, tmp_path, capsys):
     source, driving = shared / "assets/source/s0.jpg", shared / "assets/driving/d0.mp4"
     jobs = _jobs(tmp_path / "jobs.jsonl", [
@@ -576,7 +593,7 @@ def test_a_jobs_line_names_every_bad_value_on_its_one_line(shared, tmp_path, cap
     assert len(lines) == 2 and "2 jobs cannot run" in err
     several = lines[0].removeprefix("line 1: ").split(" | ")
     assert [problem.split(";")[0] for problem in several] == [
-        "name 'a b' is not a folder name", "option 'scale' is 'big'",
+        "name 'a b' is not a folder name", 'option \'scale\' is "big"',
         "option 'quiet' is the batch's to decide", "unknown option 'animation_regio'",
         "--engine 'fast' is not one of auto, neural, classic",
         "--driving_multiplier 99 is not a finite number from 0 to 10 (it scales the driving "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import math
 import os
 import re
 import unicodedata
@@ -88,9 +89,17 @@ class JobProblem:
     message: str
     name: str | None = None
     job: Job | None = field(default=None, repr=False, compare=False)
+    line: int | None = None
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
+
+    @property
+    def order(self) -> float:
+        """Its line in the jobs file, for listing problems in the file's order (a cross
+        product's jobs, which have none, after them)."""
+        line = self.line if self.job is None else self.job.line
+        return math.inf if line is None else line
 
 
 def _values(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -143,21 +152,21 @@ def read_jobs(path: str | Path, defaults: dict[str, Any]) -> tuple[list[Job], li
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             problems.append(JobProblem(where, f"not JSON ({exc.msg}); write one JSON object "
-                                              "a line"))
+                                              "a line", line=number))
             continue
         except RecursionError:
             problems.append(JobProblem(where, "JSON nested too deeply; write one flat JSON "
-                                              "object a line"))
+                                              "object a line", line=number))
             continue
         if not isinstance(data, dict):
             problems.append(JobProblem(where, "not a JSON object; write {\"source\": ..., "
-                                              "\"driving\": ...}"))
+                                              "\"driving\": ...}", line=number))
             continue
         name = data.pop("name", str(numbers))
         missing = [key for key in ("source", "driving") if key not in data]
         if missing:
             problems.append(JobProblem(where, f"no {' or '.join(missing)}; every job needs "
-                                              "\"source\" and \"driving\"", str(name)))
+                                              "\"source\" and \"driving\"", str(name), line=number))
             continue
         jobs.append(Job(str(name) if isinstance(name, int) else name, number,
                         _values(defaults, _relative_to(path.parent, data))))

@@ -385,6 +385,7 @@ def run_batch(jobs: list[Job], problems: list[JobProblem], out_dir: str | Path,
     problems = [*problems, *validate(jobs, out_dir)]
     done = done_outputs(out_dir)
     problems += foreign_folders(_valid(jobs, problems), out_dir, done)
+    problems.sort(key=lambda problem: problem.order)  # the file's order (sorting is stable)
     if problems and not options.skip_invalid:
         raise BatchInputError(problems)
     _check_staging(out_dir)

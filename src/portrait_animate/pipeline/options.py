@@ -216,8 +216,10 @@ class AnimateOptions:
                 kind = "a string"
             if not ok:
                 shown = json.dumps(value) if as_json and (value is None or
-                                                          isinstance(value, bool)) \
+                                                          isinstance(value, bool | str)) \
                     else repr(value)
+                if as_json and isinstance(value, str):  # "false", "1.5": JSON's, unquoted
+                    kind += ", without quotes"
                 problems.append(f"option {name!r} is {shown}; give it {kind}")
         return problems
 
