@@ -644,3 +644,13 @@ def test_a_job_that_cannot_start_fails_after_its_retries_and_frees_its_place(tmp
                            "details"
     assert runner.running == set() and not (tmp_path / "jobs" / job / ".staging").exists()
     store.close()
+
+
+def test_a_limit_in_megabytes_is_told_as_it_was_given():
+    """--max_upload_mb 0.05 is 52,428 whole bytes, which the 413 told as "over 0.0499992 MB"."""
+    from portrait_animate.service.uploads import TooLarge
+
+    assert str(TooLarge("source upload", int(0.05 * 2**20))) == (
+        "the source upload is over 0.05 MB; send a smaller file")
+    assert str(TooLarge("driving upload", 100 * 2**20)) == (
+        "the driving upload is over 100 MB; send a smaller file")

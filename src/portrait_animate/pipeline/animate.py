@@ -559,8 +559,10 @@ def _animate_prepared(options: AnimateOptions, engine: Engine, source: SourceGro
                 options.face_order))
     if template_path is not None and driving.limit is not None and \
             driving.template.n_frames >= driving.limit:
-        reporter.note(f"note: {template_path.name} holds the first {driving.template.n_frames}"
-                      f" frames of {options.driving}, those the source video uses")
+        n = driving.template.n_frames
+        held = "the first frame" if n == 1 else f"the first {n} frames"
+        reporter.note(f"note: {template_path.name} holds {held} of {options.driving}, those "
+                      "the source video uses")
     for each in drivers:
         each.tell_missing()
     reasons = [animator.still_reason() for animator in animators]

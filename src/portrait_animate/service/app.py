@@ -30,7 +30,7 @@ from ..motion.presets import PRESET_PREFIX, PRESETS
 from ..pipeline.engines import weights_found
 from .runner import Runner, client_wording
 from .store import STATUSES, JobRow, JobStore
-from .uploads import TooLarge, save_upload
+from .uploads import TooLarge, megabytes, save_upload
 
 __all__ = ["ServiceSettings", "create_app"]
 
@@ -118,8 +118,8 @@ def _body_limit(limit: int) -> int:
 
 
 def _body_too_large(limit: int) -> HTTPException:
-    return _bad(413, f"the request is over {2 * limit / 2**20:g} MB; each upload may be "
-                     f"{limit / 2**20:g} MB")
+    return _bad(413, f"the request is over {megabytes(2 * limit)} MB; each upload may be "
+                     f"{megabytes(limit)} MB")
 
 
 class _LimitedForm(MultiPartParser):

@@ -15,7 +15,7 @@ from ..errors import InputError
 from ..io.images import ANIMATED_EXTENSIONS, PILLOW_ERRORS, register_heif
 from ..io.video import probe_video
 
-__all__ = ["TooLarge", "save_upload", "IMAGE_FORMATS"]
+__all__ = ["TooLarge", "save_upload", "IMAGE_FORMATS", "megabytes"]
 
 #: Pillow's format name -> the extension the pipeline reads it by: what ``animate`` reads
 #: (a phone's JPEG may be an MPO, a JPEG with a second picture; an animated GIF, WebP or PNG
@@ -29,11 +29,17 @@ _CHUNK = 1 << 20
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
 
+def megabytes(limit: int) -> str:
+    """``limit`` bytes in MB (MiB) as ``--max_upload_mb`` gave them: 0.05, not the 0.0499992
+    of its whole bytes."""
+    return f"{round(limit / 2**20, 3):g}"
+
+
 class TooLarge(InputError):  # noqa: N818 (an HTTP 413, named as such)
     """An upload (``what``) over the size limit of ``limit`` bytes."""
 
     def __init__(self, what: str, limit: int) -> None:
-        super().__init__(f"the {what} is over {limit / 2**20:g} MB; send a smaller file")
+        super().__init__(f"the {what} is over {megabytes(limit)} MB; send a smaller file")
 
 
 def _copy(data: BinaryIO, dst: Path, what: str) -> None:
