@@ -103,11 +103,11 @@ def _lips(image: np.ndarray, mesh: FaceMesh, boxes: np.ndarray) -> list[float]:
 
 
 def _animate(tmp_path: Path, source: Path, driving: Path, *options: str,
-             frame: int = 0) -> np.ndarray:
+             frame: int = 0, quiet: bool = True) -> np.ndarray:
     """Result frame ``frame`` (PNG) of ``animate``."""
     out = tmp_path / "out"
-    assert main(["animate", "-s", str(source), "-d", str(driving), "-o", str(out), "--quiet",
-                 "--save_frames", *options]) == 0
+    assert main(["animate", "-s", str(source), "-d", str(driving), "-o", str(out),
+                 *(["--quiet"] if quiet else []), "--save_frames", *options]) == 0
     frames = sorted(out.glob("*_frames/*.png"))
     return read_image_rgb(frames[frame])
 
@@ -285,10 +285,11 @@ def test_driving_faces_pick_and_map(group: Path, two_faces: Path, tmp_path: Path
 
 
 def test_a_face_left_out_of_the_map_keeps_the_largest_face_in_the_template(
-        group: Path, two_faces: Path, tmp_path: Path):
+        group: Path, two_faces: Path, tmp_path: Path, capsys):
     """The README's example: three source faces, two of them mapped; the third takes each
     frame's largest driving face. That track was written as face "None" in an object array,
-    and the template could not be read again."""
+    and the template could not be read again. Its anchor is told as the largest face's (a
+    bare "driving anchor" read as a repeat of face 0's)."""
     options = ["--engine", "classic", "--source_faces", "all", "--face_map", "0:1,1:0"]
     video = _animate(tmp_path / "video", group, two_faces, *options, frame=-1).astype(int)
     template = tmp_path / "video" / "out" / "two_template.npz"
@@ -296,8 +297,15 @@ def test_a_face_left_out_of_the_map_keeps_the_largest_face_in_the_template(
         assert list(arrays["face_numbers"]) == [-1, 1, 0]
     tracks = [load_template(template, face) for face in (None, 0, 1)]
     assert [t.n_frames for t in tracks] == [8, 8, 8]
-    replay = _animate(tmp_path / "replay", group, template, *options, frame=-1).astype(int)
+    capsys.readouterr()
+    replay = _animate(tmp_path / "replay", group, template, *options, frame=-1,
+                      quiet=False).astype(int)
     assert np.abs(replay - video).mean() < 0.5  # 0.0 here: the same motion, face for face
+    anchors = [line.split(":")[0] for line in capsys.readouterr().err.splitlines()
+               if line.startswith("driving anchor")]
+    assert sorted(anchors) == ["driving anchor of driving face 0",
+                               "driving anchor of driving face 1",
+                               "driving anchor of the largest driving face"]
     with pytest.raises(InputError, match="holds the driving faces 1, 0 and the largest face "
                                          "of each frame, not face 2"):
         load_template(template, 2)

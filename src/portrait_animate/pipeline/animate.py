@@ -777,6 +777,8 @@ def animate(options: AnimateOptions, engine: Engine | None = None,
                 _time_base(options, source.first), smooth=options.driving_smooth,
                 anchor=parse_anchor(options.driving_anchor), analysed=analysed,
                 face=number, order=options.face_order, batch=batch))
+        if None in by_face and len(by_face) > 1:
+            by_face[None].among_faces = True
         _note_whole_driver(options, by_face, reporter)
         return _animate_prepared(options, engine, source, by_face, wanted, reporter, batch,
                                  overlap)

@@ -398,6 +398,10 @@ class PreparedDriving:
         self._anchor_spec = anchor
         self._anchor: int | None = None
         self._face = face
+        #: The run drives faces by several driving faces: this one, unnumbered, is named
+        #: "the largest driving face" in what it tells (a bare "driving anchor" read as a
+        #: repeat of another face's).
+        self.among_faces = False
         self._batch = batch
         self._told_missing = False
 
@@ -468,6 +472,12 @@ class PreparedDriving:
         finally:
             driving.close()
 
+    @property
+    def _name(self) -> str:
+        if self._face is not None:
+            return f"driving face {self._face}"
+        return "the largest driving face" if self.among_faces else "the driving face"
+
     def tell_missing(self) -> None:
         """Tell, once, the frames of a driver analysed to its end in which its face was not
         found (they take the nearest frame's face)."""
@@ -476,7 +486,7 @@ class PreparedDriving:
         self._told_missing = True
         missing = self._analysis.missing()
         if missing:
-            face = "the driving face" if self._face is None else f"driving face {self._face}"
+            face = self._name
             total = len(missing) + len(self._analysis.own_boxes())
             self._reporter.note(missing_faces_note(face, missing, total))
 
@@ -615,7 +625,7 @@ class PreparedDriving:
                        f"--driving_anchor {self._anchor_spec}")
                 saved = (self._template is not None and self._template.anchor is not None
                          and self._anchor_spec == "auto")
-                of = "" if self._face is None else f" of driving face {self._face}"
+                of = "" if self._face is None and not self.among_faces else f" of {self._name}"
                 self._reporter.note(
                     f"driving anchor{of}: frame {self._anchor} "
                     f"({'saved in the template' if saved else how}); the driving motion "
