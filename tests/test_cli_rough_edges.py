@@ -238,8 +238,11 @@ def test_a_turn_beyond_what_the_engine_draws_is_said_once():
 # 6. start-up
 
 
-@pytest.mark.parametrize("args", [["--help"], ["presets"], ["animate", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["presets"], ["animate", "--help"],
+                                  ["app", "--help"]])
 def test_start_up_loads_neither_torch_nor_gradio(args):
+    """``app --help`` imported Gradio (5.9 s, 370 MB), and so ``app`` fixed Gradio's temporary
+    folder before --gradio_temp_dir could set it: /tmp/gradio was made whatever it said."""
     code = ("import sys\nfrom portrait_animate.cli.main import main\n"
             f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
             "heavy = sorted({'torch', 'gradio', 'mediapipe', 'cv2'} & set(sys.modules))\n"

@@ -15,18 +15,11 @@ from ..errors import InputError
 from ..io.images import ANIMATED_EXTENSIONS, register_heif
 from ..io.video import probe_video
 from ..pipeline.inputs import InputKind, check_readable, classify_input
+from .limits import AppLimits
 
 __all__ = ["AppLimits", "Refused", "checked_upload", "image_upload", "refuse_out_of_range"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AppLimits:
-    """Attributes: max_upload_mb per file; max_video_seconds of an uploaded video."""
-
-    max_upload_mb: float = 200.0
-    max_video_seconds: float = 120.0
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..app.uploads import AppLimits
+from ..app.limits import AppLimits
 from ..errors import InputError
 from ..io.files import check_output_folder
 from ..ranges import Range
@@ -57,7 +57,8 @@ def _check(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     _check(args)
     if args.gradio_temp_dir:
-        # Gradio reads it when first imported, so it is set before the app is built.
+        # Gradio reads it when first imported, so it is set before the app is imported
+        # (configure took the limits from app.limits, which imports no Gradio).
         try:
             Path(args.gradio_temp_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
