@@ -68,6 +68,21 @@ def test_numpy_numbers_are_taken_as_the_numbers_they_are():
         == ["option 'source_max_dim' is 640.0; give it a whole number"]
 
 
+def test_numpy_bools_and_face_numbers_are_taken_and_an_array_is_named_by_its_shape():
+    """np.bool_(False) was refused as "is False; give it true or false", np.int64(0) as a
+    frame number as "is 0; give it a string", and an image array given as a path filled
+    the one-line error with its 40-line repr."""
+    options = AnimateOptions("a.jpg", "b.mp4", flag_stitching=np.bool_(False),
+                             driving_anchor=np.int64(0), source_faces=2)
+    assert options.invalid_values() == []
+    assert (options.flag_stitching, options.driving_anchor, options.source_faces) == (
+        False, "0", "2")
+    assert type(options.flag_stitching) is bool
+    wrong = AnimateOptions(np.zeros((64, 64, 3), np.uint8), "b.mp4").invalid_values()
+    assert wrong == ["option 'source' is a numpy.ndarray of shape (64, 64, 3); give it a "
+                     "string"]
+
+
 def test_image_editing_takes_a_path_and_refuses_edits_out_of_range(shared):
     """AnimateOptions takes paths as Path; so do the editing functions (they crashed:
     'PosixPath' object has no attribute 'startswith'). An edit out of the app's range drew a

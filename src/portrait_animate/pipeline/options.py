@@ -125,11 +125,32 @@ MAX_BATCH_SIZE = 64
 
 #: Text options that a JSON job may give as a whole number (:meth:`AnimateOptions.numbers_as_text`).
 NUMBERED_TEXT = ("driving_face", "source_faces", "driving_anchor")
+#: The longest value a message shows as it is; a longer one (an array) by its type.
+SHOWN_CHARACTERS = 60
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a one-line message shows it: its repr, or its type (and shape) where
+    that is long (an image array's repr was 40 lines)."""
+    shown = repr(value)
+    if len(shown) <= SHOWN_CHARACTERS and "\n" not in shown:
+        return shown
+    shape = getattr(value, "shape", None)
+    kind = f"{type(value).__module__.split('.')[0]}.{type(value).__qualname__}"
+    return f"a {kind}" + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+def _is_numpy_bool(value: Any) -> bool:
+    """Whether ``value`` is a NumPy scalar bool (told apart without importing NumPy)."""
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and getattr(dtype, "kind", None) == "b" and \
+        getattr(value, "shape", None) == ()
 
 
 @dataclass
 class AnimateOptions:
-    """Everything ``animate`` can be told; each field's ``help`` metadata is its CLI help."""
+    """Everything ``animate`` can be told (the command line's help for each is in
+    :mod:`..cli.animate`)."""
 
     source: str
     driving: str
@@ -217,20 +238,27 @@ class AnimateOptions:
             if not ok:
                 shown = json.dumps(value) if as_json and (value is None or
                                                           isinstance(value, bool | str)) \
-                    else repr(value)
+                    else _shown(value)
                 if as_json and isinstance(value, str):  # "false", "1.5": JSON's, unquoted
                     kind += ", without quotes"
                 problems.append(f"option {name!r} is {shown}; give it {kind}")
         return problems
 
     def __post_init__(self) -> None:
-        # the Python API may give paths as paths and numbers as NumPy's (np.float32, np.int64):
-        # the pipeline reads text, floats and ints
+        # the Python API may give paths as paths and numbers as NumPy's (np.float32, np.int64,
+        # np.bool_), and face or frame numbers as numbers: the pipeline reads text, floats,
+        # ints and bools
         for field in fields(self):
             value, default = getattr(self, field.name), field.default
             if isinstance(value, os.PathLike):
                 setattr(self, field.name, os.fspath(value))
-            elif isinstance(default, bool) or isinstance(value, bool | int | float):
+            elif isinstance(default, bool):
+                if not isinstance(value, bool) and _is_numpy_bool(value):
+                    setattr(self, field.name, bool(value))
+            elif field.name in NUMBERED_TEXT and isinstance(value, numbers.Integral) \
+                    and not isinstance(value, bool):
+                setattr(self, field.name, str(int(value)))
+            elif isinstance(value, bool | int | float):
                 continue
             elif isinstance(default, float) and isinstance(value, numbers.Real):
                 setattr(self, field.name, float(value))
