@@ -307,3 +307,12 @@ def test_render_refuses_keypoints_it_cannot_warp_to(shared):
         with pytest.raises(ValueError, match=message):
             call()
     assert engine.stitch(x_s, x_s).shape == x_s.shape
+    # the appearance's frame and map too (they failed in the render: an IndexError in the
+    # eyes; an RGBA frame rendered 4 channels), and an appearance that is none
+    for args, message in (((crop, image[..., 0], None), r"frame must be a non-empty \(H, W"),
+                          ((crop, np.dstack([image, image[..., :1]]), None), "frame must be"),
+                          ((crop, image, np.eye(2)), r"M_c2o must be a finite \(3, 3\)")):
+        with pytest.raises(ValueError, match=message):
+            engine.appearance(*args)
+    with pytest.raises(TypeError, match="appearance must be what this engine's appearance"):
+        engine.render(None, x_s, x_s)

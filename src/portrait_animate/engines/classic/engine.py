@@ -189,6 +189,21 @@ class ClassicEngine:
 
     def appearance(self, crop: np.ndarray, frame: np.ndarray,
                    M_c2o: np.ndarray | None) -> ClassicAppearance:
+        """The source frame (H, W, 3) uint8 RGB that :meth:`render` warps, with the map
+        ``M_c2o`` (3, 3) of the crop (H', W', 3) into it (None: the crop is the frame,
+        resized).
+
+        Raises:
+            TypeError, ValueError: naming the input and what it must be.
+        """
+        check_rgb(crop, "crop")
+        check_rgb(frame, "frame")
+        if M_c2o is not None:
+            matrix = np.asarray(M_c2o)
+            if matrix.shape != (3, 3) or not np.issubdtype(matrix.dtype, np.number) \
+                    or not np.isfinite(matrix).all():
+                raise ValueError(f"M_c2o must be a finite (3, 3) crop-to-frame matrix or None, "
+                                 f"got shape {matrix.shape} {matrix.dtype}")
         return ClassicAppearance(frame=frame, to_frame=_normalized_to_frame(M_c2o, frame.shape[:2]))
 
     def appearance_batch(self, crops: Sequence[np.ndarray], frames: Sequence[np.ndarray],
@@ -226,6 +241,9 @@ class ClassicEngine:
         if not items:
             raise ValueError("render_faces needs at least one item")
         for item in items:
+            if not isinstance(item.appearance, ClassicAppearance):
+                raise TypeError("appearance must be what this engine's appearance() returned, "
+                                f"got {type(item.appearance).__name__}")
             for name in ("x_s", "x_d"):
                 _check_render_keypoints(getattr(item, name), name)
         frame = items[0].appearance.frame
