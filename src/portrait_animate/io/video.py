@@ -110,7 +110,9 @@ def _check_file(path: Path) -> None:
         raise InputError(f"video not found: {path}; check the path")
     if path.suffix.lower() not in VIDEO_EXTENSIONS + ANIMATED_EXTENSIONS:
         raise InputError(f"unsupported video extension {path.suffix!r} for {path}; use one of "
-                         + " ".join(VIDEO_EXTENSIONS))
+                         f"{' '.join(e for e in VIDEO_EXTENSIONS if e not in ANIMATED_EXTENSIONS)}"
+                         ", or an animated picture "
+                         f"({' '.join(ANIMATED_EXTENSIONS)})")
 
 
 def _header(path: Path) -> str:
