@@ -208,7 +208,7 @@ def test_cuda_graph_batches_all_have_one_shape(networks, monkeypatch):
 
     monkeypatch.setattr(networks, "warp_decode", fake)
     x_s = torch.zeros(1, 21, 3)
-    items = [RenderItem(torch.zeros(1, 2), x_s, torch.full((1, 21, 3), i / 10))
+    items = [RenderItem(torch.zeros(1, 1, 1, 1, 1), x_s, torch.full((1, 21, 3), i / 10))
              for i in range(5)]
     for n, calls in ((5, 2), (3, 1), (1, 1)):
         shapes.clear()
@@ -258,3 +258,25 @@ def test_the_neural_engine_refuses_images_that_are_not_uint8(networks):
                                          r"array, got \(256, 256, 3\) float32; a float image "
                                          r"in \[0, 1\] is"):
         image_to_tensor(crop)
+
+
+def test_the_neural_engine_names_the_keypoints_it_refuses(networks):
+    """NumPy keypoints failed inside torch.cat ("expected Tensor as element 0"), a wrong
+    shape was told as the networks' own argument (kp_driving), and no appearance as
+    "'NoneType' object has no attribute 'expand'"."""
+    engine = NeuralEngine(networks)
+    x_s = torch.zeros(1, 21, 3)
+    feature = torch.zeros(1, 32, 16, 64, 64)
+    for call, error, message in (
+            (lambda: engine.render(feature, x_s.numpy(), x_s), TypeError,
+             "x_s must be a torch.Tensor, got ndarray"),
+            (lambda: engine.render(None, x_s, x_s), TypeError,
+             "appearance must be a torch.Tensor, got NoneType"),
+            (lambda: engine.render(feature, x_s, torch.zeros(1, 20, 3)), ValueError,
+             r"x_d must have shape \(1, 21, 3\), got \(1, 20, 3\)"),
+            (lambda: engine.stitch(x_s, torch.zeros(1, 20, 3)), ValueError,
+             r"x_d must have shape \(\*, 21, 3\)"),
+            (lambda: engine.retarget_lip(x_s.numpy(), torch.zeros(1, 2)), TypeError,
+             "x_s must be a torch.Tensor")):
+        with pytest.raises(error, match=message):
+            call()

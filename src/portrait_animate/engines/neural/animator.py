@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ...models.checks import check_shape
 from ...motion.model import LIVEPORTRAIT_LAYOUT, Motion
 from ..base import RenderItem
 from .device import all_cores
@@ -92,6 +93,10 @@ class NeuralEngine:
         frame, whose extra renders are dropped."""
         if not items:
             return []
+        for item in items:  # shapes only: no GPU tensor is read back to check its values
+            check_shape(item.appearance, (1, None, None, None, None), "appearance")
+            for name in ("x_s", "x_d"):
+                check_shape(getattr(item, name), (1, self.layout.num_kp, 3), name)
         static = self.static_batch
         if static is not None and len(items) != static:
             chunks = [list(items[i:i + static]) for i in range(0, len(items), static)]
@@ -135,12 +140,17 @@ class NeuralEngine:
         per_frame = GPU_BYTES_PER_FRAME[self.networks.dtype == torch.float16]
         return max(1, min(MAX_GPU_BATCH, int(GPU_MEMORY_SHARE * free) // per_frame))
 
+    def _keypoints(self, kp: torch.Tensor, name: str) -> torch.Tensor:
+        """``kp`` (B, K, 3) on the networks' device; a wrong type or shape is refused naming
+        ``name`` (the networks' own checks name their arguments: ``kp_driving``)."""
+        check_shape(kp, (None, self.layout.num_kp, 3), name)
+        return kp.to(self.networks.device)
+
     def stitch(self, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
-        device = self.networks.device
-        return self.networks.stitch(x_s.to(device), x_d.to(device)).cpu()
+        return self.networks.stitch(self._keypoints(x_s, "x_s"), self._keypoints(x_d, "x_d")).cpu()
 
     def retarget_eyes(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
-        return self.networks.retarget_eyes(x_s.to(self.networks.device), ratios).cpu()
+        return self.networks.retarget_eyes(self._keypoints(x_s, "x_s"), ratios).cpu()
 
     def retarget_lip(self, x_s: torch.Tensor, ratios: torch.Tensor) -> torch.Tensor:
-        return self.networks.retarget_lip(x_s.to(self.networks.device), ratios).cpu()
+        return self.networks.retarget_lip(self._keypoints(x_s, "x_s"), ratios).cpu()
