@@ -204,11 +204,12 @@ class AnimateOptions:
 
     @classmethod
     def numbers_as_text(cls, values: dict[str, Any]) -> dict[str, Any]:
-        """``values`` (as parsed from JSON) with a whole number given for a face or frame
-        number (``driving_face``, ``source_faces``, ``driving_anchor``) as its text, as the
-        command line takes it."""
-        return {name: str(value) if name in NUMBERED_TEXT and isinstance(value, int)
-                and not isinstance(value, bool) else value for name, value in values.items()}
+        """``values`` (as parsed from JSON, or given in Python, NumPy's included) with a whole
+        number given for a face or frame number (``driving_face``, ``source_faces``,
+        ``driving_anchor``) as its text, as the command line takes it."""
+        return {name: str(int(value)) if name in NUMBERED_TEXT
+                and isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                else value for name, value in values.items()}
 
     @classmethod
     def value_problems(cls, values: dict[str, Any], as_json: bool = False) -> list[str]:
@@ -248,6 +249,9 @@ class AnimateOptions:
         # the Python API may give paths as paths and numbers as NumPy's (np.float32, np.int64,
         # np.bool_), and face or frame numbers as numbers: the pipeline reads text, floats,
         # ints and bools
+        for name, value in self.numbers_as_text({n: getattr(self, n) for n in NUMBERED_TEXT}
+                                                ).items():
+            setattr(self, name, value)
         for field in fields(self):
             value, default = getattr(self, field.name), field.default
             if isinstance(value, os.PathLike):
@@ -255,9 +259,6 @@ class AnimateOptions:
             elif isinstance(default, bool):
                 if not isinstance(value, bool) and _is_numpy_bool(value):
                     setattr(self, field.name, bool(value))
-            elif field.name in NUMBERED_TEXT and isinstance(value, numbers.Integral) \
-                    and not isinstance(value, bool):
-                setattr(self, field.name, str(int(value)))
             elif isinstance(value, bool | int | float):
                 continue
             elif isinstance(default, float) and isinstance(value, numbers.Real):
