@@ -59,6 +59,24 @@ def test_neural_appearance_batch_equals_frames_one_at_a_time(networks, shared):
     assert not torch.equal(batched[0], batched[1])
 
 
+def test_neural_motion_batch_gives_each_frame_its_own_motion(networks, shared):
+    """M over a batch gives each crop's motion taken alone (within 1e-5), each field a copy of
+    its own frame's row: a motion kept for later holds one frame, not the whole batch."""
+    engine = NeuralEngine(networks)
+    crops = [cv2.resize(read_image_rgb(shared / f"assets/source/{name}.jpg"), (256, 256))
+             for name in ("s0", "s6", "s22")]
+    alone = [engine.motion(crop) for crop in crops]
+    batched = engine.motion_batch(crops, [None] * 3)
+    assert len(batched) == 3
+    for a, b in zip(alone, batched, strict=True):
+        for name in ("scale", "R", "exp", "t", "kp"):
+            value = getattr(b, name)
+            assert value.shape[0] == 1 and value.device.type == "cpu"
+            assert value.untyped_storage().nbytes() == value.nbytes  # one frame's row
+            torch.testing.assert_close(value, getattr(a, name), atol=1e-5, rtol=0)
+    assert not torch.equal(batched[0].exp, batched[1].exp)
+
+
 def _frames(out) -> list[np.ndarray]:
     return [cv2.imread(str(p)) for p in sorted(out.glob("*_frames/*.png"))]
 

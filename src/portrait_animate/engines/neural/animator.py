@@ -37,6 +37,10 @@ class NeuralEngine:
         #: The one batch shape W and G see, under CUDA graphs (:meth:`batch_size` sets it);
         #: None: any.
         self.static_batch: int | None = 1 if networks.cuda_graphs else None
+        #: W and G's CUDA stream, made at the first render on CUDA. The pipeline's producer
+        #: thread runs M, F and S meanwhile on the default stream, whose every copy back
+        #: would otherwise wait for the render in flight.
+        self._render_stream: torch.cuda.Stream | None = None
 
     def _tensor(self, crop: np.ndarray) -> torch.Tensor:
         if not isinstance(crop, np.ndarray) or crop.shape != (256, 256, 3) \
@@ -58,10 +62,12 @@ class NeuralEngine:
             return []
         with all_cores():
             info = self.networks.extract_motion(torch.cat([self._tensor(c) for c in crops]))
-        R = info.rotation
-        return [Motion(scale=info.scale[i:i + 1].cpu().clone(), R=R[i:i + 1].cpu().clone(),
-                       exp=info.exp[i:i + 1].cpu().clone(), t=info.t[i:i + 1].cpu().clone(),
-                       kp=info.kp[i:i + 1].cpu().clone()) for i in range(len(crops))]
+        # each field copied back once for the batch, not once a frame (each copy waits)
+        fields = {"scale": info.scale, "R": info.rotation, "exp": info.exp, "t": info.t,
+                  "kp": info.kp}
+        fields = {name: value.cpu() for name, value in fields.items()}
+        return [Motion(**{name: value[i:i + 1].clone() for name, value in fields.items()})
+                for i in range(len(crops))]
 
     def appearance(self, crop: np.ndarray, frame: np.ndarray | None = None,
                    M_c2o: np.ndarray | None = None) -> torch.Tensor:
@@ -106,6 +112,17 @@ class NeuralEngine:
         return self._render(items)
 
     def _render(self, items: Sequence[RenderItem]) -> list[np.ndarray]:
+        if self.networks.device.type != "cuda":
+            return self._render_here(items)
+        if self._render_stream is None:
+            self._render_stream = torch.cuda.Stream(self.networks.device)
+        stream = self._render_stream
+        # after the default stream's work (the appearance), and synchronised by the copy back
+        stream.wait_stream(torch.cuda.default_stream(stream.device))
+        with torch.cuda.stream(stream):
+            return self._render_here(items)
+
+    def _render_here(self, items: Sequence[RenderItem]) -> list[np.ndarray]:
         device = self.networks.device
         first = items[0].appearance
         if all(item.appearance is first for item in items):
