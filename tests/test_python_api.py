@@ -126,3 +126,27 @@ def test_video_retargeting_options_that_are_no_numbers_are_refused(values, messa
 
     with pytest.raises(InputError, match=re.escape(message)):
         VideoRetargetOptions(**values).check()
+
+
+def test_the_package_exports_the_api_and_imports_it_when_used():
+    """``from portrait_animate import animate`` failed (the package exported nothing); the
+    names are the pipeline's own, and ``import portrait_animate`` alone loads no torch."""
+    import portrait_animate
+    from portrait_animate import errors
+    from portrait_animate.pipeline import animate as pipeline
+
+    for name, where in (("animate", pipeline), ("AnimateResult", pipeline),
+                        ("AnimateOptions", sys.modules[AnimateOptions.__module__]),
+                        ("InputError", errors), ("WeightsError", errors)):
+        assert getattr(portrait_animate, name) is getattr(where, name), name
+    from portrait_animate import animate as run  # the README's import
+
+    assert run is animate
+    assert set(portrait_animate.__all__) <= set(dir(portrait_animate))
+    with pytest.raises(AttributeError, match="has no attribute 'animat'"):
+        portrait_animate.animat  # noqa: B018
+    code = ("import sys, portrait_animate\n"
+            "print(sorted({'torch', 'mediapipe', 'cv2'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=True).stdout
+    assert loaded.strip() == "[]"
