@@ -6,17 +6,10 @@ for its options) comes without Gradio, which fixes its temporary folder when imp
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ..lazy import lazy_names
 from .limits import AppLimits
 
 __all__ = ["AppBackend", "AppLimits", "build_app", "serve"]
 
-_MODULES = {"AppBackend": ".backend", "build_app": ".layout", "serve": ".server"}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_MODULES[name], __name__), name)
+__getattr__, __dir__ = lazy_names(__name__, {"AppBackend": ".backend", "build_app": ".layout",
+                                             "serve": ".server"})
